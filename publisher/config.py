@@ -1,0 +1,363 @@
+"""Load and validate publisher.toml into a frozen SiteConfig.
+
+This is the only module that reads the configuration file. Every check names
+the table and key, shows the bad value and says what is accepted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import string
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from publisher.errors import ConfigError
+from publisher.model import Author
+
+CONFIG_NAME = "publisher.toml"
+FEED_FORMATS = ("rss", "atom", "json")
+PERMALINK_FIELDS = frozenset({"year", "month", "day", "slug"})
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    formats: tuple[str, ...] = FEED_FORMATS
+    max_items: int = 50
+    tag_feeds: bool = True
+    full_content: bool = True
+    url: str = ""  # public URL of the output folder, ending in "/"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """A validated site: every path absolute, every URL absolute and ending in '/'."""
+
+    config_path: Path
+    display_path: str  # the config path as the user would write it, for messages
+    title: str
+    description: str
+    base_url: str
+    language: str
+    timezone: ZoneInfo
+    author: Author
+    permalink: str
+    content_dir: Path
+    output_dir: Path
+    state_dir: Path
+    feeds: FeedOptions
+
+    @property
+    def root(self) -> Path:
+        return self.config_path.parent
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    def fingerprint(self) -> str:
+        """What cached article data depends on: a change here re-reads every article."""
+        return "|".join(
+            (
+                self.base_url,
+                self.timezone.key,
+                self.author.name,
+                self.author.email or "",
+                self.permalink,
+                str(self.content_dir),
+            )
+        )
+
+
+_Check = Callable[[str, Any], Any]
+
+
+def load_config(path: Path | str) -> SiteConfig:
+    """Read publisher.toml at *path*.
+
+    :raises ConfigError: naming the file and key for any problem.
+    """
+    config_path = Path(path)
+    display = str(path)
+    try:
+        raw_bytes = config_path.read_bytes()
+    except FileNotFoundError:
+        message = "not found (run publisher in a site folder, or pass --config PATH)"
+        raise ConfigError(display, message) from None
+    except OSError as err:
+        message = f"cannot be read ({err.strerror})"
+        raise ConfigError(display, message) from err
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        message = f"not valid UTF-8 (byte {raw_bytes[err.start]:#04x} at offset {err.start})"
+        raise ConfigError(display, message) from err
+    except tomllib.TOMLDecodeError as err:
+        message = f"invalid TOML: {err}"
+        raise ConfigError(display, message) from err
+    return parse_config(data, config_path=config_path.resolve(), display_path=display)
+
+
+def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: str) -> SiteConfig:
+    """Validate an already-parsed TOML document (the part of load_config tests drive)."""
+    reader = _Reader(display_path)
+    reader.known_keys("", data, {"site": dict, "paths": dict, "feeds": dict})
+    site = reader.table(data, "site", required=True)
+    reader.known_keys("site", site, _SITE_KEYS)
+    paths = reader.table(data, "paths")
+    reader.known_keys("paths", paths, _PATHS_KEYS)
+    feeds = reader.table(data, "feeds")
+    reader.known_keys("feeds", feeds, _FEEDS_KEYS)
+
+    title = reader.get(site, "site", "title", _non_empty_text, required=True)
+    base_url = reader.get(site, "site", "base_url", _absolute_url, required=True)
+    description = reader.get(site, "site", "description", _non_empty_text, default=title)
+    language = reader.get(site, "site", "language", _language, default="en")
+    timezone = reader.get(site, "site", "timezone", _timezone, default=ZoneInfo("UTC"))
+    author_text = reader.get(site, "site", "author", _non_empty_text, default=title)
+    author_email = reader.get(site, "site", "author_email", _email, default=None)
+    permalink = reader.get(site, "site", "permalink", _permalink, default="{year}/{month}/{slug}/")
+    name, email = parseaddr(author_text)
+    author = Author(name or author_text, author_email or (email if "@" in email else None))
+
+    root = config_path.parent
+    content_dir = root / reader.get(paths, "paths", "content", _relative_path, default="content")
+    output_dir = root / reader.get(paths, "paths", "output", _relative_path, default="feeds")
+    state_dir = root / reader.get(paths, "paths", "state", _relative_path, default=".publisher")
+
+    formats = reader.get(feeds, "feeds", "formats", _formats, default=FEED_FORMATS)
+    max_items = reader.get(feeds, "feeds", "max_items", _positive_int, default=50)
+    tag_feeds = reader.get(feeds, "feeds", "tag_feeds", _bool, default=True)
+    content_mode = reader.get(feeds, "feeds", "content", _content_mode, default="full")
+    feeds_url = reader.get(feeds, "feeds", "url", _absolute_url, default=None)
+    reader.raise_if_any()
+
+    if feeds_url is None:
+        feeds_url = base_url + output_dir.name + "/"
+    return SiteConfig(
+        config_path=config_path,
+        display_path=display_path,
+        title=title,
+        description=description,
+        base_url=base_url,
+        language=language,
+        timezone=timezone,
+        author=author,
+        permalink=permalink,
+        content_dir=content_dir,
+        output_dir=output_dir,
+        state_dir=state_dir,
+        feeds=FeedOptions(
+            formats=formats,
+            max_items=max_items,
+            tag_feeds=tag_feeds,
+            full_content=content_mode == "full",
+            url=feeds_url,
+        ),
+    )
+
+
+class _Reader:
+    """Collects every problem in the file so the user fixes them in one go."""
+
+    def __init__(self, display_path: str) -> None:
+        self.display_path = display_path
+        self.problems: list[str] = []
+
+    def table(
+        self, data: Mapping[str, Any], name: str, *, required: bool = False
+    ) -> dict[str, Any]:
+        value = data.get(name)
+        if value is None:
+            if required:
+                self.problems.append(f"[{name}]: missing table")
+            return {}
+        if not isinstance(value, dict):
+            self.problems.append(f"[{name}]: expected a table, got {_describe(value)}")
+            return {}
+        return value
+
+    def known_keys(self, table: str, data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
+        for key in data:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            where = f"[{table}] " if table else ""
+            accepted = ", ".join(sorted(known))
+            self.problems.append(f"{where}unknown key '{key}'{hint}; known keys: {accepted}")
+
+    def get(
+        self,
+        data: Mapping[str, Any],
+        table: str,
+        key: str,
+        check: _Check,
+        *,
+        required: bool = False,
+        default: Any = None,
+    ) -> Any:
+        if key not in data:
+            if required:
+                self.problems.append(f"[{table}] {key}: missing (required)")
+            return default
+        try:
+            return check(key, data[key])
+        except ValueError as err:
+            self.problems.append(f"[{table}] {key}: {err}")
+            return default
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError(self.display_path, "\n".join(self.problems))
+
+
+def _describe(value: Any) -> str:
+    kinds = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
+
+
+def _text(_key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        message = f"expected a string, got {_describe(value)}"
+        raise ValueError(message)
+    return value
+
+
+def _non_empty_text(key: str, value: Any) -> str:
+    text = _text(key, value).strip()
+    if not text:
+        message = "must not be empty"
+        raise ValueError(message)
+    return text
+
+
+def _absolute_url(key: str, value: Any) -> str:
+    url = _non_empty_text(key, value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        message = f"must be an absolute http(s) URL such as 'https://example.org/' ({url!r})"
+        raise ValueError(message)
+    if parts.query or parts.fragment:
+        message = f"must not have a query or fragment ({url!r})"
+        raise ValueError(message)
+    return url if url.endswith("/") else url + "/"
+
+
+def _language(key: str, value: Any) -> str:
+    text = _non_empty_text(key, value)
+    if not _LANGUAGE.match(text):
+        message = f"expected a language tag such as 'en' or 'de-AT' ({text!r})"
+        raise ValueError(message)
+    return text
+
+
+def _timezone(key: str, value: Any) -> ZoneInfo:
+    text = _non_empty_text(key, value)
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"unknown time zone {text!r}; use an IANA name such as 'Europe/Vienna' or 'UTC'"
+        raise ValueError(message) from None
+
+
+def _email(key: str, value: Any) -> str:
+    text = _non_empty_text(key, value)
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", text):
+        message = f"expected an email address such as 'desk@example.org' ({text!r})"
+        raise ValueError(message)
+    return text
+
+
+def _permalink(key: str, value: Any) -> str:
+    pattern = _non_empty_text(key, value)
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    except ValueError as err:
+        message = f"invalid pattern {pattern!r}: {err}"
+        raise ValueError(message) from None
+    unknown = sorted(names - PERMALINK_FIELDS)
+    if unknown:
+        message = (
+            f"unknown placeholder {{{unknown[0]}}} in {pattern!r}; "
+            f"use {{year}}, {{month}}, {{day}} and {{slug}}"
+        )
+        raise ValueError(message)
+    if "slug" not in names:
+        message = f"must contain {{slug}} so that every article gets its own URL ({pattern!r})"
+        raise ValueError(message)
+    if pattern.startswith("/") or "://" in pattern:
+        message = f"must be relative to base_url, without a leading '/' ({pattern!r})"
+        raise ValueError(message)
+    return pattern
+
+
+def _relative_path(key: str, value: Any) -> str:
+    text = _non_empty_text(key, value)
+    return text
+
+
+def _formats(_key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        message = f"expected a non-empty array of {list(FEED_FORMATS)}, got {_describe(value)}"
+        raise ValueError(message)
+    for item in value:
+        if item not in FEED_FORMATS:
+            message = f"unknown format {item!r}; choose from {', '.join(FEED_FORMATS)}"
+            raise ValueError(message)
+    return tuple(f for f in FEED_FORMATS if f in value)
+
+
+def _positive_int(_key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        message = f"expected an integer, got {_describe(value)}"
+        raise ValueError(message)
+    if not 1 <= value <= 10_000:
+        message = f"must be between 1 and 10000 ({value})"
+        raise ValueError(message)
+    return value
+
+
+def _bool(_key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        message = f"expected true or false, got {_describe(value)}"
+        raise ValueError(message)
+    return value
+
+
+def _content_mode(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if text not in ("full", "summary"):
+        message = f"expected 'full' or 'summary' ({text!r})"
+        raise ValueError(message)
+    return text
+
+
+_SITE_KEYS = dict.fromkeys(
+    (
+        "title",
+        "description",
+        "base_url",
+        "language",
+        "timezone",
+        "author",
+        "author_email",
+        "permalink",
+    )
+)
+_PATHS_KEYS = dict.fromkeys(("content", "output", "state"))
+_FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url"))

@@ -1,0 +1,466 @@
+"""Discover article files; parse each into a ParsedArticle or a ContentError naming every problem.
+
+A file is YAML front matter between `---` lines, then a body: Markdown for
+`.md`, plain text for `.txt`. Parsing is pure: it needs only the file's bytes
+and the site's defaults; ids and edit times are the pipeline's business.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date as date_type
+from datetime import datetime, time
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from publisher import markup
+from publisher.errors import ContentError, FieldProblem
+from publisher.model import Author, Tag
+
+ARTICLE_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text"}
+MAX_FILE_BYTES = 5 * 1024 * 1024
+SUMMARY_LIMIT = 300
+FIELDS = (
+    "title",
+    "date",
+    "updated",
+    "author",
+    "authors",
+    "tags",
+    "summary",
+    "link",
+    "id",
+    "draft",
+    "slug",
+)
+
+
+def _loader_class() -> type[yaml.SafeLoader]:
+    # The C loader is about 7x faster; python-frontmatter silently falls back to
+    # the pure-Python one, so we pick explicitly. Timestamps are left as strings
+    # so that every date goes through one ISO 8601 parser with one time-zone rule.
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class FrontMatterLoader(base):  # type: ignore[valid-type,misc]
+        pass
+
+    FrontMatterLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    return FrontMatterLoader
+
+
+_LOADER = _loader_class()
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleDefaults:
+    """What a parse needs from the site configuration."""
+
+    base_url: str
+    timezone: ZoneInfo
+    author: Author
+    permalink: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedArticle:
+    """One file's validated fields and body, before the store gives it an id."""
+
+    path: str
+    title: str
+    date: datetime
+    updated: datetime | None
+    authors: tuple[Author, ...]
+    tags: tuple[Tag, ...]
+    summary: str
+    link: str
+    slug: str
+    explicit_id: str | None
+    is_draft: bool
+    body: str
+    body_format: str  # "markdown" | "text"
+
+    @property
+    def text_hash(self) -> str:
+        """Hash of what a reader sees as the article's text: a change here is an edit."""
+        digest = hashlib.sha256()
+        digest.update(self.title.encode())
+        digest.update(b"\0")
+        digest.update(self.body.encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    path: Path
+    relative: str
+    size: int
+    mtime_ns: int
+
+
+def discover(content_dir: Path) -> Iterator[FoundFile]:
+    """Article files under *content_dir*, sorted, skipping hidden files and folders.
+
+    :raises FileNotFoundError: when the folder does not exist.
+    """
+    if not content_dir.is_dir():
+        raise FileNotFoundError(content_dir)
+    found: list[FoundFile] = []
+    for folder, dirs, files in os.walk(content_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for name in files:
+            if name.startswith(".") or Path(name).suffix.lower() not in ARTICLE_SUFFIXES:
+                continue
+            path = Path(folder) / name
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # vanished between listing and stat: it is simply not there
+            relative = path.relative_to(content_dir).as_posix()
+            found.append(FoundFile(path, relative, stat.st_size, stat.st_mtime_ns))
+    found.sort(key=lambda f: f.relative)
+    yield from found
+
+
+def read_article_bytes(path: Path, where: str) -> bytes:
+    """Read one article file, refusing oversized ones before reading them.
+
+    :raises ContentError: when the file is too big or unreadable.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            message = (
+                f"{size / 1024 / 1024:.1f} MB is over the "
+                f"{MAX_FILE_BYTES // 1024 // 1024} MB limit for one article"
+            )
+            raise ContentError(where, [FieldProblem("file", message)])
+        return path.read_bytes()
+    except OSError as err:
+        raise ContentError(
+            where, [FieldProblem("file", f"cannot be read ({err.strerror})")]
+        ) from err
+
+
+def parse_article(
+    where: str, relative: str, data: bytes, defaults: ArticleDefaults
+) -> ParsedArticle:
+    """Validate one file completely and return its fields.
+
+    :raises ContentError: listing every problem in the file (all at once).
+    """
+    if len(data) > MAX_FILE_BYTES:
+        message = f"over the {MAX_FILE_BYTES // 1024 // 1024} MB limit for one article"
+        raise ContentError(where, [FieldProblem("file", message)])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        message = f"not valid UTF-8 (byte {data[err.start]:#04x} at offset {err.start})"
+        raise ContentError(where, [FieldProblem("file", message)]) from None
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ContentError(where, [FieldProblem("file", "empty")])
+    meta, body = _split_front_matter(where, text)
+    body_format = ARTICLE_SUFFIXES[Path(relative).suffix.lower()]
+    return _validate(where, relative, meta, body, body_format, defaults)
+
+
+def _split_front_matter(where: str, text: str) -> tuple[dict[str, Any], str]:
+    lines = text.split("\n")
+    if lines[0].rstrip() != "---":
+        message = "missing: the file must start with a line '---', then YAML, then '---'"
+        raise ContentError(where, [FieldProblem("front matter", message)])
+    for index, line in enumerate(lines[1:], start=1):
+        if line.rstrip() in ("---", "..."):
+            end = index
+            break
+    else:
+        message = "not closed: add a line '---' after the front matter"
+        raise ContentError(where, [FieldProblem("front matter", message)])
+    source = "\n".join(lines[1:end])
+    try:
+        meta = yaml.load(source, Loader=_LOADER)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
+        position = f"line {mark.line + 2}, column {mark.column + 1}: " if mark else ""
+        message = f"invalid YAML at {position}{problem}"
+        raise ContentError(where, [FieldProblem("front matter", message)]) from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        message = f"expected key: value pairs, got {type(meta).__name__}"
+        raise ContentError(where, [FieldProblem("front matter", message)])
+    body = "\n".join(lines[end + 1 :]).strip("\n")
+    return meta, body
+
+
+def _validate(
+    where: str,
+    relative: str,
+    meta: dict[str, Any],
+    body: str,
+    body_format: str,
+    defaults: ArticleDefaults,
+) -> ParsedArticle:
+    problems: list[FieldProblem] = []
+    keys = {str(k) for k in meta}
+
+    def problem(field: str, message: str) -> None:
+        problems.append(FieldProblem(field, message))
+
+    def missing(field: str) -> None:
+        unknown = sorted(keys - set(FIELDS))
+        close = difflib.get_close_matches(field, unknown, n=1)
+        hint = f" (did you mean to write '{field}' instead of '{close[0]}'?)" if close else ""
+        problem(field, f"missing (required){hint}")
+
+    title = ""
+    if "title" not in meta or meta["title"] is None:
+        missing("title")
+    else:
+        raw = meta["title"]
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            problem("title", f"expected text, got {_kind(raw)}")
+        else:
+            title = markup.one_line(str(raw))
+            if not title:
+                problem("title", "must not be empty")
+
+    date: datetime | None = None
+    if "date" not in meta or meta["date"] is None:
+        missing("date")
+    else:
+        try:
+            date = _parse_date(meta["date"], defaults.timezone)
+        except ValueError as err:
+            problem("date", str(err))
+
+    updated: datetime | None = None
+    if meta.get("updated") is not None:
+        try:
+            updated = _parse_date(meta["updated"], defaults.timezone)
+        except ValueError as err:
+            problem("updated", str(err))
+        else:
+            if date is not None and updated < date:
+                problem("updated", f"{updated.isoformat()} is before date {date.isoformat()}")
+            elif date is not None and updated == date:
+                updated = None
+
+    authors: tuple[Author, ...] = (defaults.author,)
+    if "author" in meta and "authors" in meta:
+        problem("authors", "give either author or authors, not both")
+    elif meta.get("author") is not None:
+        try:
+            authors = (_author(meta["author"]),)
+        except ValueError as err:
+            problem("author", str(err))
+    elif meta.get("authors") is not None:
+        raw_authors = meta["authors"]
+        if isinstance(raw_authors, str):
+            raw_authors = [raw_authors]
+        if not isinstance(raw_authors, list) or not raw_authors:
+            problem("authors", f"expected a list of names, got {_kind(raw_authors)}")
+        else:
+            try:
+                authors = tuple(_author(a) for a in raw_authors)
+            except ValueError as err:
+                problem("authors", str(err))
+
+    tags: tuple[Tag, ...] = ()
+    if meta.get("tags") is not None:
+        try:
+            tags = _tags(meta["tags"])
+        except ValueError as err:
+            problem("tags", str(err))
+
+    stem = Path(relative).stem
+    slug = markup.slugify(_strip_date_prefix(stem)) or markup.slugify(stem)
+    if meta.get("slug") is not None:
+        raw_slug = meta["slug"]
+        if not isinstance(raw_slug, str | int) or isinstance(raw_slug, bool):
+            problem("slug", f"expected text, got {_kind(raw_slug)}")
+        elif markup.slugify(str(raw_slug)) != str(raw_slug):
+            problem("slug", f"use lower-case letters, digits and '-' only ({raw_slug!r})")
+        else:
+            slug = str(raw_slug)
+    if not slug:
+        problem("slug", f"cannot make one from the file name {stem!r}; add a slug field")
+
+    summary = ""
+    if meta.get("summary") is not None:
+        if not isinstance(meta["summary"], str):
+            problem("summary", f"expected text, got {_kind(meta['summary'])}")
+        else:
+            summary = markup.one_line(meta["summary"])
+    if not summary:
+        summary = markup.shorten(
+            markup.first_paragraph(body, body_format=body_format), SUMMARY_LIMIT
+        )
+
+    link = ""
+    if meta.get("link") is not None:
+        raw_link = meta["link"]
+        if not isinstance(raw_link, str) or not _is_absolute_url(raw_link.strip()):
+            problem("link", f"expected an absolute http(s) URL ({raw_link!r})")
+        else:
+            link = raw_link.strip()
+    if not link and date is not None and slug:
+        local = date.astimezone(defaults.timezone)
+        path = defaults.permalink.format(
+            year=f"{local.year:04d}",
+            month=f"{local.month:02d}",
+            day=f"{local.day:02d}",
+            slug=quote(slug),
+        )
+        link = defaults.base_url + path
+
+    explicit_id: str | None = None
+    if meta.get("id") is not None:
+        raw_id = meta["id"]
+        if not isinstance(raw_id, str) or not _is_uri(raw_id.strip()):
+            problem(
+                "id",
+                f"expected an absolute URI such as 'urn:uuid:…' or "
+                f"'tag:example.org,2020:post' ({raw_id!r})",
+            )
+        else:
+            explicit_id = raw_id.strip()
+
+    is_draft = False
+    if meta.get("draft") is not None:
+        if not isinstance(meta["draft"], bool):
+            problem("draft", f"expected true or false, got {_kind(meta['draft'])}")
+        else:
+            is_draft = meta["draft"]
+
+    if problems or date is None:
+        raise ContentError(where, problems)
+    return ParsedArticle(
+        path=relative,
+        title=title,
+        date=date,
+        updated=updated,
+        authors=authors,
+        tags=tags,
+        summary=summary,
+        link=link,
+        slug=slug,
+        explicit_id=explicit_id,
+        is_draft=is_draft,
+        body=markup.strip_forbidden(body),
+        body_format=body_format,
+    )
+
+
+def _kind(value: Any) -> str:
+    kinds = {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a mapping",
+    }
+    return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
+
+
+def _parse_date(value: Any, timezone: ZoneInfo) -> datetime:
+    """ISO 8601 date or date-time; one without an offset is in the site's time zone."""
+    if isinstance(value, datetime):  # pragma: no cover - the loader yields strings
+        parsed = value
+    elif isinstance(value, date_type):  # pragma: no cover
+        parsed = datetime.combine(value, time())
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            message = (
+                f"not an ISO 8601 date ({text!r}); write it like "
+                f"'2020-06-22' or '2020-06-22T18:30:00+02:00'"
+            )
+            raise ValueError(message) from None
+    else:
+        message = f"expected an ISO 8601 date, got {_kind(value)}"
+        raise ValueError(message)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone)
+    if not 1970 <= parsed.year <= 9998:
+        message = f"year {parsed.year} is out of range ({value!r})"
+        raise ValueError(message)
+    return parsed
+
+
+def _author(value: Any) -> Author:
+    if not isinstance(value, str) or not value.strip():
+        message = f"expected a name such as 'Lena Hofbauer <lena@example.org>', got {_kind(value)}"
+        raise ValueError(message)
+    text = markup.one_line(value)
+    name, email = parseaddr(text)
+    if "<" in text and "@" in email:
+        return Author(markup.one_line(name) or email, email)
+    return Author(text)
+
+
+def _tags(value: Any) -> tuple[Tag, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        message = f"expected a list of tags, got {_kind(value)}"
+        raise ValueError(message)
+    tags: dict[str, Tag] = {}
+    for raw in value:
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            message = f"each tag must be text, got {_kind(raw)}"
+            raise ValueError(message)
+        name = markup.one_line(str(raw))
+        if "/" in name or "\\" in name or ".." in name:
+            message = f"{name!r} may not contain '/', '\\' or '..' (tags name folders)"
+            raise ValueError(message)
+        slug = markup.slugify(name)
+        if not slug:
+            message = f"{name!r} has no letters or digits to make a slug from"
+            raise ValueError(message)
+        if len(slug) > 80:
+            message = f"{name[:40]!r}… is too long (80 characters at most)"
+            raise ValueError(message)
+        tags.setdefault(slug, Tag(name, slug))
+    return tuple(tags.values())
+
+
+def _strip_date_prefix(stem: str) -> str:
+    # 2020-06-22-vienna-talks -> vienna-talks
+    if len(stem) > 11 and stem[4] == "-" and stem[7] == "-" and stem[10] in "-_":
+        prefix = stem[:10].replace("-", "")
+        if prefix.isdigit():
+            return stem[11:]
+    return stem
+
+
+def _is_absolute_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in text
+
+
+def _is_uri(text: str) -> bool:
+    scheme, sep, rest = text.partition(":")
+    return (
+        bool(sep)
+        and bool(rest)
+        and scheme[:1].isalpha()
+        and all(c.isalnum() or c in "+-." for c in scheme)
+        and not any(c.isspace() for c in text)
+    )

@@ -1,0 +1,102 @@
+"""Frozen data passed from stage to stage; no behaviour beyond small derived values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """A tag as written in the article, and the slug used in paths and URLs."""
+
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One publishable article's metadata; its HTML body is fetched separately.
+
+    Bodies stay out of this record so that a build over thousands of articles
+    does not hold every body in memory.
+    """
+
+    id: str
+    path: str  # relative to the content folder, with forward slashes
+    title: str
+    date: datetime  # aware
+    updated: datetime | None  # aware, later than date, or None
+    authors: tuple[Author, ...]
+    tags: tuple[Tag, ...]
+    summary: str
+    link: str
+    slug: str
+    is_draft: bool = False
+
+    @property
+    def last_modified(self) -> datetime:
+        return self.updated or self.date
+
+    def is_published(self, now: datetime) -> bool:
+        """Drafts never publish; a future date publishes on the first build after it."""
+        return not self.is_draft and self.date <= now
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """An article as it goes into a feed: metadata plus (optionally) its HTML."""
+
+    article: Article
+    content_html: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """Everything a feed renderer needs to know about one feed (site-wide or per tag)."""
+
+    title: str
+    description: str
+    home_url: str  # the site, for rel=alternate / home_page_url
+    folder_url: str  # public URL of the folder holding rss.xml, atom.xml, feed.json
+    folder: str  # path relative to the output folder ("" or "tags/<slug>")
+    language: str
+    author: Author
+    generator_version: str
+    tag: Tag | None = None
+
+    def url(self, filename: str) -> str:
+        return self.folder_url + filename
+
+
+@dataclass(frozen=True, slots=True)
+class ContentProblem:
+    """A file that did not load; `kept_previous` says its last good version stays published."""
+
+    path: str
+    lines: tuple[str, ...]
+    kept_previous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    loaded: int
+    published: int
+    drafts: int
+    scheduled: int
+    problems: tuple[ContentProblem, ...] = ()
+    written: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    parsed: int = 0  # files actually read and parsed this run (the rest came from the cache)
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def skipped(self) -> int:
+        return len(self.problems)

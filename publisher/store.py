@@ -1,0 +1,325 @@
+"""The SQLite state: schema, forward-only migrations and small named queries.
+
+Everything that must survive a restart lives here: which file each article
+came from, its stable id, when it was first seen and last edited, and its last
+good version (so a file that turns invalid keeps its article published).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from publisher.errors import MigrationError, StoreError
+from publisher.model import Article, Author, Tag
+
+# Each migration is applied once, in order, inside its own transaction; the
+# schema version is PRAGMA user_version. Never edit a released step: add one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            file_hash TEXT NOT NULL,
+            article_id TEXT,
+            problem TEXT
+        )""",
+        """CREATE TABLE articles (
+            id TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            edited_at TEXT,
+            text_hash TEXT NOT NULL,
+            meta TEXT NOT NULL,
+            body TEXT NOT NULL,
+            body_format TEXT NOT NULL,
+            html TEXT,
+            html_key TEXT
+        )""",
+        "CREATE INDEX articles_text_hash ON articles (text_hash)",
+        "CREATE TABLE outputs (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL)",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    path: str
+    size: int
+    mtime_ns: int
+    file_hash: str
+    article_id: str | None
+    problem: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article's stored record: its metadata plus what the sync step compares."""
+
+    article: Article
+    text_hash: str
+    first_seen: datetime
+    edited_at: datetime | None
+    front_matter_updated: datetime | None
+
+
+class Store:
+    """One open state database. Use as a context manager, or call close()."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise StoreError(str(self.path), f"cannot start a transaction: {err}") from err
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise StoreError(str(self.path), f"cannot commit: {err}") from err
+
+    # -- settings ---------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- files (the manifest) ---------------------------------------------
+
+    def files(self) -> dict[str, FileRow]:
+        rows = self.conn.execute(
+            "SELECT path, size, mtime_ns, file_hash, article_id, problem FROM files"
+        )
+        return {
+            row[0]: FileRow(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                tuple(json.loads(row[5])) if row[5] else None,
+            )
+            for row in rows
+        }
+
+    def save_file(self, row: FileRow) -> None:
+        self.conn.execute(
+            "INSERT INTO files (path, size, mtime_ns, file_hash, article_id, problem) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, file_hash = excluded.file_hash, "
+            "article_id = excluded.article_id, problem = excluded.problem",
+            (
+                row.path,
+                row.size,
+                row.mtime_ns,
+                row.file_hash,
+                row.article_id,
+                json.dumps(list(row.problem)) if row.problem else None,
+            ),
+        )
+
+    def delete_file(self, path: str) -> None:
+        self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    # -- articles -----------------------------------------------------------
+
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        """Every stored article by id, without bodies."""
+        rows = self.conn.execute(
+            "SELECT id, path, first_seen, edited_at, text_hash, meta FROM articles"
+        )
+        return {row[0]: _stored_from_row(row) for row in rows}
+
+    def save_article(
+        self,
+        stored: StoredArticle,
+        *,
+        body: str,
+        body_format: str,
+    ) -> None:
+        article = stored.article
+        self.conn.execute(
+            "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
+            "body_format, html, html_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) "
+            "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
+            "text_hash = excluded.text_hash, meta = excluded.meta, body = excluded.body, "
+            "body_format = excluded.body_format, "
+            "html = CASE WHEN articles.text_hash = excluded.text_hash THEN articles.html END, "
+            "html_key = CASE WHEN articles.text_hash = excluded.text_hash "
+            "THEN articles.html_key END",
+            (
+                article.id,
+                article.path,
+                stored.first_seen.isoformat(),
+                stored.edited_at.isoformat() if stored.edited_at else None,
+                stored.text_hash,
+                json.dumps(
+                    _meta_from_article(article, stored.front_matter_updated),
+                    ensure_ascii=False,
+                    sort_keys=True,
+                ),
+                body,
+                body_format,
+            ),
+        )
+
+    def delete_article(self, article_id: str) -> None:
+        self.conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+
+    def bodies(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str, str | None, str | None]]:
+        """(id, body, body_format, html, html_key) for *ids*, one row at a time."""
+        for article_id in ids:
+            row = self.conn.execute(
+                "SELECT id, body, body_format, html, html_key FROM articles WHERE id = ?",
+                (article_id,),
+            ).fetchone()
+            if row is not None:
+                yield row[0], row[1], row[2], row[3], row[4]
+
+    def save_html(self, article_id: str, html: str, html_key: str) -> None:
+        self.conn.execute(
+            "UPDATE articles SET html = ?, html_key = ? WHERE id = ?", (html, html_key, article_id)
+        )
+
+    # -- outputs ------------------------------------------------------------
+
+    def outputs(self) -> dict[str, str]:
+        return {row[0]: row[1] for row in self.conn.execute("SELECT path, sha256 FROM outputs")}
+
+    def set_outputs(self, outputs: dict[str, str]) -> None:
+        self.conn.execute("DELETE FROM outputs")
+        self.conn.executemany(
+            "INSERT INTO outputs (path, sha256) VALUES (?, ?)", sorted(outputs.items())
+        )
+
+
+def open_store(path: Path) -> Store:
+    """Open (creating if needed) and migrate the state database at *path*.
+
+    :raises StoreError: when it cannot be opened; MigrationError when its schema
+        is newer than this program or a migration fails.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except (OSError, sqlite3.Error) as err:
+        message = f"cannot open the state database ({err})"
+        raise StoreError(str(path), message) from err
+    store = Store(conn, path)
+    try:
+        _migrate(store)
+    except BaseException:
+        conn.close()
+        raise
+    return store
+
+
+def _migrate(store: Store) -> None:
+    try:
+        version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as err:
+        message = f"not a state database ({err})"
+        raise StoreError(str(store.path), message) from err
+    if version > SCHEMA_VERSION:
+        message = (
+            f"schema version {version} is newer than this publisher understands "
+            f"({SCHEMA_VERSION}); upgrade publisher"
+        )
+        raise MigrationError(str(store.path), message)
+    for number in range(version, SCHEMA_VERSION):
+        try:
+            with store.transaction():
+                for statement in MIGRATIONS[number]:
+                    store.conn.execute(statement)
+                store.conn.execute(f"PRAGMA user_version = {number + 1}")
+        except sqlite3.Error as err:
+            message = f"migration to schema version {number + 1} failed: {err}"
+            raise MigrationError(str(store.path), message) from err
+
+
+def _meta_from_article(article: Article, front_matter_updated: datetime | None) -> dict[str, Any]:
+    return {
+        "path": article.path,
+        "title": article.title,
+        "date": article.date.isoformat(),
+        "updated": front_matter_updated.isoformat() if front_matter_updated else None,
+        "authors": [[a.name, a.email] for a in article.authors],
+        "tags": [[t.name, t.slug] for t in article.tags],
+        "summary": article.summary,
+        "link": article.link,
+        "slug": article.slug,
+        "draft": article.is_draft,
+    }
+
+
+def _stored_from_row(row: Sequence[Any]) -> StoredArticle:
+    article_id, path, first_seen, edited_at, text_hash, meta_json = row
+    meta = json.loads(meta_json)
+    date = datetime.fromisoformat(meta["date"])
+    front_matter_updated = datetime.fromisoformat(meta["updated"]) if meta["updated"] else None
+    edited = datetime.fromisoformat(edited_at) if edited_at else None
+    article = Article(
+        id=article_id,
+        path=path,
+        title=meta["title"],
+        date=date,
+        updated=effective_updated(date, front_matter_updated, edited),
+        authors=tuple(Author(name, email) for name, email in meta["authors"]),
+        tags=tuple(Tag(name, slug) for name, slug in meta["tags"]),
+        summary=meta["summary"],
+        link=meta["link"],
+        slug=meta["slug"],
+        is_draft=meta["draft"],
+    )
+    return StoredArticle(
+        article, text_hash, datetime.fromisoformat(first_seen), edited, front_matter_updated
+    )
+
+
+def effective_updated(
+    date: datetime, front_matter_updated: datetime | None, edited_at: datetime | None
+) -> datetime | None:
+    """The front matter's `updated` wins; else the time an edit was first seen, if after date."""
+    if front_matter_updated is not None:
+        return front_matter_updated
+    if edited_at is not None and edited_at > date:
+        return edited_at
+    return None

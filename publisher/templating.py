@@ -1,0 +1,69 @@
+"""One Jinja2 environment: the site's templates/ first, then the packaged defaults."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from publisher.errors import TemplateError
+
+# Text templates (plain-text email, Markdown scaffolds) must not be HTML-escaped.
+_PLAIN_SUFFIXES = (".txt.j2", ".md.j2")
+
+
+@cache
+def packaged_templates_dir() -> Path:
+    """The default templates: inside the installed wheel, or the repo's templates/.
+
+    The wheel maps the top-level templates/ folder to publisher/templates; an
+    editable install or a source checkout finds it beside the package.
+    """
+    inside = Path(__file__).parent / "templates"
+    if inside.is_dir():
+        return inside
+    return Path(__file__).parent.parent / "templates"
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is None or not name.endswith(_PLAIN_SUFFIXES)
+
+
+def yaml_string(value: str) -> str:
+    """A YAML double-quoted scalar (JSON strings are valid YAML) for front matter."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def make_environment(site_templates: Path | None) -> jinja2.Environment:
+    """Site templates override packaged ones file by file (a ChoiceLoader)."""
+    loaders: list[jinja2.BaseLoader] = []
+    if site_templates is not None and site_templates.is_dir():
+        loaders.append(jinja2.FileSystemLoader(site_templates))
+    loaders.append(jinja2.FileSystemLoader(packaged_templates_dir()))
+    environment = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=_autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    environment.filters["yaml_string"] = yaml_string
+    return environment
+
+
+def render_template(environment: jinja2.Environment, name: str, **context: Any) -> str:
+    """Render *name*, turning Jinja2's errors into a TemplateError naming file and line.
+
+    :raises TemplateError: on a missing template, a syntax error or an undefined variable.
+    """
+    try:
+        return environment.get_template(name).render(**context)
+    except jinja2.TemplateSyntaxError as err:
+        where = f"{err.filename or err.name or name}:{err.lineno}"
+        raise TemplateError(where, f"template syntax error: {err.message}") from err
+    except jinja2.TemplateNotFound as err:
+        raise TemplateError(name, "template not found") from err
+    except jinja2.UndefinedError as err:
+        raise TemplateError(name, f"undefined variable: {err.message}") from err

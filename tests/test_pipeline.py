@@ -1,0 +1,207 @@
+"""End to end through pipeline.build: incremental, stable ids, edits, last good versions."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import feedparser
+
+from publisher.config import SiteConfig
+from publisher.pipeline import build, check
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _json_items(site: SiteConfig) -> dict[str, dict[str, object]]:
+    document = json.loads((site.output_dir / "feed.json").read_text(encoding="utf-8"))
+    return {item["url"]: item for item in document["items"]}
+
+
+def _bump(path: Path) -> None:
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def test_build_writes_site_and_tag_feeds(site, now):
+    report = build(site, now=now)
+    names = sorted(str(p.relative_to(site.output_dir)) for p in site.output_dir.rglob("*.*"))
+    tags = ["arms-control", "asia-pacific", "elections", "europe", "vienna"]
+    expected = sorted(
+        ["atom.xml", "feed.json", "rss.xml"]
+        + [f"tags/{t}/{f}" for t in tags for f in ("atom.xml", "feed.json", "rss.xml")]
+    )
+    assert names == expected
+    assert (report.loaded, report.published, report.drafts, report.scheduled) == (5, 3, 1, 1)
+    assert report.skipped == 0
+    assert len(report.written) == len(expected)
+
+
+def test_second_build_writes_nothing_and_parses_nothing(site, now):
+    build(site, now=now)
+    before_mtimes = _mtimes(site.output_dir)
+    before_bytes = _contents(site.output_dir)
+    report = build(site, now=now)
+    assert report.written == ()
+    assert report.parsed == 0
+    assert _mtimes(site.output_dir) == before_mtimes
+    assert _contents(site.output_dir) == before_bytes
+
+
+def test_output_is_byte_identical_from_a_fresh_state(site, now):
+    build(site, now=now)
+    first = _contents(site.output_dir)
+    (site.state_dir / "state.db").unlink()
+    for extra in site.state_dir.glob("state.db-*"):
+        extra.unlink()
+    for path in site.output_dir.rglob("*.*"):
+        path.unlink()
+    build(site, now=now + timedelta(days=3))
+    assert _contents(site.output_dir) == first
+
+
+def test_touching_a_file_without_changing_it_rewrites_nothing(site, now):
+    build(site, now=now)
+    before = _mtimes(site.output_dir)
+    _bump(site.content_dir / "2021-03-04-observers.md")
+    report = build(site, now=now)
+    assert report.written == ()
+    assert report.parsed == 0
+    assert _mtimes(site.output_dir) == before
+
+
+def test_edit_keeps_id_and_moves_updated(site, now):
+    build(site, now=now)
+    link = "https://gazette.example/news/2021/03/observers/"
+    before = _json_items(site)[link]
+    assert "date_modified" not in before
+    path = site.content_dir / "2021-03-04-observers.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("find an orderly vote", "find an orderly, calm vote").replace(
+            "count transparent.", "count transparent and quick."
+        ),
+        encoding="utf-8",
+    )
+    _bump(path)
+    later = now + timedelta(hours=5)
+    report = build(site, now=later)
+    assert report.parsed == 1
+    after = _json_items(site)[link]
+    assert after["id"] == before["id"]
+    assert after["title"] == "Observers find an orderly, calm vote"
+    assert after["date_modified"] == later.isoformat(timespec="seconds")
+    parsed = feedparser.parse((site.output_dir / "atom.xml").read_bytes())
+    entry = next(e for e in parsed.entries if e.link == link)
+    assert entry.id == before["id"]
+    assert entry.updated_parsed[:5] == later.utctimetuple()[:5]
+
+
+def test_changing_only_tags_does_not_move_updated(site, now):
+    build(site, now=now)
+    path = site.content_dir / "2021-03-04-observers.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("[elections, europe]", "[elections]"),
+        encoding="utf-8",
+    )
+    _bump(path)
+    build(site, now=now + timedelta(hours=1))
+    item = _json_items(site)["https://gazette.example/news/2021/03/observers/"]
+    assert "date_modified" not in item
+    assert not (site.output_dir / "tags" / "europe").exists()
+
+
+def test_removing_the_date_keeps_the_last_good_version(site, now):
+    build(site, now=now)
+    link = "https://gazette.example/news/2020/06/vienna-talks/"
+    before = _json_items(site)[link]
+    path = site.content_dir / "2020-06-22-vienna-talks.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('date: "2020-06-22T19:40:00+02:00"\n', ""), encoding="utf-8")
+    _bump(path)
+    report = build(site, now=now)
+    assert [p.path for p in report.problems] == ["content/2020-06-22-vienna-talks.md"]
+    assert report.problems[0].kept_previous
+    assert report.problems[0].lines == (
+        "content/2020-06-22-vienna-talks.md: date: missing (required)",
+    )
+    assert _json_items(site)[link] == before
+    # The problem is reported again by the next (no-change) run, without parsing.
+    again = build(site, now=now)
+    assert again.parsed == 0
+    assert [p.lines for p in again.problems] == [p.lines for p in report.problems]
+
+
+def test_deleting_a_file_removes_it_from_the_feeds(site, now):
+    build(site, now=now)
+    (site.content_dir / "2022-08-09-fisheries.txt").unlink()
+    report = build(site, now=now)
+    assert "https://gazette.example/news/2022/08/fisheries/" not in _json_items(site)
+    assert not (site.output_dir / "tags" / "asia-pacific").exists()
+    assert sorted(report.removed) == [
+        f"feeds/tags/asia-pacific/{name}" for name in ("atom.xml", "feed.json", "rss.xml")
+    ]
+
+
+def test_renamed_file_keeps_its_id(site, now):
+    build(site, now=now)
+    link_before = "https://gazette.example/news/2021/03/observers/"
+    article_id = _json_items(site)[link_before]["id"]
+    source = site.content_dir / "2021-03-04-observers.md"
+    source.rename(site.content_dir / "2021-03-04-election-observers.md")
+    build(site, now=now)
+    items = _json_items(site)
+    assert link_before not in items
+    assert items["https://gazette.example/news/2021/03/election-observers/"]["id"] == article_id
+
+
+def test_future_article_appears_on_the_first_build_after_its_date(site, now):
+    build(site, now=now)
+    link = "https://gazette.example/news/2031/01/year-ahead/"
+    assert link not in _json_items(site)
+    from datetime import UTC, datetime
+
+    report = build(site, now=datetime(2031, 1, 15, 7, 0, 1, tzinfo=UTC))
+    assert link in _json_items(site)
+    assert report.published == 4
+
+
+def test_duplicate_explicit_ids_keep_the_first_file(site, now):
+    for name in ("2021-03-04-observers.md", "2022-08-09-fisheries.txt"):
+        path = site.content_dir / name
+        path.write_text(
+            path.read_text(encoding="utf-8").replace(
+                "---\n", "---\nid: tag:gazette.example,2021:same\n", 1
+            ),
+            encoding="utf-8",
+        )
+    report = build(site, now=now)
+    assert [p.lines for p in report.problems] == [
+        (
+            "content/2022-08-09-fisheries.txt: id: 'tag:gazette.example,2021:same' is already used "
+            "by content/2021-03-04-observers.md",
+        )
+    ]
+    ids = [item["id"] for item in _json_items(site).values()]
+    assert ids.count("tag:gazette.example,2021:same") == 1
+    assert check(site).problems[0].lines == report.problems[0].lines
+
+
+def test_check_reports_every_bad_file_and_writes_nothing(site):
+    bad = site.content_dir / "2024-01-01-bad.md"
+    bad.write_text("---\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
+    report = check(site)
+    assert report.checked == 6
+    assert [p.path for p in report.problems] == ["content/2024-01-01-bad.md"]
+    assert not site.output_dir.exists()
+    assert not site.state_dir.exists()
