@@ -129,8 +129,21 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
 
     root = config_path.parent
     content_dir = root / reader.get(paths, "paths", "content", _relative_path, default="content")
-    output_dir = root / reader.get(paths, "paths", "output", _relative_path, default="feeds")
+    output_name = reader.get(paths, "paths", "output", _relative_path, default="feeds")
+    output_dir = root / output_name
     state_dir = root / reader.get(paths, "paths", "state", _relative_path, default=".publisher")
+
+    if output_dir.resolve() == root.resolve() or content_dir.resolve().is_relative_to(
+        output_dir.resolve()
+    ):
+        reader.problems.append(
+            f"[paths] output: must be a folder of its own, not the site folder or one holding "
+            f"the content ({output_name!r})"
+        )
+    elif output_dir.resolve().is_relative_to(content_dir.resolve()):
+        reader.problems.append(
+            f"[paths] output: must not be inside the content folder ({output_name!r})"
+        )
 
     formats = reader.get(feeds, "feeds", "formats", _formats, default=FEED_FORMATS)
     max_items = reader.get(feeds, "feeds", "max_items", _positive_int, default=50)
@@ -170,6 +183,7 @@ class _Reader:
     def __init__(self, display_path: str) -> None:
         self.display_path = display_path
         self.problems: list[str] = []
+        self.missing_tables: set[str] = set()
 
     def table(
         self, data: Mapping[str, Any], name: str, *, required: bool = False
@@ -178,6 +192,7 @@ class _Reader:
         if value is None:
             if required:
                 self.problems.append(f"[{name}]: missing table")
+                self.missing_tables.add(name)
             return {}
         if not isinstance(value, dict):
             self.problems.append(f"[{name}]: expected a table, got {_describe(value)}")
@@ -205,7 +220,7 @@ class _Reader:
         default: Any = None,
     ) -> Any:
         if key not in data:
-            if required:
+            if required and table not in self.missing_tables:
                 self.problems.append(f"[{table}] {key}: missing (required)")
             return default
         try:

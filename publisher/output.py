@@ -23,6 +23,20 @@ class OutputWriter:
         self.display_root = display_root.rstrip("/")
         self.seen: set[str] = set()
 
+    def ensure_root(self) -> None:
+        """Create the output folder, or say plainly why it cannot be.
+
+        :raises OutputError: when a file stands in its place or it cannot be made.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            message = "exists but is not a folder; remove it or set [paths] output"
+            raise OutputError(self.display_root, message)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            message = f"cannot create the output folder ({err.strerror})"
+            raise OutputError(self.display_root, message) from err
+
     def where(self, relative: str) -> str:
         return f"{self.display_root}/{relative}"
 

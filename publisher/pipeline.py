@@ -347,6 +347,7 @@ def _write_feeds(
     site: SiteConfig, store: Store, plans: Sequence[FeedPlan]
 ) -> tuple[list[str], list[str], list[str]]:
     writer = OutputWriter(site.output_dir, display_root=display(site, site.output_dir))
+    writer.ensure_root()
     html = _html_for(store, plans) if site.feeds.full_content else {}
     written: list[str] = []
     unchanged: list[str] = []

@@ -1,0 +1,203 @@
+"""The command line: exit codes, one-line errors, summaries."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from publisher import __version__
+from publisher.cli import cli
+from publisher.errors import ConfigError
+
+COMMANDS = ["build", "check", "new"]
+
+
+def _invoke(runner, site_dir: Path, *args: str):
+    return runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), *args])
+
+
+def test_version(runner):
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"publisher, version {__version__}\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(runner, command):
+    result = runner.invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert (
+        f"Usage: cli {command}" in result.stdout or f"Usage: publisher {command}" in result.stdout
+    )
+    assert len(result.stdout.splitlines()) > 4
+
+
+def test_build_then_rebuild(runner, site_dir):
+    first = _invoke(runner, site_dir, "build")
+    assert first.exit_code == 0, first.output
+    assert first.stdout == (
+        "5 articles loaded (3 published, 1 draft, 1 scheduled), 0 skipped with errors, "
+        "18 files written, 0 unchanged\n"
+    )
+    assert first.stderr == ""
+    second = _invoke(runner, site_dir, "build")
+    assert second.stdout == (
+        "5 articles loaded (3 published, 1 draft, 1 scheduled), 0 skipped with errors, "
+        "0 files written, 18 unchanged\n"
+    )
+
+
+def test_bad_article_is_a_warning_unless_strict(runner, site_dir):
+    (site_dir / "content" / "2024-02-02-broken.md").write_text(
+        "---\ntitle: Broken\ndate: May 1st\n---\nText\n", encoding="utf-8"
+    )
+    result = _invoke(runner, site_dir, "build")
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "warning: content/2024-02-02-broken.md: date: not an ISO 8601 date ('May 1st'); "
+        "write it like '2020-06-22' or '2020-06-22T18:30:00+02:00'\n"
+    )
+    assert ", 1 skipped with errors," in result.stdout
+    strict = _invoke(runner, site_dir, "build", "--strict")
+    assert strict.exit_code == 1
+
+
+def test_config_typo_exits_2(runner, make_site):
+    site_dir = make_site("typo-in-config")
+    result = _invoke(runner, site_dir, "build")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {site_dir / 'publisher.toml'}: [feeds] unknown key 'max_item' "
+        "(did you mean 'max_items'?); known keys: content, formats, max_items, tag_feeds, url\n"
+    )
+    assert not (site_dir / "feeds").exists()
+
+
+def test_relative_base_url_exits_2(runner, make_site, monkeypatch):
+    site_dir = make_site("relative-base-url")
+    monkeypatch.chdir(site_dir)
+    result = runner.invoke(cli, ["check"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: publisher.toml: [site] base_url: must be an absolute http(s) URL such as "
+        "'https://example.org/' ('relative.example/news')\n"
+    )
+
+
+def test_missing_config(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["build"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: publisher.toml: not found (run publisher in a site folder, or pass --config PATH)\n"
+    )
+
+
+def test_missing_content_folder(runner, site_dir):
+    for path in (site_dir / "content").iterdir():
+        path.unlink()
+    (site_dir / "content").rmdir()
+    result = _invoke(runner, site_dir, "build")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: content: content folder not found (set [paths] content in publisher.toml)\n"
+    )
+
+
+def test_unwritable_output_folder(runner, site_dir):
+    # A file where the output folder should be: mkdir fails even for root.
+    (site_dir / "feeds").write_text("not a folder", encoding="utf-8")
+    result = _invoke(runner, site_dir, "build")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: feeds: exists but is not a folder; remove it or set [paths] output\n"
+    )
+    assert (site_dir / "feeds").read_text(encoding="utf-8") == "not a folder"
+
+
+def test_unwritable_output_file_leaves_the_old_one_whole(runner, site_dir):
+    assert _invoke(runner, site_dir, "build").exit_code == 0
+    rss = site_dir / "feeds" / "rss.xml"
+    before = rss.read_bytes()
+    (site_dir / "feeds" / "tags" / "vienna").rename(site_dir / "feeds" / "tags" / "moved")
+    (site_dir / "feeds" / "tags" / "vienna").write_text("blocker", encoding="utf-8")
+    path = site_dir / "content" / "2020-06-22-vienna-talks.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Arms talks", "Arms control talks"),
+        encoding="utf-8",
+    )
+    result = _invoke(runner, site_dir, "build")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: feeds/tags/vienna/")
+    # Files written before the failure are complete, and no temp file is left behind.
+    assert rss.read_bytes() != before
+    assert b"Arms control talks" in rss.read_bytes()
+    assert rss.read_bytes().rstrip().endswith(b"</rss>")
+    assert list((site_dir / "feeds").rglob("*.tmp")) == []
+
+
+def test_check_lists_problems_and_writes_nothing(runner, site_dir):
+    (site_dir / "content" / "2024-02-02-broken.md").write_text(
+        "---\ndate: 2024-02-02\n---\nText\n", encoding="utf-8"
+    )
+    result = _invoke(runner, site_dir, "check")
+    assert result.exit_code == 1
+    assert result.stderr == "error: content/2024-02-02-broken.md: title: missing (required)\n"
+    assert result.stdout == "checked publisher.toml and 6 article files: 1 with problems\n"
+    assert not (site_dir / "feeds").exists()
+    assert not (site_dir / ".publisher").exists()
+
+
+def test_check_passes_on_a_good_site(runner, site_dir):
+    result = _invoke(runner, site_dir, "check")
+    assert result.exit_code == 0
+    assert result.stdout == "checked publisher.toml and 5 article files: 0 with problems\n"
+
+
+def test_new_creates_a_dated_draft(runner, site_dir):
+    result = _invoke(
+        runner, site_dir, "new", 'Talks resume: "round two" in Vienna', "--tag", "vienna"
+    )
+    assert result.exit_code == 0, result.output
+    match = re.fullmatch(
+        r"created (content/(\d{4}-\d{2}-\d{2})-talks-resume-round-two-in-vienna\.md)\n",
+        result.stdout,
+    )
+    assert match
+    text = (site_dir / match.group(1)).read_text(encoding="utf-8")
+    front_matter = yaml.safe_load(text.split("---\n")[1])
+    assert front_matter["title"] == 'Talks resume: "round two" in Vienna'
+    assert front_matter["date"].startswith(match.group(2) + "T")
+    assert front_matter["date"][-6:] in ("+01:00", "+02:00")  # Europe/Vienna
+    assert front_matter["tags"] == ["vienna"]
+    assert front_matter["draft"] is True
+    assert _invoke(runner, site_dir, "check").exit_code == 0
+    again = _invoke(runner, site_dir, "new", 'Talks resume: "round two" in Vienna')
+    assert again.exit_code == 1
+    assert (
+        again.stderr
+        == f"error: {match.group(1)}: already exists; choose another title or edit that file\n"
+    )
+
+
+def test_new_with_an_unusable_title(runner, site_dir):
+    result = _invoke(runner, site_dir, "new", "!!!")
+    assert result.exit_code == 2
+    assert (
+        result.stderr == "error: TITLE: '!!!' has no letters or digits to make a file name from\n"
+    )
+
+
+def test_debug_shows_the_traceback(runner, make_site):
+    site_dir = make_site("typo-in-config")
+    result = runner.invoke(cli, ["--debug", "--config", str(site_dir / "publisher.toml"), "build"])
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_usage_errors_keep_clicks_exit_code(runner):
+    result = runner.invoke(cli, ["publish"])
+    assert result.exit_code == 2
+    assert "No such command 'publish'" in result.stderr

@@ -1,0 +1,94 @@
+"""The README cannot drift from the CLI, the CI script or the packaging."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from publisher.cli import cli
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _setup_commands() -> list[str]:
+    block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert block, "README must open with a sh block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_opens_with_exactly_two_setup_commands():
+    assert README.index("```sh") < README.index("\n## ")
+    commands = _setup_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("publisher build")
+    assert "[test]" in commands[1]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert _setup_commands()[1] in ci.splitlines()
+
+
+def _commands(group, prefix=""):
+    for name, command in sorted(group.commands.items()):
+        yield f"{prefix}{name}", command
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{prefix}{name} ")
+
+
+@pytest.mark.parametrize(("name", "command"), list(_commands(cli)))
+def test_every_command_is_documented_and_has_help(name, command):
+    assert f"`publisher {name}" in README, f"README lacks `publisher {name}`"
+    assert command.help and len(command.help.strip()) > 20
+    for param in command.params:
+        if param.param_type_name == "option":
+            assert param.help, f"{name} {param.opts} has no help text"
+            long_names = [o for o in param.opts + param.secondary_opts if o.startswith("--")]
+            assert any(o in README for o in long_names), f"README lacks {long_names}"
+
+
+def test_every_config_key_is_documented():
+    from publisher import config
+
+    for table, keys in (
+        ("site", config._SITE_KEYS),
+        ("paths", config._PATHS_KEYS),
+        ("feeds", config._FEEDS_KEYS),
+    ):
+        assert f"[{table}]" in README
+        for key in keys:
+            assert re.search(rf"^{key} = ", README, re.M), f"README lacks [{table}] {key}"
+
+
+def test_the_wheel_ships_the_templates(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    wheel = next(tmp_path.glob("publisher-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    templates = sorted(p.name for p in (ROOT / "templates").iterdir() if p.is_file())
+    assert templates
+    for name in templates:
+        assert f"publisher/templates/{name}" in names
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "publisher", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("publisher, version ")
