@@ -136,7 +136,8 @@ url = "https://cdn.meridian.example/feeds"
         ),
         (
             VALID + 'permalink = "{year}/"\n',
-            "[site] permalink: must contain {slug} so that every article gets its own URL ('{year}/')",
+            "[site] permalink: must contain {slug} so that every article gets its own URL "
+            "('{year}/')",
         ),
         (
             VALID + 'author_email = "desk"\n',
@@ -160,7 +161,8 @@ url = "https://cdn.meridian.example/feeds"
         ),
         (
             VALID + "\n[feeds]\nformats = []\n",
-            "[feeds] formats: expected a non-empty array of ['rss', 'atom', 'json'], got an array ([])",
+            "[feeds] formats: expected a non-empty array of ['rss', 'atom', 'json'], "
+            "got an array ([])",
         ),
         (
             VALID + '\n[feeds]\ntag_feeds = "yes"\n',

@@ -46,7 +46,8 @@ def _commands(group, prefix=""):
 @pytest.mark.parametrize(("name", "command"), list(_commands(cli)))
 def test_every_command_is_documented_and_has_help(name, command):
     assert f"`publisher {name}" in README, f"README lacks `publisher {name}`"
-    assert command.help and len(command.help.strip()) > 20
+    assert command.help
+    assert len(command.help.strip()) > 20
     for param in command.params:
         if param.param_type_name == "option":
             assert param.help, f"{name} {param.opts} has no help text"

@@ -54,7 +54,7 @@ def test_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch
     path = tmp_path / "rss.xml"
     path.write_bytes(b"old and whole")
 
-    def broken_fsync(fd: int) -> None:
+    def broken_fsync(_fd: int) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)

@@ -53,8 +53,12 @@ def test_not_a_database(tmp_path):
 
 
 def test_transaction_rolls_back_on_error(tmp_path):
-    with open_store(tmp_path / "state.db") as store:
-        with pytest.raises(RuntimeError), store.transaction():
+    def write_then_fail(store) -> None:
+        with store.transaction():
             store.set_setting("y", "2")
             raise RuntimeError
+
+    with open_store(tmp_path / "state.db") as store:
+        with pytest.raises(RuntimeError):
+            write_then_fail(store)
         assert store.get_setting("y") is None
