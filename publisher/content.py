@@ -57,6 +57,11 @@ def _loader_class() -> type[yaml.SafeLoader]:
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in base.yaml_implicit_resolvers.items()
     }
+    # An explicit `!!timestamp` tag stays a string too (PyYAML's own constructor
+    # fails with AttributeError on a value it cannot match).
+    FrontMatterLoader.add_constructor(
+        "tag:yaml.org,2002:timestamp", FrontMatterLoader.construct_yaml_str
+    )
     return FrontMatterLoader
 
 
@@ -169,6 +174,9 @@ def parse_article(
         message = f"not valid UTF-8 (byte {data[err.start]:#04x} at offset {err.start})"
         raise ContentError(where, [FieldProblem("file", message)]) from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    # Control characters go before YAML sees them (it refuses them) and before
+    # the summary is made from the body (cmark turns NUL into U+FFFD).
+    text = markup.strip_forbidden(text)
     if not text.strip():
         raise ContentError(where, [FieldProblem("file", "empty")])
     meta, body = _split_front_matter(where, text)
@@ -196,6 +204,11 @@ def _split_front_matter(where: str, text: str) -> tuple[dict[str, Any], str]:
         problem = getattr(err, "problem", None) or str(err)
         position = f"line {mark.line + 2}, column {mark.column + 1}: " if mark else ""
         message = f"invalid YAML at {position}{problem}"
+        raise ContentError(where, [FieldProblem("front matter", message)]) from None
+    except (ValueError, LookupError) as err:
+        # PyYAML's constructors for explicit tags (`!!int 0x`, `!!bool x`, `!!float .`)
+        # and Python's 4300-digit limit on int() raise these instead of YAMLError.
+        message = f"invalid YAML: a value cannot be converted ({err})"
         raise ContentError(where, [FieldProblem("front matter", message)]) from None
     if meta is None:
         meta = {}
@@ -405,10 +418,11 @@ def _parse_date(value: Any, timezone: ZoneInfo) -> datetime:
 
 
 def _author(value: Any) -> Author:
-    if not isinstance(value, str) or not value.strip():
+    # Cleaned first: a name of control characters only (YAML "\a") is no name.
+    text = markup.one_line(value) if isinstance(value, str) else ""
+    if not text:
         message = f"expected a name such as 'Lena Hofbauer <lena@example.org>', got {_kind(value)}"
         raise ValueError(message)
-    text = markup.one_line(value)
     name, email = parseaddr(text)
     if "<" in text and "@" in email:
         return Author(markup.one_line(name) or email, email)
@@ -451,8 +465,17 @@ def _strip_date_prefix(stem: str) -> str:
 
 
 def _is_absolute_url(text: str) -> bool:
-    parts = urlsplit(text)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in text
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. 'http://[x' (an unclosed IPv6 host)
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and text.isprintable()  # no control characters, and no space but ' '
+        and not any(c.isspace() for c in text)
+        and markup.is_usable_base(text)
+    )
 
 
 def _is_uri(text: str) -> bool:
@@ -460,7 +483,9 @@ def _is_uri(text: str) -> bool:
     return (
         bool(sep)
         and bool(rest)
+        and scheme.isascii()
         and scheme[:1].isalpha()
         and all(c.isalnum() or c in "+-." for c in scheme)
+        and text.isprintable()  # feeds cannot carry control characters
         and not any(c.isspace() for c in text)
     )

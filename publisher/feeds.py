@@ -6,15 +6,18 @@ items are added in the order given, and serialisation is stable.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from publisher.markup import strip_forbidden
 from publisher.model import Author, FeedItem, FeedSpec
 
 if TYPE_CHECKING:
+    from feedgen.entry import FeedEntry
     from feedgen.feed import FeedGenerator
 
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
@@ -61,7 +64,7 @@ def _generator(spec: FeedSpec, items: Sequence[FeedItem], fmt: str) -> FeedGener
     # Imported here so that a build with nothing to render never pays for lxml.
     from feedgen.feed import FeedGenerator
 
-    self_url = spec.url(FEED_FILES[fmt])
+    self_url = _uri(spec.url(FEED_FILES[fmt]))
     feed = FeedGenerator()
     feed.load_extension("dc")
     feed.id(self_url)
@@ -73,27 +76,32 @@ def _generator(spec: FeedSpec, items: Sequence[FeedItem], fmt: str) -> FeedGener
         type="application/rss+xml" if fmt == "rss" else "application/atom+xml",
     )
     # feedgen takes RSS <link> from the last link added: the site must come last.
-    feed.link(href=spec.home_url, rel="alternate", type="text/html")
+    feed.link(href=_uri(spec.home_url), rel="alternate", type="text/html")
     feed.language(spec.language)
     feed.generator("publisher", version=spec.generator_version, uri=GENERATOR_URI)
     feed.author(_author_dict(spec.author))
     if spec.author.email:
         feed.managingEditor(f"{spec.author.email} ({_clean(spec.author.name)})")
-    updated = feed_updated(items)
+    # Every date goes through one converter, so RSS gets offsets the validator accepts.
+    stamp = _rss_date if fmt == "rss" else _atom_date
+    updated = stamp(feed_updated(items))
     feed.updated(updated)
     feed.lastBuildDate(updated)
     if items:
-        feed.pubDate(max(item.article.date for item in items))
+        feed.pubDate(stamp(max(item.article.date for item in items)))
 
     for item in items:
         article = item.article
         entry = feed.add_entry(order="append")
         is_permalink = article.id == article.link
-        entry.guid(article.id, permalink=is_permalink)
+        # A permalink guid must be a URI; other ids are opaque strings in RSS
+        # but IRIs in Atom, where non-ASCII is not canonical (NonCanonicalURI).
+        guid = _uri(article.id) if is_permalink or fmt == "atom" else article.id
+        entry.guid(guid, permalink=is_permalink)
         entry.title(_clean(article.title))
-        entry.link(href=article.link, rel="alternate", type="text/html")
-        entry.published(article.date)
-        entry.updated(article.last_modified)
+        entry.link(href=_uri(article.link), rel="alternate", type="text/html")
+        entry.published(stamp(article.date))
+        entry.updated(stamp(article.last_modified))
         summary = _clean(article.summary) or _clean(article.title)
         if item.content_html is not None:
             # One type serves both formats: Atom needs type="html" (feedgen's
@@ -101,18 +109,32 @@ def _generator(spec: FeedSpec, items: Sequence[FeedItem], fmt: str) -> FeedGener
             # the HTML escaped in content:encoded, which readers unescape.
             entry.content(_clean(item.content_html), type="html")
         # Sets Atom <summary> and, as nothing else set it, RSS <description>.
-        # (feedgen's description() would overwrite the Atom content.)
-        entry.summary(summary)
-        for author in article.authors:
-            if fmt == "atom":
+        # (feedgen's description() would overwrite the Atom content.) The
+        # summary is plain text, but an RSS item description is HTML: escape
+        # it there, or a reader drops "<for nine years>" as an unknown tag.
+        entry.summary(html.escape(summary, quote=False) if fmt == "rss" else summary)
+        if fmt == "atom":
+            for author in article.authors:
                 entry.author(_author_dict(author))
-            elif author.email:
-                entry.author(_author_dict(author))  # RSS <author>email (name)</author>
-            else:
-                entry.dc.dc_creator(_clean(author.name), replace=False)
+        else:
+            _rss_authors(entry, article.authors)
         for tag in article.tags:
             entry.category(term=_clean(tag.name))
     return feed
+
+
+def _rss_authors(entry: FeedEntry, authors: Sequence[Author]) -> None:
+    """One author with an email as <author>, anyone else as dc:creator, never both.
+
+    RSS 2.0 allows one <author>, and it must be an email address
+    ("email (Name)"); the W3C validator reports a second one as
+    DuplicateElement and <author> next to dc:creator as DuplicateItemSemantics.
+    """
+    if len(authors) == 1 and authors[0].email:
+        entry.author(_author_dict(authors[0]))  # feedgen writes "email (name)"
+        return
+    for author in authors:
+        entry.dc.dc_creator(_clean(author.name), replace=False)
 
 
 def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
@@ -120,8 +142,8 @@ def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
     document: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": _clean(spec.title),
-        "home_page_url": spec.home_url,
-        "feed_url": spec.url(FEED_FILES["json"]),
+        "home_page_url": _uri(spec.home_url),
+        "feed_url": _uri(spec.url(FEED_FILES["json"])),
         "description": _clean(spec.description),
         "language": spec.language,
         "authors": [_json_author(spec.author)],
@@ -132,7 +154,11 @@ def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
 
 def _json_item(item: FeedItem) -> dict[str, Any]:
     article = item.article
-    entry: dict[str, Any] = {"id": article.id, "url": article.link, "title": _clean(article.title)}
+    entry: dict[str, Any] = {
+        "id": article.id,
+        "url": _uri(article.link),
+        "title": _clean(article.title),
+    }
     if item.content_html is not None:
         entry["content_html"] = _clean(item.content_html)
     else:
@@ -163,8 +189,58 @@ def _author_dict(author: Author) -> dict[str, str]:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
+    return _atom_date(moment).isoformat(timespec="seconds")
+
+
+def _rss_date(moment: datetime) -> datetime:
+    """The moment in its own zone, or in UTC if RSS cannot say that zone.
+
+    The W3C validator's RFC 822 pattern takes only offsets ending in 00 or 30
+    minutes ("+0545", Nepal, is ProblematicalRFC822Date).
+    """
+    if _offset(moment) % timedelta(minutes=30):
+        return moment.astimezone(UTC)
+    return moment
+
+
+def _atom_date(moment: datetime) -> datetime:
+    # RFC 3339 offsets are hours and minutes; zoneinfo's local mean times
+    # (before about 1900) have seconds, which isoformat() would write.
+    if _offset(moment) % timedelta(minutes=1):
+        return moment.astimezone(UTC)
+    return moment
+
+
+def _offset(moment: datetime) -> timedelta:
+    return moment.utcoffset() or timedelta(0)
+
+
+# Characters a URI may hold literally (RFC 3986 §2.2 reserved, plus '%' of
+# escapes already made); quote() keeps letters, digits and "_.-~" too.
+_URI_SAFE = ":/?#[]@!$&'()*+,;=%"
+
+
+def _uri(iri: str) -> str:
+    """An IRI as a URI (RFC 3987 §3.1): non-ASCII host by IDNA, the rest %-encoded.
+
+    RSS and the W3C validator take only URIs (a non-ASCII link is UriNotIri),
+    and a non-ASCII Atom id is NonCanonicalURI. A URI already clean comes back as is.
+    """
+    if all(c > " " and c < "\x7f" and c not in '"<>\\^`{|}' for c in iri):
+        return iri
+    netloc = urlsplit(iri).netloc
+    if not netloc.isascii():
+        userinfo, at, hostport = netloc.rpartition("@")
+        host, colon, port = hostport.partition(":")
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            host = quote(host, safe="")
+        iri = iri.replace(netloc, userinfo + at + host + colon + port, 1)
+    return quote(iri, safe=_URI_SAFE)
 
 
 def _clean(text: str) -> str:
-    return strip_forbidden(text)
+    # U+FFFD marks text that was mis-decoded somewhere; the W3C validator
+    # reports it (BadCharacters) like the C1 controls strip_forbidden removes.
+    return strip_forbidden(text).replace("\ufffd", "")

@@ -19,8 +19,9 @@ import nh3
 from cmarkgfm.cmark import Options
 
 # XML 1.0 §2.2 forbids C0 controls other than tab, LF and CR, lone surrogates
-# and U+FFFE/U+FFFF; C1 controls and DEL are allowed but never meant in text.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# and U+FFFE/U+FFFF; C1 controls and DEL are allowed but never meant in text,
+# and U+FFFD marks text mis-decoded somewhere (the feed validator reports it).
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd-\uffff]")
 _SPACES = re.compile(r"\s+")
 _NOT_SLUG = re.compile(r"[^\w]+")
 
@@ -81,6 +82,15 @@ def sanitize(fragment: str, *, base_url: str) -> str:
         url_relative=("rewrite_with_base", base_url),
     )
     return cleaned
+
+
+def is_usable_base(url: str) -> bool:
+    """Whether sanitize() can resolve relative links against *url* (a valid host and port)."""
+    try:
+        nh3.clean("", url_relative=("rewrite_with_base", url))
+    except ValueError:
+        return False
+    return True
 
 
 def render_body(source: str, *, body_format: str, base_url: str) -> str:
