@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,7 @@ import click
 
 from publisher import __version__
 from publisher.config import CONFIG_NAME, SiteConfig, load_config
-from publisher.errors import PublisherError
+from publisher.errors import OutputError, PublisherError
 from publisher.model import BuildReport, ContentProblem
 
 logger = logging.getLogger("publisher")
@@ -143,6 +147,197 @@ def new(ctx: click.Context, title: str, tags: tuple[str, ...], is_draft: bool) -
     click.echo(f"created {pipeline.display(site, path)}")
 
 
+@cli.group()
+def digest() -> None:
+    """Make, preview and send the email digest.
+
+    \b
+    Examples:
+      publisher digest preview --out /tmp/digest.html
+      publisher digest send
+      publisher digest status
+    """
+
+
+@digest.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML part here and the text part beside it (.txt).",
+)
+@click.pass_context
+def preview(ctx: click.Context, out: Path | None) -> None:
+    """Show the digest that `digest send` would make now; record nothing.
+
+    Without --out the text part is printed.
+    """
+    from publisher import mailing
+    from publisher.output import atomic_write
+
+    site = _site(ctx)
+    found = mailing.preview(site, now=_now())
+    if found is None:
+        click.echo("nothing new since the last digest")
+        return
+    rendered = found.rendered
+    click.echo(
+        f"digest {found.digest_number}: {len(found.articles)} article"
+        f"{_s(len(found.articles))}; subject: {rendered.subject}",
+        err=out is None,
+    )
+    if out is None:
+        click.echo(rendered.text, nl=False)
+        return
+    text_path = out.with_suffix(".txt")
+    try:
+        atomic_write(out, rendered.html.encode("utf-8"))
+        atomic_write(text_path, rendered.text.encode("utf-8"))
+    except OSError as err:
+        raise OutputError(str(out), f"cannot write ({err.strerror})") from err
+    size = len(rendered.html.encode("utf-8"))
+    click.echo(f"wrote {out} ({size / 1024:.1f} KB HTML) and {text_path}")
+
+
+@digest.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be sent; send and record nothing.")
+@click.option(
+    "--resend-uncertain",
+    is_flag=True,
+    help="Also send messages an interrupted run may or may not have delivered.",
+)
+@click.pass_context
+def send(ctx: click.Context, dry_run: bool, resend_uncertain: bool) -> None:
+    """Finish any interrupted digest, then make and send a new one if anything is new.
+
+    SIGTERM or Ctrl-C finishes the message in flight, records it and stops;
+    the next run carries on where this one stopped.
+    """
+    from publisher import mailing
+
+    site = _site(ctx)
+    with _stop_on_signals() as stop, _progress_bar() as progress:
+        report = mailing.send_digests(
+            site,
+            now=_now,
+            dry_run=dry_run,
+            resend_uncertain=resend_uncertain,
+            should_stop=stop.is_set,
+            progress=progress,
+        )
+    for line in _send_summary(report):
+        click.echo(line)
+    for address in report.bounced:
+        click.echo(f"warning: {address}: marked bounced after repeated hard failures", err=True)
+    if report.uncertain:
+        click.echo(
+            f"warning: {report.uncertain} message{_s(report.uncertain)} may or may not have "
+            "been delivered (the connection dropped before the server's reply); "
+            "see `publisher digest status`, and send them with --resend-uncertain if they "
+            "did not arrive",
+            err=True,
+        )
+
+
+@digest.command(name="test")
+@click.option("--to", "address", required=True, help="The address to send one test message to.")
+@click.pass_context
+def test_message(ctx: click.Context, address: str) -> None:
+    """Send the next digest (or the latest) to one address; record nothing.
+
+    \b
+    Example:
+      publisher digest test --to editor@example.org
+    """
+    from publisher import mailing, subscribers
+
+    site = _site(ctx)
+    recipient = subscribers.normalise_address(address, "--to")
+    reply = mailing.send_test(site, recipient, now=_now())
+    click.echo(f"sent a test digest to {recipient}: {reply}")
+
+
+@digest.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Per digest: how many messages are sent, pending, uncertain and failed."""
+    from publisher import ledger, pipeline
+    from publisher.store import open_store
+
+    site = _site(ctx)
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        counts = ledger.delivery_counts(store)
+    if not counts:
+        click.echo("no digest made yet")
+        return
+    click.echo(
+        f"{'digest':>6}  {'created':<16}  {'articles':>8}  {'sent':>6}  {'pending':>7}  "
+        f"{'uncertain':>9}  {'failed':>6}"
+    )
+    for row in counts:
+        created = row.created_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
+        click.echo(
+            f"{row.digest_id:>6}  {created:<16}  {row.articles:>8}  {row.sent:>6}  "
+            f"{row.pending:>7}  {row.sending:>9}  {row.failed:>6}"
+        )
+
+
+def _send_summary(report: Any) -> list[str]:
+    lines = []
+    if report.resumed:
+        lines.append("resumed digest " + ", ".join(str(i) for i in report.resumed))
+    if report.made is not None:
+        lines.append(
+            f"made digest {report.made} with {report.articles} article{_s(report.articles)}"
+        )
+    elif report.note:
+        lines.append(report.note)
+    if report.made is not None or report.resumed:
+        lines.append(
+            f"sent {report.sent}, failed {report.failed}, deferred {report.deferred}, "
+            f"uncertain {report.uncertain}"
+            + (f", recovered {report.recovered}" if report.recovered else "")
+            + (" (stopped on request)" if report.stopped else "")
+        )
+    return lines
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT ask the loop to stop after the message in flight."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int], Callable[[int], None]] | None]:
+    """A progress bar on stderr for long sends, only on a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bars: list[Any] = []
+
+    def start(total: int) -> Callable[[int], None]:
+        bar = click.progressbar(length=total, label="sending", file=sys.stderr)
+        bar.__enter__()
+        bars.append(bar)
+        return bar.update
+
+    try:
+        yield start
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+
+
 def _print_problems(problems: tuple[ContentProblem, ...], *, prefix: str) -> None:
     for problem in problems:
         for line in problem.lines:
@@ -169,3 +364,13 @@ def _summary(report: BuildReport) -> str:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="publisher")
+
+
+def _register_subscriber_commands() -> None:
+    from publisher.cli_subscribers import subscribers, unsubscribe
+
+    cli.add_command(subscribers)
+    cli.add_command(unsubscribe)
+
+
+_register_subscriber_commands()

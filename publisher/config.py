@@ -36,6 +36,64 @@ class FeedOptions:
     url: str = ""  # public URL of the output folder, ending in "/"
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_CADENCE = re.compile(
+    r"^\s*(?:(?P<daily>daily)|weekly\s+on\s+(?P<day>[a-z]+))\s+at\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """When digests go out, in the site's time zone."""
+
+    weekday: int | None  # 0 = Monday; None = every day
+    hour: int
+    minute: int
+
+    def __str__(self) -> str:
+        when = "daily" if self.weekday is None else f"weekly on {WEEKDAYS[self.weekday]}"
+        return f"{when} at {self.hour:02d}:{self.minute:02d}"
+
+
+DEFAULT_CADENCE = Cadence(0, 7, 0)
+DEFAULT_SUBJECT = "{{ site_title }}: {{ count }} new article{{ '' if count == 1 else 's' }}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOptions:
+    cadence: Cadence = DEFAULT_CADENCE
+    max_articles: int = 20
+    subject: str = DEFAULT_SUBJECT  # a Jinja2 template (no HTML escaping)
+    sender: str | None = None  # "Name <address>"; required to send
+    reply_to: str | None = None
+    postal_address: str | None = None
+    unsubscribe_url: str = ""  # https URL the one-click POST and the footer link go to
+    unsubscribe_mailto: str | None = None
+    list_id: str = ""  # the List-Id's id part, e.g. "digest.meridian.example"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOptions:
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"  # "none" | "starttls" | "tls"
+    username: str = ""
+    timeout: float = 30.0
+    max_per_connection: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    method: str = "outbox"  # "outbox" | "smtp"
+    outbox_dir: Path = Path("outbox")
+    rate: float = 0.0  # messages per second; 0 is unlimited
+    max_attempts: int = 5  # per message and run, for 4xx replies and dropped connections
+    backoff: float = 1.0  # seconds before the first retry; doubled each time, with jitter
+    bounce_after: int = 3  # hard (5xx) failures before a subscriber is marked bounced
+    smtp: SmtpOptions = SmtpOptions()
+
+
 @dataclass(frozen=True, slots=True)
 class SiteConfig:
     """A validated site: every path absolute, every URL absolute and ending in '/'."""
@@ -53,6 +111,8 @@ class SiteConfig:
     output_dir: Path
     state_dir: Path
     feeds: FeedOptions
+    digest: DigestOptions = DigestOptions()
+    delivery: DeliveryOptions = DeliveryOptions()
 
     @property
     def root(self) -> Path:
@@ -108,7 +168,9 @@ def load_config(path: Path | str) -> SiteConfig:
 def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: str) -> SiteConfig:
     """Validate an already-parsed TOML document (the part of load_config tests drive)."""
     reader = _Reader(display_path)
-    reader.known_keys("", data, {"site": dict, "paths": dict, "feeds": dict})
+    reader.known_keys(
+        "", data, {"site": dict, "paths": dict, "feeds": dict, "digest": dict, "delivery": dict}
+    )
     site = reader.table(data, "site", required=True)
     reader.known_keys("site", site, _SITE_KEYS)
     paths = reader.table(data, "paths")
@@ -150,6 +212,11 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
     tag_feeds = reader.get(feeds, "feeds", "tag_feeds", _bool, default=True)
     content_mode = reader.get(feeds, "feeds", "content", _content_mode, default="full")
     feeds_url = reader.get(feeds, "feeds", "url", _absolute_url, default=None)
+    # With a bad base_url the run stops below; a stand-in keeps the other checks going.
+    digest = _digest_options(
+        reader, reader.table(data, "digest"), base_url or "https://invalid.example/", author
+    )
+    delivery = _delivery_options(reader, reader.table(data, "delivery"), root)
     reader.raise_if_any()
 
     if feeds_url is None:
@@ -174,6 +241,69 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
             full_content=content_mode == "full",
             url=feeds_url,
         ),
+        digest=digest,
+        delivery=delivery,
+    )
+
+
+def _digest_options(
+    reader: _Reader, table: dict[str, Any], base_url: str, author: Author
+) -> DigestOptions:
+    reader.known_keys("digest", table, _DIGEST_KEYS)
+    get = reader.get
+    host = urlsplit(base_url).hostname or "localhost"
+    return DigestOptions(
+        cadence=get(table, "digest", "cadence", _cadence, default=DEFAULT_CADENCE),
+        max_articles=get(table, "digest", "max_articles", _positive_int, default=20),
+        subject=get(table, "digest", "subject", _non_empty_text, default=DEFAULT_SUBJECT),
+        sender=get(table, "digest", "from", _mailbox, default=None)
+        or (f"{author.name} <{author.email}>" if author.email else None),
+        reply_to=get(table, "digest", "reply_to", _mailbox, default=None),
+        postal_address=get(table, "digest", "postal_address", _non_empty_text, default=None),
+        unsubscribe_url=get(
+            table, "digest", "unsubscribe_url", _https_url, default=base_url + "unsubscribe"
+        ),
+        unsubscribe_mailto=get(table, "digest", "unsubscribe_mailto", _email, default=None),
+        list_id=get(table, "digest", "list_id", _list_id, default=f"digest.{host}"),
+    )
+
+
+def _delivery_options(reader: _Reader, table: dict[str, Any], root: Path) -> DeliveryOptions:
+    reader.known_keys("delivery", table, _DELIVERY_KEYS)
+    get = reader.get
+    smtp_table = table.get("smtp", {}) if isinstance(table.get("smtp", {}), dict) else {}
+    if not isinstance(table.get("smtp", {}), dict):
+        reader.problems.append(f"[delivery] smtp: expected a table, got {_describe(table['smtp'])}")
+    reader.known_keys("delivery.smtp", smtp_table, _SMTP_KEYS)
+    smtp = SmtpOptions(
+        host=get(smtp_table, "delivery.smtp", "host", _host, default="127.0.0.1"),
+        port=get(smtp_table, "delivery.smtp", "port", _port, default=25),
+        security=get(
+            smtp_table,
+            "delivery.smtp",
+            "security",
+            _choice("none", "starttls", "tls"),
+            default="none",
+        ),
+        username=get(smtp_table, "delivery.smtp", "username", _text, default=""),
+        timeout=get(smtp_table, "delivery.smtp", "timeout", _positive_number, default=30.0),
+        max_per_connection=get(
+            smtp_table, "delivery.smtp", "max_per_connection", _positive_int, default=100
+        ),
+    )
+    if "password" in smtp_table:
+        reader.problems.append(
+            "[delivery.smtp] password: secrets do not belong in the config file; "
+            "set PUBLISHER_SMTP_PASSWORD in the environment"
+        )
+    return DeliveryOptions(
+        method=get(table, "delivery", "method", _choice("outbox", "smtp"), default="outbox"),
+        outbox_dir=root / get(table, "delivery", "outbox", _relative_path, default="outbox"),
+        rate=get(table, "delivery", "rate", _non_negative_number, default=0.0),
+        max_attempts=get(table, "delivery", "max_attempts", _positive_int, default=5),
+        backoff=get(table, "delivery", "backoff", _non_negative_number, default=1.0),
+        bounce_after=get(table, "delivery", "bounce_after", _positive_int, default=3),
+        smtp=smtp,
     )
 
 
@@ -362,6 +492,96 @@ def _content_mode(key: str, value: Any) -> str:
     return text
 
 
+def _cadence(key: str, value: Any) -> Cadence:
+    text = _non_empty_text(key, value)
+    match = _CADENCE.match(text)
+    weekday = None
+    if match and match.group("day"):
+        day = match.group("day").lower()
+        weekday = WEEKDAYS.index(day) if day in WEEKDAYS else -1
+    if (
+        not match
+        or weekday == -1
+        or int(match.group("hour")) > 23
+        or int(match.group("minute")) > 59
+    ):
+        message = f"expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' ({text!r})"
+        raise ValueError(message)
+    return Cadence(weekday, int(match.group("hour")), int(match.group("minute")))
+
+
+def _mailbox(key: str, value: Any) -> str:
+    text = _non_empty_text(key, value)
+    _name, address = parseaddr(text)
+    if "\n" in text or "\r" in text or not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
+        message = (
+            f"expected an address such as 'Meridian Briefing <briefing@example.org>' ({text!r})"
+        )
+        raise ValueError(message)
+    return text
+
+
+def _https_url(key: str, value: Any) -> str:
+    url = _non_empty_text(key, value)
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc:
+        message = f"must be an absolute https URL (mail providers require https) ({url!r})"
+        raise ValueError(message)
+    return url
+
+
+def _list_id(key: str, value: Any) -> str:
+    text = _non_empty_text(key, value)
+    if not re.fullmatch(
+        r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+", text
+    ):
+        message = f"expected a dotted id such as 'digest.example.org' (RFC 2919) ({text!r})"
+        raise ValueError(message)
+    return text
+
+
+def _host(key: str, value: Any) -> str:
+    text = _non_empty_text(key, value)
+    if any(c.isspace() or c in "/:@" for c in text.strip("[]")) and ":" not in text.strip("[]"):
+        message = f"expected a host name or IP address ({text!r})"
+        raise ValueError(message)
+    return text
+
+
+def _port(_key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        message = f"expected a port number from 1 to 65535, got {_describe(value)}"
+        raise ValueError(message)
+    return value
+
+
+def _positive_number(key: str, value: Any) -> float:
+    number = _non_negative_number(key, value)
+    if number == 0:
+        message = "must be more than 0"
+        raise ValueError(message)
+    return number
+
+
+def _non_negative_number(_key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        message = f"expected a number of 0 or more, got {_describe(value)}"
+        raise ValueError(message)
+    return float(value)
+
+
+def _choice(*choices: str) -> _Check:
+    def check(key: str, value: Any) -> str:
+        text = _text(key, value)
+        if text not in choices:
+            accepted = " or ".join(repr(c) for c in choices)
+            message = f"expected {accepted} ({text!r})"
+            raise ValueError(message)
+        return text
+
+    return check
+
+
 _SITE_KEYS = dict.fromkeys(
     (
         "title",
@@ -376,3 +596,22 @@ _SITE_KEYS = dict.fromkeys(
 )
 _PATHS_KEYS = dict.fromkeys(("content", "output", "state"))
 _FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url"))
+_DIGEST_KEYS = dict.fromkeys(
+    (
+        "cadence",
+        "max_articles",
+        "subject",
+        "from",
+        "reply_to",
+        "postal_address",
+        "unsubscribe_url",
+        "unsubscribe_mailto",
+        "list_id",
+    )
+)
+_DELIVERY_KEYS = dict.fromkeys(
+    ("method", "outbox", "rate", "max_attempts", "backoff", "bounce_after", "smtp")
+)
+_SMTP_KEYS = dict.fromkeys(
+    ("host", "port", "security", "username", "timeout", "max_per_connection", "password")
+)

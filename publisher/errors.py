@@ -67,7 +67,25 @@ class OutputError(PublisherError):
     """An output file cannot be written, or a path escapes the output folder."""
 
 
+class DeliveryError(PublisherError):
+    """Messages cannot be delivered (the run stops; the ledger keeps what is left pending)."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """The server is unreachable or keeps answering 4xx: try again later."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The server refuses us outright (for example, login refused)."""
+
+
 class LockHeldError(PublisherError):
     """Another run holds the site's lock."""
 
     exit_code = 75
+
+
+class SubscriberError(PublisherError):
+    """An address, CSV file, unsubscribe token or secret that cannot be used."""
+
+    exit_code = 1

@@ -100,3 +100,72 @@ class BuildReport:
     @property
     def skipped(self) -> int:
         return len(self.problems)
+
+
+SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    id: int
+    email: str  # normalised
+    name: str
+    status: str  # one of SUBSCRIBER_STATUSES
+    created_at: datetime
+    hard_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DigestArticle:
+    """An article as frozen into a digest when it is made: a resumed send sends the same."""
+
+    id: str
+    title: str
+    link: str
+    date: datetime
+    authors: tuple[str, ...]
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    """The digest's parts, rendered once; per-recipient values are placeholders in them."""
+
+    subject: str
+    html: str
+    text: str
+    web_html: str  # the web copy: no personal data, no placeholders
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    id: int
+    created_at: datetime
+    watermark: datetime  # articles first published after this go into the next digest
+    articles: tuple[DigestArticle, ...]
+    rendered: RenderedDigest | None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One recipient's message, as bytes ready for the wire (CRLF, 7-bit safe)."""
+
+    digest_id: int
+    subscriber_id: int
+    sender: str  # envelope sender address
+    recipient: str  # envelope recipient address
+    message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    digest_id: int
+    created_at: datetime
+    articles: int
+    pending: int = 0
+    sending: int = 0  # uncertain: the process stopped or the link dropped mid-send
+    sent: int = 0
+    failed: int = 0

@@ -41,7 +41,7 @@ def display(site: SiteConfig, path: Path) -> str:
         return str(path)
 
 
-def _content_folder(site: SiteConfig) -> list[FoundFile]:
+def content_files(site: SiteConfig) -> list[FoundFile]:
     try:
         return list(content.discover(site.content_dir))
     except FileNotFoundError:
@@ -64,7 +64,7 @@ def check(site: SiteConfig) -> CheckReport:
     defaults = defaults_for(site)
     problems: list[ContentProblem] = []
     owners: dict[str, str] = {}
-    found = _content_folder(site)
+    found = content_files(site)
     for item in found:
         where = display(site, item.path)
         try:
@@ -92,7 +92,7 @@ def _duplicate_id(where: str, article_id: str, owner: str) -> ContentProblem:
 
 
 @dataclass
-class _Sync:
+class IndexResult:
     """What one pass over the content folder found and decided."""
 
     problems: list[ContentProblem] = field(default_factory=list)
@@ -106,10 +106,10 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
     :raises PublisherError: for a missing content folder, an unusable store or
         an unwritable output folder. Bad articles are reported, never raised.
     """
-    found = _content_folder(site)
+    found = content_files(site)
     with open_store(site.state_dir / STATE_DB) as store:
         with store.transaction():
-            sync = _index(site, store, found, now=now)
+            sync = index_content(site, store, found, now=now)
         stored = store.stored_articles()
         articles = [s.article for s in stored.values()]
         plans = plan_feeds(site, articles, now=now)
@@ -129,8 +129,10 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
     )
 
 
-def _index(site: SiteConfig, store: Store, found: Sequence[FoundFile], *, now: datetime) -> _Sync:
-    sync = _Sync()
+def index_content(
+    site: SiteConfig, store: Store, found: Sequence[FoundFile], *, now: datetime
+) -> IndexResult:
+    sync = IndexResult()
     defaults = defaults_for(site)
     fingerprint = site.fingerprint()
     is_config_changed = store.get_setting("config") != fingerprint
@@ -256,7 +258,7 @@ def _save_parsed(
 
 def _record_problem(
     store: Store,
-    sync: _Sync,
+    sync: IndexResult,
     site: SiteConfig,
     item: FoundFile,
     row: FileRow | None,

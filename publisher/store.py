@@ -47,6 +47,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE outputs (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL)",
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        """CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ('active', 'unsubscribed', 'bounced')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            hard_failures INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            watermark TEXT NOT NULL,
+            articles TEXT NOT NULL,
+            subject TEXT,
+            html TEXT,
+            text TEXT,
+            web_html TEXT,
+            finished_at TEXT
+        )""",
+        """CREATE TABLE digest_articles (
+            digest_id INTEGER NOT NULL REFERENCES digests (id),
+            article_id TEXT NOT NULL,
+            PRIMARY KEY (article_id, digest_id)
+        )""",
+        """CREATE TABLE deliveries (
+            digest_id INTEGER NOT NULL REFERENCES digests (id),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            reply TEXT,
+            message_id TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (digest_id, subscriber_id)
+        )""",
+        "CREATE INDEX deliveries_status ON deliveries (digest_id, status, subscriber_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

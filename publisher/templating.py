@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,28 @@ def render_template(environment: jinja2.Environment, name: str, **context: Any) 
     :raises TemplateError: on a missing template, a syntax error or an undefined variable.
     """
     try:
-        return environment.get_template(name).render(**context)
+        template = environment.get_template(name)
     except jinja2.TemplateSyntaxError as err:
         where = f"{err.filename or err.name or name}:{err.lineno}"
         raise TemplateError(where, f"template syntax error: {err.message}") from err
     except jinja2.TemplateNotFound as err:
         raise TemplateError(name, "template not found") from err
+    try:
+        return template.render(**context)
     except jinja2.UndefinedError as err:
-        raise TemplateError(name, f"undefined variable: {err.message}") from err
+        where = _where(template, err)
+        raise TemplateError(where, f"undefined variable: {err.message}") from err
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as err:
+        where = _where(template, err)
+        raise TemplateError(where, f"template error: {err}") from err
+
+
+def _where(template: jinja2.Template, err: BaseException) -> str:
+    """The template's file and the line being rendered when *err* happened."""
+    filename = template.filename or template.name or "template"
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(err.__traceback__)
+        if frame.filename == template.filename
+    ]
+    return f"{filename}:{lines[-1]}" if lines else filename

@@ -201,3 +201,84 @@ def test_usage_errors_keep_clicks_exit_code(runner):
     result = runner.invoke(cli, ["publish"])
     assert result.exit_code == 2
     assert "No such command 'publish'" in result.stderr
+
+
+def _subscribe(runner, site_dir, *addresses):
+    for address in addresses:
+        result = _invoke(runner, site_dir, "subscribers", "add", address)
+        assert result.exit_code == 0, result.output
+
+
+def test_digest_preview_send_status(runner, site_dir, tmp_path):
+    _subscribe(runner, site_dir, "a@example.org", "b@example.org")
+    preview = _invoke(runner, site_dir, "digest", "preview")
+    assert preview.exit_code == 0, preview.output
+    assert preview.stderr == "digest 1: 3 articles; subject: Test Gazette: 3 new articles\n"
+    assert "Observers find an orderly vote" in preview.stdout
+    assert "Unsubscribe: __PUBLISHER_UNSUBSCRIBE_URL__" in preview.stdout
+    out = tmp_path / "preview.html"
+    to_file = _invoke(runner, site_dir, "digest", "preview", "--out", str(out))
+    assert re.fullmatch(
+        rf"digest 1: 3 articles; subject: Test Gazette: 3 new articles\n"
+        rf"wrote {re.escape(str(out))} \(\d+\.\d KB HTML\) and "
+        rf"{re.escape(str(out.with_suffix('.txt')))}\n",
+        to_file.stdout,
+    )
+    assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+    dry = _invoke(runner, site_dir, "digest", "send", "--dry-run")
+    assert dry.stdout == "would make digest 1 with 3 article(s) for 2 active subscriber(s)\n"
+    assert not (site_dir / "outbox").exists()
+
+    sent = _invoke(runner, site_dir, "digest", "send")
+    assert sent.exit_code == 0, sent.output
+    assert sent.stdout == (
+        "made digest 1 with 3 articles\nsent 2, failed 0, deferred 0, uncertain 0\n"
+    )
+    assert len(list((site_dir / "outbox").rglob("*.eml"))) == 2
+    again = _invoke(runner, site_dir, "digest", "send")
+    assert again.stdout == "nothing new since the last digest\n"
+
+    status = _invoke(runner, site_dir, "digest", "status")
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == [
+        "digest",
+        "created",
+        "articles",
+        "sent",
+        "pending",
+        "uncertain",
+        "failed",
+    ]
+    assert lines[1].split()[0] == "1"
+    assert lines[1].split()[3:] == ["3", "2", "0", "0", "0"]
+
+
+def test_digest_test_sends_one_message_and_records_nothing(runner, site_dir):
+    result = _invoke(runner, site_dir, "digest", "test", "--to", "Editor@Example.org")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "sent a test digest to Editor@example.org: stored as digest-0000/00000000.eml\n"
+    )
+    status = _invoke(runner, site_dir, "digest", "status")
+    assert status.stdout == "no digest made yet\n"
+
+
+def test_digest_test_refuses_a_bad_address(runner, site_dir):
+    result = _invoke(runner, site_dir, "digest", "test", "--to", "editor@")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --to: 'editor@' is not a valid email address")
+
+
+def test_digest_without_a_sender(runner, make_site):
+    site_dir = make_site("relative-base-url")
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        '[site]\ntitle = "No Sender"\nbase_url = "https://x.example/"\n', encoding="utf-8"
+    )
+    result = _invoke(runner, site_dir, "digest", "send")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {config}: [digest] from: missing; digests need a sender such as "
+        "'Meridian Briefing <briefing@example.org>' (or set [site] author_email)\n"
+    )

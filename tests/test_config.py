@@ -92,7 +92,8 @@ url = "https://cdn.meridian.example/feeds"
         ),
         (
             VALID.replace("[site]", "[sites]"),
-            "unknown key 'sites' (did you mean 'site'?); known keys: feeds, paths, site\n"
+            "unknown key 'sites' (did you mean 'site'?); "
+            "known keys: delivery, digest, feeds, paths, site\n"
             "[site]: missing table",
         ),
         (
@@ -117,7 +118,8 @@ url = "https://cdn.meridian.example/feeds"
         ('[site]\nbase_url = "https://e.org/"\n', "[site] title: missing (required)"),
         (
             'title = "T"\n',
-            "unknown key 'title' (did you mean 'site'?); known keys: feeds, paths, site\n"
+            "unknown key 'title' (did you mean 'site'?); "
+            "known keys: delivery, digest, feeds, paths, site\n"
             "[site]: missing table",
         ),
         (
@@ -231,3 +233,104 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
     site = load_config(Path("site/publisher.toml"))
     assert site.content_dir == site_folder.resolve() / "content"
     assert site.display_path == "site/publisher.toml"
+
+
+def test_digest_and_delivery_defaults(tmp_path):
+    site = _load(tmp_path, VALID + 'author_email = "desk@gazette.example"\n')
+    assert str(site.digest.cadence) == "weekly on monday at 07:00"
+    assert site.digest.max_articles == 20
+    assert site.digest.sender == "Test Gazette <desk@gazette.example>"
+    assert site.digest.unsubscribe_url == "https://gazette.example/news/unsubscribe"
+    assert site.digest.list_id == "digest.gazette.example"
+    assert site.delivery.method == "outbox"
+    assert site.delivery.outbox_dir == tmp_path.resolve() / "outbox"
+    assert (site.delivery.smtp.host, site.delivery.smtp.port) == ("127.0.0.1", 25)
+
+
+def test_digest_and_delivery_values(tmp_path):
+    site = _load(
+        tmp_path,
+        VALID
+        + """
+[digest]
+cadence = "Daily at 6:30"
+from = "Briefing <briefing@gazette.example>"
+
+[delivery]
+method = "smtp"
+rate = 20
+
+[delivery.smtp]
+host = "mail.gazette.example"
+port = 587
+security = "starttls"
+username = "mailer"
+""",
+    )
+    assert str(site.digest.cadence) == "daily at 06:30"
+    assert site.digest.sender == "Briefing <briefing@gazette.example>"
+    assert (site.delivery.method, site.delivery.rate) == ("smtp", 20.0)
+    smtp = site.delivery.smtp
+    assert (smtp.host, smtp.port, smtp.security, smtp.username) == (
+        "mail.gazette.example",
+        587,
+        "starttls",
+        "mailer",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[digest]\ncadence = "every monday"\n',
+            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "('every monday')",
+        ),
+        (
+            '[digest]\ncadence = "weekly on funday at 07:00"\n',
+            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "('weekly on funday at 07:00')",
+        ),
+        (
+            '[digest]\ncadence = "daily at 25:00"\n',
+            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "('daily at 25:00')",
+        ),
+        (
+            '[digest]\nfrom = "nobody"\n',
+            "[digest] from: expected an address such as 'Meridian Briefing <briefing@example.org>' "
+            "('nobody')",
+        ),
+        (
+            '[digest]\nunsubscribe_url = "http://gazette.example/u"\n',
+            "[digest] unsubscribe_url: must be an absolute https URL "
+            "(mail providers require https) ('http://gazette.example/u')",
+        ),
+        (
+            '[delivery]\nmethod = "pigeon"\n',
+            "[delivery] method: expected 'outbox' or 'smtp' ('pigeon')",
+        ),
+        (
+            "[delivery.smtp]\nport = 70000\n",
+            "[delivery.smtp] port: expected a port number from 1 to 65535, got an integer (70000)",
+        ),
+        (
+            '[delivery.smtp]\nsecurity = "ssl"\n',
+            "[delivery.smtp] security: expected 'none' or 'starttls' or 'tls' ('ssl')",
+        ),
+        (
+            '[delivery.smtp]\npassword = "hunter2"\n',
+            "[delivery.smtp] password: secrets do not belong in the config file; "
+            "set PUBLISHER_SMTP_PASSWORD in the environment",
+        ),
+        (
+            "[delivery]\nrate = -1\n",
+            "[delivery] rate: expected a number of 0 or more, got an integer (-1)",
+        ),
+    ],
+)
+def test_bad_digest_and_delivery(tmp_path, text, message):
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, VALID + "\n" + text)
+    assert raised.value.message == message

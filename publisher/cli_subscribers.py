@@ -1,0 +1,230 @@
+"""`publisher subscribers …` and `publisher unsubscribe`: thin commands over subscribers.py.
+
+Each command opens the site's state database, does one thing in one
+transaction and prints one line; errors are PublisherErrors, printed by the
+boundary in cli.py as `error: <where>: <what>`.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from publisher import ledger
+from publisher import subscribers as library
+from publisher.config import SiteConfig
+from publisher.errors import OutputError
+from publisher.model import SUBSCRIBER_STATUSES, Subscriber
+from publisher.store import Store, open_store
+
+
+@contextmanager
+def _open(ctx: click.Context) -> Iterator[tuple[SiteConfig, Store, datetime]]:
+    from publisher.cli import _now, _site  # cli imports this module
+
+    site = _site(ctx)
+    with open_store(site.state_dir / "state.db") as store:
+        yield site, store, _now()
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+@click.group()
+def subscribers() -> None:
+    """Add, remove, list, import and export the digest's subscribers.
+
+    Addresses are checked and stored with a lower-case domain; the same
+    address in other capitals is the same subscriber.
+
+    \b
+    Examples:
+      publisher subscribers add ada@example.org --name "Ada Lovelace"
+      publisher subscribers import people.csv
+      publisher subscribers list --status active
+    """
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name, shown in the To: header.")
+@click.pass_context
+def add(ctx: click.Context, email: str, name: str) -> None:
+    """Subscribe EMAIL, or make an unsubscribed or bounced address active again.
+
+    Adding an address that unsubscribed resubscribes it: do this only when
+    the person asked. With --name, the stored name is replaced.
+
+    \b
+    Example:
+      publisher subscribers add ada@example.org --name "Ada Lovelace"
+    """
+    with _open(ctx) as (_, store, now), store.transaction():
+        subscriber, outcome = library.add_subscriber(store, email, name, now=now)
+    if outcome == "already subscribed":
+        click.echo(f"{subscriber.email} is already subscribed")
+    else:
+        click.echo(f"{outcome} {subscriber.email}")
+
+
+@subscribers.command()
+@click.argument("email")
+@click.pass_context
+def remove(ctx: click.Context, email: str) -> None:
+    """Delete EMAIL and its delivery history.
+
+    To stop mail but remember that the person opted out (so an import cannot
+    add them back), let them use their unsubscribe link instead.
+
+    \b
+    Example:
+      publisher subscribers remove ada@example.org
+    """
+    with _open(ctx) as (_, store, _), store.transaction():
+        subscriber = library.remove_subscriber(store, email)
+    click.echo(f"removed {subscriber.email}")
+
+
+@subscribers.command(name="list")
+@click.option(
+    "--status",
+    type=click.Choice(SUBSCRIBER_STATUSES),
+    default=None,
+    help="Show only subscribers with this status (default: all).",
+)
+@click.pass_context
+def list_(ctx: click.Context, status: str | None) -> None:
+    """Show subscribers in aligned columns: email, name, status, since.
+
+    "since" is the day the address was first added, in the site's time zone.
+
+    \b
+    Example:
+      publisher subscribers list --status bounced
+    """
+    with _open(ctx) as (site, store, _):
+        # Two passes, so the columns line up without holding the list in memory.
+        widths = [len("email"), len("name"), len("status")]
+        count = 0
+        for subscriber in ledger.iter_subscribers(store, status=status):
+            count += 1
+            for column, text in enumerate(_cells(subscriber, site)[:3]):
+                widths[column] = max(widths[column], _width(text))
+        if not count:
+            click.echo(f"no {status + ' ' if status else ''}subscribers")
+            return
+        click.echo(_row(("email", "name", "status", "since"), widths))
+        for subscriber in ledger.iter_subscribers(store, status=status):
+            click.echo(_row(_cells(subscriber, site), widths))
+
+
+def _cells(subscriber: Subscriber, site: SiteConfig) -> tuple[str, str, str, str]:
+    since = subscriber.created_at.astimezone(site.timezone).date().isoformat()
+    return subscriber.email, subscriber.name, subscriber.status, since
+
+
+def _row(cells: tuple[str, ...], widths: list[int]) -> str:
+    padded = [
+        cell + " " * (width - _width(cell)) for cell, width in zip(cells, widths, strict=False)
+    ]
+    return "  ".join([*padded, *cells[len(widths) :]]).rstrip()
+
+
+def _width(text: str) -> int:
+    """Terminal columns: wide East Asian characters take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
+@subscribers.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.pass_context
+def import_(ctx: click.Context, file: Path) -> None:
+    """Add the addresses in a CSV FILE with an `email` and optional `name` column.
+
+    The first row must name the columns (any case, `,` or `;` or tab between
+    them; a `status` column as `export` writes is honoured, others are
+    ignored). Bad rows and repeated addresses are reported as warnings and
+    left out; the good rows go in together. Addresses that unsubscribed or
+    bounced earlier are never resubscribed by an import.
+    Exits 0 when the good rows were imported, 1 when the file had only bad rows
+    or could not be read at all.
+
+    \b
+    Example:
+      publisher subscribers import people.csv
+    """
+    with _open(ctx) as (_, store, now), store.transaction():
+        report = library.import_csv(store, file, now=now)
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    bad = len(report.problems)
+    click.echo(
+        f"imported {report.added} subscriber{_s(report.added)}: "
+        f"{report.already_present} already present, "
+        f"{report.skipped_unsubscribed} unsubscribed or bounced earlier and skipped, "
+        f"{bad} bad row{_s(bad)}"
+    )
+    if bad and not report.good_rows:
+        ctx.exit(1)
+
+
+@subscribers.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the CSV to this file (replaced atomically) instead of standard output.",
+)
+@click.pass_context
+def export(ctx: click.Context, out: Path | None) -> None:
+    """Write every subscriber as CSV: email, name, status, created_at.
+
+    The file can be imported again elsewhere: the import honours the status
+    column, so people who unsubscribed stay unsubscribed.
+
+    \b
+    Examples:
+      publisher subscribers export > subscribers.csv
+      publisher subscribers export --out backup/subscribers.csv
+    """
+    with _open(ctx) as (_, store, _):
+        if out is None:
+            library.export_csv(store, sys.stdout)
+            return
+        try:
+            with click.open_file(str(out), "w", encoding="utf-8", atomic=True) as stream:
+                count = library.export_csv(store, stream)
+        except OSError as err:
+            message = f"cannot write the export ({err.strerror or err})"
+            raise OutputError(str(out), message) from err
+    click.echo(f"exported {count} subscriber{_s(count)} to {out}")
+
+
+@click.command()
+@click.argument("token")
+@click.pass_context
+def unsubscribe(ctx: click.Context, token: str) -> None:
+    """Unsubscribe the person an unsubscribe TOKEN (from a digest's link) belongs to.
+
+    For requests that arrive by mail or by hand; running it twice is harmless.
+    A token that is forged, cut short or from another site is refused.
+
+    \b
+    Example:
+      publisher unsubscribe 42.dGhpcyBpcyBub3QgYSByZWFsIHRva2VuIGF0IGFsbA
+    """
+    with _open(ctx) as (site, store, now):
+        secret = library.load_secret(site.state_dir)
+        with store.transaction():
+            subscriber = library.unsubscribe(store, secret, token, now=now)
+    click.echo(f"unsubscribed {subscriber.email}")

@@ -1,0 +1,451 @@
+"""The digest pipeline: index → select → freeze and render → record deliveries → send.
+
+This module knows the order of the digest stages, as pipeline.py does for
+feeds. The ledger is written around every message: a row is committed as
+`sending` before its message leaves and as `sent`, `failed` or back to
+`pending` after, so a crash can at worst leave one row uncertain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from publisher import ledger, mail, pipeline, subscribers, templating
+from publisher.config import SiteConfig
+from publisher.delivery import PASSWORD_VARIABLE, Sender, SendResult, make_sender
+from publisher.digest import DigestSite, render_digest, select_articles
+from publisher.errors import ConfigError, TransientDeliveryError
+from publisher.model import Digest, DigestArticle, Message, RenderedDigest, Subscriber
+from publisher.output import OutputWriter
+from publisher.store import Store, open_store
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+_LEDGER_STATUS = {
+    "sent": "sent",
+    "permanent": "failed",
+    "transient": "pending",
+    "uncertain": "sending",
+}
+
+
+@dataclass
+class SendReport:
+    made: int | None = None  # the id of the digest this run made, if any
+    articles: int = 0
+    resumed: list[int] = field(default_factory=list)
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0  # transient failures left pending for the next run
+    uncertain: int = 0  # rows left in `sending`
+    recovered: int = 0  # uncertain rows found delivered (outbox) and marked sent
+    bounced: list[str] = field(default_factory=list)
+    stopped: bool = False  # a stop was requested and honoured
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    digest_number: int
+    articles: tuple[DigestArticle, ...]
+    rendered: RenderedDigest
+
+
+def mail_settings(site: SiteConfig) -> mail.MailSettings:
+    """:raises ConfigError: when no sender address is configured."""
+    sender = site.digest.sender
+    if sender is None:
+        message = (
+            "[digest] from: missing; digests need a sender such as "
+            "'Meridian Briefing <briefing@example.org>' (or set [site] author_email)"
+        )
+        raise ConfigError(site.display_path, message)
+    return mail.MailSettings(
+        sender=sender,
+        reply_to=site.digest.reply_to,
+        list_name=site.title,
+        list_id=site.digest.list_id,
+        unsubscribe_url=site.digest.unsubscribe_url,
+        unsubscribe_mailto=site.digest.unsubscribe_mailto,
+    )
+
+
+def digest_site(site: SiteConfig) -> DigestSite:
+    return DigestSite(
+        title=site.title,
+        description=site.description,
+        base_url=site.base_url,
+        language=site.language,
+        timezone=site.timezone,
+        postal_address=site.digest.postal_address,
+        generic_unsubscribe_url=site.digest.unsubscribe_url,
+    )
+
+
+def web_copy_path(digest_id: int) -> str:
+    return f"digests/{digest_id}/index.html"
+
+
+def web_copy_url(site: SiteConfig, digest_id: int) -> str:
+    return f"{site.feeds.url}digests/{digest_id}/"
+
+
+# -- preview -----------------------------------------------------------------------
+
+
+def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
+    """Render the digest that `send` would make now; record nothing."""
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        found = pipeline.content_files(site)
+        store.conn.execute("BEGIN IMMEDIATE")
+        try:
+            pipeline.index_content(site, store, found, now=now)
+            articles = _next_articles(site, store, now=now)
+            if not articles:
+                return None
+            number = _next_digest_number(store)
+            rendered = _render(site, articles, number=number, now=now)
+        finally:
+            store.conn.execute("ROLLBACK")
+    return Preview(number, articles, rendered)
+
+
+# -- send --------------------------------------------------------------------------
+
+
+def send_digests(
+    site: SiteConfig,
+    *,
+    now: Callable[[], datetime],
+    dry_run: bool = False,
+    resend_uncertain: bool = False,
+    sender: Sender | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], Progress] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendReport:
+    """Finish any digest a previous run left unfinished, then make and send a new one.
+
+    :raises ConfigError: for a missing sender address or SMTP password.
+    :raises TransientDeliveryError: when the server stays unreachable; what is
+        left stays pending for the next run.
+    """
+    settings = mail_settings(site)
+    report = SendReport()
+    if dry_run:
+        found = preview(site, now=now())
+        if found is None:
+            report.note = "nothing new since the last digest"
+        else:
+            report.articles = len(found.articles)
+            with open_store(site.state_dir / pipeline.STATE_DB) as store:
+                report.note = (
+                    f"would make digest {found.digest_number} with "
+                    f"{len(found.articles)} article(s) for "
+                    f"{_active_count(store)} active subscriber(s)"
+                )
+        return report
+    if sender is None:
+        sender = make_sender(
+            site.delivery,
+            password=os.environ.get(PASSWORD_VARIABLE) or None,
+            outbox_display=pipeline.display(site, site.delivery.outbox_dir),
+            sleep=sleep,
+        )
+    secret = subscribers.load_secret(site.state_dir)
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        try:
+            for digest_id in ledger.unfinished_digests(store):
+                report.resumed.append(digest_id)
+                _send_digest(
+                    site,
+                    store,
+                    digest_id,
+                    settings,
+                    sender,
+                    secret,
+                    report,
+                    now=now,
+                    resend_uncertain=resend_uncertain,
+                    should_stop=should_stop,
+                    progress=progress,
+                    sleep=sleep,
+                )
+                if report.stopped:
+                    return report
+            made_id = _make_digest(site, store, settings, report, now=now())
+            if made_id is not None:
+                _send_digest(
+                    site,
+                    store,
+                    made_id,
+                    settings,
+                    sender,
+                    secret,
+                    report,
+                    now=now,
+                    resend_uncertain=False,
+                    should_stop=should_stop,
+                    progress=progress,
+                    sleep=sleep,
+                )
+        finally:
+            sender.close()
+    return report
+
+
+def _make_digest(
+    site: SiteConfig,
+    store: Store,
+    settings: mail.MailSettings,
+    report: SendReport,
+    *,
+    now: datetime,
+) -> int | None:
+    found = pipeline.content_files(site)
+    with store.transaction():
+        pipeline.index_content(site, store, found, now=now)
+    if _active_count(store) == 0:
+        report.note = "no active subscribers; no digest made"
+        return None
+    articles = _next_articles(site, store, now=now)
+    if not articles:
+        report.note = "nothing new since the last digest"
+        return None
+    key = mail.site_key(settings.list_id)
+    domain = settings.sender.rpartition("@")[2].rstrip(">") or "localhost"
+    with store.transaction():
+        digest_id = ledger.insert_digest(store, articles, watermark=now, now=now)
+        rendered = _render(site, articles, number=digest_id, now=now)
+        ledger.save_rendered(store, digest_id, rendered)
+        ledger.create_deliveries(
+            store,
+            digest_id,
+            lambda d, s: mail.message_id(d, s, domain=domain, site_key=key),
+            now=now,
+        )
+    report.made = digest_id
+    report.articles = len(articles)
+    logger.info("made digest %d with %d article(s)", digest_id, len(articles))
+    return digest_id
+
+
+def _next_articles(site: SiteConfig, store: Store, *, now: datetime) -> tuple[DigestArticle, ...]:
+    latest = ledger.latest_digest(store)
+    stored = store.stored_articles()
+    candidates = [(s.article, max(s.article.date, s.first_seen)) for s in stored.values()]
+    return select_articles(
+        candidates,
+        watermark=latest.watermark if latest else None,
+        already_sent=ledger.digested_article_ids(store),
+        now=now,
+        first_limit=site.digest.max_articles,
+    )
+
+
+def _next_digest_number(store: Store) -> int:
+    latest = ledger.latest_digest(store)
+    return (latest.id if latest else 0) + 1
+
+
+def _render(
+    site: SiteConfig, articles: tuple[DigestArticle, ...], *, number: int, now: datetime
+) -> RenderedDigest:
+    environment = templating.make_environment(site.templates_dir)
+    return render_digest(
+        environment,
+        digest_site(site),
+        articles,
+        subject_template=site.digest.subject,
+        number=number,
+        created_at=now,
+        web_url=web_copy_url(site, number),
+        max_articles=site.digest.max_articles,
+    )
+
+
+def _active_count(store: Store) -> int:
+    row = store.conn.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'active'").fetchone()
+    return int(row[0])
+
+
+def _write_web_copy(site: SiteConfig, digest: Digest) -> None:
+    if digest.rendered is None:
+        return
+    writer = OutputWriter(site.output_dir, display_root=pipeline.display(site, site.output_dir))
+    writer.ensure_root()
+    writer.write_if_changed(web_copy_path(digest.id), digest.rendered.web_html.encode("utf-8"))
+
+
+def _send_digest(
+    site: SiteConfig,
+    store: Store,
+    digest_id: int,
+    settings: mail.MailSettings,
+    sender: Sender,
+    secret: bytes,
+    report: SendReport,
+    *,
+    now: Callable[[], datetime],
+    resend_uncertain: bool,
+    should_stop: Callable[[], bool],
+    progress: Callable[[int], Progress] | None,
+    sleep: Callable[[float], None],
+) -> None:
+    digest = ledger.get_digest(store, digest_id)
+    if digest is None or digest.rendered is None:  # pragma: no cover - made in one transaction
+        return
+    _write_web_copy(site, digest)
+    template = mail.prepare(digest_id, digest.rendered, settings, date=now())
+
+    def message_for(subscriber: Subscriber) -> Message:
+        token = subscribers.make_token(secret, subscriber.id, subscriber.email)
+        return mail.personalise(template, subscriber, token)
+
+    # Rows left `sending` by an interrupted run: the outbox can tell whether
+    # they arrived; SMTP cannot, so they wait for --resend-uncertain.
+    for row in list(ledger.iter_deliveries(store, digest_id, ("sending",))):
+        if resend_uncertain:
+            continue
+        delivered = sender.is_delivered(message_for(row.subscriber))
+        if delivered is True:
+            with store.transaction():
+                ledger.set_delivery(
+                    store,
+                    digest_id,
+                    row.subscriber.id,
+                    "sent",
+                    now=now(),
+                    reply="found delivered after an interrupted run",
+                )
+            report.recovered += 1
+        elif delivered is False:
+            with store.transaction():
+                ledger.set_delivery(store, digest_id, row.subscriber.id, "pending", now=now())
+        else:
+            report.uncertain += 1
+
+    statuses = ("pending", "sending") if resend_uncertain else ("pending",)
+    total = ledger.count_deliveries(store, digest_id, statuses)
+    tick = progress(total) if progress and total else None
+    interval = 1 / site.delivery.rate if site.delivery.rate > 0 else 0.0
+    last_start = 0.0
+    stop_error: TransientDeliveryError | None = None
+    for row in ledger.iter_deliveries(store, digest_id, statuses):
+        if should_stop():
+            report.stopped = True
+            break
+        subscriber = row.subscriber
+        if subscriber.status != "active":
+            with store.transaction():
+                ledger.set_delivery(
+                    store,
+                    digest_id,
+                    subscriber.id,
+                    "failed",
+                    now=now(),
+                    error=f"not sent: the subscriber is {subscriber.status}",
+                )
+            report.failed += 1
+            continue
+        if interval:
+            wait = last_start + interval - time.monotonic()
+            if wait > 0:
+                sleep(wait)
+        last_start = time.monotonic()
+        message = message_for(subscriber)
+        with store.transaction():
+            ledger.set_delivery(
+                store, digest_id, subscriber.id, "sending", now=now(), count_attempt=True
+            )
+        result = sender.send(message)
+        _record(site, store, digest_id, subscriber, result, report, now=now())
+        if tick:
+            tick(1)
+        if result.outcome == "transient" and result.is_connection_problem:
+            stop_error = TransientDeliveryError(sender.description, result.reply)
+            break
+    if ledger.count_deliveries(store, digest_id, ("pending", "sending")) == 0:
+        with store.transaction():
+            ledger.finish_digest(store, digest_id, now=now())
+    if stop_error is not None:
+        raise stop_error
+
+
+def _record(
+    site: SiteConfig,
+    store: Store,
+    digest_id: int,
+    subscriber: Subscriber,
+    result: SendResult,
+    report: SendReport,
+    *,
+    now: datetime,
+) -> None:
+    # uncertain stays `sending`: reported, and not sent again unless asked.
+    status = _LEDGER_STATUS[result.outcome]
+    error = None if result.outcome == "sent" else result.reply
+    with store.transaction():
+        ledger.set_delivery(
+            store, digest_id, subscriber.id, status, now=now, error=error, reply=result.reply
+        )
+        if result.outcome == "sent":
+            ledger.reset_hard_failures(store, subscriber.id)
+            report.sent += 1
+        elif result.outcome == "permanent":
+            report.failed += 1
+            if ledger.record_hard_failure(
+                store, subscriber.id, bounce_after=site.delivery.bounce_after, now=now
+            ):
+                report.bounced.append(subscriber.email)
+        elif result.outcome == "transient":
+            report.deferred += 1
+        else:
+            report.uncertain += 1
+            logger.warning("%s: %s", subscriber.email, result.reply)
+
+
+# -- test --------------------------------------------------------------------------
+
+
+def send_test(
+    site: SiteConfig, address: str, *, now: datetime, sender: Sender | None = None
+) -> str:
+    """Send the next digest (or, with nothing new, the latest one) to *address*; record nothing.
+
+    :returns: what the sender reported.
+    """
+    settings = mail_settings(site)
+    found = preview(site, now=now)
+    if found is not None:
+        rendered = found.rendered
+    else:
+        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+            latest = ledger.latest_digest(store)
+        if latest is None or latest.rendered is None:
+            where = "digest test"
+            message = "nothing to send: no article is published yet"
+            raise ConfigError(where, message)
+        rendered = latest.rendered
+    if sender is None:
+        sender = make_sender(
+            site.delivery,
+            password=os.environ.get(PASSWORD_VARIABLE) or None,
+            outbox_display=pipeline.display(site, site.delivery.outbox_dir),
+        )
+    template = mail.prepare(0, rendered, settings, date=now)
+    # Subscriber 0 does not exist: its unsubscribe link is harmlessly invalid.
+    probe = Subscriber(0, address, "", "active", now)
+    try:
+        result = sender.send(mail.personalise(template, probe, "test"))
+    finally:
+        sender.close()
+    if result.outcome != "sent":
+        raise TransientDeliveryError(sender.description, f"{result.outcome}: {result.reply}")
+    return result.reply
