@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -62,8 +63,15 @@ def _site(ctx: click.Context) -> SiteConfig:
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr as text, or as one JSON object each (for services).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config: Path, debug: bool, verbose: bool) -> None:
+def cli(ctx: click.Context, config: Path, debug: bool, verbose: bool, log_format: str) -> None:
     """Publish a folder of articles as RSS, Atom and JSON feeds.
 
     \b
@@ -72,12 +80,43 @@ def cli(ctx: click.Context, config: Path, debug: bool, verbose: bool) -> None:
       publisher --config site/publisher.toml check
       publisher new "Talks resume in Vienna" --tag diplomacy
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s: %(name)s: %(message)s",
-        stream=sys.stderr,
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(levelname)s: %(name)s: %(message)s")
     )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
     ctx.obj = {"config": config, "debug": debug}
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: what journald, Loki or CloudWatch ingest as is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def site_lock(site: SiteConfig, command: str) -> Iterator[None]:
+    """One run per site: build, digest send and run take the lock; a second one exits 75."""
+    from publisher.lock import LOCK_NAME
+    from publisher.lock import site_lock as take
+    from publisher.pipeline import display
+
+    where = display(site, site.state_dir / LOCK_NAME)
+    with take(site.state_dir, command=command, now=_now(), display=where):
+        yield
 
 
 @cli.command()
@@ -93,7 +132,8 @@ def build(ctx: click.Context, strict: bool) -> None:
     from publisher import pipeline
 
     site = _site(ctx)
-    report = pipeline.build(site, now=_now())
+    with site_lock(site, "build"):
+        report = pipeline.build(site, now=_now())
     _print_problems(report.problems, prefix="warning")
     click.echo(_summary(report))
     if strict and report.problems:
@@ -215,7 +255,7 @@ def send(ctx: click.Context, dry_run: bool, resend_uncertain: bool) -> None:
     from publisher import mailing
 
     site = _site(ctx)
-    with _stop_on_signals() as stop, _progress_bar() as progress:
+    with site_lock(site, "digest send"), stop_on_signals() as stop, _progress_bar() as progress:
         report = mailing.send_digests(
             site,
             now=_now,
@@ -302,7 +342,7 @@ def _send_summary(report: Any) -> list[str]:
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def stop_on_signals() -> Iterator[threading.Event]:
     """SIGTERM and SIGINT ask the loop to stop after the message in flight."""
     stop = threading.Event()
 
@@ -366,11 +406,12 @@ def main() -> None:
     cli(prog_name="publisher")
 
 
-def _register_subscriber_commands() -> None:
+def _register_commands() -> None:
+    from publisher.cli_service import run, status
     from publisher.cli_subscribers import subscribers, unsubscribe
 
-    cli.add_command(subscribers)
-    cli.add_command(unsubscribe)
+    for command in (subscribers, unsubscribe, run, status):
+        cli.add_command(command)
 
 
-_register_subscriber_commands()
+_register_commands()

@@ -6,25 +6,25 @@ the table and key, shows the bad value and says what is accepted.
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from publisher import checks
 from publisher.errors import ConfigError
 from publisher.model import Author
 
 CONFIG_NAME = "publisher.toml"
 FEED_FORMATS = ("rss", "atom", "json")
 PERMALINK_FIELDS = frozenset({"year", "month", "day", "slug"})
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class FeedOptions:
     tag_feeds: bool = True
     full_content: bool = True
     url: str = ""  # public URL of the output folder, ending in "/"
+    websub_hub: str | None = None  # a WebSub hub pinged when a feed changes
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -113,6 +114,7 @@ class SiteConfig:
     feeds: FeedOptions
     digest: DigestOptions = DigestOptions()
     delivery: DeliveryOptions = DeliveryOptions()
+    rebuild_every: timedelta = timedelta(minutes=5)  # `publisher run` rebuilds this often
 
     @property
     def root(self) -> Path:
@@ -134,9 +136,6 @@ class SiteConfig:
                 str(self.content_dir),
             )
         )
-
-
-_Check = Callable[[str, Any], Any]
 
 
 def load_config(path: Path | str) -> SiteConfig:
@@ -167,9 +166,18 @@ def load_config(path: Path | str) -> SiteConfig:
 
 def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: str) -> SiteConfig:
     """Validate an already-parsed TOML document (the part of load_config tests drive)."""
-    reader = _Reader(display_path)
+    reader = checks.Reader(display_path)
     reader.known_keys(
-        "", data, {"site": dict, "paths": dict, "feeds": dict, "digest": dict, "delivery": dict}
+        "",
+        data,
+        {
+            "site": dict,
+            "paths": dict,
+            "feeds": dict,
+            "digest": dict,
+            "delivery": dict,
+            "schedule": dict,
+        },
     )
     site = reader.table(data, "site", required=True)
     reader.known_keys("site", site, _SITE_KEYS)
@@ -178,22 +186,26 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
     feeds = reader.table(data, "feeds")
     reader.known_keys("feeds", feeds, _FEEDS_KEYS)
 
-    title = reader.get(site, "site", "title", _non_empty_text, required=True)
-    base_url = reader.get(site, "site", "base_url", _absolute_url, required=True)
-    description = reader.get(site, "site", "description", _non_empty_text, default=title)
-    language = reader.get(site, "site", "language", _language, default="en")
-    timezone = reader.get(site, "site", "timezone", _timezone, default=ZoneInfo("UTC"))
-    author_text = reader.get(site, "site", "author", _non_empty_text, default=title)
-    author_email = reader.get(site, "site", "author_email", _email, default=None)
+    title = reader.get(site, "site", "title", checks.non_empty_text, required=True)
+    base_url = reader.get(site, "site", "base_url", checks.absolute_url, required=True)
+    description = reader.get(site, "site", "description", checks.non_empty_text, default=title)
+    language = reader.get(site, "site", "language", checks.language, default="en")
+    timezone = reader.get(site, "site", "timezone", checks.timezone, default=ZoneInfo("UTC"))
+    author_text = reader.get(site, "site", "author", checks.non_empty_text, default=title)
+    author_email = reader.get(site, "site", "author_email", checks.email, default=None)
     permalink = reader.get(site, "site", "permalink", _permalink, default="{year}/{month}/{slug}/")
     name, email = parseaddr(author_text)
     author = Author(name or author_text, author_email or (email if "@" in email else None))
 
     root = config_path.parent
-    content_dir = root / reader.get(paths, "paths", "content", _relative_path, default="content")
-    output_name = reader.get(paths, "paths", "output", _relative_path, default="feeds")
+    content_dir = root / reader.get(
+        paths, "paths", "content", checks.relative_path, default="content"
+    )
+    output_name = reader.get(paths, "paths", "output", checks.relative_path, default="feeds")
     output_dir = root / output_name
-    state_dir = root / reader.get(paths, "paths", "state", _relative_path, default=".publisher")
+    state_dir = root / reader.get(
+        paths, "paths", "state", checks.relative_path, default=".publisher"
+    )
 
     if output_dir.resolve() == root.resolve() or content_dir.resolve().is_relative_to(
         output_dir.resolve()
@@ -208,10 +220,16 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
         )
 
     formats = reader.get(feeds, "feeds", "formats", _formats, default=FEED_FORMATS)
-    max_items = reader.get(feeds, "feeds", "max_items", _positive_int, default=50)
-    tag_feeds = reader.get(feeds, "feeds", "tag_feeds", _bool, default=True)
+    max_items = reader.get(feeds, "feeds", "max_items", checks.positive_int, default=50)
+    tag_feeds = reader.get(feeds, "feeds", "tag_feeds", checks.boolean, default=True)
     content_mode = reader.get(feeds, "feeds", "content", _content_mode, default="full")
-    feeds_url = reader.get(feeds, "feeds", "url", _absolute_url, default=None)
+    feeds_url = reader.get(feeds, "feeds", "url", checks.absolute_url, default=None)
+    websub_hub = reader.get(feeds, "feeds", "websub_hub", checks.absolute_url_as_is, default=None)
+    schedule = reader.table(data, "schedule")
+    reader.known_keys("schedule", schedule, _SCHEDULE_KEYS)
+    rebuild_every = reader.get(
+        schedule, "schedule", "rebuild_every", checks.interval, default=timedelta(minutes=5)
+    )
     # With a bad base_url the run stops below; a stand-in keeps the other checks going.
     digest = _digest_options(
         reader, reader.table(data, "digest"), base_url or "https://invalid.example/", author
@@ -240,55 +258,59 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
             tag_feeds=tag_feeds,
             full_content=content_mode == "full",
             url=feeds_url,
+            websub_hub=websub_hub,
         ),
         digest=digest,
         delivery=delivery,
+        rebuild_every=rebuild_every,
     )
 
 
 def _digest_options(
-    reader: _Reader, table: dict[str, Any], base_url: str, author: Author
+    reader: checks.Reader, table: dict[str, Any], base_url: str, author: Author
 ) -> DigestOptions:
     reader.known_keys("digest", table, _DIGEST_KEYS)
     get = reader.get
     host = urlsplit(base_url).hostname or "localhost"
     return DigestOptions(
         cadence=get(table, "digest", "cadence", _cadence, default=DEFAULT_CADENCE),
-        max_articles=get(table, "digest", "max_articles", _positive_int, default=20),
-        subject=get(table, "digest", "subject", _non_empty_text, default=DEFAULT_SUBJECT),
-        sender=get(table, "digest", "from", _mailbox, default=None)
+        max_articles=get(table, "digest", "max_articles", checks.positive_int, default=20),
+        subject=get(table, "digest", "subject", checks.non_empty_text, default=DEFAULT_SUBJECT),
+        sender=get(table, "digest", "from", checks.mailbox, default=None)
         or (f"{author.name} <{author.email}>" if author.email else None),
-        reply_to=get(table, "digest", "reply_to", _mailbox, default=None),
-        postal_address=get(table, "digest", "postal_address", _non_empty_text, default=None),
+        reply_to=get(table, "digest", "reply_to", checks.mailbox, default=None),
+        postal_address=get(table, "digest", "postal_address", checks.non_empty_text, default=None),
         unsubscribe_url=get(
-            table, "digest", "unsubscribe_url", _https_url, default=base_url + "unsubscribe"
+            table, "digest", "unsubscribe_url", checks.https_url, default=base_url + "unsubscribe"
         ),
-        unsubscribe_mailto=get(table, "digest", "unsubscribe_mailto", _email, default=None),
-        list_id=get(table, "digest", "list_id", _list_id, default=f"digest.{host}"),
+        unsubscribe_mailto=get(table, "digest", "unsubscribe_mailto", checks.email, default=None),
+        list_id=get(table, "digest", "list_id", checks.list_id, default=f"digest.{host}"),
     )
 
 
-def _delivery_options(reader: _Reader, table: dict[str, Any], root: Path) -> DeliveryOptions:
+def _delivery_options(reader: checks.Reader, table: dict[str, Any], root: Path) -> DeliveryOptions:
     reader.known_keys("delivery", table, _DELIVERY_KEYS)
     get = reader.get
     smtp_table = table.get("smtp", {}) if isinstance(table.get("smtp", {}), dict) else {}
     if not isinstance(table.get("smtp", {}), dict):
-        reader.problems.append(f"[delivery] smtp: expected a table, got {_describe(table['smtp'])}")
+        reader.problems.append(
+            f"[delivery] smtp: expected a table, got {checks.describe(table['smtp'])}"
+        )
     reader.known_keys("delivery.smtp", smtp_table, _SMTP_KEYS)
     smtp = SmtpOptions(
-        host=get(smtp_table, "delivery.smtp", "host", _host, default="127.0.0.1"),
-        port=get(smtp_table, "delivery.smtp", "port", _port, default=25),
+        host=get(smtp_table, "delivery.smtp", "host", checks.host, default="127.0.0.1"),
+        port=get(smtp_table, "delivery.smtp", "port", checks.port, default=25),
         security=get(
             smtp_table,
             "delivery.smtp",
             "security",
-            _choice("none", "starttls", "tls"),
+            checks.choice("none", "starttls", "tls"),
             default="none",
         ),
-        username=get(smtp_table, "delivery.smtp", "username", _text, default=""),
-        timeout=get(smtp_table, "delivery.smtp", "timeout", _positive_number, default=30.0),
+        username=get(smtp_table, "delivery.smtp", "username", checks.text_value, default=""),
+        timeout=get(smtp_table, "delivery.smtp", "timeout", checks.positive_number, default=30.0),
         max_per_connection=get(
-            smtp_table, "delivery.smtp", "max_per_connection", _positive_int, default=100
+            smtp_table, "delivery.smtp", "max_per_connection", checks.positive_int, default=100
         ),
     )
     if "password" in smtp_table:
@@ -297,139 +319,18 @@ def _delivery_options(reader: _Reader, table: dict[str, Any], root: Path) -> Del
             "set PUBLISHER_SMTP_PASSWORD in the environment"
         )
     return DeliveryOptions(
-        method=get(table, "delivery", "method", _choice("outbox", "smtp"), default="outbox"),
-        outbox_dir=root / get(table, "delivery", "outbox", _relative_path, default="outbox"),
-        rate=get(table, "delivery", "rate", _non_negative_number, default=0.0),
-        max_attempts=get(table, "delivery", "max_attempts", _positive_int, default=5),
-        backoff=get(table, "delivery", "backoff", _non_negative_number, default=1.0),
-        bounce_after=get(table, "delivery", "bounce_after", _positive_int, default=3),
+        method=get(table, "delivery", "method", checks.choice("outbox", "smtp"), default="outbox"),
+        outbox_dir=root / get(table, "delivery", "outbox", checks.relative_path, default="outbox"),
+        rate=get(table, "delivery", "rate", checks.non_negative_number, default=0.0),
+        max_attempts=get(table, "delivery", "max_attempts", checks.positive_int, default=5),
+        backoff=get(table, "delivery", "backoff", checks.non_negative_number, default=1.0),
+        bounce_after=get(table, "delivery", "bounce_after", checks.positive_int, default=3),
         smtp=smtp,
     )
 
 
-class _Reader:
-    """Collects every problem in the file so the user fixes them in one go."""
-
-    def __init__(self, display_path: str) -> None:
-        self.display_path = display_path
-        self.problems: list[str] = []
-        self.missing_tables: set[str] = set()
-
-    def table(
-        self, data: Mapping[str, Any], name: str, *, required: bool = False
-    ) -> dict[str, Any]:
-        value = data.get(name)
-        if value is None:
-            if required:
-                self.problems.append(f"[{name}]: missing table")
-                self.missing_tables.add(name)
-            return {}
-        if not isinstance(value, dict):
-            self.problems.append(f"[{name}]: expected a table, got {_describe(value)}")
-            return {}
-        return value
-
-    def known_keys(self, table: str, data: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-        for key in data:
-            if key in known:
-                continue
-            close = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            where = f"[{table}] " if table else ""
-            accepted = ", ".join(sorted(known))
-            self.problems.append(f"{where}unknown key '{key}'{hint}; known keys: {accepted}")
-
-    def get(
-        self,
-        data: Mapping[str, Any],
-        table: str,
-        key: str,
-        check: _Check,
-        *,
-        required: bool = False,
-        default: Any = None,
-    ) -> Any:
-        if key not in data:
-            if required and table not in self.missing_tables:
-                self.problems.append(f"[{table}] {key}: missing (required)")
-            return default
-        try:
-            return check(key, data[key])
-        except ValueError as err:
-            self.problems.append(f"[{table}] {key}: {err}")
-            return default
-
-    def raise_if_any(self) -> None:
-        if self.problems:
-            raise ConfigError(self.display_path, "\n".join(self.problems))
-
-
-def _describe(value: Any) -> str:
-    kinds = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }
-    return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
-
-
-def _text(_key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        message = f"expected a string, got {_describe(value)}"
-        raise ValueError(message)
-    return value
-
-
-def _non_empty_text(key: str, value: Any) -> str:
-    text = _text(key, value).strip()
-    if not text:
-        message = "must not be empty"
-        raise ValueError(message)
-    return text
-
-
-def _absolute_url(key: str, value: Any) -> str:
-    url = _non_empty_text(key, value)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        message = f"must be an absolute http(s) URL such as 'https://example.org/' ({url!r})"
-        raise ValueError(message)
-    if parts.query or parts.fragment:
-        message = f"must not have a query or fragment ({url!r})"
-        raise ValueError(message)
-    return url if url.endswith("/") else url + "/"
-
-
-def _language(key: str, value: Any) -> str:
-    text = _non_empty_text(key, value)
-    if not _LANGUAGE.match(text):
-        message = f"expected a language tag such as 'en' or 'de-AT' ({text!r})"
-        raise ValueError(message)
-    return text
-
-
-def _timezone(key: str, value: Any) -> ZoneInfo:
-    text = _non_empty_text(key, value)
-    try:
-        return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        message = f"unknown time zone {text!r}; use an IANA name such as 'Europe/Vienna' or 'UTC'"
-        raise ValueError(message) from None
-
-
-def _email(key: str, value: Any) -> str:
-    text = _non_empty_text(key, value)
-    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", text):
-        message = f"expected an email address such as 'desk@example.org' ({text!r})"
-        raise ValueError(message)
-    return text
-
-
 def _permalink(key: str, value: Any) -> str:
-    pattern = _non_empty_text(key, value)
+    pattern = checks.non_empty_text(key, value)
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as err:
@@ -451,14 +352,11 @@ def _permalink(key: str, value: Any) -> str:
     return pattern
 
 
-def _relative_path(key: str, value: Any) -> str:
-    text = _non_empty_text(key, value)
-    return text
-
-
 def _formats(_key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
-        message = f"expected a non-empty array of {list(FEED_FORMATS)}, got {_describe(value)}"
+        message = (
+            f"expected a non-empty array of {list(FEED_FORMATS)}, got {checks.describe(value)}"
+        )
         raise ValueError(message)
     for item in value:
         if item not in FEED_FORMATS:
@@ -467,25 +365,8 @@ def _formats(_key: str, value: Any) -> tuple[str, ...]:
     return tuple(f for f in FEED_FORMATS if f in value)
 
 
-def _positive_int(_key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        message = f"expected an integer, got {_describe(value)}"
-        raise ValueError(message)
-    if not 1 <= value <= 10_000:
-        message = f"must be between 1 and 10000 ({value})"
-        raise ValueError(message)
-    return value
-
-
-def _bool(_key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        message = f"expected true or false, got {_describe(value)}"
-        raise ValueError(message)
-    return value
-
-
 def _content_mode(key: str, value: Any) -> str:
-    text = _text(key, value)
+    text = checks.text_value(key, value)
     if text not in ("full", "summary"):
         message = f"expected 'full' or 'summary' ({text!r})"
         raise ValueError(message)
@@ -493,7 +374,7 @@ def _content_mode(key: str, value: Any) -> str:
 
 
 def _cadence(key: str, value: Any) -> Cadence:
-    text = _non_empty_text(key, value)
+    text = checks.non_empty_text(key, value)
     match = _CADENCE.match(text)
     weekday = None
     if match and match.group("day"):
@@ -510,78 +391,6 @@ def _cadence(key: str, value: Any) -> Cadence:
     return Cadence(weekday, int(match.group("hour")), int(match.group("minute")))
 
 
-def _mailbox(key: str, value: Any) -> str:
-    text = _non_empty_text(key, value)
-    _name, address = parseaddr(text)
-    if "\n" in text or "\r" in text or not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
-        message = (
-            f"expected an address such as 'Meridian Briefing <briefing@example.org>' ({text!r})"
-        )
-        raise ValueError(message)
-    return text
-
-
-def _https_url(key: str, value: Any) -> str:
-    url = _non_empty_text(key, value)
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.netloc:
-        message = f"must be an absolute https URL (mail providers require https) ({url!r})"
-        raise ValueError(message)
-    return url
-
-
-def _list_id(key: str, value: Any) -> str:
-    text = _non_empty_text(key, value)
-    if not re.fullmatch(
-        r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+", text
-    ):
-        message = f"expected a dotted id such as 'digest.example.org' (RFC 2919) ({text!r})"
-        raise ValueError(message)
-    return text
-
-
-def _host(key: str, value: Any) -> str:
-    text = _non_empty_text(key, value)
-    if any(c.isspace() or c in "/:@" for c in text.strip("[]")) and ":" not in text.strip("[]"):
-        message = f"expected a host name or IP address ({text!r})"
-        raise ValueError(message)
-    return text
-
-
-def _port(_key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        message = f"expected a port number from 1 to 65535, got {_describe(value)}"
-        raise ValueError(message)
-    return value
-
-
-def _positive_number(key: str, value: Any) -> float:
-    number = _non_negative_number(key, value)
-    if number == 0:
-        message = "must be more than 0"
-        raise ValueError(message)
-    return number
-
-
-def _non_negative_number(_key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        message = f"expected a number of 0 or more, got {_describe(value)}"
-        raise ValueError(message)
-    return float(value)
-
-
-def _choice(*choices: str) -> _Check:
-    def check(key: str, value: Any) -> str:
-        text = _text(key, value)
-        if text not in choices:
-            accepted = " or ".join(repr(c) for c in choices)
-            message = f"expected {accepted} ({text!r})"
-            raise ValueError(message)
-        return text
-
-    return check
-
-
 _SITE_KEYS = dict.fromkeys(
     (
         "title",
@@ -595,7 +404,8 @@ _SITE_KEYS = dict.fromkeys(
     )
 )
 _PATHS_KEYS = dict.fromkeys(("content", "output", "state"))
-_FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url"))
+_FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url", "websub_hub"))
+_SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))
 _DIGEST_KEYS = dict.fromkeys(
     (
         "cadence",

@@ -143,19 +143,38 @@ def read_article_bytes(path: Path, where: str) -> bytes:
 
     :raises ContentError: when the file is too big or unreadable.
     """
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            message = (
-                f"{size / 1024 / 1024:.1f} MB is over the "
-                f"{MAX_FILE_BYTES // 1024 // 1024} MB limit for one article"
-            )
-            raise ContentError(where, [FieldProblem("file", message)])
-        return path.read_bytes()
-    except OSError as err:
-        raise ContentError(
-            where, [FieldProblem("file", f"cannot be read ({err.strerror})")]
-        ) from err
+    return read_article(path, where)[0]
+
+
+def read_article(path: Path, where: str, *, attempts: int = 3) -> tuple[bytes, int, int]:
+    """The file's bytes with the size and mtime they belong to.
+
+    An editor may be writing the file while we read it: when its size or
+    mtime moves during the read, the read is tried again, so the stat we
+    record always matches the bytes we parsed.
+
+    :raises ContentError: when the file is too big, unreadable or never still.
+    """
+    for _ in range(attempts):
+        try:
+            before = path.stat()
+            if before.st_size > MAX_FILE_BYTES:
+                message = (
+                    f"{before.st_size / 1024 / 1024:.1f} MB is over the "
+                    f"{MAX_FILE_BYTES // 1024 // 1024} MB limit for one article"
+                )
+                raise ContentError(where, [FieldProblem("file", message)])
+            data = path.read_bytes()
+            after = path.stat()
+        except OSError as err:
+            message = f"cannot be read ({err.strerror})"
+            raise ContentError(where, [FieldProblem("file", message)]) from err
+        if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) and len(
+            data
+        ) == after.st_size:
+            return data, after.st_size, after.st_mtime_ns
+    message = "kept changing while it was read; it will be read again on the next run"
+    raise ContentError(where, [FieldProblem("file", message)])
 
 
 def parse_article(

@@ -75,6 +75,13 @@ def _generator(spec: FeedSpec, items: Sequence[FeedItem], fmt: str) -> FeedGener
         rel="self",
         type="application/rss+xml" if fmt == "rss" else "application/atom+xml",
     )
+    if spec.hub:
+        # WebSub §4 discovery: Atom takes it as a link; RSS gets atom:link rel="hub"
+        # from a small extension, as feedgen writes only rel="self" into RSS.
+        if fmt == "rss":
+            feed.register_extension("websub", _hub_extension(_uri(spec.hub)), atom=False)
+        else:
+            feed.link(href=_uri(spec.hub), rel="hub")
     # feedgen takes RSS <link> from the last link added: the site must come last.
     feed.link(href=_uri(spec.home_url), rel="alternate", type="text/html")
     feed.language(spec.language)
@@ -137,6 +144,30 @@ def _rss_authors(entry: FeedEntry, authors: Sequence[Author]) -> None:
         entry.dc.dc_creator(_clean(author.name), replace=False)
 
 
+def _hub_extension(hub: str) -> type:
+    from feedgen.ext.base import BaseExtension
+
+    class HubLinkExtension(BaseExtension):  # type: ignore[misc]
+        def extend_rss(self, feed: Any) -> Any:
+            channel = feed[0]
+            link = channel.makeelement(
+                "{http://www.w3.org/2005/Atom}link", {"href": hub, "rel": "hub"}
+            )
+            # Right after the self link, where readers look for it.
+            position = next(
+                (
+                    i + 1
+                    for i, child in enumerate(channel)
+                    if child.tag == "{http://www.w3.org/2005/Atom}link"
+                ),
+                len(channel),
+            )
+            channel.insert(position, link)
+            return feed
+
+    return HubLinkExtension
+
+
 def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
     """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/); key order is fixed."""
     document: dict[str, Any] = {
@@ -147,8 +178,10 @@ def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
         "description": _clean(spec.description),
         "language": spec.language,
         "authors": [_json_author(spec.author)],
-        "items": [_json_item(item) for item in items],
     }
+    if spec.hub:
+        document["hubs"] = [{"type": "WebSub", "url": spec.hub}]
+    document["items"] = [_json_item(item) for item in items]
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 

@@ -125,6 +125,7 @@ def send_digests(
     now: Callable[[], datetime],
     dry_run: bool = False,
     resend_uncertain: bool = False,
+    make_new: bool = True,
     sender: Sender | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], Progress] | None = None,
@@ -179,6 +180,8 @@ def send_digests(
                 )
                 if report.stopped:
                     return report
+            if not make_new:
+                return report
             made_id = _make_digest(site, store, settings, report, now=now())
             if made_id is not None:
                 _send_digest(

@@ -70,6 +70,7 @@ class FeedSpec:
     author: Author
     generator_version: str
     tag: Tag | None = None
+    hub: str | None = None  # a WebSub hub to advertise
 
     def url(self, filename: str) -> str:
         return self.folder_url + filename

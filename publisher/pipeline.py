@@ -1,53 +1,54 @@
-"""The one place that knows the order of stages: load → index → render → write.
+"""The one place that knows the order of stages: index → plan → render → write.
 
-`build` reads only what changed since the last run (by path, size and mtime,
-then by content hash), keeps each article's stable id and last good version in
-the store, renders Markdown only for articles that appear in some feed, and
-writes only the files whose bytes changed.
+`build` first asks whether anything can have changed: the same files with the
+same sizes and mtimes, the same settings, no scheduled article come due and
+every output file as it was left. Then it answers from the store without
+parsing, rendering or importing the feed libraries. Otherwise it indexes
+what changed, and renders only the feeds whose items changed, with Markdown
+rendered only for articles that appear in some feed (and cached).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
-from publisher import __version__, content, feeds, markup
+from publisher import __version__, content, feeds, markup, websub
 from publisher.config import SiteConfig
-from publisher.content import ArticleDefaults, FoundFile, ParsedArticle
-from publisher.errors import ConfigError, ContentError, OutputError, PublisherError
+from publisher.errors import ConfigError, ContentError, OutputError
+from publisher.indexing import (
+    IndexResult,
+    content_files,
+    defaults_for,
+    display,
+    index_content,
+    problem_from_row,
+)
 from publisher.model import Article, BuildReport, ContentProblem, FeedItem, FeedSpec, Tag
 from publisher.output import OutputWriter
-from publisher.store import FileRow, Store, StoredArticle, effective_updated, open_store
+from publisher.store import OutputRow, Store, open_store
+
+__all__ = [
+    "STATE_DB",
+    "build",
+    "check",
+    "content_files",
+    "display",
+    "index_content",
+    "new_article",
+    "plan_feeds",
+]
 
 logger = logging.getLogger(__name__)
 
 STATE_DB = "state.db"
-
-
-def defaults_for(site: SiteConfig) -> ArticleDefaults:
-    return ArticleDefaults(site.base_url, site.timezone, site.author, site.permalink)
-
-
-def display(site: SiteConfig, path: Path) -> str:
-    """A path as the user would write it: relative to the site folder when inside it."""
-    try:
-        return path.relative_to(site.root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def content_files(site: SiteConfig) -> list[FoundFile]:
-    try:
-        return list(content.discover(site.content_dir))
-    except FileNotFoundError:
-        where = display(site, site.content_dir)
-        message = "content folder not found (set [paths] content in publisher.toml)"
-        raise ConfigError(where, message) from None
 
 
 # -- check ---------------------------------------------------------------------
@@ -68,36 +69,20 @@ def check(site: SiteConfig) -> CheckReport:
     for item in found:
         where = display(site, item.path)
         try:
-            parsed = content.parse_article(
-                where, item.relative, content.read_article_bytes(item.path, where), defaults
-            )
+            data, _size, _mtime = content.read_article(item.path, where)
+            parsed = content.parse_article(where, item.relative, data, defaults)
         except ContentError as err:
             problems.append(ContentProblem(where, tuple(err.lines())))
             continue
         if parsed.explicit_id is not None:
-            if parsed.explicit_id in owners:
-                problems.append(
-                    _duplicate_id(where, parsed.explicit_id, owners[parsed.explicit_id])
-                )
-            else:
-                owners[parsed.explicit_id] = where
+            owner = owners.setdefault(parsed.explicit_id, where)
+            if owner != where:
+                line = f"{where}: id: {parsed.explicit_id!r} is already used by {owner}"
+                problems.append(ContentProblem(where, (line,)))
     return CheckReport(len(found), tuple(problems))
 
 
-def _duplicate_id(where: str, article_id: str, owner: str) -> ContentProblem:
-    return ContentProblem(where, (f"{where}: id: {article_id!r} is already used by {owner}",))
-
-
-# -- build: index ------------------------------------------------------------------
-
-
-@dataclass
-class IndexResult:
-    """What one pass over the content folder found and decided."""
-
-    problems: list[ContentProblem] = field(default_factory=list)
-    parsed: int = 0
-    claims: dict[str, str] = field(default_factory=dict)  # article id -> path that owns it
+# -- build -----------------------------------------------------------------------
 
 
 def build(site: SiteConfig, *, now: datetime) -> BuildReport:
@@ -108,189 +93,121 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
     """
     found = content_files(site)
     with open_store(site.state_dir / STATE_DB) as store:
+        unchanged = _unchanged_report(site, store, found, now=now)
+        if unchanged is not None:
+            return unchanged
         with store.transaction():
-            sync = index_content(site, store, found, now=now)
+            # Until this build completes, the next one may not take the quick path:
+            # "counts" is written back only at the end.
+            store.delete_setting("counts")
+            index = index_content(site, store, found, now=now)
         stored = store.stored_articles()
         articles = [s.article for s in stored.values()]
+        versions = {article_id: s.version for article_id, s in stored.items()}
         plans = plan_feeds(site, articles, now=now)
-        written, unchanged, removed = _write_feeds(site, store, plans)
-    published = sum(1 for a in articles if a.is_published(now))
-    drafts = sum(1 for a in articles if a.is_draft)
+        written, unchanged_paths, removed, changed_urls = _write_feeds(site, store, plans, versions)
+        counts = _counts(articles, now=now)
+        upcoming = [a.date for a in articles if not a.is_draft and a.date > now]
+        with store.transaction():
+            store.set_setting("render", _render_fingerprint(site))
+            store.set_setting("counts", json.dumps(counts))
+            store.set_setting("next_due", min(upcoming).isoformat() if upcoming else "")
+            store.set_setting("last_build", now.isoformat())
+        if site.feeds.websub_hub and (changed_urls or store.get_setting("websub_pending")):
+            _ping_hub(site.feeds.websub_hub, store, changed_urls)
+    return _report(counts, index, written, unchanged_paths, removed)
+
+
+def _report(
+    counts: Mapping[str, int],
+    index: IndexResult,
+    written: Sequence[str],
+    unchanged: Sequence[str],
+    removed: Sequence[str],
+) -> BuildReport:
     return BuildReport(
-        loaded=len(articles),
-        published=published,
-        drafts=drafts,
-        scheduled=len(articles) - published - drafts,
-        problems=tuple(sync.problems),
+        loaded=counts["loaded"],
+        published=counts["published"],
+        drafts=counts["drafts"],
+        scheduled=counts["scheduled"],
+        problems=tuple(index.problems),
         written=tuple(written),
         unchanged=tuple(unchanged),
         removed=tuple(removed),
-        parsed=sync.parsed,
+        parsed=index.parsed,
     )
 
 
-def index_content(
-    site: SiteConfig, store: Store, found: Sequence[FoundFile], *, now: datetime
-) -> IndexResult:
-    sync = IndexResult()
-    defaults = defaults_for(site)
-    fingerprint = site.fingerprint()
-    is_config_changed = store.get_setting("config") != fingerprint
-    if is_config_changed:
-        store.set_setting("config", fingerprint)
-    rows = store.files()
-    stored = store.stored_articles()
-    present = {item.relative for item in found}
-    vanished = {path: row for path, row in rows.items() if path not in present}
-    renamed_from = {
-        s.text_hash: article_id for article_id, s in stored.items() if s.article.path in vanished
+def _counts(articles: Sequence[Article], *, now: datetime) -> dict[str, int]:
+    published = sum(1 for a in articles if a.is_published(now))
+    drafts = sum(1 for a in articles if a.is_draft)
+    return {
+        "loaded": len(articles),
+        "published": published,
+        "drafts": drafts,
+        "scheduled": len(articles) - published - drafts,
     }
 
-    # Unchanged files keep what they had, including a cached problem.
-    changed: list[FoundFile] = []
+
+def _render_fingerprint(site: SiteConfig) -> str:
+    """Everything besides the articles that shapes the feeds' bytes."""
+    shape = (
+        site.title,
+        site.description,
+        site.base_url,
+        site.language,
+        site.author,
+        site.feeds,
+        str(site.output_dir),
+        __version__,
+    )
+    return hashlib.sha256(repr(shape).encode()).hexdigest()
+
+
+def _unchanged_report(
+    site: SiteConfig, store: Store, found: Sequence[content.FoundFile], *, now: datetime
+) -> BuildReport | None:
+    """The last build's report if nothing can have changed since, else None.
+
+    Reads only the store and the file system's stat data: nothing is parsed,
+    rendered or written.
+    """
+    counts_json = store.get_setting("counts")
+    if counts_json is None or store.get_setting("render") != _render_fingerprint(site):
+        return None
+    if store.get_setting("config") != site.fingerprint():
+        return None
+    next_due = store.get_setting("next_due")
+    if next_due and datetime.fromisoformat(next_due) <= now:
+        return None  # a scheduled article has come due
+    rows = store.files()
+    if len(rows) != len(found):
+        return None
     for item in found:
         row = rows.get(item.relative)
-        is_same_stat = row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
-        if row is None or not is_same_stat or is_config_changed:
-            changed.append(item)
-            continue
-        if row.article_id is not None:
-            sync.claims.setdefault(row.article_id, item.relative)
-        if row.problem:
-            sync.problems.append(_problem(row.problem, stored, row.article_id, site, item))
-
-    for item in changed:
-        where = display(site, item.path)
-        row = rows.get(item.relative)
+        if row is None or row.size != item.size or row.mtime_ns != item.mtime_ns:
+            return None
+    outputs = store.outputs()
+    if not outputs:
+        return None
+    for relative, output in outputs.items():
         try:
-            data = content.read_article_bytes(item.path, where)
-        except ContentError as err:
-            _record_problem(store, sync, site, item, row, stored, err.lines(), file_hash="")
-            continue
-        file_hash = hashlib.sha256(data).hexdigest()
-        if row is not None and row.file_hash == file_hash and not is_config_changed:
-            # Touched but not changed (a checkout, a copy): only the stat moves.
-            store.save_file(replace(row, size=item.size, mtime_ns=item.mtime_ns))
-            if row.article_id is not None:
-                sync.claims.setdefault(row.article_id, item.relative)
-            if row.problem:
-                sync.problems.append(_problem(row.problem, stored, row.article_id, site, item))
-            continue
-        sync.parsed += 1
-        try:
-            parsed = content.parse_article(where, item.relative, data, defaults)
-        except ContentError as err:
-            _record_problem(store, sync, site, item, row, stored, err.lines(), file_hash=file_hash)
-            continue
-        article_id = _choose_id(site, parsed, row, renamed_from)
-        owner = sync.claims.get(article_id)
-        if owner is None and article_id in stored:
-            previous_path = stored[article_id].article.path
-            if previous_path != item.relative and previous_path in present:
-                owner = previous_path  # the file that had this id first keeps it
-        if owner is not None and owner != item.relative:
-            owner_where = display(site, site.content_dir / owner)
-            line = f"{where}: id: {article_id!r} is already used by {owner_where}"
-            _record_problem(store, sync, site, item, row, stored, [line], file_hash=file_hash)
-            continue
-        sync.claims[article_id] = item.relative
-        _save_parsed(store, parsed, article_id, stored.get(article_id), now=now)
-        store.save_file(
-            FileRow(item.relative, item.size, item.mtime_ns, file_hash, article_id, None)
-        )
-
-    for path in vanished:
-        store.delete_file(path)
-    for article_id in stored:
-        if article_id not in sync.claims:
-            store.delete_article(article_id)
-    return sync
+            stat = os.stat(site.output_dir / relative)
+        except OSError:
+            return None
+        if stat.st_size != output.size or stat.st_mtime_ns != output.mtime_ns:
+            return None  # someone (or a killed build) touched the output
+    root = display(site, site.output_dir)
+    index = IndexResult()
+    index.problems = [
+        problem_from_row(site, row)
+        for row in sorted(rows.values(), key=lambda r: r.path)
+        if row.problem
+    ]
+    return _report(json.loads(counts_json), index, (), [f"{root}/{p}" for p in outputs], ())
 
 
-def _choose_id(
-    site: SiteConfig, parsed: ParsedArticle, row: FileRow | None, renamed_from: dict[str, str]
-) -> str:
-    """Front matter id, else the id this file had, else a renamed file's, else a new one.
-
-    A new id is a name-based UUID of the site URL and the file's path at first
-    sight: stable, and the same again if the state is ever rebuilt from scratch.
-    """
-    if parsed.explicit_id is not None:
-        return parsed.explicit_id
-    if row is not None and row.article_id is not None:
-        return row.article_id
-    if parsed.text_hash in renamed_from:
-        return renamed_from[parsed.text_hash]
-    return uuid.uuid5(uuid.NAMESPACE_URL, site.base_url + parsed.path).urn
-
-
-def _save_parsed(
-    store: Store,
-    parsed: ParsedArticle,
-    article_id: str,
-    previous: StoredArticle | None,
-    *,
-    now: datetime,
-) -> None:
-    edited_at = previous.edited_at if previous else None
-    if previous is not None and previous.text_hash != parsed.text_hash:
-        edited_at = now.replace(microsecond=0)  # an edit: first seen now
-    article = Article(
-        id=article_id,
-        path=parsed.path,
-        title=parsed.title,
-        date=parsed.date,
-        updated=effective_updated(parsed.date, parsed.updated, edited_at),
-        authors=parsed.authors,
-        tags=parsed.tags,
-        summary=parsed.summary,
-        link=parsed.link,
-        slug=parsed.slug,
-        is_draft=parsed.is_draft,
-    )
-    first_seen = previous.first_seen if previous else now.replace(microsecond=0)
-    store.save_article(
-        StoredArticle(article, parsed.text_hash, first_seen, edited_at, parsed.updated),
-        body=parsed.body,
-        body_format=parsed.body_format,
-    )
-
-
-def _record_problem(
-    store: Store,
-    sync: IndexResult,
-    site: SiteConfig,
-    item: FoundFile,
-    row: FileRow | None,
-    stored: dict[str, StoredArticle],
-    lines: Iterable[str],
-    *,
-    file_hash: str,
-) -> None:
-    previous_id = row.article_id if row is not None else None
-    if previous_id is not None and previous_id not in stored:
-        previous_id = None
-    if previous_id is not None:
-        sync.claims.setdefault(previous_id, item.relative)
-    problem_lines = tuple(lines)
-    store.save_file(
-        FileRow(item.relative, item.size, item.mtime_ns, file_hash, previous_id, problem_lines)
-    )
-    sync.problems.append(_problem(problem_lines, stored, previous_id, site, item))
-
-
-def _problem(
-    lines: tuple[str, ...],
-    stored: dict[str, StoredArticle],
-    article_id: str | None,
-    site: SiteConfig,
-    item: FoundFile,
-) -> ContentProblem:
-    kept = article_id is not None and article_id in stored
-    return ContentProblem(display(site, item.path), lines, kept_previous=kept)
-
-
-# -- build: render and write -------------------------------------------------------
+# -- plan, render and write -------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +233,7 @@ def plan_feeds(site: SiteConfig, articles: Iterable[Article], *, now: datetime) 
         language=site.language,
         author=site.author,
         generator_version=__version__,
+        hub=site.feeds.websub_hub,
     )
     plans = [FeedPlan(base, tuple(published[:limit]))]
     if site.feeds.tag_feeds:
@@ -331,7 +249,7 @@ def plan_feeds(site: SiteConfig, articles: Iterable[Article], *, now: datetime) 
                 base,
                 title=f"{site.title}: {tag.name}",
                 description=f"{site.description} Articles tagged “{tag.name}”.",
-                folder_url=f"{site.feeds.url}tags/{_quote(slug)}/",
+                folder_url=f"{site.feeds.url}tags/{quote(slug)}/",
                 folder=f"tags/{slug}",
                 tag=tag,
             )
@@ -339,51 +257,85 @@ def plan_feeds(site: SiteConfig, articles: Iterable[Article], *, now: datetime) 
     return plans
 
 
-def _quote(slug: str) -> str:
-    from urllib.parse import quote
-
-    return quote(slug)
+def _signature(site: SiteConfig, plan: FeedPlan, versions: Mapping[str, str]) -> str:
+    """Changes when anything that goes into this feed's bytes changes."""
+    digest = hashlib.sha256(_render_fingerprint(site).encode())
+    digest.update(repr(plan.spec).encode())
+    for article in plan.articles:
+        digest.update(f"\0{article.id}\0{versions.get(article.id, '')}".encode())
+    return digest.hexdigest()
 
 
 def _write_feeds(
-    site: SiteConfig, store: Store, plans: Sequence[FeedPlan]
-) -> tuple[list[str], list[str], list[str]]:
+    site: SiteConfig, store: Store, plans: Sequence[FeedPlan], versions: Mapping[str, str]
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Render and write the feeds whose items changed; remove the ones no longer made.
+
+    :returns: written, unchanged and removed paths (for messages), and the public
+        URLs of the feeds that changed (for WebSub).
+    """
     writer = OutputWriter(site.output_dir, display_root=display(site, site.output_dir))
     writer.ensure_root()
-    html = _html_for(store, plans) if site.feeds.full_content else {}
+    previous = store.outputs()
+    outputs: dict[str, OutputRow] = {}
     written: list[str] = []
     unchanged: list[str] = []
-    outputs: dict[str, str] = {}
+    changed_urls: list[str] = []
     try:
         for plan in plans:
-            items = [FeedItem(a, html.get(a.id)) for a in plan.articles]
+            signature = _signature(site, plan, versions)
+            html: dict[str, str] | None = None
             for fmt in site.feeds.formats:
                 relative = f"{plan.spec.folder}/{feeds.FEED_FILES[fmt]}".lstrip("/")
+                old = previous.get(relative)
+                if (
+                    old is not None
+                    and old.signature == signature
+                    and _is_intact(site, relative, old)
+                ):
+                    outputs[relative] = old
+                    unchanged.append(writer.where(relative))
+                    continue
+                if html is None:
+                    html = _html_for(store, plan.articles) if site.feeds.full_content else {}
+                items = [FeedItem(a, html.get(a.id)) for a in plan.articles]
                 data = feeds.render(fmt, plan.spec, items)
-                outputs[relative] = hashlib.sha256(data).hexdigest()
-                target = writer.where(relative)
-                (written if writer.write_if_changed(relative, data) else unchanged).append(target)
-    except PublisherError:
-        raise
-    except OSError as err:  # pragma: no cover - write_if_changed wraps OS errors
-        raise OutputError(display(site, site.output_dir), str(err)) from err
+                if writer.write_if_changed(relative, data):
+                    written.append(writer.where(relative))
+                    changed_urls.append(plan.spec.url(feeds.FEED_FILES[fmt]))
+                else:
+                    unchanged.append(writer.where(relative))
+                stat = writer.target(relative).stat()
+                outputs[relative] = OutputRow(
+                    hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime_ns, signature
+                )
+    finally:
+        # What was written is recorded even if a later write fails, so the
+        # next build compares against the truth.
+        if outputs:
+            with store.transaction():
+                store.update_outputs(outputs)
     removed: list[str] = []
-    previous = store.outputs()
     for relative in sorted(set(previous) - set(outputs)):
         if writer.remove(relative):
             removed.append(writer.where(relative))
-    if previous != outputs:
+    if previous.keys() - outputs.keys():
         with store.transaction():
-            store.set_outputs(outputs)
-    return written, unchanged, removed
+            store.delete_outputs(previous.keys() - outputs.keys())
+    return written, unchanged, removed, changed_urls
 
 
-def _html_for(store: Store, plans: Sequence[FeedPlan]) -> dict[str, str]:
-    """Rendered bodies of the articles that appear in some feed, from the cache when fresh."""
-    needed: dict[str, Article] = {}
-    for plan in plans:
-        for article in plan.articles:
-            needed.setdefault(article.id, article)
+def _is_intact(site: SiteConfig, relative: str, row: OutputRow) -> bool:
+    try:
+        stat = os.stat(site.output_dir / relative)
+    except OSError:
+        return False
+    return stat.st_size == row.size and stat.st_mtime_ns == row.mtime_ns
+
+
+def _html_for(store: Store, articles: Iterable[Article]) -> dict[str, str]:
+    """Rendered bodies of *articles*, from the cache when still fresh."""
+    needed = {article.id: article for article in articles}
     html: dict[str, str] = {}
     fresh: list[tuple[str, str, str]] = []
     for article_id, body, body_format, cached, cached_key in store.bodies(sorted(needed)):
@@ -400,6 +352,13 @@ def _html_for(store: Store, plans: Sequence[FeedPlan]) -> dict[str, str]:
             for article_id, rendered, key in fresh:
                 store.save_html(article_id, rendered, key)
     return html
+
+
+def _ping_hub(hub: str, store: Store, changed_urls: Sequence[str]) -> None:
+    pending = json.loads(store.get_setting("websub_pending") or "[]")
+    failed = websub.ping(hub, [*pending, *changed_urls])
+    with store.transaction():
+        store.set_setting("websub_pending", json.dumps(failed))
 
 
 # -- new ---------------------------------------------------------------------------

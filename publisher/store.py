@@ -7,6 +7,7 @@ good version (so a file that turns invalid keeps its article published).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -86,6 +87,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX deliveries_status ON deliveries (digest_id, status, subscriber_id)",
     ),
+    (
+        # The stat of each output lets a build with nothing to do prove it
+        # without reading them; the signature says what went into each.
+        "ALTER TABLE outputs ADD COLUMN size INTEGER",
+        "ALTER TABLE outputs ADD COLUMN mtime_ns INTEGER",
+        "ALTER TABLE outputs ADD COLUMN signature TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -109,6 +117,17 @@ class StoredArticle:
     first_seen: datetime
     edited_at: datetime | None
     front_matter_updated: datetime | None
+    version: str = ""  # changes whenever anything stored about the article changes
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRow:
+    """A file the last build wrote: its hash, its stat, and the signature of what went in."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+    signature: str
 
 
 class Store:
@@ -150,6 +169,9 @@ class Store:
     def get_setting(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def delete_setting(self, key: str) -> None:
+        self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
 
     def set_setting(self, key: str, value: str) -> None:
         self.conn.execute(
@@ -257,14 +279,23 @@ class Store:
 
     # -- outputs ------------------------------------------------------------
 
-    def outputs(self) -> dict[str, str]:
-        return {row[0]: row[1] for row in self.conn.execute("SELECT path, sha256 FROM outputs")}
+    def outputs(self) -> dict[str, OutputRow]:
+        rows = self.conn.execute("SELECT path, sha256, size, mtime_ns, signature FROM outputs")
+        return {row[0]: OutputRow(row[1], row[2] or 0, row[3] or 0, row[4] or "") for row in rows}
 
-    def set_outputs(self, outputs: dict[str, str]) -> None:
-        self.conn.execute("DELETE FROM outputs")
+    def update_outputs(self, outputs: dict[str, OutputRow]) -> None:
         self.conn.executemany(
-            "INSERT INTO outputs (path, sha256) VALUES (?, ?)", sorted(outputs.items())
+            "INSERT INTO outputs (path, sha256, size, mtime_ns, signature) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, signature = excluded.signature",
+            [
+                (path, r.sha256, r.size, r.mtime_ns, r.signature)
+                for path, r in sorted(outputs.items())
+            ],
         )
+
+    def delete_outputs(self, paths: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in sorted(paths)])
 
 
 def open_store(path: Path) -> Store:
@@ -348,8 +379,14 @@ def _stored_from_row(row: Sequence[Any]) -> StoredArticle:
         slug=meta["slug"],
         is_draft=meta["draft"],
     )
+    version = hashlib.sha1(f"{meta_json}\0{text_hash}\0{edited_at}".encode()).hexdigest()
     return StoredArticle(
-        article, text_hash, datetime.fromisoformat(first_seen), edited, front_matter_updated
+        article,
+        text_hash,
+        datetime.fromisoformat(first_seen),
+        edited,
+        front_matter_updated,
+        version,
     )
 
 

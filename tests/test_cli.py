@@ -71,7 +71,8 @@ def test_config_typo_exits_2(runner, make_site):
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: {site_dir / 'publisher.toml'}: [feeds] unknown key 'max_item' "
-        "(did you mean 'max_items'?); known keys: content, formats, max_items, tag_feeds, url\n"
+        "(did you mean 'max_items'?); "
+        "known keys: content, formats, max_items, tag_feeds, url, websub_hub\n"
     )
     assert not (site_dir / "feeds").exists()
 

@@ -88,12 +88,12 @@ url = "https://cdn.meridian.example/feeds"
         (
             VALID + "\n[feeds]\nmax_item = 3\n",
             "[feeds] unknown key 'max_item' (did you mean 'max_items'?); "
-            "known keys: content, formats, max_items, tag_feeds, url",
+            "known keys: content, formats, max_items, tag_feeds, url, websub_hub",
         ),
         (
             VALID.replace("[site]", "[sites]"),
             "unknown key 'sites' (did you mean 'site'?); "
-            "known keys: delivery, digest, feeds, paths, site\n"
+            "known keys: delivery, digest, feeds, paths, schedule, site\n"
             "[site]: missing table",
         ),
         (
@@ -119,7 +119,7 @@ url = "https://cdn.meridian.example/feeds"
         (
             'title = "T"\n',
             "unknown key 'title' (did you mean 'site'?); "
-            "known keys: delivery, digest, feeds, paths, site\n"
+            "known keys: delivery, digest, feeds, paths, schedule, site\n"
             "[site]: missing table",
         ),
         (

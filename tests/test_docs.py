@@ -65,6 +65,7 @@ def test_every_config_key_is_documented():
         ("digest", config._DIGEST_KEYS),
         ("delivery", config._DELIVERY_KEYS),
         ("delivery.smtp", config._SMTP_KEYS),
+        ("schedule", config._SCHEDULE_KEYS),
     )
     for table, keys in tables:
         assert f"[{table}]" in README

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import feedparser
+import pytest
 
-from publisher.config import SiteConfig
+from publisher.config import SiteConfig, load_config
 from publisher.pipeline import build, check
 
 
@@ -205,3 +207,154 @@ def test_check_reports_every_bad_file_and_writes_nothing(site):
     assert [p.path for p in report.problems] == ["content/2024-01-01-bad.md"]
     assert not site.output_dir.exists()
     assert not site.state_dir.exists()
+
+
+# -- incremental builds (issue: the cron job and the service) -------------------------
+
+
+class RenderCounter:
+    def __init__(self, monkeypatch):
+        from publisher import feeds, markup
+
+        self.feeds: list[str] = []
+        self.bodies = 0
+        real_render = feeds.render
+        real_body = markup.render_body
+
+        def render(fmt, spec, items):
+            self.feeds.append(f"{spec.folder or '.'}/{fmt}")
+            return real_render(fmt, spec, items)
+
+        def render_body(*args, **kwargs):
+            self.bodies += 1
+            return real_body(*args, **kwargs)
+
+        monkeypatch.setattr(feeds, "render", render)
+        monkeypatch.setattr(markup, "render_body", render_body)
+
+
+def test_no_change_renders_nothing(site, now, monkeypatch):
+    build(site, now=now)
+    counter = RenderCounter(monkeypatch)
+    report = build(site, now=now)
+    assert (report.parsed, counter.feeds, counter.bodies) == (0, [], 0)
+    assert len(report.unchanged) == 18
+
+
+def test_one_edit_renders_only_the_feeds_that_hold_it(site, now, monkeypatch):
+    build(site, now=now)
+    counter = RenderCounter(monkeypatch)
+    path = site.content_dir / "2022-08-09-fisheries.txt"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("nine years", "ten years"), encoding="utf-8"
+    )
+    _bump(path)
+    report = build(site, now=now)
+    assert report.parsed == 1
+    assert sorted(counter.feeds) == sorted(
+        f"{folder}/{fmt}"
+        for folder in (".", "tags/asia-pacific")
+        for fmt in ("rss", "atom", "json")
+    )
+    assert counter.bodies == 1  # the others come from the cache
+    assert len(report.written) == 6
+
+
+def test_scheduled_article_is_picked_up_without_any_file_change(site, now, monkeypatch):
+    from datetime import UTC, datetime
+
+    build(site, now=now)
+    counter = RenderCounter(monkeypatch)
+    assert build(site, now=datetime(2031, 1, 15, 6, 59, tzinfo=UTC)).written == ()
+    assert counter.feeds == []
+    report = build(site, now=datetime(2031, 1, 15, 7, 0, tzinfo=UTC))
+    assert "https://gazette.example/news/2031/01/year-ahead/" in _json_items(site)
+    assert report.published == 4
+
+
+def test_a_damaged_or_missing_output_is_repaired(site, now):
+    build(site, now=now)
+    good = _contents(site.output_dir)
+    (site.output_dir / "atom.xml").unlink()
+    (site.output_dir / "tags" / "vienna" / "rss.xml").write_bytes(b"<?xml version='1.0'?><trunc")
+    report = build(site, now=now)
+    assert sorted(report.written) == ["feeds/atom.xml", "feeds/tags/vienna/rss.xml"]
+    assert _contents(site.output_dir) == good
+
+
+def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now, monkeypatch):
+    from publisher import feeds
+
+    build(site, now=now)
+    path = site.content_dir / "2020-06-22-vienna-talks.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Arms talks", "Arms control talks"),
+        encoding="utf-8",
+    )
+    _bump(path)
+    real_render = feeds.render
+    calls = []
+
+    def dying_render(fmt, spec, items):
+        calls.append(fmt)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if the process were killed here
+        return real_render(fmt, spec, items)
+
+    # A twin of the site, built without interruption, gives the expected bytes.
+    twin_dir = site.root.parent / "twin"
+    shutil.copytree(site.root, twin_dir)
+    twin = load_config(twin_dir / "publisher.toml")
+    build(twin, now=now)
+    monkeypatch.setattr(feeds, "render", dying_render)
+    with pytest.raises(KeyboardInterrupt):
+        build(site, now=now)
+    monkeypatch.setattr(feeds, "render", real_render)
+    build(site, now=now)
+    repaired = _contents(site.output_dir)
+    assert repaired == _contents(twin.output_dir)
+    assert b"Arms control talks" in repaired["rss.xml"]
+
+
+def test_lost_state_keeps_published_ids(site, now):
+    # A file moved to a sub-folder keeps its link but would get a new name-based
+    # id; after the state is lost, its id comes back from the published feeds.
+    build(site, now=now)
+    link = "https://gazette.example/news/2021/03/observers/"
+    article_id = _json_items(site)[link]["id"]
+    (site.content_dir / "2021").mkdir()
+    (site.content_dir / "2021-03-04-observers.md").rename(
+        site.content_dir / "2021" / "2021-03-04-observers.md"
+    )
+    build(site, now=now)
+    assert _json_items(site)[link]["id"] == article_id
+    for item in site.state_dir.iterdir():
+        item.unlink()
+    report = build(site, now=now)
+    assert _json_items(site)[link]["id"] == article_id
+    assert report.written == ()  # readers see nothing new
+
+
+def test_a_file_changing_while_it_is_read_is_read_again(site, now, monkeypatch):
+    from pathlib import Path
+
+    path = site.content_dir / "2021-03-04-observers.md"
+    real_read = Path.read_bytes
+    reads = []
+
+    def read_during_edit(self):
+        data = real_read(self)
+        if self == path and not reads:
+            reads.append(1)
+            self.write_text(
+                data.decode().replace("orderly vote", "orderly, final vote"), encoding="utf-8"
+            )
+            _bump(self)
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_during_edit)
+    build(site, now=now)
+    item = _json_items(site)["https://gazette.example/news/2021/03/observers/"]
+    assert item["title"] == "Observers find an orderly, final vote"
+    monkeypatch.setattr(Path, "read_bytes", real_read)
+    assert build(site, now=now).parsed == 0  # the stored stat is that of the bytes parsed

@@ -1,0 +1,194 @@
+"""`publisher run` (the service, or one pass for cron) and `publisher status`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+
+import click
+
+from publisher.config import SiteConfig
+
+logger = logging.getLogger("publisher.run")
+
+DIGEST_RETRY = timedelta(minutes=5)  # after a failed send, before trying again
+
+
+@click.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run what is due now (a rebuild, and a digest if its time has come), then exit.",
+)
+@click.pass_context
+def run(ctx: click.Context, once: bool) -> None:
+    """Stay up: rebuild every [schedule] rebuild_every, send digests at their cadence.
+
+    Times are in the site's time zone. A failing job is logged and the service
+    goes on. SIGTERM or Ctrl-C lets the job in flight finish (for a digest, the
+    message being sent), records it, and exits 0. With --once it does one pass,
+    for cron.
+
+    \b
+    Examples:
+      publisher run                  as a service (see the README's systemd unit)
+      */5 * * * * cd /srv/site && publisher run --once
+    """
+    from publisher import pipeline
+    from publisher.cli import _now, _site, _summary, site_lock, stop_on_signals
+    from publisher.scheduler import DigestClock, Service, next_slot
+    from publisher.store import open_store
+
+    site = _site(ctx)
+    with site_lock(site, "run --once" if once else "run"), stop_on_signals() as stop:
+        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+            handled = store.get_setting("digest_slot")
+        clock = DigestClock(
+            site.digest.cadence, site.timezone, datetime.fromisoformat(handled) if handled else None
+        )
+        failed_at: list[datetime] = []
+
+        def rebuild() -> None:
+            report = pipeline.build(site, now=_now())
+            for problem in report.problems:
+                for line in problem.lines:
+                    logger.warning("%s", line)
+            if report.written or report.removed or report.problems:
+                logger.info("build: %s", _summary(report))
+            _record(site, "next_rebuild", _now() + site.rebuild_every)
+
+        def digest_check() -> None:
+            now = _now()
+            if failed_at and now - failed_at[-1] < DIGEST_RETRY:
+                return
+            slot = clock.due(now)
+            _record(site, "digest_slot", clock.handled)
+            _record(site, "next_digest", next_slot(site.digest.cadence, site.timezone, now))
+            if slot is None and not _has_unfinished(site):
+                return
+            from publisher import mailing
+
+            try:
+                report = mailing.send_digests(
+                    site, now=_now, should_stop=stop.is_set, make_new=slot is not None
+                )
+            except Exception:
+                failed_at.append(_now())
+                raise
+            failed_at.clear()
+            if slot is not None and not report.stopped:
+                clock.handled = slot
+                _record(site, "digest_slot", slot)
+            logger.info(
+                "digest: made %s, sent %d, failed %d, deferred %d, uncertain %d%s",
+                report.made or "none",
+                report.sent,
+                report.failed,
+                report.deferred,
+                report.uncertain,
+                f" ({report.note})" if report.note else "",
+            )
+
+        service = Service(
+            rebuild=rebuild, digest_check=digest_check, rebuild_every=site.rebuild_every, stop=stop
+        )
+        if once:
+            service.run_once()
+        else:
+            logger.info(
+                "running: rebuild every %s, digest %s (%s)",
+                site.rebuild_every,
+                site.digest.cadence,
+                site.timezone.key,
+            )
+            service.run_forever()
+
+
+def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:
+    from publisher import pipeline
+    from publisher.store import open_store
+
+    if moment is None:
+        return
+    with open_store(site.state_dir / pipeline.STATE_DB) as store, store.transaction():
+        store.set_setting(key, moment.isoformat())
+
+
+def _has_unfinished(site: SiteConfig) -> bool:
+    from publisher import ledger, pipeline
+    from publisher.store import open_store
+
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        return bool(ledger.unfinished_digests(store))
+
+
+@click.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show the last build, the service, the next digest and the last digest's ledger."""
+    from publisher import ledger, pipeline
+    from publisher.cli import _now, _site
+    from publisher.lock import holder
+    from publisher.scheduler import next_slot
+    from publisher.store import open_store
+
+    site = _site(ctx)
+    tz = site.timezone
+
+    def when(text: str | None) -> str:
+        if not text:
+            return "never"
+        return datetime.fromisoformat(text).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        last_build = store.get_setting("last_build")
+        counts = json.loads(store.get_setting("counts") or "{}")
+        next_due = store.get_setting("next_due")
+        next_rebuild = store.get_setting("next_rebuild")
+        next_digest_run = store.get_setting("next_digest")
+        digests = ledger.delivery_counts(store)
+        by_status = dict(
+            store.conn.execute(
+                "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
+            ).fetchall()
+        )
+    click.echo(f"site: {site.title} ({site.display_path})")
+    line = f"last build: {when(last_build)}"
+    if counts:
+        drafts = counts["drafts"]
+        line += (
+            f" ({counts['loaded']} articles: {counts['published']} published, "
+            f"{drafts} draft{'' if drafts == 1 else 's'}, {counts['scheduled']} scheduled)"
+        )
+    click.echo(line)
+    if next_due:
+        click.echo(f"next scheduled article: {when(next_due)}")
+    running = holder(site.state_dir)
+    if running and "`publisher run`" in running:
+        click.echo(
+            f"service: running ({running}); next rebuild {when(next_rebuild)}, "
+            f"next digest {when(next_digest_run)}"
+        )
+    elif running:
+        click.echo(f"service: not running; busy: {running}")
+    else:
+        click.echo("service: not running")
+    upcoming = next_slot(site.digest.cadence, tz, _now())
+    click.echo(
+        f"digest cadence: {site.digest.cadence} ({tz.key}); next at "
+        f"{upcoming.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
+    if digests:
+        latest = digests[0]
+        click.echo(
+            f"last digest: {latest.digest_id}, made {when(latest.created_at.isoformat())}, "
+            f"{latest.articles} articles: sent {latest.sent}, pending {latest.pending}, "
+            f"uncertain {latest.sending}, failed {latest.failed}"
+        )
+    else:
+        click.echo("last digest: none yet")
+    click.echo(
+        f"subscribers: {by_status.get('active', 0)} active, "
+        f"{by_status.get('unsubscribed', 0)} unsubscribed, {by_status.get('bounced', 0)} bounced"
+    )

@@ -1,0 +1,128 @@
+"""`publisher run`: rebuild on an interval and send digests at their times, until stopped.
+
+Jobs run on a private `schedule.Scheduler` (never the library's global one).
+Whether a digest is due is worked out from the cadence in the site's time
+zone and the last slot handled, kept in the store: so a digest missed while
+the service was down goes out when it is back, a DST change never sends two
+or none, and a clock jump backwards sends nothing again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import schedule
+
+from publisher.config import Cadence
+from publisher.errors import PublisherError
+
+logger = logging.getLogger(__name__)
+
+DIGEST_CHECK_SECONDS = 30
+MAX_SLEEP_SECONDS = 1.0
+
+
+def latest_slot(cadence: Cadence, timezone: ZoneInfo, now: datetime) -> datetime:
+    """The most recent digest time at or before *now*, as an aware datetime.
+
+    Local times that do not exist (spring forward) or exist twice (fall back)
+    resolve through zoneinfo's fold=0 rule, once per day either way.
+    """
+    local_today = now.astimezone(timezone).date()
+    for days_back in range(0, 8):
+        day: date = local_today - timedelta(days=days_back)
+        if cadence.weekday is not None and day.weekday() != cadence.weekday:
+            continue
+        slot = datetime.combine(day, time(cadence.hour, cadence.minute), tzinfo=timezone)
+        # Normalise a non-existent local time to the instant it names.
+        slot = slot.astimezone(ZoneInfo("UTC")).astimezone(timezone)
+        if slot <= now:
+            return slot
+    message = f"no digest slot within a week before {now.isoformat()}"  # pragma: no cover
+    raise AssertionError(message)  # pragma: no cover
+
+
+def next_slot(cadence: Cadence, timezone: ZoneInfo, now: datetime) -> datetime:
+    """The first digest time after *now*."""
+    probe = now + timedelta(days=8)
+    slot = latest_slot(cadence, timezone, probe)
+    while True:
+        earlier = latest_slot(cadence, timezone, slot - timedelta(seconds=1))
+        if earlier <= now:
+            return slot
+        slot = earlier
+
+
+@dataclass
+class DigestClock:
+    """Decides when a digest is due; `handled` is the last slot dealt with."""
+
+    cadence: Cadence
+    timezone: ZoneInfo
+    handled: datetime | None
+
+    def due(self, now: datetime) -> datetime | None:
+        """The slot to send for now, or None. A first run only notes the current slot."""
+        slot = latest_slot(self.cadence, self.timezone, now)
+        if self.handled is None:
+            self.handled = slot
+            return None
+        if slot > self.handled:
+            return slot
+        return None
+
+
+@dataclass
+class Service:
+    """The jobs of `publisher run` and the loop that runs them."""
+
+    rebuild: Callable[[], None]
+    digest_check: Callable[[], None]
+    rebuild_every: timedelta
+    stop: threading.Event = field(default_factory=threading.Event)
+    scheduler: schedule.Scheduler = field(default_factory=schedule.Scheduler)
+    on_idle: Callable[[schedule.Scheduler], None] = lambda _s: None
+
+    def __post_init__(self) -> None:
+        seconds = int(self.rebuild_every.total_seconds())
+        self.scheduler.every(seconds).seconds.do(self._guarded, "rebuild", self.rebuild)
+        self.scheduler.every(DIGEST_CHECK_SECONDS).seconds.do(
+            self._guarded, "digest", self.digest_check
+        )
+
+    def run_once(self) -> None:
+        """Everything due now, in order: the rebuild, then the digest."""
+        self._guarded("rebuild", self.rebuild)
+        if not self.stop.is_set():
+            self._guarded("digest", self.digest_check)
+
+    def run_forever(self) -> None:
+        """Run jobs as they fall due until `stop` is set (by SIGTERM or SIGINT)."""
+        self.run_once()
+        while not self.stop.is_set():
+            self.scheduler.run_pending()
+            self.on_idle(self.scheduler)
+            idle = self.scheduler.idle_seconds
+            # Wake at least every second so a stop request is noticed promptly.
+            self.stop.wait(
+                MAX_SLEEP_SECONDS if idle is None else max(0.0, min(idle, MAX_SLEEP_SECONDS))
+            )
+        logger.info("stopped")
+
+    def _guarded(self, name: str, job: Callable[[], None]) -> None:
+        # schedule lets a job's exception escape run_pending (and so the loop):
+        # a failing job is logged, and the service goes on.
+        if self.stop.is_set():
+            return
+        try:
+            job()
+        except PublisherError as err:
+            for line in err.lines():
+                logger.error("%s job: %s", name, line)
+        except Exception:
+            logger.exception("%s job failed", name)
