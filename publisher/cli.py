@@ -407,10 +407,10 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from publisher.cli_service import run, status
+    from publisher.cli_service import run, serve, status
     from publisher.cli_subscribers import subscribers, unsubscribe
 
-    for command in (subscribers, unsubscribe, run, status):
+    for command in (subscribers, unsubscribe, run, status, serve):
         cli.add_command(command)
 
 

@@ -192,3 +192,36 @@ def status(ctx: click.Context) -> None:
         f"subscribers: {by_status.get('active', 0)} active, "
         f"{by_status.get('unsubscribed', 0)} unsubscribed, {by_status.get('bounced', 0)} bounced"
     )
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback by default: put a TLS proxy in front).",
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the feeds, the sign-up form, unsubscribe and the digest archive over HTTP.
+
+    Runs beside `publisher run`, sharing the state safely. SIGTERM or Ctrl-C
+    finishes the requests in flight and stops. See the README for nginx/Caddy.
+
+    \b
+    Example:
+      publisher serve --port 8080
+    """
+    from publisher.cli import _site
+    from publisher.web import run_server
+
+    site = _site(ctx)
+    logging.getLogger("publisher.web").setLevel(logging.INFO)
+    run_server(site, host=host, port=port)

@@ -73,6 +73,8 @@ class OutboxSender:
         self.description = f"the outbox ({display})"
 
     def path_for(self, message: Message) -> Path:
+        if message.outbox_name:
+            return self.folder / message.outbox_name
         return self.folder / f"digest-{message.digest_id:04d}" / f"{message.subscriber_id:08d}.eml"
 
     def send(self, message: Message) -> SendResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from publisher.errors import LockHeldError, StoreError
 
 LOCK_NAME = "lock"
+LOCK_ATTEMPTS = 5  # looks at a lock whose holder has not written its text yet
+LOCK_RETRY_SECONDS = 0.01
 
 
 @contextlib.contextmanager
@@ -32,15 +35,26 @@ def site_lock(state_dir: Path, *, command: str, now: datetime, display: str) -> 
         message = f"cannot open the lock file ({err.strerror})"
         raise StoreError(display, message) from err
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "unknown"
-            message = f"another publisher run holds the lock ({holder}); try again later"
-            raise LockHeldError(display, message) from None
-        os.ftruncate(fd, 0)
-        holder = f"pid {os.getpid()}, `publisher {command}`, since {now:%Y-%m-%d %H:%M:%S %Z}"
-        os.pwrite(fd, f"{holder}\n".encode(), 0)
+        for attempt in range(LOCK_ATTEMPTS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _first_line(os.pread(fd, 1024, 0))
+                # No text: the holder has just taken the lock and not yet said
+                # who it is, or has cleared its text and is releasing: look again.
+                if holder or attempt == LOCK_ATTEMPTS - 1:
+                    message = (
+                        f"another publisher run holds the lock ({holder or 'unknown'}); "
+                        "try again later"
+                    )
+                    raise LockHeldError(display, message) from None
+                time.sleep(LOCK_RETRY_SECONDS)
+        text = f"pid {os.getpid()}, `publisher {command}`, since {now:%Y-%m-%d %H:%M:%S %Z}\n"
+        data = text.encode()
+        # Write, then cut what a longer text left behind: never empty while held.
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
         try:
             yield
         finally:
@@ -58,7 +72,7 @@ def holder(state_dir: Path) -> str | None:
     is gone left its text behind but no lock.
     """
     try:
-        text = (state_dir / LOCK_NAME).read_text(encoding="utf-8", errors="replace").strip()
+        text = _first_line((state_dir / LOCK_NAME).read_bytes())
     except OSError:
         return None
     if not text.startswith("pid "):
@@ -70,3 +84,8 @@ def holder(state_dir: Path) -> str | None:
     except PermissionError:
         pass  # alive, but someone else's
     return text
+
+
+def _first_line(data: bytes) -> str:
+    text = data.decode("utf-8", "replace")
+    return text.split("\n", 1)[0].strip()

@@ -229,3 +229,39 @@ def _mailbox_of(name: str, address: str) -> str:
     if name.isascii():
         return formataddr((name, address))
     return formataddr((name, address), charset="utf-8")
+
+
+def compose_single(
+    sender: str,
+    recipient: str,
+    subject: str,
+    *,
+    text: str,
+    html: str,
+    message_id: str,
+    date: datetime,
+    outbox_name: str,
+) -> Message:
+    """One transactional message (a sign-up confirmation): built whole, as it is sent once."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    message = EmailMessage(policy=SMTP)
+    message["From"] = _mailbox(sender)
+    message["To"] = recipient
+    message["Subject"] = " ".join(subject.split())
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    _name, envelope_sender = parseaddr(sender)
+    return Message(
+        digest_id=0,
+        subscriber_id=0,
+        sender=envelope_sender,
+        recipient=recipient,
+        message_id=message_id,
+        data=message.as_bytes(),
+        outbox_name=outbox_name,
+    )

@@ -159,6 +159,7 @@ class Message:
     recipient: str  # envelope recipient address
     message_id: str
     data: bytes
+    outbox_name: str = ""  # where the outbox files it, if not by digest and subscriber
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import schedule
@@ -33,6 +33,9 @@ def latest_slot(cadence: Cadence, timezone: ZoneInfo, now: datetime) -> datetime
     Local times that do not exist (spring forward) or exist twice (fall back)
     resolve through zoneinfo's fold=0 rule, once per day either way.
     """
+    # Compare instants: aware datetimes in the same zone compare (and subtract)
+    # by wall clock, which goes wrong in the repeated hour of a fall-back night.
+    now = now.astimezone(UTC)
     local_today = now.astimezone(timezone).date()
     for days_back in range(0, 8):
         day: date = local_today - timedelta(days=days_back)
@@ -40,7 +43,7 @@ def latest_slot(cadence: Cadence, timezone: ZoneInfo, now: datetime) -> datetime
             continue
         slot = datetime.combine(day, time(cadence.hour, cadence.minute), tzinfo=timezone)
         # Normalise a non-existent local time to the instant it names.
-        slot = slot.astimezone(ZoneInfo("UTC")).astimezone(timezone)
+        slot = slot.astimezone(UTC).astimezone(timezone)
         if slot <= now:
             return slot
     message = f"no digest slot within a week before {now.isoformat()}"  # pragma: no cover
@@ -49,10 +52,13 @@ def latest_slot(cadence: Cadence, timezone: ZoneInfo, now: datetime) -> datetime
 
 def next_slot(cadence: Cadence, timezone: ZoneInfo, now: datetime) -> datetime:
     """The first digest time after *now*."""
+    now = now.astimezone(UTC)
     probe = now + timedelta(days=8)
     slot = latest_slot(cadence, timezone, probe)
     while True:
-        earlier = latest_slot(cadence, timezone, slot - timedelta(seconds=1))
+        # One second before the slot in UTC: wall-clock arithmetic could land
+        # in a skipped hour and name an instant after the slot.
+        earlier = latest_slot(cadence, timezone, slot.astimezone(UTC) - timedelta(seconds=1))
         if earlier <= now:
             return slot
         slot = earlier

@@ -94,6 +94,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE outputs ADD COLUMN mtime_ns INTEGER",
         "ALTER TABLE outputs ADD COLUMN signature TEXT",
     ),
+    (
+        # Double opt-in: a sign-up waits here until its address is confirmed,
+        # and every request is logged for the per-address rate limit.
+        """CREATE TABLE signups (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE signup_requests (
+            email TEXT NOT NULL COLLATE NOCASE,
+            client TEXT NOT NULL,
+            at TEXT NOT NULL,
+            was_sent INTEGER NOT NULL
+        )""",
+        "CREATE INDEX signup_requests_email ON signup_requests (email, at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

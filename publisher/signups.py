@@ -1,0 +1,102 @@
+"""Sign-up with double opt-in: a request records a pending sign-up and yields a
+confirmation link; following the link makes the address an active subscriber.
+
+Answers never depend on whether an address is known, so the sign-up form
+cannot be used to find out who subscribes. Confirmation links expire, and an
+address gets at most a few confirmation messages a day, however often
+someone types it into the form.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from publisher import ledger
+from publisher.errors import SubscriberError
+from publisher.model import Subscriber
+from publisher.store import Store
+from publisher.subscribers import add_subscriber, normalise_address, normalise_name
+
+CONFIRMATION_LIFETIME = timedelta(hours=48)
+MAX_CONFIRMATIONS_PER_ADDRESS = 3  # per RATE_WINDOW
+RATE_WINDOW = timedelta(hours=24)
+_TOKEN = re.compile(r"^([1-9][0-9]{0,17})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})$")
+_WHERE = "token"
+INVALID_LINK = "this confirmation link is not valid; sign up again to get a new one"
+EXPIRED_LINK = "this confirmation link has expired; sign up again to get a new one"
+
+
+@dataclass(frozen=True, slots=True)
+class SignupRequest:
+    """What the form handler does next: send `token` to `email`, or nothing."""
+
+    email: str
+    token: str | None  # None: nothing to send (already subscribed, or rate-limited)
+
+
+def request_signup(
+    store: Store, secret: bytes, address: str, name: str, *, client: str, now: datetime
+) -> SignupRequest:
+    """Record a sign-up for *address* and say whether to send a confirmation.
+
+    :raises SubscriberError: for an address or name that is not valid.
+    """
+    email = normalise_address(address, "email")
+    clean_name = normalise_name(name, "name")
+    since = (now - RATE_WINDOW).isoformat()
+    (sent_recently,) = store.conn.execute(
+        "SELECT COUNT(*) FROM signup_requests WHERE email = ? AND at > ? AND was_sent = 1",
+        (email, since),
+    ).fetchone()
+    existing = ledger.find_subscriber(store, email)
+    is_active = existing is not None and existing.status == "active"
+    will_send = not is_active and sent_recently < MAX_CONFIRMATIONS_PER_ADDRESS
+    store.conn.execute(
+        "INSERT INTO signup_requests (email, client, at, was_sent) VALUES (?, ?, ?, ?)",
+        (email, client, now.isoformat(), int(will_send)),
+    )
+    store.conn.execute("DELETE FROM signup_requests WHERE at < ?", (since,))
+    if not will_send:
+        return SignupRequest(email, None)
+    store.conn.execute(
+        "INSERT INTO signups (email, name, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (email) DO UPDATE SET name = excluded.name, created_at = excluded.created_at",
+        (email, clean_name, now.isoformat()),
+    )
+    (signup_id,) = store.conn.execute("SELECT id FROM signups WHERE email = ?", (email,)).fetchone()
+    expires = int((now + CONFIRMATION_LIFETIME).timestamp())
+    return SignupRequest(email, _token(secret, signup_id, email, expires))
+
+
+def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
+    """Activate the subscriber a confirmation link was made for.
+
+    :raises SubscriberError: for a forged, truncated, foreign or expired link.
+    """
+    match = _TOKEN.match(token.strip())
+    if not match:
+        raise SubscriberError(_WHERE, INVALID_LINK)
+    signup_id, expires = int(match.group(1)), int(match.group(2))
+    row = store.conn.execute(
+        "SELECT email, name FROM signups WHERE id = ?", (signup_id,)
+    ).fetchone()
+    if row is None or not hmac.compare_digest(
+        _token(secret, signup_id, row[0], expires), token.strip()
+    ):
+        raise SubscriberError(_WHERE, INVALID_LINK)
+    if now.timestamp() > expires:
+        raise SubscriberError(_WHERE, EXPIRED_LINK)
+    subscriber, _outcome = add_subscriber(store, row[0], row[1], now=now, where="email")
+    store.conn.execute("DELETE FROM signups WHERE id = ?", (signup_id,))
+    return subscriber
+
+
+def _token(secret: bytes, signup_id: int, email: str, expires: int) -> str:
+    message = f"confirm\0{signup_id}\0{email}\0{expires}".encode()
+    mac = hmac.new(secret, message, hashlib.sha256).digest()
+    return f"{signup_id}.{expires}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"

@@ -1,0 +1,461 @@
+"""`publisher serve`: feeds over HTTP, sign-up with double opt-in, one-click
+unsubscribe and the digest archive, as one Starlette application.
+
+Routes follow the site's URLs: the home page at base_url's path, feeds at
+[feeds] url's path, unsubscribe at [digest] unsubscribe_url's path. The state
+database is shared with `publisher run` (WAL; each request opens its own
+connection and waits on a busy lock instead of failing).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
+
+from publisher import ledger, pipeline, signups, subscribers, templating
+from publisher.config import SiteConfig
+from publisher.delivery import PASSWORD_VARIABLE, Sender, make_sender
+from publisher.errors import PublisherError, SubscriberError
+from publisher.mail import compose_single
+from publisher.store import Store, open_store
+
+logger = logging.getLogger("publisher.web")
+
+MAX_BODY_BYTES = 8 * 1024
+CLIENT_LIMIT = 5  # sign-ups per client ...
+CLIENT_WINDOW = 600.0  # ... per this many seconds
+HONEYPOT_FIELD = "website"
+FEED_TYPES = {
+    "rss.xml": "application/rss+xml; charset=utf-8",
+    "atom.xml": "application/atom+xml; charset=utf-8",
+    "feed.json": "application/feed+json; charset=utf-8",
+}
+FEED_CACHE_CONTROL = "public, max-age=300"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' "
+    "https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
+
+
+class FeedFiles(StaticFiles):
+    """The output folder: feeds with their registered types, validators and caching.
+
+    StaticFiles already answers ETag / If-None-Match and Last-Modified /
+    If-Modified-Since with 304, refuses paths that leave the folder, and
+    handles HEAD.
+    """
+
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        name = Path(str(full_path)).name
+        if name in FEED_TYPES:
+            response.headers["content-type"] = FEED_TYPES[name]
+        elif name.endswith(".html"):
+            response.headers["content-type"] = "text/html; charset=utf-8"
+        response.headers["cache-control"] = FEED_CACHE_CONTROL
+        response.headers["x-content-type-options"] = "nosniff"
+        return response
+
+
+class _ClientLimiter:
+    """At most `limit` events per client in `window` seconds (sliding, in memory)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.events: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            events = self.events.setdefault(client, deque())
+            while events and now - events[0] > self.window:
+                events.popleft()
+            if len(events) >= self.limit:
+                return False
+            events.append(now)
+            if len(self.events) > 10_000:  # forget idle clients
+                for key in [k for k, v in self.events.items() if not v]:
+                    del self.events[key]
+            return True
+
+
+class _BodyLimit:
+    """Refuse request bodies over MAX_BODY_BYTES with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+                await _plain(413, "request body too large")(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> AsgiMessage:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLargeError:
+            await _plain(413, "request body too large")(scope, receive, send)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class _AccessLog:
+    """One line per request, without query strings: tokens stay out of the logs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [0]
+
+        async def record(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            logger.info(
+                "%s %s %s %d %.1fms",
+                client[0],
+                scope["method"],
+                scope["path"],
+                status[0],
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text + "\n", status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    site: SiteConfig,
+    *,
+    now: Callable[[], datetime] = _now,
+    sender: Sender | None = None,
+    client_limit: int = CLIENT_LIMIT,
+    client_window: float = CLIENT_WINDOW,
+) -> Starlette:
+    """The application for *site*. *sender* defaults to the site's [delivery]."""
+    environment = templating.make_environment(site.templates_dir)
+    limiter = _ClientLimiter(client_limit, client_window)
+    base = urlsplit(site.base_url).path or "/"
+    feeds_path = urlsplit(site.feeds.url).path.rstrip("/") or "/feeds"
+    unsubscribe_path = urlsplit(site.digest.unsubscribe_url).path or "/unsubscribe"
+    secret_holder: list[bytes] = []
+
+    def secret() -> bytes:
+        if not secret_holder:
+            secret_holder.append(subscribers.load_secret(site.state_dir))
+        return secret_holder[0]
+
+    def store() -> Store:
+        return open_store(site.state_dir / pipeline.STATE_DB)
+
+    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = templating.render_template(
+            environment,
+            f"web/{template}",
+            site=site,
+            base=base,
+            feeds_url=site.feeds.url,
+            subscribe_url=base + "subscribe",
+            **context,
+        )
+        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+    def home(_request: Request) -> Response:
+        with store() as db:
+            published = [
+                s.article for s in db.stored_articles().values() if s.article.is_published(now())
+            ]
+        published.sort(key=lambda a: (a.date, a.id), reverse=True)
+        return page("home.html.j2", articles=published[:10], honeypot=HONEYPOT_FIELD)
+
+    async def subscribe(request: Request) -> Response:
+        form = await _read_form(request)
+        if form is None:
+            return page(
+                "message.html.j2",
+                400,
+                title="That form could not be read",
+                message="Please go back and submit the sign-up form again.",
+            )
+        client = request.client.host if request.client else "unknown"
+        if not limiter.allow(client):
+            response = page(
+                "message.html.j2",
+                429,
+                title="Too many sign-ups",
+                message="Too many sign-ups from your network; please try again in a few minutes.",
+            )
+            response.headers["Retry-After"] = str(int(client_window))
+            return response
+        if form.get(HONEYPOT_FIELD, "").strip():
+            logger.info("sign-up from %s ignored: the honeypot field was filled", client)
+            return _check_inbox(page)
+        address, name = form.get("email", ""), form.get("name", "")
+        try:
+            with store() as db, db.transaction():
+                request_ = signups.request_signup(
+                    db, secret(), address, name, client=client, now=now()
+                )
+        except SubscriberError as err:
+            return page(
+                "message.html.j2",
+                400,
+                title="That address will not work",
+                message=f"{err.message}. Please check it and try again.",
+                link=base,
+                link_text="Back to the sign-up form",
+            )
+        if request_.token is not None:
+            try:
+                _send_confirmation(site, request_.email, request_.token, sender, now(), environment)
+            except PublisherError as err:
+                logger.error("confirmation to %s not sent: %s", request_.email, err)
+                return page(
+                    "message.html.j2",
+                    503,
+                    title="Please try again later",
+                    message="We could not send the confirmation message just now.",
+                )
+        return _check_inbox(page)
+
+    def confirm(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        try:
+            with store() as db, db.transaction():
+                subscriber = signups.confirm(db, secret(), token, now=now())
+        except SubscriberError as err:
+            return page(
+                "message.html.j2",
+                400,
+                title="That link did not work",
+                message=f"{err.message[0].upper()}{err.message[1:]}.",
+                link=base,
+                link_text="Sign up again",
+            )
+        return page(
+            "message.html.j2",
+            title="You are subscribed",
+            message=f"{subscriber.email} will receive the next {site.title} digest.",
+        )
+
+    async def unsubscribe(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        if request.method == "POST":
+            await request.body()  # RFC 8058: "List-Unsubscribe=One-Click"; the token is the key
+            try:
+                with store() as db, db.transaction():
+                    subscriber = subscribers.unsubscribe(db, secret(), token, now=now())
+            except SubscriberError:
+                return _bad_unsubscribe(page)
+            return page(
+                "message.html.j2",
+                title="You are unsubscribed",
+                message=f"{subscriber.email} will receive no more digests from {site.title}.",
+            )
+        with store() as db:
+            subscriber = _token_owner(db, secret(), token)
+        if subscriber is None:
+            return _bad_unsubscribe(page)
+        return page(
+            "unsubscribe.html.j2", email=subscriber.email, token=token, action=unsubscribe_path
+        )
+
+    def digests(_request: Request) -> Response:
+        with store() as db:
+            rows = ledger.delivery_counts(db)
+        items = [
+            {
+                "number": row.digest_id,
+                "date": row.created_at.astimezone(site.timezone),
+                "articles": row.articles,
+                "url": f"{site.feeds.url}digests/{row.digest_id}/",
+            }
+            for row in rows
+            if (site.output_dir / "digests" / str(row.digest_id) / "index.html").is_file()
+        ]
+        return page("digests.html.j2", digests=items)
+
+    routes = [
+        Route(base, home, methods=["GET"]),
+        Route(base + "subscribe", subscribe, methods=["POST"]),
+        Route(base + "confirm", confirm, methods=["GET"]),
+        Route(unsubscribe_path, unsubscribe, methods=["GET", "POST"]),
+        Route(base + "digests/", digests, methods=["GET"]),
+        Mount(feeds_path, app=FeedFiles(directory=site.output_dir, html=True, check_dir=False)),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(_AccessLog),
+            Middleware(_BodyLimit),
+            Middleware(GZipMiddleware, minimum_size=500),
+        ],
+    )
+
+
+async def _read_form(request: Request) -> dict[str, str] | None:
+    """The urlencoded form, strictly parsed; None for anything malformed."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return None
+    try:
+        text = (await request.body()).decode("utf-8")
+        fields = parse_qs(
+            text,
+            strict_parsing=bool(text),
+            max_num_fields=10,
+            errors="strict",
+            keep_blank_values=True,
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if any(len(values) != 1 for values in fields.values()):
+        return None
+    return {key: values[0] for key, values in fields.items()}
+
+
+def _check_inbox(page: Callable[..., HTMLResponse]) -> HTMLResponse:
+    # The same answer whether or not the address was known: the form reveals nothing.
+    return page(
+        "message.html.j2",
+        title="Check your inbox",
+        message="If that address is not subscribed yet, a message with a confirmation "
+        "link is on its way. The link works for 48 hours.",
+    )
+
+
+def _bad_unsubscribe(page: Callable[..., HTMLResponse]) -> HTMLResponse:
+    return page(
+        "message.html.j2",
+        400,
+        title="That unsubscribe link is not valid",
+        message="It may be incomplete: copy the whole link from the email, or use the "
+        "unsubscribe link in the latest digest you received.",
+    )
+
+
+def _token_owner(db: Store, secret: bytes, token: str) -> Any:
+    try:
+        subscriber_id, _mac = subscribers.parse_token(token)
+    except SubscriberError:
+        return None
+    subscriber = ledger.get_subscriber(db, subscriber_id)
+    if subscriber is None or not subscribers.check_token(secret, token, subscriber):
+        return None
+    return subscriber
+
+
+def _send_confirmation(
+    site: SiteConfig,
+    email: str,
+    token: str,
+    sender: Sender | None,
+    now: datetime,
+    environment: Any,
+) -> None:
+    import os
+
+    from publisher.mailing import mail_settings
+
+    settings = mail_settings(site)
+    link = f"{site.base_url}confirm?token={token}"
+    context = {"site": site, "link": link, "email": email}
+    text = templating.render_template(environment, "web/confirm-email.txt.j2", **context)
+    html = templating.render_template(environment, "web/confirm-email.html.j2", **context)
+    domain = parseaddr(settings.sender)[1].rpartition("@")[2] or "localhost"
+    unique = secrets.token_hex(8)
+    message = compose_single(
+        settings.sender,
+        email,
+        f"Confirm your subscription to {site.title}",
+        text=text,
+        html=html,
+        message_id=f"<confirm-{unique}@{domain}>",
+        date=now,
+        outbox_name=f"confirmations/{now:%Y%m%d-%H%M%S}-{unique}.eml",
+    )
+    own_sender = sender is None
+    active = sender or make_sender(
+        site.delivery,
+        password=os.environ.get(PASSWORD_VARIABLE) or None,
+        outbox_display=str(site.delivery.outbox_dir),
+    )
+    try:
+        result = active.send(message)
+    finally:
+        if own_sender:
+            active.close()
+    if result.outcome != "sent":
+        where = active.description
+        raise SubscriberError(where, f"{result.outcome}: {result.reply}")
+
+
+def run_server(site: SiteConfig, *, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT (uvicorn finishes the requests in flight)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(site),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
