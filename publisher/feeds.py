@@ -276,4 +276,4 @@ def _uri(iri: str) -> str:
 def _clean(text: str) -> str:
     # U+FFFD marks text that was mis-decoded somewhere; the W3C validator
     # reports it (BadCharacters) like the C1 controls strip_forbidden removes.
-    return strip_forbidden(text).replace("\ufffd", "")
+    return strip_forbidden(text)

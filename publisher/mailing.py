@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from publisher import ledger, mail, pipeline, subscribers, templating
@@ -446,7 +446,10 @@ def send_test(
     # Subscriber 0 does not exist: its unsubscribe link is harmlessly invalid.
     probe = Subscriber(0, address, "", "active", now)
     try:
-        result = sender.send(mail.personalise(template, probe, "test"))
+        composed = mail.personalise(template, probe, "test")
+        # Filed apart from real digests, so the outbox never mixes the two.
+        name = f"tests/{now:%Y%m%d-%H%M%S}-{address.replace('@', '-at-')}.eml"
+        result = sender.send(replace(composed, outbox_name=name))
     finally:
         sender.close()
     if result.outcome != "sent":

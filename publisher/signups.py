@@ -28,6 +28,7 @@ RATE_WINDOW = timedelta(hours=24)
 _TOKEN = re.compile(r"^([1-9][0-9]{0,17})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})$")
 _WHERE = "token"
 INVALID_LINK = "this confirmation link is not valid; sign up again to get a new one"
+USED_LINK = "this confirmation link was already used; sign up again to subscribe"
 EXPIRED_LINK = "this confirmation link has expired; sign up again to get a new one"
 
 
@@ -53,19 +54,30 @@ def request_signup(
         "SELECT COUNT(*) FROM signup_requests WHERE email = ? AND at > ? AND was_sent = 1",
         (email, since),
     ).fetchone()
-    existing = ledger.find_subscriber(store, email)
-    is_active = existing is not None and existing.status == "active"
+    # Any capitals: `Bob@example.org` is the subscriber `bob@example.org`.
+    is_active = (
+        store.conn.execute(
+            "SELECT 1 FROM subscribers WHERE email = ? COLLATE NOCASE AND status = 'active'",
+            (email,),
+        ).fetchone()
+        is not None
+    )
     will_send = not is_active and sent_recently < MAX_CONFIRMATIONS_PER_ADDRESS
     store.conn.execute(
         "INSERT INTO signup_requests (email, client, at, was_sent) VALUES (?, ?, ?, ?)",
         (email, client, now.isoformat(), int(will_send)),
     )
     store.conn.execute("DELETE FROM signup_requests WHERE at < ?", (since,))
+    # Unconfirmed addresses are kept no longer than their last link works.
+    store.conn.execute(
+        "DELETE FROM signups WHERE created_at < ?", ((now - CONFIRMATION_LIFETIME).isoformat(),)
+    )
     if not will_send:
         return SignupRequest(email, None)
     store.conn.execute(
         "INSERT INTO signups (email, name, created_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (email) DO UPDATE SET name = excluded.name, created_at = excluded.created_at",
+        "ON CONFLICT (email) DO UPDATE SET name = excluded.name, "
+        "created_at = excluded.created_at, confirmed_at = NULL",
         (email, clean_name, now.isoformat()),
     )
     (signup_id,) = store.conn.execute("SELECT id FROM signups WHERE email = ?", (email,)).fetchone()
@@ -83,7 +95,7 @@ def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscr
         raise SubscriberError(_WHERE, INVALID_LINK)
     signup_id, expires = int(match.group(1)), int(match.group(2))
     row = store.conn.execute(
-        "SELECT email, name FROM signups WHERE id = ?", (signup_id,)
+        "SELECT email, name, confirmed_at FROM signups WHERE id = ?", (signup_id,)
     ).fetchone()
     if row is None or not hmac.compare_digest(
         _token(secret, signup_id, row[0], expires), token.strip()
@@ -91,8 +103,17 @@ def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscr
         raise SubscriberError(_WHERE, INVALID_LINK)
     if now.timestamp() > expires:
         raise SubscriberError(_WHERE, EXPIRED_LINK)
+    if row[2] is not None:
+        # A second click, or a mail scanner that opened the link first: the
+        # same answer, as long as the person has not unsubscribed since.
+        subscriber = ledger.find_subscriber(store, row[0])
+        if subscriber is None or subscriber.status != "active":
+            raise SubscriberError(_WHERE, USED_LINK)
+        return subscriber
     subscriber, _outcome = add_subscriber(store, row[0], row[1], now=now, where="email")
-    store.conn.execute("DELETE FROM signups WHERE id = ?", (signup_id,))
+    store.conn.execute(
+        "UPDATE signups SET confirmed_at = ? WHERE id = ?", (now.isoformat(), signup_id)
+    )
     return subscriber
 
 

@@ -101,7 +101,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id INTEGER PRIMARY KEY,
             email TEXT NOT NULL UNIQUE COLLATE NOCASE,
             name TEXT NOT NULL DEFAULT '',
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            confirmed_at TEXT
         )""",
         """CREATE TABLE signup_requests (
             email TEXT NOT NULL COLLATE NOCASE,

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
@@ -34,7 +35,7 @@ from starlette.types import Message as AsgiMessage
 from publisher import ledger, pipeline, signups, subscribers, templating
 from publisher.config import SiteConfig
 from publisher.delivery import PASSWORD_VARIABLE, Sender, make_sender
-from publisher.errors import PublisherError, SubscriberError
+from publisher.errors import PublisherError, StoreError, SubscriberError
 from publisher.mail import compose_single
 from publisher.store import Store, open_store
 
@@ -224,6 +225,12 @@ def create_app(
 
     async def subscribe(request: Request) -> Response:
         form = await _read_form(request)
+        client = request.client.host if request.client else "unknown"
+        # SQLite (which may wait on `publisher run`'s lock) and SMTP block:
+        # off the event loop, so one slow sign-up cannot stall every request.
+        return await run_in_threadpool(answer_signup, form, client)
+
+    def answer_signup(form: dict[str, str] | None, client: str) -> Response:
         if form is None:
             return page(
                 "message.html.j2",
@@ -231,7 +238,6 @@ def create_app(
                 title="That form could not be read",
                 message="Please go back and submit the sign-up form again.",
             )
-        client = request.client.host if request.client else "unknown"
         if not limiter.allow(client):
             response = page(
                 "message.html.j2",
@@ -245,11 +251,10 @@ def create_app(
             logger.info("sign-up from %s ignored: the honeypot field was filled", client)
             return _check_inbox(page)
         address, name = form.get("email", ""), form.get("name", "")
+        key = secret()  # outside the try: a bad secret is the operator's error, not the visitor's
         try:
             with store() as db, db.transaction():
-                request_ = signups.request_signup(
-                    db, secret(), address, name, client=client, now=now()
-                )
+                request_ = signups.request_signup(db, key, address, name, client=client, now=now())
         except SubscriberError as err:
             return page(
                 "message.html.j2",
@@ -274,9 +279,10 @@ def create_app(
 
     def confirm(request: Request) -> Response:
         token = request.query_params.get("token", "")
+        key = secret()
         try:
             with store() as db, db.transaction():
-                subscriber = signups.confirm(db, secret(), token, now=now())
+                subscriber = signups.confirm(db, key, token, now=now())
         except SubscriberError as err:
             return page(
                 "message.html.j2",
@@ -296,16 +302,23 @@ def create_app(
         token = request.query_params.get("token", "")
         if request.method == "POST":
             await request.body()  # RFC 8058: "List-Unsubscribe=One-Click"; the token is the key
-            try:
-                with store() as db, db.transaction():
-                    subscriber = subscribers.unsubscribe(db, secret(), token, now=now())
-            except SubscriberError:
-                return _bad_unsubscribe(page)
-            return page(
-                "message.html.j2",
-                title="You are unsubscribed",
-                message=f"{subscriber.email} will receive no more digests from {site.title}.",
-            )
+            return await run_in_threadpool(do_unsubscribe, token)
+        return await run_in_threadpool(unsubscribe_page, token)
+
+    def do_unsubscribe(token: str) -> Response:
+        key = secret()
+        try:
+            with store() as db, db.transaction():
+                subscriber = subscribers.unsubscribe(db, key, token, now=now())
+        except SubscriberError:
+            return _bad_unsubscribe(page)
+        return page(
+            "message.html.j2",
+            title="You are unsubscribed",
+            message=f"{subscriber.email} will receive no more digests from {site.title}.",
+        )
+
+    def unsubscribe_page(token: str) -> Response:
         with store() as db:
             subscriber = _token_owner(db, secret(), token)
         if subscriber is None:
@@ -329,6 +342,18 @@ def create_app(
         ]
         return page("digests.html.j2", digests=items)
 
+    def busy(_request: Request, exc: Exception) -> Response:
+        # The state database stayed locked past its busy timeout, or could not be opened.
+        logger.error("%s", exc)
+        response = page(
+            "message.html.j2",
+            503,
+            title="Please try again later",
+            message="The service is busy just now; please try again in a minute.",
+        )
+        response.headers["Retry-After"] = "60"
+        return response
+
     routes = [
         Route(base, home, methods=["GET"]),
         Route(base + "subscribe", subscribe, methods=["POST"]),
@@ -339,6 +364,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
+        exception_handlers={StoreError: busy},
         middleware=[
             Middleware(_AccessLog),
             Middleware(_BodyLimit),

@@ -258,8 +258,10 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
 def test_digest_test_sends_one_message_and_records_nothing(runner, site_dir):
     result = _invoke(runner, site_dir, "digest", "test", "--to", "Editor@Example.org")
     assert result.exit_code == 0, result.output
-    assert result.stdout == (
-        "sent a test digest to Editor@example.org: stored as digest-0000/00000000.eml\n"
+    assert re.fullmatch(
+        r"sent a test digest to Editor@example\.org: stored as "
+        r"tests/\d{8}-\d{6}-Editor-at-example\.org\.eml\n",
+        result.stdout,
     )
     status = _invoke(runner, site_dir, "digest", "status")
     assert status.stdout == "no digest made yet\n"

@@ -1,0 +1,205 @@
+"""The subscriber's path in a real browser: Debian's headless Chromium, driven by
+Playwright, against the app served by uvicorn. Sign up on the home page, follow
+the confirmation link from the outbox, get a digest, unsubscribe with the
+button. Screenshots at phone and desktop widths land in the test's tmp folder.
+
+Skips when /usr/bin/chromium is missing, unless PUBLISHER_REQUIRE_BROWSER=1
+(CI sets it), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from browser import chromium, require_chromium, serve
+
+from publisher import ledger, mailing, pipeline
+from publisher.config import SiteConfig
+from publisher.store import open_store
+from publisher.web import create_app
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from playwright.sync_api import Page, ViewportSize
+
+PHONE: ViewportSize = {"width": 375, "height": 812}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+# Long enough to overflow a phone screen unless the pages let it wrap.
+ADDRESS = "ada.lovelace.byron.reader+gazettedigest@mail.example.org"
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    require_chromium()  # before any setup: skip (or fail in CI) with the reason
+
+
+def _message(path: Path) -> email.message.EmailMessage:
+    parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    return parsed
+
+
+def _recipient(message: email.message.EmailMessage) -> str:
+    return str(message["To"].addresses[0].addr_spec)
+
+
+def _text(message: email.message.EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None, "the message has no text part"
+    return str(part.get_content())
+
+
+def _local(link: str, site_url: str, origin: str) -> str:
+    """*link* (under the site's public URL) pointed at the local server instead."""
+    assert link.startswith(site_url), f"{link} is not under {site_url}"
+    local = urlsplit(origin)
+    parts = urlsplit(link)
+    return urlunsplit((local.scheme, local.netloc, parts.path, parts.query, ""))
+
+
+def _shoot(page: Page, tmp_path: Path, name: str) -> list[Path]:
+    """Full-page screenshots of what is shown, at phone then desktop width."""
+    shots = []
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        shot = tmp_path / f"{name}-{label}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 1000
+        shots.append(shot)
+    return shots
+
+
+def _no_horizontal_scroll(page: Page) -> None:
+    assert page.viewport_size is not None
+    width = page.viewport_size["width"]
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"the page scrolls sideways: {scroll_width}px > {width}px"
+
+
+def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
+    site: SiteConfig, now: datetime, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    pipeline.build(site, now=now)
+    app = create_app(site, now=lambda: now)
+    site_origin = site.base_url
+    with serve(app) as origin, chromium() as browser:
+        home_url = _local(site.base_url, site_origin, origin)
+        context = browser.new_context(viewport=PHONE)
+        page = context.new_page()
+
+        # The home page on a phone: the form, the articles, the feed links, no sideways scroll.
+        response = page.goto(home_url)
+        assert response is not None
+        assert response.status == 200
+        page.screenshot(path=str(tmp_path / "home-phone.png"), full_page=True)
+        assert page.locator("html").get_attribute("lang") == "en"
+        expect(page.get_by_role("heading", level=1, name="Test Gazette")).to_be_visible()
+        expect(page.get_by_role("link", name="Observers find an orderly vote")).to_be_visible()
+        _no_horizontal_scroll(page)
+        alternates = page.locator("head link[rel=alternate]")
+        assert sorted(
+            (alternates.nth(i).get_attribute("type"), alternates.nth(i).get_attribute("href"))
+            for i in range(alternates.count())
+        ) == sorted(
+            (kind, f"{site.feeds.url}{name}")
+            for kind, name in (
+                ("application/rss+xml", "rss.xml"),
+                ("application/atom+xml", "atom.xml"),
+                ("application/feed+json", "feed.json"),
+            )
+        )
+        page.set_viewport_size(DESKTOP)
+        page.screenshot(path=str(tmp_path / "home-desktop.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+
+        # From the keyboard, the first Tab shows a way past the masthead.
+        page.keyboard.press("Tab")
+        skip = page.get_by_role("link", name="Skip to content")
+        expect(skip).to_be_focused()
+        expect(skip).to_be_in_viewport()
+
+        # Sign up: fields found by their labels, as a screen reader would announce them.
+        page.get_by_label("Email address").fill(ADDRESS)
+        page.get_by_label("Name").fill("Ada Reader")
+        page.get_by_role("button", name="Subscribe").click()
+        expect(page.get_by_role("heading", level=1, name="Check your inbox")).to_be_visible()
+        _no_horizontal_scroll(page)
+        _shoot(page, tmp_path, "check-inbox")
+
+        # The confirmation message in the outbox, its link pointed at the local server.
+        confirmations = sorted((site.delivery.outbox_dir / "confirmations").glob("*.eml"))
+        assert len(confirmations) == 1
+        confirmation = _message(confirmations[0])
+        assert _recipient(confirmation) == ADDRESS
+        found = re.search(r"https://\S+/confirm\?token=\S+", _text(confirmation))
+        assert found, "no confirmation link in the text part"
+        page.goto(_local(found.group(0), site_origin, origin))
+        expect(page.get_by_role("heading", level=1, name="You are subscribed")).to_be_visible()
+        expect(page.get_by_text(f"{ADDRESS} will receive the next Test Gazette")).to_be_visible()
+        _no_horizontal_scroll(page)
+        _shoot(page, tmp_path, "subscribed")
+
+        # A digest goes out; the new subscriber's copy carries their unsubscribe link.
+        report = mailing.send_digests(site, now=lambda: now + timedelta(hours=1))
+        assert report.sent == 1
+        copies = sorted((site.delivery.outbox_dir / "digest-0001").glob("*.eml"))
+        digest = [message for message in map(_message, copies) if _recipient(message) == ADDRESS]
+        assert len(digest) == 1
+        header = digest[0]["List-Unsubscribe"]
+        unsubscribe_link = next(
+            part.strip(" <>")
+            for part in header.split(",")
+            if part.strip(" <>").startswith(site.digest.unsubscribe_url)
+        )
+        assert unsubscribe_link in _text(digest[0])
+
+        # The archive lists it, and its web copy carries nobody's address.
+        page.get_by_role("link", name="Past digests").click()
+        expect(page.get_by_role("heading", level=1, name="Past digests")).to_be_visible()
+        _no_horizontal_scroll(page)
+        _shoot(page, tmp_path, "digests")
+        archived = page.get_by_role("link", name="Digest 1").get_attribute("href")
+        assert archived == f"{site.feeds.url}digests/1/"  # the public URL, like the feeds
+        page.goto(_local(archived, site_origin, origin))
+        expect(page.get_by_role("heading", name="Observers find an orderly vote")).to_be_visible()
+        assert ADDRESS not in page.content()
+
+        # The unsubscribe page on a desktop: one button; pressing it unsubscribes at once.
+        page.set_viewport_size(DESKTOP)
+        page.goto(_local(unsubscribe_link, site_origin, origin))
+        expect(page.get_by_role("heading", level=1, name="Unsubscribe")).to_be_visible()
+        expect(page.get_by_text(ADDRESS)).to_be_visible()
+        buttons = page.get_by_role("button")
+        expect(buttons).to_have_count(1)
+        page.screenshot(path=str(tmp_path / "unsubscribe-desktop.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+        _no_horizontal_scroll(page)
+        page.screenshot(path=str(tmp_path / "unsubscribe-phone.png"), full_page=True)
+        page.set_viewport_size(DESKTOP)
+        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+            subscriber = ledger.find_subscriber(store, ADDRESS)
+            assert subscriber is not None
+            assert subscriber.status == "active"  # showing the page changed nothing
+        page.get_by_role("button", name="Unsubscribe").click()
+        expect(page.get_by_role("heading", level=1, name="You are unsubscribed")).to_be_visible()
+        expect(page.get_by_text(f"{ADDRESS} will receive no more digests")).to_be_visible()
+        _shoot(page, tmp_path, "unsubscribed")
+        context.close()
+
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        subscriber = ledger.find_subscriber(store, ADDRESS)
+        assert subscriber is not None
+        assert subscriber.status == "unsubscribed"
+    for name in ("home", "check-inbox", "subscribed", "digests", "unsubscribe", "unsubscribed"):
+        for width in ("phone", "desktop"):
+            assert (tmp_path / f"{name}-{width}.png").is_file()

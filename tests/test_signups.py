@@ -1,0 +1,85 @@
+"""Double opt-in at the library level: links, limits, and what a second click does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from publisher import ledger, signups, subscribers
+from publisher.errors import SubscriberError
+from publisher.store import open_store
+
+SECRET = b"s" * 32
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(tmp_path / "state.db") as opened:
+        yield opened
+
+
+def _request(store, address, now, client="203.0.113.7"):
+    with store.transaction():
+        return signups.request_signup(store, SECRET, address, "", client=client, now=now)
+
+
+def test_confirm_activates_and_a_second_click_is_harmless(store, now):
+    request = _request(store, "Ada@Example.org", now)
+    assert request.email == "Ada@example.org"
+    with store.transaction():
+        first = signups.confirm(store, SECRET, request.token, now=now + timedelta(hours=1))
+        second = signups.confirm(store, SECRET, request.token, now=now + timedelta(hours=2))
+    assert first == second
+    assert first.status == "active"
+
+
+def test_a_used_link_does_not_resubscribe_after_an_unsubscribe(store, now):
+    request = _request(store, "ada@example.org", now)
+    with store.transaction():
+        subscriber = signups.confirm(store, SECRET, request.token, now=now)
+        token = subscribers.make_token(SECRET, subscriber.id, subscriber.email)
+        subscribers.unsubscribe(store, SECRET, token, now=now)
+    with pytest.raises(SubscriberError) as raised, store.transaction():
+        signups.confirm(store, SECRET, request.token, now=now)
+    assert raised.value.message == signups.USED_LINK
+    assert ledger.find_subscriber(store, "ada@example.org").status == "unsubscribed"
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda t: t[:-1], signups.INVALID_LINK),
+        (lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), signups.INVALID_LINK),
+        (lambda t: "9" + t, signups.INVALID_LINK),
+        (lambda _t: "", signups.INVALID_LINK),
+    ],
+)
+def test_spoiled_links(store, now, spoil, message):
+    request = _request(store, "ada@example.org", now)
+    with pytest.raises(SubscriberError) as raised, store.transaction():
+        signups.confirm(store, SECRET, spoil(request.token), now=now)
+    assert raised.value.message == message
+    assert ledger.find_subscriber(store, "ada@example.org") is None
+
+
+def test_expired_link(store, now):
+    request = _request(store, "ada@example.org", now)
+    with pytest.raises(SubscriberError) as raised, store.transaction():
+        signups.confirm(store, SECRET, request.token, now=now + timedelta(hours=48, seconds=1))
+    assert raised.value.message == signups.EXPIRED_LINK
+
+
+def test_at_most_three_confirmations_a_day_per_address(store, now):
+    tokens = [
+        _request(store, "ada@example.org", now + timedelta(minutes=i)).token for i in range(5)
+    ]
+    assert [t is not None for t in tokens] == [True, True, True, False, False]
+    later = _request(store, "ada@example.org", now + timedelta(hours=25))
+    assert later.token is not None
+
+
+def test_an_active_subscriber_gets_no_confirmation(store, now):
+    with store.transaction():
+        subscribers.add_subscriber(store, "ada@example.org", "", now=now)
+    assert _request(store, "ADA@example.org", now).token is None

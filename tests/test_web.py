@@ -1,0 +1,846 @@
+"""`publisher serve` over real HTTP: uvicorn on 127.0.0.1, httpx (or a raw socket) as the client.
+
+The test site's base_url is https://gazette.example/news/, so pages live under
+/news/, feeds under /news/feeds/ and unsubscribe at /news/unsubscribe; links in
+messages are rewritten to the local server by keeping their path and query.
+Assertions stay on status codes, headers, page titles, database rows and
+outbox files, not on the pages' markup.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import gzip
+import logging
+import re
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+from conftest import NOW, SITES
+from web_server import WebServer
+
+from publisher import mailing, pipeline, subscribers
+from publisher.config import SiteConfig, load_config
+from publisher.store import open_store
+
+FORM = "application/x-www-form-urlencoded"
+ONE_CLICK = b"List-Unsubscribe=One-Click"
+FEED_TYPES = {
+    "rss.xml": "application/rss+xml; charset=utf-8",
+    "atom.xml": "application/atom+xml; charset=utf-8",
+    "feed.json": "application/feed+json; charset=utf-8",
+}
+READERS = ["ada@example.org", "bo@example.org", "cy@example.org"]
+# Page titles (stable; the markup around them is not).
+CHECK_INBOX = "Check your inbox"
+SUBSCRIBED = "You are subscribed"
+UNSUBSCRIBED = "You are unsubscribed"
+BAD_UNSUBSCRIBE = "That unsubscribe link is not valid"
+BAD_LINK = "That link did not work"
+TOO_MANY = "Too many sign-ups"
+UNREADABLE = "That form could not be read"
+BAD_ADDRESS = "That address will not work"
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# -- fixtures and helpers ------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(now: datetime) -> Clock:
+    return Clock(now)
+
+
+@pytest.fixture
+def built(site: SiteConfig, now: datetime) -> SiteConfig:
+    pipeline.build(site, now=now)
+    return site
+
+
+@pytest.fixture
+def server(built: SiteConfig, clock: Clock) -> Iterator[WebServer]:
+    with WebServer(built, now=clock) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: WebServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.origin, timeout=10) as http:
+        yield http
+
+
+@dataclass(frozen=True)
+class Shared:
+    """One built and mailed site and its server, for tests that change nothing."""
+
+    site: SiteConfig
+    server: WebServer
+    client: httpx.Client
+    links: dict[str, str]  # address -> the List-Unsubscribe link of digest 1
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    # Starting and stopping uvicorn costs ~0.2 s; read-only tests share one server.
+    folder = shutil.copytree(SITES / "basic", tmp_path_factory.mktemp("shared") / "basic")
+    site = load_config(folder / "publisher.toml")
+    pipeline.build(site, now=NOW)
+    links = _mail(site, Clock(NOW))
+    with (
+        WebServer(site, now=Clock(NOW)) as server,
+        httpx.Client(base_url=server.origin, timeout=10) as http,
+    ):
+        yield Shared(site, server, http, links)
+    assert set(_statuses(site).values()) == {"active"}
+    assert _rows(site, "SELECT * FROM signups") == []
+    assert not (site.delivery.outbox_dir / "confirmations").exists()
+
+
+def _base(site: SiteConfig) -> str:
+    return urlsplit(site.base_url).path
+
+
+def _feeds(site: SiteConfig) -> str:
+    return urlsplit(site.feeds.url).path
+
+
+def _unsubscribe_path(site: SiteConfig) -> str:
+    return urlsplit(site.digest.unsubscribe_url).path
+
+
+def _local(url: str) -> str:
+    """The path and query of a public link, to ask the local server for."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _rows(site: SiteConfig, sql: str) -> list[tuple[object, ...]]:
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        return [tuple(row) for row in store.conn.execute(sql).fetchall()]
+
+
+def _statuses(site: SiteConfig) -> dict[str, str]:
+    return dict(_rows(site, "SELECT email, status FROM subscribers"))  # type: ignore[arg-type]
+
+
+def _add(site: SiteConfig, addresses: list[str], now: datetime) -> None:
+    with open_store(site.state_dir / pipeline.STATE_DB) as store, store.transaction():
+        for address in addresses:
+            subscribers.add_subscriber(store, address, "", now=now)
+
+
+def _messages(folder: Path) -> list[EmailMessage]:
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+def _confirmations(site: SiteConfig) -> list[EmailMessage]:
+    return _messages(site.delivery.outbox_dir / "confirmations")
+
+
+def _recipients(messages: list[EmailMessage]) -> list[str]:
+    return sorted(message["To"].addresses[0].addr_spec for message in messages)
+
+
+def _confirmation_link(message: EmailMessage) -> str:
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    (link,) = re.findall(r"https://\S+/confirm\?token=\S+", text)
+    return str(link)
+
+
+def _token(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["token"][0]
+
+
+def _unsubscribe_link(message: EmailMessage) -> str:
+    return str(message["List-Unsubscribe"]).split(",")[0].strip("<> ")
+
+
+def _mail(site: SiteConfig, clock: Clock) -> dict[str, str]:
+    """READERS subscribed and sent digest 1: address -> their List-Unsubscribe link."""
+    _add(site, READERS, clock())
+    report = mailing.send_digests(site, now=clock)
+    assert report.sent == len(READERS)
+    messages = _messages(site.delivery.outbox_dir / "digest-0001")
+    return {m["To"].addresses[0].addr_spec: _unsubscribe_link(m) for m in messages}
+
+
+def _signup(client: httpx.Client, site: SiteConfig, address: str, **headers: str) -> httpx.Response:
+    return client.post(
+        _base(site) + "subscribe", data={"email": address, "name": ""}, headers=headers
+    )
+
+
+def _nothing_stored(site: SiteConfig) -> None:
+    assert _rows(site, "SELECT * FROM signups") == []
+    assert _rows(site, "SELECT * FROM signup_requests") == []
+    assert _rows(site, "SELECT * FROM subscribers") == []
+    assert list(site.delivery.outbox_dir.rglob("*.eml")) == []
+
+
+class _Page(HTMLParser):
+    """The forms, buttons and links of a page, however it is laid out."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.forms: list[dict[str, str | None]] = []
+        self.buttons = 0
+        self.links: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a" and dict(attrs).get("href"):
+            self.links.append(str(dict(attrs)["href"]))
+        elif tag == "form":
+            self.forms.append(dict(attrs))
+        elif tag == "button" or (tag == "input" and dict(attrs).get("type") == "submit"):
+            self.buttons += 1
+
+
+def _digest_links(html: str) -> list[str]:
+    """The links to digests' web copies (`…/digests/<n>/`), not to the archive itself."""
+    return [link for link in _Page(html).links if re.search(r"/digests/\d+/$", link)]
+
+
+def _visible_text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]*>", " ", html).split())
+
+
+# -- feeds -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "content_type"), FEED_TYPES.items())
+def test_feeds_have_their_types_validators_and_caching(shared, name, content_type):
+    site, client = shared.site, shared.client
+    response = client.get(_feeds(site) + name, headers={"Accept-Encoding": "identity"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers["cache-control"] == "public, max-age=300"
+    assert response.headers["etag"]
+    assert response.headers["last-modified"]
+    assert "content-encoding" not in response.headers
+    assert response.content == (site.output_dir / name).read_bytes()
+
+
+def test_conditional_requests_are_answered_304_without_a_body(shared):
+    site, client = shared.site, shared.client
+    url = _feeds(site) + "rss.xml"
+    first = client.get(url)
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    for headers in ({"If-None-Match": etag}, {"If-Modified-Since": modified}):
+        again = client.get(url, headers=headers)
+        assert again.status_code == 304, headers
+        assert again.content == b""
+        assert again.headers["etag"] == etag
+    changed = client.get(url, headers={"If-None-Match": '"something-else"'})
+    assert changed.status_code == 200
+    assert changed.content == (site.output_dir / "rss.xml").read_bytes()
+
+
+def test_feeds_are_gzipped_when_asked(shared):
+    site, client = shared.site, shared.client
+    with client.stream(
+        "GET", _feeds(site) + "atom.xml", headers={"Accept-Encoding": "gzip"}
+    ) as response:
+        raw = b"".join(response.iter_raw())
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["content-type"] == FEED_TYPES["atom.xml"]
+    assert "accept-encoding" in response.headers["vary"].lower()
+    assert int(response.headers["content-length"]) == len(raw)
+    assert gzip.decompress(raw) == (site.output_dir / "atom.xml").read_bytes()
+
+
+def test_head_gives_the_headers_without_a_body(shared):
+    site, client = shared.site, shared.client
+    feed = client.head(_feeds(site) + "feed.json", headers={"Accept-Encoding": "identity"})
+    assert feed.status_code == 200
+    assert feed.headers["content-type"] == FEED_TYPES["feed.json"]
+    assert feed.headers["etag"]
+    assert int(feed.headers["content-length"]) == (site.output_dir / "feed.json").stat().st_size
+    assert feed.content == b""
+    home = client.head(_base(site))
+    assert home.status_code == 200
+    assert home.headers["content-type"] == "text/html; charset=utf-8"
+    assert home.content == b""
+
+
+def test_tag_feeds_are_served_under_tags(shared):
+    site, client = shared.site, shared.client
+    tags = sorted(path.name for path in (site.output_dir / "tags").iterdir())
+    assert "elections" in tags
+    for tag in tags:
+        for name, content_type in FEED_TYPES.items():
+            response = client.get(f"{_feeds(site)}tags/{tag}/{name}")
+            assert response.status_code == 200, (tag, name)
+            assert response.headers["content-type"] == content_type
+            assert response.content == (site.output_dir / "tags" / tag / name).read_bytes()
+    assert client.get(f"{_feeds(site)}tags/no-such-tag/rss.xml").status_code == 404
+
+
+# -- path traversal --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "../publisher.toml",
+        "%2e%2e/publisher.toml",
+        "%2E%2E/publisher.toml",
+        "..%2fpublisher.toml",
+        "..%5cpublisher.toml",
+        "%2e%2e%2f%2e%2e%2fetc/passwd",
+        "../../../../../../../../etc/passwd",
+        "/etc/passwd",
+        "%2fetc/passwd",
+        "..",
+        "../",
+    ],
+)
+def test_paths_outside_the_output_folder_are_not_served(shared, tail):
+    site, server = shared.site, shared.server
+    # A raw request line: a client would normalise the dots away before sending.
+    path = _feeds(site) + tail
+    status, _headers, body = server.raw(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert status in (400, 404), path
+    assert b"[site]" not in body  # publisher.toml
+    assert b"root:" not in body  # /etc/passwd
+
+
+def test_the_raw_request_reaches_the_feeds(shared):
+    # The control for the test above: the same raw request for a real file.
+    status, headers, body = shared.server.raw(
+        f"GET {_feeds(shared.site)}rss.xml HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    assert (status, headers["content-type"]) == (200, FEED_TYPES["rss.xml"])
+    assert body == (shared.site.output_dir / "rss.xml").read_bytes()
+
+
+def test_symlinks_leading_out_of_the_output_folder_are_not_followed(built, site_dir, client):
+    (built.output_dir / "leak.xml").symlink_to(site_dir / "publisher.toml")
+    (built.output_dir / "up").symlink_to(site_dir, target_is_directory=True)
+    for path in ("leak.xml", "up/publisher.toml"):
+        response = client.get(_feeds(built) + path)
+        assert response.status_code == 404, path
+        assert "[site]" not in response.text
+
+
+# -- methods ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
+@pytest.mark.parametrize("route", ["", "subscribe"])
+def test_other_methods_get_405(shared, method, route):
+    site, client = shared.site, shared.client
+    response = client.request(method, _base(site) + route, content=b"x")
+    assert response.status_code == 405
+    assert response.headers["allow"]
+
+
+# -- sign-up ---------------------------------------------------------------------------
+
+
+def test_signup_confirm_and_the_next_digest_reaches_the_new_subscriber(built, client, clock):
+    response = client.post(
+        _base(built) + "subscribe", data={"email": "ada@example.org", "name": "Ada"}
+    )
+    assert response.status_code == 200
+    assert CHECK_INBOX in response.text
+    assert _statuses(built) == {}  # pending until confirmed
+    (message,) = _confirmations(built)
+    assert _recipients([message]) == ["ada@example.org"]
+    link = _confirmation_link(message)
+    assert link.startswith(built.base_url + "confirm?token=")
+    assert _token(link)
+
+    confirmed = client.get(_local(link))
+    assert confirmed.status_code == 200
+    assert SUBSCRIBED in confirmed.text
+    assert _statuses(built) == {"ada@example.org": "active"}
+    assert _rows(built, "SELECT name FROM subscribers") == [("Ada",)]
+    assert _rows(built, "SELECT confirmed_at FROM signups") == [(clock().isoformat(),)]
+    # A second click (or a mail scanner's) gives the same answer and changes nothing.
+    again = client.get(_local(link))
+    assert again.status_code == 200
+    assert SUBSCRIBED in again.text
+    assert _statuses(built) == {"ada@example.org": "active"}
+
+    report = mailing.send_digests(built, now=clock)
+    assert (report.made, report.sent) == (1, 1)
+    digest = _messages(built.delivery.outbox_dir / "digest-0001")
+    assert _recipients(digest) == ["ada@example.org"]
+
+
+def test_the_answer_never_reveals_whether_an_address_is_known(built, client, now):
+    _add(built, ["bo@example.org"], now)
+    new = _signup(client, built, "ada@example.org")
+    active = _signup(client, built, "bo@example.org")
+    active_in_capitals = _signup(client, built, "BO@example.org")
+    pending = _signup(client, built, "ada@example.org")
+    for response in (active, active_in_capitals, pending):
+        assert response.status_code == new.status_code == 200
+        assert _visible_text(response.text) == _visible_text(new.text)
+    assert CHECK_INBOX in new.text
+    # The active address got nothing; the pending one a second link (up to 3 a day).
+    assert _recipients(_confirmations(built)) == ["ada@example.org", "ada@example.org"]
+    assert _rows(built, "SELECT email FROM signups") == [("ada@example.org",)]
+    assert _statuses(built) == {"bo@example.org": "active"}
+
+
+def test_an_address_gets_at_most_three_confirmations_a_day(built, client, clock):
+    answers = [_signup(client, built, "ada@example.org") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert all(CHECK_INBOX in a.text for a in answers)
+    assert len(_confirmations(built)) == 3
+    clock.now += timedelta(hours=25)  # the window has passed
+    assert _signup(client, built, "ada@example.org").status_code == 200
+    assert len(_confirmations(built)) == 4
+
+
+def test_a_filled_honeypot_is_answered_politely_and_ignored(built, client):
+    response = client.post(
+        _base(built) + "subscribe",
+        data={"email": "bot@example.org", "name": "", "website": "https://spam.example/"},
+    )
+    assert response.status_code == 200
+    assert CHECK_INBOX in response.text
+    _nothing_stored(built)
+
+
+def test_a_flood_from_one_client_gets_429(built, clock):
+    with (
+        WebServer(built, now=clock, client_limit=3) as server,
+        httpx.Client(base_url=server.origin, timeout=10) as client,
+    ):
+        answers = [_signup(client, built, f"reader{n}@example.org") for n in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert TOO_MANY in answers[3].text
+        assert answers[3].headers["retry-after"].isdigit()
+        assert int(answers[3].headers["retry-after"]) > 0
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 (a proxy): another reader is not limited.
+        other = _signup(client, built, "other@example.org", **{"X-Forwarded-For": "198.51.100.7"})
+        assert other.status_code == 200
+    recipients = _recipients(_confirmations(built))
+    assert recipients == sorted(
+        ["reader0@example.org", "reader1@example.org", "reader2@example.org", "other@example.org"]
+    )
+    assert ("reader3@example.org",) not in _rows(built, "SELECT email FROM signups")
+
+
+def _padded(size: int) -> bytes:
+    return b"email=ada%40example.org&name=" + b"x" * (size - 29)
+
+
+def test_an_oversized_body_gets_413(built, client):
+    declared = client.post(
+        _base(built) + "subscribe", content=_padded(20000), headers={"Content-Type": FORM}
+    )
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        body = _padded(20000)
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    streamed = client.post(
+        _base(built) + "subscribe", content=chunks(), headers={"Content-Type": FORM}
+    )
+    assert "content-length" not in streamed.request.headers
+    assert streamed.status_code == 413
+    _nothing_stored(built)
+
+
+def test_an_oversized_unsubscribe_body_gets_413(built, client, now):
+    _add(built, ["ada@example.org"], now)
+    token = subscribers.make_token(subscribers.load_secret(built.state_dir), 1, "ada@example.org")
+    response = client.post(
+        _unsubscribe_path(built),
+        params={"token": token},
+        content=b"List-Unsubscribe=One-Click&x=" + b"x" * 20000,
+        headers={"Content-Type": FORM},
+    )
+    assert response.status_code == 413
+    assert _statuses(built) == {"ada@example.org": "active"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "title", "reason"),
+    [
+        (FORM, b"email=%zz&&=", UNREADABLE, ""),
+        (FORM, b"email=ada\xff%40example.org", UNREADABLE, ""),
+        (FORM, b"email=ada%ff%40example.org", UNREADABLE, ""),
+        (FORM, b"email=ada%40example.org&email=bo%40example.org", UNREADABLE, ""),
+        (FORM, b"&".join(b"f%d=1" % n for n in range(11)), UNREADABLE, ""),
+        ("application/json", b'{"email": "ada@example.org"}', UNREADABLE, ""),
+        (
+            "multipart/form-data; boundary=xyz",
+            b'--xyz\r\nContent-Disposition: form-data; name="email"\r\n\r\n'
+            b"ada@example.org\r\n--xyz--\r\n",
+            UNREADABLE,
+            "",
+        ),
+        ("text/plain", b"email=ada%40example.org", UNREADABLE, ""),
+        (FORM, b"email=not-an-email", BAD_ADDRESS, "An email address must have an @-sign."),
+        (FORM, b"email=", BAD_ADDRESS, "it is empty"),
+        (FORM, b"", BAD_ADDRESS, "it is empty"),
+        (
+            FORM,
+            b"email=" + quote("x@example.org\r\nBcc: y@example.org").encode(),
+            BAD_ADDRESS,
+            "it contains a line break or control character",
+        ),
+        (
+            FORM,
+            b"email=" + quote("x@example.org\nBcc: y@example.org").encode(),
+            BAD_ADDRESS,
+            "it contains a line break or control character",
+        ),
+        (
+            FORM,
+            b"email=ada%40example.org&name=" + quote("Ada\x1b[31m").encode(),
+            BAD_ADDRESS,
+            "contains a control character",
+        ),
+    ],
+)
+def test_bad_signups_get_400_and_store_nothing(built, client, content_type, body, title, reason):
+    response = client.post(
+        _base(built) + "subscribe", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 400
+    assert title in response.text
+    assert reason in response.text
+    _nothing_stored(built)
+
+
+def test_a_signup_without_a_content_type_gets_400(built, server):
+    status, _headers, body = server.raw(
+        b"POST /news/subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Length: 21\r\n\r\nemail=ada%40example.o"
+    )
+    assert status == 400
+    assert UNREADABLE.encode() in body
+    _nothing_stored(built)
+
+
+def test_a_slow_database_does_not_stall_other_requests(built, client):
+    # `publisher run` holding the write lock: the sign-up waits, feeds do not.
+    lock = sqlite3.connect(built.state_dir / pipeline.STATE_DB, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    answers: list[httpx.Response] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(
+                str(client.base_url.join(_base(built) + "subscribe")),
+                data={"email": "ada@example.org"},
+                timeout=20,
+            )
+        )
+    )
+    waiting.start()
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        feed = client.get(_feeds(built) + "rss.xml", timeout=5)
+        assert feed.status_code == 200
+        assert time.monotonic() - started < 2
+        assert answers == []  # still waiting for the lock
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        waiting.join(20)
+    assert [a.status_code for a in answers] == [200]
+    assert _recipients(_confirmations(built)) == ["ada@example.org"]
+
+
+def test_an_unusable_state_database_gets_503(built, client):
+    database = built.state_dir / pipeline.STATE_DB
+    for path in built.state_dir.glob(pipeline.STATE_DB + "*"):
+        path.unlink()
+    database.mkdir()  # cannot be opened as a database
+    for response in (client.get(_base(built)), _signup(client, built, "ada@example.org")):
+        assert response.status_code == 503
+        assert "Please try again later" in response.text
+        assert response.headers["retry-after"] == "60"
+    assert _confirmations(built) == []
+
+
+# -- confirmation links ----------------------------------------------------------------
+
+
+def _pending_link(client: httpx.Client, site: SiteConfig, address: str) -> str:
+    assert _signup(client, site, address).status_code == 200
+    return _confirmation_link(_confirmations(site)[-1])
+
+
+def _forged(token: str) -> str:
+    flipped = "A" if token[-1] != "A" else "B"
+    return token[:-1] + flipped
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        _forged,
+        lambda token: token[:-5],
+        lambda token: token.split(".", 1)[1],
+        lambda token: "2." + token.split(".", 1)[1],  # another sign-up's id
+        lambda token: token.rsplit(".", 1)[0] + ".",
+        lambda _token: "",
+        lambda _token: "x" * 5000,
+    ],
+    ids=["changed-mac", "truncated", "no-id", "other-id", "no-mac", "empty", "long"],
+)
+def test_spoiled_confirmation_links_get_400_and_activate_nothing(built, client, spoil):
+    link = _pending_link(client, built, "ada@example.org")
+    bad = spoil(_token(link))
+    response = client.get(_base(built) + "confirm", params={"token": bad})
+    assert response.status_code == 400
+    assert BAD_LINK in response.text
+    assert "not valid" in response.text
+    assert _statuses(built) == {}
+    assert _rows(built, "SELECT email FROM signups") == [("ada@example.org",)]
+    assert client.get(_local(link)).status_code == 200  # the real link still works
+
+
+def test_confirmation_links_expire_after_48_hours(built, client, clock, now):
+    link = _pending_link(client, built, "ada@example.org")
+    clock.now = now + timedelta(hours=49)
+    response = client.get(_local(link))
+    assert response.status_code == 400
+    assert BAD_LINK in response.text
+    assert "expired" in response.text
+    assert _statuses(built) == {}
+
+
+def test_a_link_is_still_good_after_47_hours(built, client, clock, now):
+    link = _pending_link(client, built, "ada@example.org")
+    clock.now = now + timedelta(hours=47)
+    response = client.get(_local(link))
+    assert response.status_code == 200
+    assert SUBSCRIBED in response.text
+
+
+def test_a_confirmation_link_from_another_site_gets_400(built, clock, tmp_path, monkeypatch):
+    # Another site: its own copy, its own secret, the same address pending (id 1 too).
+    monkeypatch.setenv(subscribers.SECRET_ENV, "another-site-secret-" + "a" * 20)
+    other = load_config(shutil.copytree(SITES / "basic", tmp_path / "other") / "publisher.toml")
+    with WebServer(other, now=clock) as server, httpx.Client(base_url=server.origin) as client:
+        foreign = _pending_link(client, other, "ada@example.org")
+    monkeypatch.setenv(subscribers.SECRET_ENV, "this-site-secret-" + "b" * 20)
+    with WebServer(built, now=clock) as server, httpx.Client(base_url=server.origin) as client:
+        own = _pending_link(client, built, "ada@example.org")
+        assert _token(own).split(".")[0] == _token(foreign).split(".")[0] == "1"
+        response = client.get(_local(foreign))
+        assert response.status_code == 400
+        assert BAD_LINK in response.text
+        assert _statuses(built) == {}
+        assert client.get(_local(own)).status_code == 200
+    assert _statuses(built) == {"ada@example.org": "active"}
+
+
+# -- unsubscribe -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def mailed(built: SiteConfig, clock: Clock) -> dict[str, str]:
+    return _mail(built, clock)
+
+
+def _new_article(site: SiteConfig) -> None:
+    (site.content_dir / "2026-11-27-new.md").write_text(
+        '---\ntitle: "Talks resume in Geneva"\ndate: "2026-11-27T13:30:00+01:00"\n---\n\nBody.\n',
+        encoding="utf-8",
+    )
+
+
+def _unsubscribe_form(html: str, link: str) -> dict[str, str | None]:
+    """The page's one form that posts to the unsubscribe URL (or, with no action, to itself)."""
+    path = urlsplit(link).path
+    (form,) = [f for f in _Page(html).forms if urlsplit(f.get("action") or path).path == path]
+    return form
+
+
+def test_one_click_unsubscribes_exactly_that_subscriber(built, client, mailed, clock, now):
+    link = mailed["bo@example.org"]
+    assert urlsplit(link).path == _unsubscribe_path(built) == "/news/unsubscribe"
+
+    shown = client.get(_local(link))
+    assert shown.status_code == 200
+    assert "Unsubscribe" in shown.text
+    form = _unsubscribe_form(shown.text, link)
+    assert (form.get("method") or "").lower() == "post"
+    assert _Page(shown.text).buttons >= 1
+    assert _statuses(built)["bo@example.org"] == "active"  # showing the page changes nothing
+
+    for _ in range(2):  # a second POST (a retrying provider) is still fine
+        done = client.post(_local(link), content=ONE_CLICK, headers={"Content-Type": FORM})
+        assert done.status_code == 200
+        assert UNSUBSCRIBED in done.text
+    assert _statuses(built) == {
+        "ada@example.org": "active",
+        "bo@example.org": "unsubscribed",
+        "cy@example.org": "active",
+    }
+
+    _new_article(built)
+    clock.now = now + timedelta(hours=2)
+    report = mailing.send_digests(built, now=clock)
+    assert (report.made, report.sent) == (2, 2)
+    second = _messages(built.delivery.outbox_dir / "digest-0002")
+    assert _recipients(second) == ["ada@example.org", "cy@example.org"]
+
+
+def test_the_unsubscribe_button_works(built, client, mailed):
+    shown = client.get(_local(mailed["cy@example.org"]))
+    form = _unsubscribe_form(shown.text, mailed["cy@example.org"])
+    action = form.get("action") or _local(mailed["cy@example.org"])  # none: this same URL
+    # What a browser sends for a form with only a button: an empty urlencoded body.
+    done = client.post(action, content=b"", headers={"Content-Type": FORM})
+    assert done.status_code == 200
+    assert UNSUBSCRIBED in done.text
+    assert _statuses(built)["cy@example.org"] == "unsubscribed"
+    assert _statuses(built)["ada@example.org"] == "active"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        _forged,
+        lambda token: token[:-5],
+        lambda token: token.split(".", 1)[0],
+        lambda token: "2." + token.split(".", 1)[1],  # another subscriber's id
+        lambda token: "99." + token.split(".", 1)[1],  # nobody's id
+        lambda _token: subscribers.make_token(b"another site's secret!!", 1, "ada@example.org"),
+        lambda _token: "",
+        lambda token: token + "x",
+    ],
+    ids=[
+        "changed-mac",
+        "truncated",
+        "id-only",
+        "other-id",
+        "unknown-id",
+        "foreign",
+        "empty",
+        "long",
+    ],
+)
+def test_spoiled_unsubscribe_links_get_400_and_change_nothing(shared, method, spoil):
+    site, client = shared.site, shared.client
+    mailed = shared.links
+    token = _token(mailed["ada@example.org"])
+    assert token.startswith("1.")
+    bad = spoil(token)
+    response = client.request(
+        method,
+        _unsubscribe_path(site),
+        params={"token": bad},
+        content=ONE_CLICK if method == "POST" else None,
+        headers={"Content-Type": FORM} if method == "POST" else None,
+    )
+    assert response.status_code == 400
+    assert BAD_UNSUBSCRIBE in response.text
+    assert set(_statuses(site).values()) == {"active"}
+
+
+def test_an_unsubscribe_without_a_token_gets_400(shared):
+    site, client = shared.site, shared.client
+    for method in ("GET", "POST"):
+        response = client.request(method, _unsubscribe_path(site))
+        assert response.status_code == 400
+        assert BAD_UNSUBSCRIBE in response.text
+    assert set(_statuses(site).values()) == {"active"}
+
+
+# -- digest archive ----------------------------------------------------------------------
+
+
+def test_the_archive_lists_digests_and_their_web_copies_hold_no_subscriber_data(
+    built, client, mailed, clock, now
+):
+    tokens = {_token(link) for link in mailed.values()}
+    _new_article(built)
+    clock.now = now + timedelta(hours=2)
+    assert mailing.send_digests(built, now=clock).made == 2
+
+    archive = client.get(_base(built) + "digests/")
+    assert archive.status_code == 200
+    assert "Past digests" in archive.text
+    links = _digest_links(archive.text)
+    assert links == [built.feeds.url + "digests/2/", built.feeds.url + "digests/1/"]
+
+    for number, link in ((1, links[1]), (2, links[0])):
+        copy = client.get(_local(link))
+        assert copy.status_code == 200
+        assert copy.headers["content-type"] == "text/html; charset=utf-8"
+        assert (
+            copy.content == (built.output_dir / "digests" / str(number) / "index.html").read_bytes()
+        )
+        for address in READERS:
+            assert address not in copy.text
+        for token in tokens:
+            assert token not in copy.text
+        assert "token=" not in copy.text
+
+
+def test_an_empty_archive_says_so(built, client):
+    archive = client.get(_base(built) + "digests/")
+    assert archive.status_code == 200
+    assert "Past digests" in archive.text
+    assert _digest_links(archive.text) == []
+
+
+# -- pages: headers and logs -------------------------------------------------------------
+
+
+def test_pages_carry_a_csp_and_the_log_carries_no_tokens(built, client, mailed, caplog):
+    caplog.set_level(logging.INFO, logger="publisher.web")
+    link = _pending_link(client, built, "dee@example.org")
+    unsubscribe = mailed["ada@example.org"]
+    pages = [
+        client.get(_base(built)),
+        client.get(_base(built) + "digests/"),
+        client.get(_local(link)),
+        client.get(_local(unsubscribe)),
+        client.post(_local(unsubscribe), content=ONE_CLICK, headers={"Content-Type": FORM}),
+        client.get(_base(built) + "confirm", params={"token": "1.2.nonsense"}),
+    ]
+    assert [p.status_code for p in pages] == [200, 200, 200, 200, 200, 400]
+    for response in pages:
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "frame-ancestors 'none'" in policy
+    lines = [record.getMessage() for record in caplog.records if record.name == "publisher.web"]
+    assert any(f"GET {_base(built)}confirm 200" in line for line in lines), lines
+    assert any(f"POST {_unsubscribe_path(built)} 200" in line for line in lines), lines
+    secrets_ = [_token(link), _token(unsubscribe), "nonsense"]
+    for line in lines:
+        assert "?" not in line
+        for secret in secrets_:
+            assert secret not in line

@@ -1,0 +1,100 @@
+"""The web application served by a real uvicorn on a free 127.0.0.1 port.
+
+Used as a context manager: `create_app(site, ...)` runs in a background
+thread until the block ends, so tests talk to it over real HTTP with httpx
+(or a raw socket when the client must not touch the path).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from publisher.config import SiteConfig
+from publisher.web import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WebServer:
+    """`with WebServer(site, now=clock) as server:` then `server.url("/news/")`."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        *,
+        now: Callable[[], datetime] | None = None,
+        client_limit: int | None = None,
+    ) -> None:
+        options: dict[str, Any] = {}
+        if now is not None:
+            options["now"] = now
+        if client_limit is not None:
+            options["client_limit"] = client_limit
+        self.app = create_app(site, **options)
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+    def __enter__(self) -> WebServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.server.should_exit = True
+                self.thread.join(5)
+                message = f"uvicorn did not start on 127.0.0.1:{self.port}"
+                raise RuntimeError(message)
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def raw(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Send *request* bytes as they are; (status, headers, body) of the answer.
+
+        For paths a client would normalise (`..`, `%2e%2e`) and bodies framed by hand.
+        """
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(request)
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        data = b"".join(chunks)
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(status_line.split()[1]), headers, body
