@@ -93,13 +93,20 @@ class Service:
     stop: threading.Event = field(default_factory=threading.Event)
     scheduler: schedule.Scheduler = field(default_factory=schedule.Scheduler)
     on_idle: Callable[[schedule.Scheduler], None] = lambda _s: None
+    # The naive local wall clock that schedule keeps its jobs' times by.
+    local_now: Callable[[], datetime] = datetime.now
+    _periods: list[tuple[schedule.Job, timedelta]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         seconds = int(self.rebuild_every.total_seconds())
-        self.scheduler.every(seconds).seconds.do(self._guarded, "rebuild", self.rebuild)
-        self.scheduler.every(DIGEST_CHECK_SECONDS).seconds.do(
+        rebuild = self.scheduler.every(seconds).seconds.do(self._guarded, "rebuild", self.rebuild)
+        digest = self.scheduler.every(DIGEST_CHECK_SECONDS).seconds.do(
             self._guarded, "digest", self.digest_check
         )
+        self._periods = [
+            (rebuild, timedelta(seconds=seconds)),
+            (digest, timedelta(seconds=DIGEST_CHECK_SECONDS)),
+        ]
 
     def run_once(self) -> None:
         """Everything due now, in order: the rebuild, then the digest."""
@@ -111,7 +118,7 @@ class Service:
         """Run jobs as they fall due until `stop` is set (by SIGTERM or SIGINT)."""
         self.run_once()
         while not self.stop.is_set():
-            self.scheduler.run_pending()
+            self.run_pending()
             self.on_idle(self.scheduler)
             idle = self.scheduler.idle_seconds
             # Wake at least every second so a stop request is noticed promptly.
@@ -119,6 +126,20 @@ class Service:
                 MAX_SLEEP_SECONDS if idle is None else max(0.0, min(idle, MAX_SLEEP_SECONDS))
             )
         logger.info("stopped")
+
+    def run_pending(self) -> None:
+        """Run the jobs that are due.
+
+        schedule keeps each job's next run as a naive local time: when the wall
+        clock goes back (the autumn DST change on a machine that keeps local
+        time, an NTP correction), every job would wait that much longer. A job
+        due further away than its interval is brought back within it first.
+        """
+        now = self.local_now()
+        for job, period in self._periods:
+            if job.next_run is not None and job.next_run - now > period:
+                job.next_run = now + period
+        self.scheduler.run_pending()
 
     def _guarded(self, name: str, job: Callable[[], None]) -> None:
         # schedule lets a job's exception escape run_pending (and so the loop):

@@ -1,0 +1,349 @@
+"""`publisher run` and `publisher status`: the service in a subprocess, stopped by signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from smtp_server import Faults, SmtpServer
+
+from publisher import ledger, subscribers
+from publisher.cli import cli
+from publisher.config import load_config
+from publisher.scheduler import latest_slot, next_slot
+from publisher.store import open_store
+
+ENV = {**os.environ, "PUBLISHER_SECRET": "a-test-secret-of-enough-length"}
+ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
+FAST = '\n[schedule]\nrebuild_every = "10s"\n'
+NEW_ARTICLE = """---
+title: "Night shift picks up a late story"
+date: "2026-01-05T10:00:00+01:00"
+tags: [vienna]
+---
+
+Filed while the service was running.
+"""
+WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d CES?T"
+SINCE = r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+
+
+def _publisher(site_dir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "publisher", "--config", str(site_dir / "publisher.toml"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def _run(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    process = _publisher(site_dir, *args)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _append(site_dir: Path, text: str) -> None:
+    config = site_dir / "publisher.toml"
+    config.write_text(config.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class Running:
+    """`publisher -v run` in a subprocess, its log lines collected as they come."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.process = _publisher(site_dir, "-v", "run")
+        self.log: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line.rstrip("\n"))
+
+    def logged(self, pattern: str) -> bool:
+        return any(re.search(pattern, line) for line in self.log)
+
+    def stop(self, signum: signal.Signals) -> tuple[int, str]:
+        """Send *signum*; the exit code and stdout once the process is gone."""
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=20)
+        self.reader.join(timeout=5)
+        assert self.process.stdout is not None
+        return code, self.process.stdout.read()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_service():
+    services: list[Running] = []
+
+    def start(site_dir: Path) -> Running:
+        services.append(Running(site_dir))
+        return services[-1]
+
+    yield start
+    for service in services:
+        service.kill()
+
+
+def _titles(site_dir: Path) -> list[str]:
+    parsed = feedparser.parse((site_dir / "feeds" / "atom.xml").read_bytes())
+    return [entry.title for entry in parsed.entries]
+
+
+def _status(runner, site_dir: Path) -> list[str]:
+    result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), "status"])
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+def _setting(site_dir: Path, key: str) -> str | None:
+    """A setting as the service left it, read only (never creating the database)."""
+    path = site_dir / ".publisher" / "state.db"
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.OperationalError:
+        return None
+    try:
+        row = connection.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        connection.close()
+    return None if row is None else str(row[0])
+
+
+def _subscribe(site_dir: Path, addresses: list[str]) -> None:
+    site = load_config(site_dir / "publisher.toml")
+    now = datetime.now(UTC)
+    with open_store(site.state_dir / "state.db") as store, store.transaction():
+        for address in addresses:
+            subscribers.add_subscriber(store, address, "", now=now)
+
+
+# -- the service -------------------------------------------------------------------
+
+
+def test_run_builds_rebuilds_and_stops_on_sigterm(site_dir, runner, start_service):
+    _append(site_dir, FAST)
+    service = start_service(site_dir)
+    # The first pass runs at start: a build, then the digest clock notes its slot.
+    assert _wait_until(lambda: _setting(site_dir, "next_digest") is not None, 15), service.log
+    first_titles = _titles(site_dir)
+    assert len(first_titles) == 3
+    assert service.logged(r"^INFO: publisher\.run: running: rebuild every 0:00:10, digest ")
+    assert service.logged(r"^INFO: publisher\.run: build: 5 articles loaded .* 18 files written")
+    status = _status(runner, site_dir)
+    assert re.fullmatch(
+        rf"service: running \(pid {service.process.pid}, `publisher run`, {SINCE}\); "
+        rf"next rebuild {WHEN}, next digest {WHEN}",
+        status[3],
+    ), status
+
+    busy = _run(site_dir, "build")
+    assert busy.returncode == 75
+    assert re.fullmatch(
+        r"error: \.publisher/lock: another publisher run holds the lock "
+        rf"\(pid {service.process.pid}, `publisher run`, {SINCE}\); try again later\n",
+        busy.stderr,
+    )
+
+    (site_dir / "content" / "2026-01-05-late-story.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    # The next rebuild is due 10 s after the start.
+    assert _wait_until(lambda: "Night shift picks up a late story" in _titles(site_dir), 15)
+    assert _titles(site_dir) == ["Night shift picks up a late story", *first_titles]
+
+    code, stdout = service.stop(signal.SIGTERM)
+    assert code == 0, service.log
+    assert stdout == ""
+    assert service.log[-1] == "INFO: publisher.scheduler: stopped", service.log
+    assert not service.logged("Traceback|ERROR"), service.log
+    # Nothing was lost: a build after it finds every file as it should be.
+    after = _run(site_dir, "build")
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.startswith("6 articles loaded (4 published, 1 draft, 1 scheduled)")
+    assert ", 0 files written, " in after.stdout
+    assert _status(runner, site_dir)[3] == "service: not running"
+
+
+def test_run_stops_on_sigint(site_dir, start_service):
+    _append(site_dir, FAST)
+    service = start_service(site_dir)
+    # Signalled once the first pass is over: a signal that lands before a job
+    # starts rightly skips it, which would leave nothing to look at.
+    assert _wait_until(lambda: _setting(site_dir, "next_digest") is not None, 15), service.log
+    code, stdout = service.stop(signal.SIGINT)
+    assert code == 0, service.log
+    assert stdout == ""
+    assert service.log[-1] == "INFO: publisher.scheduler: stopped", service.log
+    assert not service.logged("Traceback|KeyboardInterrupt|Aborted"), service.log
+    assert len(_titles(site_dir)) == 3
+
+
+def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, runner):
+    _subscribe(site_dir, ADDRESSES[:3])
+    site = load_config(site_dir / "publisher.toml")
+    assert _status(runner, site_dir)[1:4] == [
+        "last build: never",
+        "service: not running",
+        f"digest cadence: weekly on monday at 07:00 (Europe/Vienna); next at "
+        f"{next_slot(site.digest.cadence, site.timezone, datetime.now(UTC)):%Y-%m-%d %H:%M %Z}",
+    ]
+
+    before = latest_slot(site.digest.cadence, site.timezone, datetime.now(UTC))
+    first = _run(site_dir, "run", "--once")
+    after = latest_slot(site.digest.cadence, site.timezone, datetime.now(UTC))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == ""
+    assert first.stderr == ""
+    assert len(_titles(site_dir)) == 3
+    noted = _setting(site_dir, "digest_slot")
+    assert noted in (before.isoformat(), after.isoformat())
+    with open_store(site.state_dir / "state.db") as store:
+        assert ledger.delivery_counts(store) == []
+    assert not site.delivery.outbox_dir.exists()
+
+    again = _run(site_dir, "run", "--once")
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+    assert _setting(site_dir, "digest_slot") == noted
+    assert not site.delivery.outbox_dir.exists()
+
+    # A week later (here: the slot noted a week earlier) the digest is due, once.
+    with open_store(site.state_dir / "state.db") as store, store.transaction():
+        week_before = datetime.fromisoformat(noted) - timedelta(days=7)
+        store.set_setting("digest_slot", week_before.isoformat())
+    due = _run(site_dir, "run", "--once")
+    assert (due.returncode, due.stdout, due.stderr) == (0, "", "")
+    assert _setting(site_dir, "digest_slot") == noted
+    assert len(list(site.delivery.outbox_dir.rglob("*.eml"))) == 3
+    third = _run(site_dir, "run", "--once")
+    assert third.returncode == 0
+    assert len(list(site.delivery.outbox_dir.rglob("*.eml"))) == 3
+
+    lines = _status(runner, site_dir)
+    assert lines[0] == f"site: Test Gazette ({site_dir / 'publisher.toml'})"
+    assert re.fullmatch(
+        rf"last build: {WHEN} \(5 articles: 3 published, 1 draft, 1 scheduled\)", lines[1]
+    )
+    assert lines[2:] == [
+        "next scheduled article: 2031-01-15 08:00 CET",
+        "service: not running",
+        f"digest cadence: weekly on monday at 07:00 (Europe/Vienna); next at "
+        f"{next_slot(site.digest.cadence, site.timezone, datetime.now(UTC)):%Y-%m-%d %H:%M %Z}",
+        lines[5],
+        "subscribers: 3 active, 0 unsubscribed, 0 bounced",
+    ]
+    assert re.fullmatch(
+        rf"last digest: 1, made {WHEN}, 3 articles: sent 3, pending 0, uncertain 0, failed 0",
+        lines[5],
+    )
+
+
+# -- a digest send stopped by SIGTERM ----------------------------------------------
+
+
+def _ledger(site_dir: Path) -> dict[str, str]:
+    connection = sqlite3.connect(site_dir / ".publisher" / "state.db")
+    try:
+        rows = connection.execute(
+            "SELECT s.email, d.status FROM deliveries d "
+            "JOIN subscribers s ON s.id = d.subscriber_id"
+        ).fetchall()
+    finally:
+        connection.close()
+    return dict(rows)
+
+
+def test_sigterm_mid_send_finishes_the_message_in_flight_and_stops(site_dir):
+    # Each reply is held back 0.3 s after the server stored the message: the
+    # signal lands while the 2nd message waits for its reply.
+    with SmtpServer(Faults(reply_delay=0.3)) as server:
+        _append(
+            site_dir, f'\n[delivery]\nmethod = "smtp"\n\n[delivery.smtp]\nport = {server.port}\n'
+        )
+        _subscribe(site_dir, ADDRESSES)
+
+        process = _publisher(site_dir, "digest", "send")
+        assert _wait_until(lambda: len(server.received) >= 2, 30)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        delivered = sorted(server.by_recipient())
+        sent = len(delivered)
+        assert 2 <= sent < 10
+        assert stdout == (
+            "made digest 1 with 3 articles\n"
+            f"sent {sent}, failed 0, deferred 0, uncertain 0 (stopped on request)\n"
+        )
+        assert stderr == ""
+        statuses = _ledger(site_dir)
+        assert sorted(statuses) == ADDRESSES
+        assert sorted(a for a, s in statuses.items() if s == "sent") == delivered
+        assert sorted(a for a, s in statuses.items() if s == "pending") == sorted(
+            set(ADDRESSES) - set(delivered)
+        )
+        assert "sending" not in statuses.values()
+
+        resumed = _run(site_dir, "digest", "send")
+        assert resumed.returncode == 0, resumed.stderr
+        assert resumed.stdout == (
+            "resumed digest 1\nnothing new since the last digest\n"
+            f"sent {10 - sent}, failed 0, deferred 0, uncertain 0\n"
+        )
+
+    assert set(_ledger(site_dir).values()) == {"sent"}
+    by_recipient = server.by_recipient()
+    assert sorted(by_recipient) == ADDRESSES
+    assert all(len(messages) == 1 for messages in by_recipient.values())
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("5 minutes", "expected a duration such as '30s', '5m' or '1h' ('5 minutes')"),
+        ("0s", "expected a duration such as '30s', '5m' or '1h' ('0s')"),
+        ("5s", "must be between 10s and 168h ('5s')"),
+        ("200h", "must be between 10s and 168h ('200h')"),
+    ],
+)
+def test_invalid_rebuild_every_exits_2(site_dir, runner, value, message):
+    _append(site_dir, f'\n[schedule]\nrebuild_every = "{value}"\n')
+    for command in (["run"], ["run", "--once"], ["status"]):
+        result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), *command])
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr == (
+            f"error: {site_dir / 'publisher.toml'}: [schedule] rebuild_every: {message}\n"
+        )
+    assert not (site_dir / ".publisher").exists()
+    assert not (site_dir / "feeds").exists()
