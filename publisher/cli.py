@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import signal
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -28,6 +29,27 @@ class _Group(click.Group):
 
     Click's own usage errors keep their format and exit code 2.
     """
+
+    # Commands in other modules, imported only when used: `publisher build`
+    # from cron should not pay for the e-mail validator or the web stack.
+    _lazy: ClassVar[dict[str, str]] = {
+        "subscribers": "publisher.cli_subscribers",
+        "unsubscribe": "publisher.cli_subscribers",
+        "run": "publisher.cli_service",
+        "status": "publisher.cli_service",
+        "serve": "publisher.cli_service",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy and cmd_name not in self.commands:
+            module = importlib.import_module(self._lazy[cmd_name])
+            command = getattr(module, cmd_name)
+            assert isinstance(command, click.Command)
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -404,14 +426,3 @@ def _summary(report: BuildReport) -> str:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="publisher")
-
-
-def _register_commands() -> None:
-    from publisher.cli_service import run, serve, status
-    from publisher.cli_subscribers import subscribers, unsubscribe
-
-    for command in (subscribers, unsubscribe, run, status, serve):
-        cli.add_command(command)
-
-
-_register_commands()

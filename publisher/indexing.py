@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
+import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -41,6 +45,16 @@ def display(site: SiteConfig, path: Path) -> str:
         return str(path)
 
 
+def content_where(site: SiteConfig, relative: str) -> str:
+    """A content file as messages name it (`content/2020/talks.md`), without Path objects."""
+    return f"{_content_prefix(site)}/{relative}"
+
+
+@lru_cache(maxsize=8)
+def _content_prefix(site: SiteConfig) -> str:
+    return display(site, site.content_dir).rstrip("/")
+
+
 def content_files(site: SiteConfig) -> list[FoundFile]:
     try:
         return list(content.discover(site.content_dir))
@@ -59,9 +73,27 @@ class IndexResult:
     claims: dict[str, str] = field(default_factory=dict)  # article id -> path that owns it
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """One changed file, read and (unless its bytes are known) parsed."""
+
+    relative: str
+    size: int
+    mtime_ns: int
+    file_hash: str  # "" when the file could not be read
+    parsed: ParsedArticle | None
+    problem: tuple[str, ...] | None
+    is_known_bytes: bool  # the same bytes as last time: only the stat moved
+
+
+# Below this many changed files, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 400
+
+
 def index_content(
     site: SiteConfig, store: Store, found: Sequence[FoundFile], *, now: datetime
 ) -> IndexResult:
+    """Bring the store's articles in line with *found*; call inside a transaction."""
     sync = IndexResult()
     defaults = defaults_for(site)
     fingerprint = site.fingerprint()
@@ -69,11 +101,12 @@ def index_content(
     if is_config_changed:
         store.set_setting("config", fingerprint)
     rows = store.files()
-    stored = store.stored_articles()
+    # Only ids here: the full records are loaded for the changed files alone.
+    stored = store.article_ids()
     present = {item.relative for item in found}
     vanished = {path: row for path, row in rows.items() if path not in present}
     renamed_from = {
-        s.text_hash: article_id for article_id, s in stored.items() if s.article.path in vanished
+        text_hash: article_id for article_id, text_hash in store.articles_at(vanished).values()
     }
     # A state folder that was lost: take the ids readers already have from the
     # published feeds, so nothing shows up twice in their feed readers.
@@ -92,53 +125,127 @@ def index_content(
         if row.problem:
             sync.problems.append(_problem(row.problem, stored, row.article_id, site, item))
 
-    for item in changed:
-        where = display(site, item.path)
-        row = rows.get(item.relative)
-        try:
-            data, size, mtime_ns = content.read_article(item.path, where)
-        except ContentError as err:
-            _record_problem(store, sync, site, item, row, stored, err.lines(), file_hash="")
-            continue
-        item = replace(item, size=size, mtime_ns=mtime_ns)  # the stat of the bytes we read
-        file_hash = hashlib.sha256(data).hexdigest()
-        if row is not None and row.file_hash == file_hash and not is_config_changed:
+    tasks = [
+        (
+            item.root,
+            item.relative,
+            content_where(site, item.relative),
+            None
+            if is_config_changed or item.relative not in rows
+            else rows[item.relative].file_hash,
+            defaults,
+        )
+        for item in changed
+    ]
+    original = set(stored)
+    for loaded in _load_all(tasks):
+        row = rows.get(loaded.relative)
+        item = FoundFile(site_root(site), loaded.relative, loaded.size, loaded.mtime_ns)
+        where = content_where(site, loaded.relative)
+        if loaded.is_known_bytes and row is not None:
             # Touched but not changed (a checkout, a copy): only the stat moves.
-            store.save_file(replace(row, size=item.size, mtime_ns=item.mtime_ns))
+            store.save_file(replace(row, size=loaded.size, mtime_ns=loaded.mtime_ns))
             if row.article_id is not None:
-                sync.claims.setdefault(row.article_id, item.relative)
+                sync.claims.setdefault(row.article_id, loaded.relative)
             if row.problem:
                 sync.problems.append(_problem(row.problem, stored, row.article_id, site, item))
             continue
-        sync.parsed += 1
-        try:
-            parsed = content.parse_article(where, item.relative, data, defaults)
-        except ContentError as err:
-            _record_problem(store, sync, site, item, row, stored, err.lines(), file_hash=file_hash)
+        if loaded.parsed is None:
+            if loaded.file_hash:
+                sync.parsed += 1
+            _record_problem(
+                store,
+                sync,
+                site,
+                item,
+                row,
+                stored,
+                loaded.problem or (),
+                file_hash=loaded.file_hash,
+            )
             continue
+        sync.parsed += 1
+        parsed = loaded.parsed
         article_id = _choose_id(site, parsed, row, renamed_from, published_ids)
         owner = sync.claims.get(article_id)
-        if owner is None and article_id in stored:
-            previous_path = stored[article_id].article.path
-            if previous_path != item.relative and previous_path in present:
+        previous = (
+            store.stored_articles([article_id]).get(article_id) if article_id in original else None
+        )
+        if owner is None and previous is not None:
+            previous_path = previous.article.path
+            if previous_path != loaded.relative and previous_path in present:
                 owner = previous_path  # the file that had this id first keeps it
-        if owner is not None and owner != item.relative:
-            owner_where = display(site, site.content_dir / owner)
+        if owner is not None and owner != loaded.relative:
+            owner_where = content_where(site, owner)
             line = f"{where}: id: {article_id!r} is already used by {owner_where}"
-            _record_problem(store, sync, site, item, row, stored, [line], file_hash=file_hash)
+            _record_problem(
+                store, sync, site, item, row, stored, [line], file_hash=loaded.file_hash
+            )
             continue
-        sync.claims[article_id] = item.relative
-        _save_parsed(store, parsed, article_id, stored.get(article_id), now=now)
+        sync.claims[article_id] = loaded.relative
+        _save_parsed(store, parsed, article_id, previous, now=now)
+        stored.add(article_id)
         store.save_file(
-            FileRow(item.relative, item.size, item.mtime_ns, file_hash, article_id, None)
+            FileRow(
+                loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, article_id, None
+            )
         )
 
     for path in vanished:
         store.delete_file(path)
-    for article_id in stored:
+    for article_id in sorted(stored):
         if article_id not in sync.claims:
             store.delete_article(article_id)
     return sync
+
+
+def site_root(site: SiteConfig) -> str:
+    return str(site.content_dir)
+
+
+def _load_all(
+    tasks: Sequence[tuple[str, str, str, str | None, ArticleDefaults]],
+) -> Iterator[_Loaded]:
+    """Read and parse changed files, in order; on several cores for a big batch.
+
+    Parsing is pure Python and the files are independent, so a cold build of
+    thousands of articles splits them over worker processes (fork: the workers
+    start with everything imported). Results come back in the input order, so
+    which file keeps a duplicated id does not depend on timing.
+    """
+    workers = min(os.cpu_count() or 1, 4)
+    if len(tasks) < PARALLEL_THRESHOLD or workers < 2 or sys.platform != "linux":
+        yield from map(_load, tasks)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers) as pool:
+        yield from pool.imap(_load, tasks, chunksize=64)
+
+
+def _load(task: tuple[str, str, str, str | None, ArticleDefaults]) -> _Loaded:
+    root, relative, where, known_hash, defaults = task
+    try:
+        data, size, mtime_ns = content.read_article(Path(root, relative), where)
+    except ContentError as err:
+        stat = _stat_or_zero(Path(root, relative))
+        return _Loaded(relative, stat[0], stat[1], "", None, tuple(err.lines()), False)
+    file_hash = hashlib.sha256(data).hexdigest()
+    if known_hash is not None and known_hash == file_hash:
+        return _Loaded(relative, size, mtime_ns, file_hash, None, None, True)
+    try:
+        parsed = content.parse_article(where, relative, data, defaults)
+    except ContentError as err:
+        return _Loaded(relative, size, mtime_ns, file_hash, None, tuple(err.lines()), False)
+    # The body stays in its file (the store keeps rendered HTML): not sent back.
+    return _Loaded(relative, size, mtime_ns, file_hash, replace(parsed, body=""), None, False)
+
+
+def _stat_or_zero(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return 0, 0
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _choose_id(
@@ -172,7 +279,7 @@ def _save_parsed(
     previous: StoredArticle | None,
     *,
     now: datetime,
-) -> None:
+) -> StoredArticle:
     edited_at = previous.edited_at if previous else None
     if previous is not None and previous.text_hash != parsed.text_hash:
         edited_at = now.replace(microsecond=0)  # an edit: first seen now
@@ -190,9 +297,8 @@ def _save_parsed(
         is_draft=parsed.is_draft,
     )
     first_seen = previous.first_seen if previous else now.replace(microsecond=0)
-    store.save_article(
+    return store.save_article(
         StoredArticle(article, parsed.text_hash, first_seen, edited_at, parsed.updated),
-        body=parsed.body,
         body_format=parsed.body_format,
     )
 
@@ -203,7 +309,7 @@ def _record_problem(
     site: SiteConfig,
     item: FoundFile,
     row: FileRow | None,
-    stored: dict[str, StoredArticle],
+    stored: set[str],
     lines: Iterable[str],
     *,
     file_hash: str,
@@ -223,7 +329,7 @@ def _record_problem(
 def problem_from_row(site: SiteConfig, row: FileRow) -> ContentProblem:
     """The cached problem of a file that did not change since it was reported."""
     return ContentProblem(
-        display(site, site.content_dir / row.path),
+        content_where(site, row.path),
         row.problem or (),
         kept_previous=row.article_id is not None,
     )
@@ -260,10 +366,10 @@ def published_feed_ids(output_dir: Path) -> dict[str, str]:
 
 def _problem(
     lines: tuple[str, ...],
-    stored: dict[str, StoredArticle],
+    stored: set[str],
     article_id: str | None,
     site: SiteConfig,
     item: FoundFile,
 ) -> ContentProblem:
     kept = article_id is not None and article_id in stored
-    return ContentProblem(display(site, item.path), lines, kept_previous=kept)
+    return ContentProblem(content_where(site, item.relative), lines, kept_previous=kept)

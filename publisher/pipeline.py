@@ -13,14 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
-from publisher import __version__, content, feeds, markup, websub
+from publisher import __version__, content, feeds, markup
 from publisher.config import SiteConfig
 from publisher.errors import ConfigError, ContentError, OutputError
 from publisher.indexing import (
@@ -33,7 +36,7 @@ from publisher.indexing import (
 )
 from publisher.model import Article, BuildReport, ContentProblem, FeedItem, FeedSpec, Tag
 from publisher.output import OutputWriter
-from publisher.store import OutputRow, Store, open_store
+from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store
 
 __all__ = [
     "STATE_DB",
@@ -101,13 +104,17 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
             # "counts" is written back only at the end.
             store.delete_setting("counts")
             index = index_content(site, store, found, now=now)
-        stored = store.stored_articles()
-        articles = [s.article for s in stored.values()]
-        versions = {article_id: s.version for article_id, s in stored.items()}
-        plans = plan_feeds(site, articles, now=now)
+        keys = store.article_keys()
+        versions = {key.id: key.version for key in keys}
+        planned = _plan(site, keys, now=now)
+        # Full records only for the articles that appear in some feed.
+        full = store.stored_articles(key.id for _spec, items in planned for key in items)
+        plans = [
+            FeedPlan(spec, tuple(full[key.id].article for key in items)) for spec, items in planned
+        ]
         written, unchanged_paths, removed, changed_urls = _write_feeds(site, store, plans, versions)
-        counts = _counts(articles, now=now)
-        upcoming = [a.date for a in articles if not a.is_draft and a.date > now]
+        counts = _counts(keys, now=now)
+        upcoming = [key.date for key in keys if not key.is_draft and key.date > now]
         with store.transaction():
             store.set_setting("render", _render_fingerprint(site))
             store.set_setting("counts", json.dumps(counts))
@@ -138,7 +145,7 @@ def _report(
     )
 
 
-def _counts(articles: Sequence[Article], *, now: datetime) -> dict[str, int]:
+def _counts(articles: Sequence[ArticleKey], *, now: datetime) -> dict[str, int]:
     published = sum(1 for a in articles if a.is_published(now))
     drafts = sum(1 for a in articles if a.is_draft)
     return {
@@ -216,8 +223,27 @@ class FeedPlan:
     articles: tuple[Article, ...]
 
 
+class _Plannable(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def date(self) -> datetime: ...
+    @property
+    def tags(self) -> tuple[Tag, ...]: ...
+    def is_published(self, now: datetime) -> bool: ...
+
+
+_Item = TypeVar("_Item", bound=_Plannable)
+
+
 def plan_feeds(site: SiteConfig, articles: Iterable[Article], *, now: datetime) -> list[FeedPlan]:
     """Which articles go into which feed: newest first, at most max_items each."""
+    return [FeedPlan(spec, items) for spec, items in _plan(site, articles, now=now)]
+
+
+def _plan(
+    site: SiteConfig, articles: Iterable[_Item], *, now: datetime
+) -> list[tuple[FeedSpec, tuple[_Item, ...]]]:
     published = sorted(
         (a for a in articles if a.is_published(now)),
         key=lambda a: (a.date, a.id),
@@ -235,9 +261,9 @@ def plan_feeds(site: SiteConfig, articles: Iterable[Article], *, now: datetime) 
         generator_version=__version__,
         hub=site.feeds.websub_hub,
     )
-    plans = [FeedPlan(base, tuple(published[:limit]))]
+    plans = [(base, tuple(published[:limit]))]
     if site.feeds.tag_feeds:
-        by_tag: dict[str, list[Article]] = {}
+        by_tag: dict[str, list[_Item]] = {}
         names: dict[str, Tag] = {}
         for article in published:
             for tag in article.tags:
@@ -253,7 +279,7 @@ def plan_feeds(site: SiteConfig, articles: Iterable[Article], *, now: datetime) 
                 folder=f"tags/{slug}",
                 tag=tag,
             )
-            plans.append(FeedPlan(spec, tuple(by_tag[slug][:limit])))
+            plans.append((spec, tuple(by_tag[slug][:limit])))
     return plans
 
 
@@ -281,34 +307,38 @@ def _write_feeds(
     written: list[str] = []
     unchanged: list[str] = []
     changed_urls: list[str] = []
+    # Which files need rendering: those whose inputs changed or that were touched.
+    jobs: list[tuple[FeedPlan, str, str, str]] = []  # plan, format, path, signature
+    for plan in plans:
+        signature = _signature(site, plan, versions)
+        for fmt in site.feeds.formats:
+            relative = f"{plan.spec.folder}/{feeds.FEED_FILES[fmt]}".lstrip("/")
+            old = previous.get(relative)
+            if old is not None and old.signature == signature and _is_intact(site, relative, old):
+                outputs[relative] = old
+                unchanged.append(writer.where(relative))
+            else:
+                jobs.append((plan, fmt, relative, signature))
+    html: dict[str, str] = {}
+    if site.feeds.full_content and jobs:
+        html = _html_for(site, store, (a for plan, *_ in jobs for a in plan.articles))
+    rendered = _render_feeds(
+        [
+            (fmt, plan.spec, [FeedItem(a, html.get(a.id)) for a in plan.articles])
+            for plan, fmt, _relative, _signature_ in jobs
+        ]
+    )
     try:
-        for plan in plans:
-            signature = _signature(site, plan, versions)
-            html: dict[str, str] | None = None
-            for fmt in site.feeds.formats:
-                relative = f"{plan.spec.folder}/{feeds.FEED_FILES[fmt]}".lstrip("/")
-                old = previous.get(relative)
-                if (
-                    old is not None
-                    and old.signature == signature
-                    and _is_intact(site, relative, old)
-                ):
-                    outputs[relative] = old
-                    unchanged.append(writer.where(relative))
-                    continue
-                if html is None:
-                    html = _html_for(store, plan.articles) if site.feeds.full_content else {}
-                items = [FeedItem(a, html.get(a.id)) for a in plan.articles]
-                data = feeds.render(fmt, plan.spec, items)
-                if writer.write_if_changed(relative, data):
-                    written.append(writer.where(relative))
-                    changed_urls.append(plan.spec.url(feeds.FEED_FILES[fmt]))
-                else:
-                    unchanged.append(writer.where(relative))
-                stat = writer.target(relative).stat()
-                outputs[relative] = OutputRow(
-                    hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime_ns, signature
-                )
+        for (plan, fmt, relative, signature), data in zip(jobs, rendered, strict=True):
+            if writer.write_if_changed(relative, data):
+                written.append(writer.where(relative))
+                changed_urls.append(plan.spec.url(feeds.FEED_FILES[fmt]))
+            else:
+                unchanged.append(writer.where(relative))
+            stat = writer.target(relative).stat()
+            outputs[relative] = OutputRow(
+                hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime_ns, signature
+            )
     finally:
         # What was written is recorded even if a later write fails, so the
         # next build compares against the truth.
@@ -325,6 +355,19 @@ def _write_feeds(
     return written, unchanged, removed, changed_urls
 
 
+# A cold build of a big site renders ~100 feed files: worth two cores.
+PARALLEL_RENDER_THRESHOLD = 40
+
+
+def _render_feeds(jobs: Sequence[tuple[str, FeedSpec, list[FeedItem]]]) -> list[bytes]:
+    """Each job's bytes, in order; on several cores for a big batch (fork workers)."""
+    workers = min(os.cpu_count() or 1, 4)
+    if len(jobs) < PARALLEL_RENDER_THRESHOLD or workers < 2 or sys.platform != "linux":
+        return [feeds.render(fmt, spec, items) for fmt, spec, items in jobs]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.starmap(feeds.render, jobs, chunksize=4)
+
+
 def _is_intact(site: SiteConfig, relative: str, row: OutputRow) -> bool:
     try:
         stat = os.stat(site.output_dir / relative)
@@ -333,16 +376,35 @@ def _is_intact(site: SiteConfig, relative: str, row: OutputRow) -> bool:
     return stat.st_size == row.size and stat.st_mtime_ns == row.mtime_ns
 
 
-def _html_for(store: Store, articles: Iterable[Article]) -> dict[str, str]:
-    """Rendered bodies of *articles*, from the cache when still fresh."""
+def _html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> dict[str, str]:
+    """Rendered bodies of *articles*: from the cache when still fresh, else from their files.
+
+    The cache key is the article's text hash and link (links are made absolute
+    against it). A file is rendered only while it still holds the version the
+    store has (same bytes as when it was indexed); otherwise the last HTML
+    rendered stays, and an article never rendered before goes out with its
+    summary only (logged).
+    """
     needed = {article.id: article for article in articles}
+    files = store.files_for(article.path for article in needed.values())
+    text_hashes = store.text_hashes(needed)
     html: dict[str, str] = {}
     fresh: list[tuple[str, str, str]] = []
-    for article_id, body, body_format, cached, cached_key in store.bodies(sorted(needed)):
+    for article_id, body_format, cached, cached_key in store.cached_html(sorted(needed)):
         article = needed[article_id]
-        key = hashlib.sha256(f"{body_format}\0{article.link}\0{body}".encode()).hexdigest()
+        key = hashlib.sha256(f"{article.link}\0{text_hashes.get(article_id)}".encode()).hexdigest()
         if cached is not None and cached_key == key:
             html[article_id] = cached
+            continue
+        row = files.get(article.path)
+        body = _current_body(site, row, article_id)
+        if body is None:
+            if cached is not None:
+                html[article_id] = cached  # the last good version
+            else:
+                logger.warning(
+                    "%s: cannot render its last good version; summary only", article.path
+                )
             continue
         rendered = markup.render_body(body, body_format=body_format, base_url=article.link)
         html[article_id] = rendered
@@ -354,7 +416,22 @@ def _html_for(store: Store, articles: Iterable[Article]) -> dict[str, str]:
     return html
 
 
+def _current_body(site: SiteConfig, row: FileRow | None, article_id: str) -> str | None:
+    """The article's body from its file, if the file still holds the indexed version."""
+    if row is None or row.problem or row.article_id != article_id:
+        return None
+    try:
+        data = (site.content_dir / row.path).read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != row.file_hash:
+        return None  # changed since it was indexed: the next build picks it up
+    return content.body_of(data)
+
+
 def _ping_hub(hub: str, store: Store, changed_urls: Sequence[str]) -> None:
+    from publisher import websub  # urllib.request: only when there is a hub to ping
+
     pending = json.loads(store.get_setting("websub_pending") or "[]")
     failed = websub.ping(hub, [*pending, *changed_urls])
     with store.transaction():

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX signup_requests_email ON signup_requests (email, at)",
     ),
+    (
+        # What planning the feeds needs, in columns: a build after one edit
+        # reads these for every article and the full record only for the few
+        # in feeds. Clearing the config fingerprint re-indexes every file,
+        # which fills them.
+        "ALTER TABLE articles ADD COLUMN date TEXT",
+        "ALTER TABLE articles ADD COLUMN is_draft INTEGER",
+        "ALTER TABLE articles ADD COLUMN tags TEXT",
+        "ALTER TABLE articles ADD COLUMN version TEXT",
+        "DELETE FROM settings WHERE key = 'config'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -136,6 +147,20 @@ class StoredArticle:
     edited_at: datetime | None
     front_matter_updated: datetime | None
     version: str = ""  # changes whenever anything stored about the article changes
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleKey:
+    """The little about an article that deciding which feeds it goes in needs."""
+
+    id: str
+    date: datetime
+    is_draft: bool
+    tags: tuple[Tag, ...]
+    version: str
+
+    def is_published(self, now: datetime) -> bool:
+        return not self.is_draft and self.date <= now
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,17 +229,7 @@ class Store:
         rows = self.conn.execute(
             "SELECT path, size, mtime_ns, file_hash, article_id, problem FROM files"
         )
-        return {
-            row[0]: FileRow(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                tuple(json.loads(row[5])) if row[5] else None,
-            )
-            for row in rows
-        }
+        return {row[0]: _file_row(row) for row in rows}
 
     def save_file(self, row: FileRow) -> None:
         self.conn.execute(
@@ -232,63 +247,135 @@ class Store:
             ),
         )
 
+    def files_for(self, paths: Iterable[str]) -> dict[str, FileRow]:
+        """The manifest rows of *paths* (those that exist)."""
+        result: dict[str, FileRow] = {}
+        for path in paths:
+            row = self.conn.execute(
+                "SELECT path, size, mtime_ns, file_hash, article_id, problem FROM files "
+                "WHERE path = ?",
+                (path,),
+            ).fetchone()
+            if row is not None:
+                result[path] = _file_row(row)
+        return result
+
+    def text_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for article_id in ids:
+            row = self.conn.execute(
+                "SELECT text_hash FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
+            if row is not None:
+                result[article_id] = row[0]
+        return result
+
     def delete_file(self, path: str) -> None:
         self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
     # -- articles -----------------------------------------------------------
 
-    def stored_articles(self) -> dict[str, StoredArticle]:
-        """Every stored article by id, without bodies."""
-        rows = self.conn.execute(
-            "SELECT id, path, first_seen, edited_at, text_hash, meta FROM articles"
-        )
-        return {row[0]: _stored_from_row(row) for row in rows}
+    def stored_articles(self, ids: Iterable[str] | None = None) -> dict[str, StoredArticle]:
+        """Stored articles by id (all of them, or those in *ids*), without bodies."""
+        columns = "SELECT id, path, first_seen, edited_at, text_hash, meta FROM articles"
+        if ids is None:
+            return {row[0]: _stored_from_row(row) for row in self.conn.execute(columns)}
+        wanted = sorted(set(ids))
+        result: dict[str, StoredArticle] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.conn.execute(f"{columns} WHERE id IN ({marks})", chunk):
+                result[row[0]] = _stored_from_row(row)
+        return result
+
+    def article_keys(self) -> list[ArticleKey]:
+        """Every article's id, date, draft flag, tags and version: enough to plan feeds."""
+        return [
+            ArticleKey(
+                row[0],
+                datetime.fromisoformat(row[1]),
+                bool(row[2]),
+                tuple(Tag(name, slug) for name, slug in json.loads(row[3])),
+                row[4],
+            )
+            for row in self.conn.execute("SELECT id, date, is_draft, tags, version FROM articles")
+        ]
+
+    def article_ids(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT id FROM articles")}
+
+    def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """path -> (article id, text hash) for articles that came from *paths*."""
+        result: dict[str, tuple[str, str]] = {}
+        for path in paths:
+            for row in self.conn.execute(
+                "SELECT id, text_hash FROM articles WHERE path = ?", (path,)
+            ):
+                result[path] = (row[0], row[1])
+        return result
 
     def save_article(
         self,
         stored: StoredArticle,
         *,
-        body: str,
         body_format: str,
-    ) -> None:
+    ) -> StoredArticle:
+        """Insert or update an article; returns it with its version as stored.
+
+        Bodies stay in their files: a cold build of 10,000 articles would
+        otherwise copy the whole content folder into the database. What the
+        store keeps is each article's rendered HTML once a feed has needed it,
+        which is what a last good version must show.
+        """
         article = stored.article
+        meta_json = json.dumps(
+            _meta_from_article(article, stored.front_matter_updated),
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        edited_at = stored.edited_at.isoformat() if stored.edited_at else None
+        version = _version(meta_json, stored.text_hash, edited_at)
         self.conn.execute(
             "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
-            "body_format, html, html_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) "
+            "body_format, html, html_key, date, is_draft, tags, version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
             "text_hash = excluded.text_hash, meta = excluded.meta, body = excluded.body, "
-            "body_format = excluded.body_format, "
-            "html = CASE WHEN articles.text_hash = excluded.text_hash THEN articles.html END, "
-            "html_key = CASE WHEN articles.text_hash = excluded.text_hash "
-            "THEN articles.html_key END",
+            "body_format = excluded.body_format, date = excluded.date, "
+            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version, "
+            # An edit keeps the old HTML until the new one is rendered: it is the
+            # last good version should the file break before that.
+            "html = articles.html, html_key = articles.html_key",
             (
                 article.id,
                 article.path,
                 stored.first_seen.isoformat(),
-                stored.edited_at.isoformat() if stored.edited_at else None,
+                edited_at,
                 stored.text_hash,
-                json.dumps(
-                    _meta_from_article(article, stored.front_matter_updated),
-                    ensure_ascii=False,
-                    sort_keys=True,
-                ),
-                body,
+                meta_json,
+                "",
                 body_format,
+                article.date.isoformat(),
+                int(article.is_draft),
+                json.dumps([[t.name, t.slug] for t in article.tags], ensure_ascii=False),
+                version,
             ),
         )
+        return replace(stored, version=version)
 
     def delete_article(self, article_id: str) -> None:
         self.conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
 
-    def bodies(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str, str | None, str | None]]:
-        """(id, body, body_format, html, html_key) for *ids*, one row at a time."""
+    def cached_html(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(id, body_format, html, html_key) for *ids*, one row at a time."""
         for article_id in ids:
             row = self.conn.execute(
-                "SELECT id, body, body_format, html, html_key FROM articles WHERE id = ?",
+                "SELECT id, body_format, html, html_key FROM articles WHERE id = ?",
                 (article_id,),
             ).fetchone()
             if row is not None:
-                yield row[0], row[1], row[2], row[3], row[4]
+                yield row[0], row[1], row[2], row[3]
 
     def save_html(self, article_id: str, html: str, html_key: str) -> None:
         self.conn.execute(
@@ -363,6 +450,12 @@ def _migrate(store: Store) -> None:
             raise MigrationError(str(store.path), message) from err
 
 
+def _file_row(row: Sequence[Any]) -> FileRow:
+    return FileRow(
+        row[0], row[1], row[2], row[3], row[4], tuple(json.loads(row[5])) if row[5] else None
+    )
+
+
 def _meta_from_article(article: Article, front_matter_updated: datetime | None) -> dict[str, Any]:
     return {
         "path": article.path,
@@ -397,7 +490,7 @@ def _stored_from_row(row: Sequence[Any]) -> StoredArticle:
         slug=meta["slug"],
         is_draft=meta["draft"],
     )
-    version = hashlib.sha1(f"{meta_json}\0{text_hash}\0{edited_at}".encode()).hexdigest()
+    version = _version(meta_json, text_hash, edited_at)
     return StoredArticle(
         article,
         text_hash,
@@ -406,6 +499,10 @@ def _stored_from_row(row: Sequence[Any]) -> StoredArticle:
         front_matter_updated,
         version,
     )
+
+
+def _version(meta_json: str, text_hash: str, edited_at: str | None) -> str:
+    return hashlib.sha1(f"{meta_json}\0{text_hash}\0{edited_at}".encode()).hexdigest()
 
 
 def effective_updated(

@@ -387,8 +387,11 @@ def test_control_characters_are_removed_and_cdata_end_is_kept(defaults):
     )
     article = _parse(data, defaults)
     assert article.title == "Alarm bell ]]> <script>"
-    assert article.body == "First line with ]]> and <b>bold</b>.\n\nMore ]]> here."
+    # The body is kept as written and cleaned where it is used: in the
+    # summary now, and in the HTML when a feed renders it.
     assert article.summary == "First line with ]]> and bold."
+    html = markup.render_body(article.body, body_format="markdown", base_url="https://x.example/")
+    assert html == "<p>First line with ]]&gt; and <b>bold</b>.</p>\n<p>More ]]&gt; here.</p>\n"
 
 
 def test_control_characters_written_as_yaml_escapes_are_removed(defaults):

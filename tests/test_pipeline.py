@@ -358,3 +358,48 @@ def test_a_file_changing_while_it_is_read_is_read_again(site, now, monkeypatch):
     assert item["title"] == "Observers find an orderly, final vote"
     monkeypatch.setattr(Path, "read_bytes", real_read)
     assert build(site, now=now).parsed == 0  # the stored stat is that of the bytes parsed
+
+
+def _many_articles(site, count):
+    for n in range(count):
+        day = 1 + n % 28
+        (site.content_dir / f"2019-01-{day:02d}-item-{n}.md").write_text(
+            f'---\ntitle: "Item {n}"\ndate: "2019-01-{day:02d}T{n % 24:02d}:{n % 60:02d}:00"\n'
+            f"tags: [t{n % 9}, common]\n---\n\nBody of item {n} with a [link](../n{n}/).\n",
+            encoding="utf-8",
+        )
+
+
+def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypatch):
+    from publisher import indexing, pipeline
+
+    _many_articles(site, indexing.PARALLEL_THRESHOLD + 20)
+    report = build(site, now=now)  # big enough for worker processes on both steps
+    assert len(report.written) >= pipeline.PARALLEL_RENDER_THRESHOLD
+    parallel = _contents(site.output_dir)
+    for folder in (site.output_dir, site.state_dir):
+        shutil.rmtree(folder)
+    monkeypatch.setattr(indexing, "PARALLEL_THRESHOLD", 10**9)
+    monkeypatch.setattr(pipeline, "PARALLEL_RENDER_THRESHOLD", 10**9)
+    build(site, now=now)
+    assert _contents(site.output_dir) == parallel
+
+
+def test_a_last_good_version_never_rendered_goes_out_as_its_summary(site_dir, now, caplog):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + "\n[feeds]\nmax_items = 1\ntag_feeds = false\n",
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    build(site, now=now)  # only the newest article (fisheries) is rendered
+    older = site.content_dir / "2021-03-04-observers.md"
+    older.write_text("---\ntitle: broken\n---\n", encoding="utf-8")
+    _bump(older)
+    (site.content_dir / "2022-08-09-fisheries.txt").unlink()
+    (site.content_dir / "2031-01-15-year-ahead.md").unlink()
+    build(site, now=now)
+    item = _json_items(site)["https://gazette.example/news/2021/03/observers/"]
+    assert item["title"] == "Observers find an orderly vote"  # the last good version
+    assert item["content_text"] == "Monitors praised the count but criticised the campaign."
+    assert "cannot render its last good version; summary only" in caplog.text

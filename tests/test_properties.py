@@ -172,8 +172,11 @@ def test_parse_article_returns_an_article_or_raises_content_error(data, relative
         return
     assert article.title
     assert article.title == markup.one_line(article.title)
-    for text in (article.title, article.summary, article.body, article.link, article.slug):
+    for text in (article.title, article.summary, article.link, article.slug):
         assert markup.strip_forbidden(text) == text
+    # The body is kept as written; what is made from it is clean.
+    html = markup.render_body(article.body, body_format=article.body_format, base_url=article.link)
+    assert markup.strip_forbidden(html) == html
     assert article.date.utcoffset() is not None
     assert article.updated is None or article.updated > article.date
     assert article.link.startswith(("http://", "https://"))
