@@ -340,40 +340,53 @@ def _send_digest(
     interval = 1 / site.delivery.rate if site.delivery.rate > 0 else 0.0
     last_start = 0.0
     stop_error: TransientDeliveryError | None = None
-    for row in ledger.iter_deliveries(store, digest_id, statuses):
-        if should_stop():
-            report.stopped = True
-            break
-        subscriber = row.subscriber
-        if subscriber.status != "active":
+    # One commit per message: the outcome of message i goes in the transaction
+    # that marks message i+1 `sending`. A crash between a send and that commit
+    # leaves one row `sending`, exactly as a commit of its own would.
+    outcome: tuple[Subscriber, SendResult] | None = None
+    try:
+        for row in ledger.iter_deliveries(store, digest_id, statuses):
+            if should_stop():
+                report.stopped = True
+                break
+            subscriber = row.subscriber
+            if subscriber.status != "active":
+                with store.transaction():
+                    _record(site, store, digest_id, outcome, report, now=now())
+                    outcome = None
+                    ledger.set_delivery(
+                        store,
+                        digest_id,
+                        subscriber.id,
+                        "failed",
+                        now=now(),
+                        error=f"not sent: the subscriber is {subscriber.status}",
+                    )
+                report.failed += 1
+                continue
+            if interval:
+                wait = last_start + interval - time.monotonic()
+                if wait > 0:
+                    sleep(wait)
+            last_start = time.monotonic()
+            message = message_for(subscriber)
             with store.transaction():
+                _record(site, store, digest_id, outcome, report, now=now())
+                outcome = None
                 ledger.set_delivery(
-                    store,
-                    digest_id,
-                    subscriber.id,
-                    "failed",
-                    now=now(),
-                    error=f"not sent: the subscriber is {subscriber.status}",
+                    store, digest_id, subscriber.id, "sending", now=now(), count_attempt=True
                 )
-            report.failed += 1
-            continue
-        if interval:
-            wait = last_start + interval - time.monotonic()
-            if wait > 0:
-                sleep(wait)
-        last_start = time.monotonic()
-        message = message_for(subscriber)
-        with store.transaction():
-            ledger.set_delivery(
-                store, digest_id, subscriber.id, "sending", now=now(), count_attempt=True
-            )
-        result = sender.send(message)
-        _record(site, store, digest_id, subscriber, result, report, now=now())
-        if tick:
-            tick(1)
-        if result.outcome == "transient" and result.is_connection_problem:
-            stop_error = TransientDeliveryError(sender.description, result.reply)
-            break
+            result = sender.send(message)
+            outcome = (subscriber, result)
+            if tick:
+                tick(1)
+            if result.outcome == "transient" and result.is_connection_problem:
+                stop_error = TransientDeliveryError(sender.description, result.reply)
+                break
+    finally:
+        if outcome is not None:
+            with store.transaction():
+                _record(site, store, digest_id, outcome, report, now=now())
     if ledger.count_deliveries(store, digest_id, ("pending", "sending")) == 0:
         with store.transaction():
             ledger.finish_digest(store, digest_id, now=now())
@@ -385,33 +398,36 @@ def _record(
     site: SiteConfig,
     store: Store,
     digest_id: int,
-    subscriber: Subscriber,
-    result: SendResult,
+    outcome: tuple[Subscriber, SendResult] | None,
     report: SendReport,
     *,
     now: datetime,
 ) -> None:
+    """Write one send's outcome to the ledger (inside the caller's transaction)."""
+    if outcome is None:
+        return
+    subscriber, result = outcome
     # uncertain stays `sending`: reported, and not sent again unless asked.
     status = _LEDGER_STATUS[result.outcome]
     error = None if result.outcome == "sent" else result.reply
-    with store.transaction():
-        ledger.set_delivery(
-            store, digest_id, subscriber.id, status, now=now, error=error, reply=result.reply
-        )
-        if result.outcome == "sent":
+    ledger.set_delivery(
+        store, digest_id, subscriber.id, status, now=now, error=error, reply=result.reply
+    )
+    if result.outcome == "sent":
+        if subscriber.hard_failures:
             ledger.reset_hard_failures(store, subscriber.id)
-            report.sent += 1
-        elif result.outcome == "permanent":
-            report.failed += 1
-            if ledger.record_hard_failure(
-                store, subscriber.id, bounce_after=site.delivery.bounce_after, now=now
-            ):
-                report.bounced.append(subscriber.email)
-        elif result.outcome == "transient":
-            report.deferred += 1
-        else:
-            report.uncertain += 1
-            logger.warning("%s: %s", subscriber.email, result.reply)
+        report.sent += 1
+    elif result.outcome == "permanent":
+        report.failed += 1
+        if ledger.record_hard_failure(
+            store, subscriber.id, bounce_after=site.delivery.bounce_after, now=now
+        ):
+            report.bounced.append(subscriber.email)
+    elif result.outcome == "transient":
+        report.deferred += 1
+    else:
+        report.uncertain += 1
+        logger.warning("%s: %s", subscriber.email, result.reply)
 
 
 # -- test --------------------------------------------------------------------------
