@@ -1,0 +1,401 @@
+"""Build benchmark: publisher against Pelican 4.12 on the same generated corpus.
+
+    python bench/build_bench.py --n 1000 10000 [--seed 1] [--runs 3] [--keep]
+
+For each N, in a temporary folder, bench/gen_corpus.py writes N articles (our
+YAML front matter and Pelican's `Key: value` metadata, same bodies). Then,
+each as a whole process (wall time with time.perf_counter around the child;
+peak RSS of that child from /usr/bin/time, or else from
+getrusage(RUSAGE_CHILDREN) in a fresh helper process):
+
+publisher (`python -m publisher --config DIR/publisher.toml build`)
+  cold        no state, no output (both removed before each run)
+  no-change   nothing touched since the previous build
+  one-edit    title and body of one recent article changed (it is in the
+              site feed and in its tags' feeds), mtime bumped; a different
+              article each run
+
+Pelican (`pelican DIR/pelican-content -s bench/pelican/pelicanconf.py`;
+Atom and RSS, site-wide and per tag, 50 items, no pages)
+  cold                 content cache off, output and cache removed first
+  cold, cache on       the run that fills the content cache
+  no-change, cache on  nothing touched
+  one-edit, cache on   the same kind of edit, to the Pelican copy
+
+Each case is run --runs times and the median is shown (Pelican's cold build
+for N > 2,000 only --pelican-cold-runs times, default 1, because it is slow).
+The publisher's output is checked too: the edited title must be in the site
+feed after a one-edit build, and a no-change build must write no file.
+
+Pelican runs in its own venv (--pelican-venv, default /tmp/pelican-venv); when
+that does not exist it is created with `python3 -m venv` and
+`pip install "pelican[markdown]==4.12.*"`, outside the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import gen_corpus  # noqa: E402
+
+PELICAN_CONF = HERE / "pelican" / "pelicanconf.py"
+TIME_BIN = "/usr/bin/time"
+
+# Runs a command in a fresh process and reports its wall time and the peak
+# RSS of its child: used when /usr/bin/time is missing.
+_HELPER = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+wall = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stderr.buffer.write(done.stderr)
+sys.stdout.buffer.write(done.stdout)
+info = {"wall": wall, "peak_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}
+sys.stderr.write("\\n@@" + json.dumps(dict(info, rc=done.returncode)))
+"""
+
+
+@dataclass
+class Run:
+    wall: float
+    peak_mb: float
+    cpu: float  # user + system seconds of the child
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Row:
+    n: int
+    tool: str
+    case: str
+    runs: list[Run]
+    note: str = ""
+    load: float = 0.0  # 1-minute load average when the case started
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(r.cpu for r in self.runs)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(r.wall for r in self.runs)
+
+    @property
+    def peak_mb(self) -> float:
+        return max(r.peak_mb for r in self.runs)
+
+
+QUIET = {"load": 1.0, "wait": 0.0}  # set from --quiet-load and --wait-quiet
+
+
+def settle() -> float:
+    """Wait (up to --wait-quiet seconds) for the 1-minute load average to fall below
+    --quiet-load: other work on this small machine shows up in every wall time.
+
+    :returns: the load average when the case starts.
+    """
+    deadline = time.monotonic() + QUIET["wait"]
+    while os.getloadavg()[0] >= QUIET["load"] and time.monotonic() < deadline:
+        time.sleep(2)
+    return os.getloadavg()[0]
+
+
+def measure(cmd: list[str], *, cwd: Path) -> Run:
+    """Run *cmd* as a child process; its wall time and peak resident memory."""
+    if os.access(TIME_BIN, os.X_OK):
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            started = time.perf_counter()
+            done = subprocess.run(
+                [TIME_BIN, "-f", "%M %U %S", "-o", report.name, *cmd],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+            )
+            wall = time.perf_counter() - started
+            lines = [line for line in Path(report.name).read_text().splitlines() if line.strip()]
+            peak, user, system = lines[-1].split()
+            peak_kb, cpu = int(peak), float(user) + float(system)
+        rc, stdout, stderr = done.returncode, done.stdout, done.stderr
+    else:
+        done = subprocess.run(
+            [sys.executable, "-c", _HELPER, *cmd], cwd=cwd, capture_output=True, text=True
+        )
+        stderr, _, tail = done.stderr.rpartition("\n@@")
+        info = json.loads(tail)
+        wall, peak_kb, cpu = info["wall"], info["peak_kb"], info["cpu"]
+        rc, stdout = info["rc"], done.stdout
+    if rc != 0:
+        message = f"{' '.join(cmd)} exited {rc}:\n{stdout}\n{stderr}"
+        raise SystemExit(message)
+    return Run(wall, peak_kb / 1024, cpu, stdout, stderr)
+
+
+def ensure_pelican(venv: Path) -> Path:
+    pelican = venv / "bin" / "pelican"
+    if not pelican.exists():
+        print(f"creating {venv} with pelican 4.12 ...", file=sys.stderr)
+        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "pelican[markdown]==4.12.*"], check=True
+        )
+    return pelican
+
+
+def pelican_version(pelican: Path) -> str:
+    done = subprocess.run([str(pelican), "--version"], capture_output=True, text=True)
+    return done.stdout.strip() or done.stderr.strip()
+
+
+def edit(path: Path, title_key: str, label: str) -> str:
+    """Change an article's title and first paragraph; bump its mtime. Returns the new title."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(f"{title_key}:"):
+            old = line.split(":", 1)[1].strip()
+            if old.startswith('"'):
+                old = json.loads(old)
+            new_title = f"{old} ({label})"
+            lines[i] = (
+                f"{title_key}: {json.dumps(new_title, ensure_ascii=False)}"
+                if title_key == "title"
+                else f"{title_key}: {new_title}"
+            )
+            break
+    else:
+        message = f"{path}: no {title_key}: line"
+        raise SystemExit(message)
+    text = "\n".join(lines)
+    # The body starts after the first blank line that follows the metadata.
+    head, sep, body = text.partition("\n\n")
+    body = f"Update ({label}): officials confirmed the figures late on Friday. " + body
+    path.write_text(head + sep + body, encoding="utf-8")
+    stat = path.stat()
+    bumped = max(time.time_ns(), stat.st_mtime_ns + 1_000_000_000)
+    os.utime(path, ns=(bumped, bumped))
+    return new_title
+
+
+def files_written(stdout: str) -> int:
+    found = re.search(r"(\d+) files? written", stdout)
+    if found is None:
+        message = f"unexpected build summary: {stdout!r}"
+        raise SystemExit(message)
+    return int(found.group(1))
+
+
+def bench_publisher(n: int, site: Path, targets: list[gen_corpus.Record], runs: int) -> list[Row]:
+    cmd = [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), "build"]
+    rows: list[Row] = []
+
+    load = settle()
+    cold: list[Run] = []
+    for _ in range(runs):
+        shutil.rmtree(site / "feeds", ignore_errors=True)
+        shutil.rmtree(site / ".publisher", ignore_errors=True)
+        cold.append(measure(cmd, cwd=site))
+    written = files_written(cold[-1].stdout)
+    rows.append(Row(n, "publisher", "cold", cold, f"{written} files written", load))
+
+    load = settle()
+    same = [measure(cmd, cwd=site) for _ in range(runs)]
+    if any(files_written(r.stdout) for r in same):
+        message = f"a no-change build wrote files: {same[0].stdout}"
+        raise SystemExit(message)
+    rows.append(Row(n, "publisher", "no-change", same, "0 files written", load))
+
+    load = settle()
+    edits: list[Run] = []
+    notes: list[str] = []
+    for k, record in enumerate(targets[:runs]):
+        title = edit(site / record.path, "title", f"edit {k + 1}")
+        run = measure(cmd, cwd=site)
+        feed = (site / "feeds" / "rss.xml").read_text(encoding="utf-8")
+        escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        if escaped not in feed:
+            message = f"edited title {title!r} is not in feeds/rss.xml"
+            raise SystemExit(message)
+        edits.append(run)
+        notes.append(f"{files_written(run.stdout)}")
+    rows.append(
+        Row(
+            n,
+            "publisher",
+            "one-edit",
+            edits,
+            f"{'/'.join(notes)} files written (site and "
+            f"{'/'.join(str(len(t.tags)) for t in targets[:runs])} tag feeds, 3 formats each)",
+            load,
+        )
+    )
+    return rows
+
+
+def bench_pelican(
+    n: int,
+    site: Path,
+    targets: list[gen_corpus.Record],
+    pelican: Path,
+    runs: int,
+    cold_runs: int,
+) -> list[Row]:
+    output = site / "pelican-output"
+    cache = site / "pelican-cache"
+    base = [
+        str(pelican),
+        str(site / "pelican-content"),
+        "-o",
+        str(output),
+        "-s",
+        str(PELICAN_CONF),
+        "--cache-path",
+        str(cache),  # absolute: Pelican resolves a relative one against the settings file
+        "--log-handler",
+        "plain",
+    ]
+    cached = [*base, "-e", "CACHE_CONTENT=true", "LOAD_CONTENT_CACHE=true"]
+    rows: list[Row] = []
+
+    def fresh() -> None:
+        shutil.rmtree(output, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+
+    load = settle()
+    cold: list[Run] = []
+    for _ in range(cold_runs):
+        fresh()
+        cold.append(measure(base, cwd=site))
+    count = sum(1 for _ in output.rglob("*.xml"))
+    rows.append(Row(n, "pelican", "cold", cold, f"{count} files (Atom + RSS)", load))
+
+    fresh()
+    load = settle()
+    filling = [measure(cached, cwd=site)]
+    rows.append(Row(n, "pelican", "cold, cache on", filling, "fills the cache", load))
+    load = settle()
+    same = [measure(cached, cwd=site) for _ in range(runs)]
+    rows.append(Row(n, "pelican", "no-change, cache on", same, "rewrites every feed", load))
+    load = settle()
+    edits = []
+    for k, record in enumerate(targets[:runs]):
+        assert record.pelican_path is not None
+        edit(site / record.pelican_path, "Title", f"edit {k + 1}")
+        edits.append(measure(cached, cwd=site))
+    rows.append(Row(n, "pelican", "one-edit, cache on", edits, "rewrites every feed", load))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| N | tool | case | runs | wall s (median) | CPU s (median) | peak MB (max) | load "
+        "| note |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.n:,} | {row.tool} | {row.case} | {len(row.runs)} | {row.wall:.3f} "
+            f"| {row.cpu:.2f} | {row.peak_mb:.0f} | {row.load:.1f} | {row.note} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3, help="runs per case (median shown)")
+    parser.add_argument(
+        "--pelican-cold-runs",
+        type=int,
+        default=1,
+        help="runs of Pelican's cold builds for N > 2,000 (default 1)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each case, wait up to this long for the load average to drop",
+    )
+    parser.add_argument("--quiet-load", type=float, default=1.0, metavar="LOAD")
+    parser.add_argument("--pelican-venv", type=Path, default=Path("/tmp/pelican-venv"))
+    parser.add_argument("--no-pelican", action="store_true")
+    parser.add_argument("--out", type=Path, help="work folder (default: a new temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
+    args = parser.parse_args(argv)
+
+    QUIET.update(load=args.quiet_load, wait=args.wait_quiet)
+    pelican = None if args.no_pelican else ensure_pelican(args.pelican_venv)
+    work = args.out or Path(tempfile.mkdtemp(prefix="build-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(
+        f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        + (f", {pelican_version(pelican)}" if pelican else "")
+        + f", work folder {work}",
+        file=sys.stderr,
+    )
+    rows: list[Row] = []
+    try:
+        for n in args.n:
+            site = work / f"n{n}"
+            shutil.rmtree(site, ignore_errors=True)
+            started = time.perf_counter()
+            records = gen_corpus.generate(n, site, seed=args.seed, pelican=pelican is not None)
+            print(f"N={n}: corpus in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            # Recent published articles: in the site feed and near the top of their tag feeds.
+            newest = sorted((r for r in records if not r.is_draft), key=lambda r: r.date)[::-1]
+            targets = [newest[i] for i in (1, 4, 9, 14, 19, 24)[: max(args.runs, 1)]]
+            for row in bench_publisher(n, site, targets, args.runs):
+                rows.append(row)
+                print(table([row]).splitlines()[-1], file=sys.stderr)
+            if pelican is not None:
+                cold_runs = args.runs if n <= 2000 else args.pelican_cold_runs
+                for row in bench_pelican(n, site, targets, pelican, args.runs, cold_runs):
+                    rows.append(row)
+                    print(table([row]).splitlines()[-1], file=sys.stderr)
+    finally:
+        if not args.keep and args.out is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                [
+                    {
+                        "n": r.n,
+                        "tool": r.tool,
+                        "case": r.case,
+                        "walls": [x.wall for x in r.runs],
+                        "peaks_mb": [x.peak_mb for x in r.runs],
+                        "cpus": [x.cpu for x in r.runs],
+                        "load": r.load,
+                        "note": r.note,
+                    }
+                    for r in rows
+                ],
+                indent=1,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
