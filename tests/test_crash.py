@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from processes import run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
 
 from publisher import subscribers
@@ -17,24 +14,6 @@ from publisher.config import load_config
 from publisher.store import open_store
 
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
-
-
-def _publisher(site_dir: Path, *args: str, **kwargs) -> subprocess.Popen[str]:
-    env = {**os.environ, "PUBLISHER_SECRET": "a-test-secret-of-enough-length"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(site_dir / "publisher.toml"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        **kwargs,
-    )
-
-
-def _run(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    process = _publisher(site_dir, *args)
-    stdout, stderr = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("was_stored", [True, False], ids=["stored", "not-stored"])
@@ -54,7 +33,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
             for address in ADDRESSES:
                 subscribers.add_subscriber(store, address, "", now=now)
 
-        process = _publisher(site_dir, "digest", "send")
+        process = start_publisher(site_dir, "digest", "send")
         deadline = time.monotonic() + 30
         while len(server.received) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -64,7 +43,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
         assert process.returncode == -signal.SIGKILL
 
         time.sleep(0.5)  # let the server finish with the held message
-        status = _run(site_dir, "digest", "status")
+        status = run_publisher(site_dir, "digest", "status")
         assert status.returncode == 0, status.stderr
         lines = status.stdout.splitlines()
         assert lines[0].split() == [
@@ -82,12 +61,12 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
         assert int(uncertain) == 1
         assert int(sent) + int(pending) + int(uncertain) == 10
 
-        resumed = _run(site_dir, "digest", "send")
+        resumed = run_publisher(site_dir, "digest", "send")
         assert resumed.returncode == 0, resumed.stderr
         assert resumed.stdout.splitlines()[0] == "resumed digest 1"
         assert "1 message may or may not have been delivered" in resumed.stderr
 
-        final = _run(site_dir, "digest", "status")
+        final = run_publisher(site_dir, "digest", "status")
         counts = final.stdout.splitlines()[1].split()
         assert counts[4:] == ["9", "0", "1", "0"]
         # The operator checks the one uncertain address; if it never arrived,
@@ -99,7 +78,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
             ).fetchone()
         assert (held in server.by_recipient()) is was_stored
         if not was_stored:
-            forced = _run(site_dir, "digest", "send", "--resend-uncertain")
+            forced = run_publisher(site_dir, "digest", "send", "--resend-uncertain")
             assert forced.returncode == 0, forced.stderr
             assert forced.stdout.splitlines()[-1] == "sent 1, failed 0, deferred 0, uncertain 0"
 

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from processes import ENV, run_publisher, start_publisher
 
 from publisher.cli import cli
 from publisher.errors import LockHeldError
 from publisher.lock import LOCK_NAME, holder, site_lock
 
-ENV = {**os.environ, "PUBLISHER_SECRET": "a-test-secret-of-enough-length"}
 # Takes the lock as `publisher <command>` would, says so, and keeps it until killed.
 HOLD = """
 import sys, time
@@ -62,22 +62,6 @@ def lock_holder(site_dir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]
         child.wait(timeout=10)
 
 
-def _publisher(site_dir: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(site_dir / "publisher.toml"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-
-
-def _run(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    process = _publisher(site_dir, *args)
-    stdout, stderr = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
 def test_a_held_lock_names_its_holder(site_dir, lock_holder):
     state_dir = site_dir / ".publisher"
     child = lock_holder()
@@ -117,7 +101,7 @@ def test_a_holder_killed_with_sigkill_never_blocks(site_dir, lock_holder):
     # Its text is left behind, but the kernel released its lock with the process.
     assert (state_dir / LOCK_NAME).read_text(encoding="utf-8").startswith(f"pid {child.pid}, ")
     assert holder(state_dir) is None
-    result = _run(site_dir, "build")
+    result = run_publisher(site_dir, "build")
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith(" files written, 0 unchanged\n")
     assert holder(state_dir) is None
@@ -141,7 +125,7 @@ def test_a_second_run_exits_75_and_says_who_holds_the_lock(site_dir, lock_holder
 
 def test_a_second_build_in_a_subprocess_exits_75(site_dir, lock_holder):
     child = lock_holder("digest send")
-    result = _run(site_dir, "build")
+    result = run_publisher(site_dir, "build")
     assert result.returncode == 75
     assert result.stdout == ""
     assert re.fullmatch(
@@ -209,7 +193,7 @@ def test_two_builds_started_at_once(site_dir, tmp_path):
     reference = tmp_path / "reference"
     shutil.copytree(site_dir, reference)
 
-    first, second = _publisher(site_dir, "build"), _publisher(site_dir, "build")
+    first, second = start_publisher(site_dir, "build"), start_publisher(site_dir, "build")
     outputs = [p.communicate(timeout=60) for p in (first, second)]
     results = [(p.returncode, *out) for p, out in zip((first, second), outputs, strict=True)]
     codes = sorted(code for code, _out, _err in results)
@@ -226,11 +210,11 @@ def test_two_builds_started_at_once(site_dir, tmp_path):
             assert stderr == ""
             assert stdout.startswith("305 articles loaded (303 published, 1 draft, 1 scheduled)")
 
-    third = _run(site_dir, "build")
+    third = run_publisher(site_dir, "build")
     assert third.returncode == 0, third.stderr
     assert re.fullmatch(r"305 articles loaded .*, 0 files written, \d+ unchanged\n", third.stdout)
     # The feeds are those a single build makes from the same content.
-    assert _run(reference, "build").returncode == 0
+    assert run_publisher(reference, "build").returncode == 0
     compared = filecmp.dircmp(site_dir / "feeds", reference / "feeds")
     assert _differences(compared) == []
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +13,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from processes import run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
 
 from publisher import ledger, subscribers
@@ -24,7 +22,6 @@ from publisher.config import load_config
 from publisher.scheduler import latest_slot, next_slot
 from publisher.store import open_store
 
-ENV = {**os.environ, "PUBLISHER_SECRET": "a-test-secret-of-enough-length"}
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
 FAST = '\n[schedule]\nrebuild_every = "10s"\n'
 NEW_ARTICLE = """---
@@ -37,22 +34,6 @@ Filed while the service was running.
 """
 WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d CES?T"
 SINCE = r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
-
-
-def _publisher(site_dir: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(site_dir / "publisher.toml"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-
-
-def _run(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    process = _publisher(site_dir, *args)
-    stdout, stderr = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _append(site_dir: Path, text: str) -> None:
@@ -73,7 +54,7 @@ class Running:
     """`publisher -v run` in a subprocess, its log lines collected as they come."""
 
     def __init__(self, site_dir: Path) -> None:
-        self.process = _publisher(site_dir, "-v", "run")
+        self.process = start_publisher(site_dir, "-v", "run")
         self.log: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -167,7 +148,7 @@ def test_run_builds_rebuilds_and_stops_on_sigterm(site_dir, runner, start_servic
         status[3],
     ), status
 
-    busy = _run(site_dir, "build")
+    busy = run_publisher(site_dir, "build")
     assert busy.returncode == 75
     assert re.fullmatch(
         r"error: \.publisher/lock: another publisher run holds the lock "
@@ -186,7 +167,7 @@ def test_run_builds_rebuilds_and_stops_on_sigterm(site_dir, runner, start_servic
     assert service.log[-1] == "INFO: publisher.scheduler: stopped", service.log
     assert not service.logged("Traceback|ERROR"), service.log
     # Nothing was lost: a build after it finds every file as it should be.
-    after = _run(site_dir, "build")
+    after = run_publisher(site_dir, "build")
     assert after.returncode == 0, after.stderr
     assert after.stdout.startswith("6 articles loaded (4 published, 1 draft, 1 scheduled)")
     assert ", 0 files written, " in after.stdout
@@ -218,7 +199,7 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     ]
 
     before = latest_slot(site.digest.cadence, site.timezone, datetime.now(UTC))
-    first = _run(site_dir, "run", "--once")
+    first = run_publisher(site_dir, "run", "--once")
     after = latest_slot(site.digest.cadence, site.timezone, datetime.now(UTC))
     assert first.returncode == 0, first.stderr
     assert first.stdout == ""
@@ -230,7 +211,7 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
         assert ledger.delivery_counts(store) == []
     assert not site.delivery.outbox_dir.exists()
 
-    again = _run(site_dir, "run", "--once")
+    again = run_publisher(site_dir, "run", "--once")
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
     assert _setting(site_dir, "digest_slot") == noted
     assert not site.delivery.outbox_dir.exists()
@@ -239,11 +220,11 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     with open_store(site.state_dir / "state.db") as store, store.transaction():
         week_before = datetime.fromisoformat(noted) - timedelta(days=7)
         store.set_setting("digest_slot", week_before.isoformat())
-    due = _run(site_dir, "run", "--once")
+    due = run_publisher(site_dir, "run", "--once")
     assert (due.returncode, due.stdout, due.stderr) == (0, "", "")
     assert _setting(site_dir, "digest_slot") == noted
     assert len(list(site.delivery.outbox_dir.rglob("*.eml"))) == 3
-    third = _run(site_dir, "run", "--once")
+    third = run_publisher(site_dir, "run", "--once")
     assert third.returncode == 0
     assert len(list(site.delivery.outbox_dir.rglob("*.eml"))) == 3
 
@@ -290,7 +271,7 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_and_stops(site_dir):
         )
         _subscribe(site_dir, ADDRESSES)
 
-        process = _publisher(site_dir, "digest", "send")
+        process = start_publisher(site_dir, "digest", "send")
         assert _wait_until(lambda: len(server.received) >= 2, 30)
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
@@ -311,7 +292,7 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_and_stops(site_dir):
         )
         assert "sending" not in statuses.values()
 
-        resumed = _run(site_dir, "digest", "send")
+        resumed = run_publisher(site_dir, "digest", "send")
         assert resumed.returncode == 0, resumed.stderr
         assert resumed.stdout == (
             "resumed digest 1\nnothing new since the last digest\n"
