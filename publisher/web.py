@@ -9,12 +9,14 @@ connection and waits on a busy lock instead of failing).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
@@ -474,7 +476,22 @@ def run_server(site: SiteConfig, *, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT (uvicorn finishes the requests in flight)."""
     import uvicorn
 
-    uvicorn.run(
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the signal after its graceful shutdown, so the
+            # process would end "killed by SIGTERM"; a requested stop is a
+            # clean exit (status 0), as for `publisher run`.
+            previous = {
+                sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
         create_app(site),
         host=host,
         port=port,
@@ -485,3 +502,4 @@ def run_server(site: SiteConfig, *, host: str, port: int) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    Server(config).run()

@@ -328,3 +328,44 @@ def test_invalid_rebuild_every_exits_2(site_dir, runner, value, message):
         )
     assert not (site_dir / ".publisher").exists()
     assert not (site_dir / "feeds").exists()
+
+
+def test_serve_answers_logs_without_tokens_and_stops_on_sigterm(site_dir):
+    import httpx
+    from smtp_server import free_port
+
+    assert run_publisher(site_dir, "build").returncode == 0
+    port = free_port()
+    process = start_publisher(site_dir, "serve", "--port", str(port))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/news/?token=secret-value")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "publisher serve did not start"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        feed = httpx.get(f"http://127.0.0.1:{port}/news/feeds/rss.xml")
+        assert feed.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert re.search(r"INFO: publisher\.web: 127\.0\.0\.1 GET /news/ 200 ", stderr)
+    assert "GET /news/feeds/rss.xml 200" in stderr
+    assert "secret-value" not in stderr
+
+
+def test_json_logs(site_dir):
+    import json
+
+    result = run_publisher(site_dir, "--log-format", "json", "-v", "run", "--once")
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert entries
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert any(
+        e["logger"] == "publisher.run" and e["message"].startswith("build: ") for e in entries
+    )
