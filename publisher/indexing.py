@@ -21,14 +21,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 from xml.etree import ElementTree
 
 from publisher import content
 from publisher.config import SiteConfig
 from publisher.content import ArticleDefaults, FoundFile, ParsedArticle
 from publisher.errors import ConfigError, ContentError
-from publisher.model import Article, ContentProblem
-from publisher.store import FileRow, Store, StoredArticle, effective_updated
+from publisher.model import ContentProblem
+from publisher.store import FileRow, Store, StoredArticle, meta_json, tags_json
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,46 @@ class IndexResult:
     claims: dict[str, str] = field(default_factory=dict)  # article id -> path that owns it
 
 
+class _Record(NamedTuple):
+    """A parsed article as plain values: cheap to send back from a worker process."""
+
+    path: str
+    explicit_id: str | None
+    link: str
+    text_hash: str
+    body_format: str
+    meta_json: str
+    date: str
+    is_draft: bool
+    tags_json: str
+
+    @classmethod
+    def of(cls, parsed: ParsedArticle) -> _Record:
+        meta = meta_json(
+            path=parsed.path,
+            title=parsed.title,
+            date=parsed.date,
+            front_matter_updated=parsed.updated,
+            authors=parsed.authors,
+            tags=parsed.tags,
+            summary=parsed.summary,
+            link=parsed.link,
+            slug=parsed.slug,
+            is_draft=parsed.is_draft,
+        )
+        return cls(
+            parsed.path,
+            parsed.explicit_id,
+            parsed.link,
+            parsed.text_hash,
+            parsed.body_format,
+            meta,
+            parsed.date.isoformat(),
+            parsed.is_draft,
+            tags_json(parsed.tags),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     """One changed file, read and (unless its bytes are known) parsed."""
@@ -81,7 +122,7 @@ class _Loaded:
     size: int
     mtime_ns: int
     file_hash: str  # "" when the file could not be read
-    parsed: ParsedArticle | None
+    record: _Record | None
     problem: tuple[str, ...] | None
     is_known_bytes: bool  # the same bytes as last time: only the stat moved
 
@@ -150,7 +191,7 @@ def index_content(
             if row.problem:
                 sync.problems.append(_problem(row.problem, stored, row.article_id, site, item))
             continue
-        if loaded.parsed is None:
+        if loaded.record is None:
             if loaded.file_hash:
                 sync.parsed += 1
             _record_problem(
@@ -165,7 +206,7 @@ def index_content(
             )
             continue
         sync.parsed += 1
-        parsed = loaded.parsed
+        parsed = loaded.record
         article_id = _choose_id(site, parsed, row, renamed_from, published_ids)
         owner = sync.claims.get(article_id)
         previous = (
@@ -236,8 +277,7 @@ def _load(task: tuple[str, str, str, str | None, ArticleDefaults]) -> _Loaded:
         parsed = content.parse_article(where, relative, data, defaults)
     except ContentError as err:
         return _Loaded(relative, size, mtime_ns, file_hash, None, tuple(err.lines()), False)
-    # The body stays in its file (the store keeps rendered HTML): not sent back.
-    return _Loaded(relative, size, mtime_ns, file_hash, replace(parsed, body=""), None, False)
+    return _Loaded(relative, size, mtime_ns, file_hash, _Record.of(parsed), None, False)
 
 
 def _stat_or_zero(path: Path) -> tuple[int, int]:
@@ -250,7 +290,7 @@ def _stat_or_zero(path: Path) -> tuple[int, int]:
 
 def _choose_id(
     site: SiteConfig,
-    parsed: ParsedArticle,
+    parsed: _Record,
     row: FileRow | None,
     renamed_from: dict[str, str],
     published_ids: dict[str, str],
@@ -274,32 +314,27 @@ def _choose_id(
 
 def _save_parsed(
     store: Store,
-    parsed: ParsedArticle,
+    record: _Record,
     article_id: str,
     previous: StoredArticle | None,
     *,
     now: datetime,
-) -> StoredArticle:
+) -> None:
     edited_at = previous.edited_at if previous else None
-    if previous is not None and previous.text_hash != parsed.text_hash:
+    if previous is not None and previous.text_hash != record.text_hash:
         edited_at = now.replace(microsecond=0)  # an edit: first seen now
-    article = Article(
-        id=article_id,
-        path=parsed.path,
-        title=parsed.title,
-        date=parsed.date,
-        updated=effective_updated(parsed.date, parsed.updated, edited_at),
-        authors=parsed.authors,
-        tags=parsed.tags,
-        summary=parsed.summary,
-        link=parsed.link,
-        slug=parsed.slug,
-        is_draft=parsed.is_draft,
-    )
     first_seen = previous.first_seen if previous else now.replace(microsecond=0)
-    return store.save_article(
-        StoredArticle(article, parsed.text_hash, first_seen, edited_at, parsed.updated),
-        body_format=parsed.body_format,
+    store.save_article(
+        article_id,
+        path=record.path,
+        first_seen=first_seen,
+        edited_at=edited_at,
+        text_hash=record.text_hash,
+        meta_json=record.meta_json,
+        body_format=record.body_format,
+        date=record.date,
+        is_draft=record.is_draft,
+        tags_json=record.tags_json,
     )
 
 

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -317,52 +317,52 @@ class Store:
 
     def save_article(
         self,
-        stored: StoredArticle,
+        article_id: str,
         *,
+        path: str,
+        first_seen: datetime,
+        edited_at: datetime | None,
+        text_hash: str,
+        meta_json: str,
         body_format: str,
-    ) -> StoredArticle:
-        """Insert or update an article; returns it with its version as stored.
+        date: str,
+        is_draft: bool,
+        tags_json: str,
+    ) -> str:
+        """Insert or update an article's record; returns its version.
 
         Bodies stay in their files: a cold build of 10,000 articles would
         otherwise copy the whole content folder into the database. What the
         store keeps is each article's rendered HTML once a feed has needed it,
         which is what a last good version must show.
         """
-        article = stored.article
-        meta_json = json.dumps(
-            _meta_from_article(article, stored.front_matter_updated),
-            ensure_ascii=False,
-            sort_keys=True,
-        )
-        edited_at = stored.edited_at.isoformat() if stored.edited_at else None
-        version = _version(meta_json, stored.text_hash, edited_at)
+        edited = edited_at.isoformat() if edited_at else None
+        version = _version(meta_json, text_hash, edited)
         self.conn.execute(
             "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
             "body_format, html, html_key, date, is_draft, tags, version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?) "
+            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
-            "text_hash = excluded.text_hash, meta = excluded.meta, body = excluded.body, "
+            "text_hash = excluded.text_hash, meta = excluded.meta, "
             "body_format = excluded.body_format, date = excluded.date, "
-            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version, "
+            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version",
             # An edit keeps the old HTML until the new one is rendered: it is the
             # last good version should the file break before that.
-            "html = articles.html, html_key = articles.html_key",
             (
-                article.id,
-                article.path,
-                stored.first_seen.isoformat(),
-                edited_at,
-                stored.text_hash,
+                article_id,
+                path,
+                first_seen.isoformat(),
+                edited,
+                text_hash,
                 meta_json,
-                "",
                 body_format,
-                article.date.isoformat(),
-                int(article.is_draft),
-                json.dumps([[t.name, t.slug] for t in article.tags], ensure_ascii=False),
+                date,
+                int(is_draft),
+                tags_json,
                 version,
             ),
         )
-        return replace(stored, version=version)
+        return version
 
     def delete_article(self, article_id: str) -> None:
         self.conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
@@ -456,19 +456,37 @@ def _file_row(row: Sequence[Any]) -> FileRow:
     )
 
 
-def _meta_from_article(article: Article, front_matter_updated: datetime | None) -> dict[str, Any]:
-    return {
-        "path": article.path,
-        "title": article.title,
-        "date": article.date.isoformat(),
+def meta_json(
+    *,
+    path: str,
+    title: str,
+    date: datetime,
+    front_matter_updated: datetime | None,
+    authors: Sequence[Author],
+    tags: Sequence[Tag],
+    summary: str,
+    link: str,
+    slug: str,
+    is_draft: bool,
+) -> str:
+    """An article's metadata as stored (and hashed into its version)."""
+    meta = {
+        "path": path,
+        "title": title,
+        "date": date.isoformat(),
         "updated": front_matter_updated.isoformat() if front_matter_updated else None,
-        "authors": [[a.name, a.email] for a in article.authors],
-        "tags": [[t.name, t.slug] for t in article.tags],
-        "summary": article.summary,
-        "link": article.link,
-        "slug": article.slug,
-        "draft": article.is_draft,
+        "authors": [[a.name, a.email] for a in authors],
+        "tags": [[t.name, t.slug] for t in tags],
+        "summary": summary,
+        "link": link,
+        "slug": slug,
+        "draft": is_draft,
     }
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True)
+
+
+def tags_json(tags: Sequence[Tag]) -> str:
+    return json.dumps([[t.name, t.slug] for t in tags], ensure_ascii=False)
 
 
 def _stored_from_row(row: Sequence[Any]) -> StoredArticle:
