@@ -161,10 +161,7 @@ def index_content(
         if row is None or not is_same_stat or is_config_changed:
             changed.append(item)
             continue
-        if row.article_id is not None:
-            sync.claims.setdefault(row.article_id, item.relative)
-        if row.problem:
-            sync.problems.append(_problem(row.problem, stored, row.article_id, site, item))
+        _keep(sync, site, row)
 
     tasks = [
         (
@@ -181,29 +178,17 @@ def index_content(
     original = set(stored)
     for loaded in _load_all(tasks):
         row = rows.get(loaded.relative)
-        item = FoundFile(site_root(site), loaded.relative, loaded.size, loaded.mtime_ns)
         where = content_where(site, loaded.relative)
         if loaded.is_known_bytes and row is not None:
             # Touched but not changed (a checkout, a copy): only the stat moves.
-            store.save_file(replace(row, size=loaded.size, mtime_ns=loaded.mtime_ns))
-            if row.article_id is not None:
-                sync.claims.setdefault(row.article_id, loaded.relative)
-            if row.problem:
-                sync.problems.append(_problem(row.problem, stored, row.article_id, site, item))
+            kept = replace(row, size=loaded.size, mtime_ns=loaded.mtime_ns)
+            store.save_file(kept)
+            _keep(sync, site, kept)
             continue
         if loaded.record is None:
             if loaded.file_hash:
                 sync.parsed += 1
-            _record_problem(
-                store,
-                sync,
-                site,
-                item,
-                row,
-                stored,
-                loaded.problem or (),
-                file_hash=loaded.file_hash,
-            )
+            _record_problem(store, sync, site, loaded, row, stored, loaded.problem or ())
             continue
         sync.parsed += 1
         parsed = loaded.record
@@ -219,9 +204,7 @@ def index_content(
         if owner is not None and owner != loaded.relative:
             owner_where = content_where(site, owner)
             line = f"{where}: id: {article_id!r} is already used by {owner_where}"
-            _record_problem(
-                store, sync, site, item, row, stored, [line], file_hash=loaded.file_hash
-            )
+            _record_problem(store, sync, site, loaded, row, stored, [line])
             continue
         sync.claims[article_id] = loaded.relative
         _save_parsed(store, parsed, article_id, previous, now=now)
@@ -238,10 +221,6 @@ def index_content(
         if article_id not in sync.claims:
             store.delete_article(article_id)
     return sync
-
-
-def site_root(site: SiteConfig) -> str:
-    return str(site.content_dir)
 
 
 def _load_all(
@@ -338,27 +317,32 @@ def _save_parsed(
     )
 
 
+def _keep(sync: IndexResult, site: SiteConfig, row: FileRow) -> None:
+    """A file keeps the article it had, and its problem (if any) is reported."""
+    if row.article_id is not None:
+        sync.claims.setdefault(row.article_id, row.path)
+    if row.problem:
+        sync.problems.append(problem_from_row(site, row))
+
+
 def _record_problem(
     store: Store,
     sync: IndexResult,
     site: SiteConfig,
-    item: FoundFile,
+    loaded: _Loaded,
     row: FileRow | None,
     stored: set[str],
     lines: Iterable[str],
-    *,
-    file_hash: str,
 ) -> None:
+    """Record a file that does not load; the article it was stays (its last good version)."""
     previous_id = row.article_id if row is not None else None
     if previous_id is not None and previous_id not in stored:
         previous_id = None
-    if previous_id is not None:
-        sync.claims.setdefault(previous_id, item.relative)
-    problem_lines = tuple(lines)
-    store.save_file(
-        FileRow(item.relative, item.size, item.mtime_ns, file_hash, previous_id, problem_lines)
+    problem_row = FileRow(
+        loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, previous_id, tuple(lines)
     )
-    sync.problems.append(_problem(problem_lines, stored, previous_id, site, item))
+    store.save_file(problem_row)
+    _keep(sync, site, problem_row)
 
 
 def problem_from_row(site: SiteConfig, row: FileRow) -> ContentProblem:
@@ -397,14 +381,3 @@ def published_feed_ids(output_dir: Path) -> dict[str, str]:
             if entry_id and link is not None and link.get("href"):
                 ids.setdefault(link.get("href", ""), entry_id)
     return ids
-
-
-def _problem(
-    lines: tuple[str, ...],
-    stored: set[str],
-    article_id: str | None,
-    site: SiteConfig,
-    item: FoundFile,
-) -> ContentProblem:
-    kept = article_id is not None and article_id in stored
-    return ContentProblem(content_where(site, item.relative), lines, kept_previous=kept)

@@ -76,6 +76,19 @@ def mail_settings(site: SiteConfig) -> mail.MailSettings:
     )
 
 
+def site_sender(site: SiteConfig, *, sleep: Callable[[float], None] = time.sleep) -> Sender:
+    """The sender the site's [delivery] asks for, its SMTP password from the environment.
+
+    :raises ConfigError: when SMTP needs a password that the environment lacks.
+    """
+    return make_sender(
+        site.delivery,
+        password=os.environ.get(PASSWORD_VARIABLE) or None,
+        outbox_display=pipeline.display(site, site.delivery.outbox_dir),
+        sleep=sleep,
+    )
+
+
 def digest_site(site: SiteConfig) -> DigestSite:
     return DigestSite(
         title=site.title,
@@ -153,12 +166,7 @@ def send_digests(
                 )
         return report
     if sender is None:
-        sender = make_sender(
-            site.delivery,
-            password=os.environ.get(PASSWORD_VARIABLE) or None,
-            outbox_display=pipeline.display(site, site.delivery.outbox_dir),
-            sleep=sleep,
-        )
+        sender = site_sender(site, sleep=sleep)
     secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_dir / pipeline.STATE_DB) as store:
         try:
@@ -453,11 +461,7 @@ def send_test(
             raise ConfigError(where, message)
         rendered = latest.rendered
     if sender is None:
-        sender = make_sender(
-            site.delivery,
-            password=os.environ.get(PASSWORD_VARIABLE) or None,
-            outbox_display=pipeline.display(site, site.delivery.outbox_dir),
-        )
+        sender = site_sender(site)
     template = mail.prepare(0, rendered, settings, date=now)
     # Subscriber 0 does not exist: its unsubscribe link is harmlessly invalid.
     probe = Subscriber(0, address, "", "active", now)

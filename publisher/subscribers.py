@@ -266,6 +266,19 @@ def remove_subscriber(store: Store, address: str, *, where: str = "EMAIL") -> Su
     return existing
 
 
+def token_owner(store: Store, secret: bytes, token: str) -> Subscriber:
+    """The subscriber an unsubscribe token was made for.
+
+    :raises SubscriberError: the same message for a malformed, forged or foreign
+        token and for an unknown id.
+    """
+    subscriber_id, _ = parse_token(token)
+    subscriber = ledger.get_subscriber(store, subscriber_id)
+    if subscriber is None or not check_token(secret, token, subscriber):
+        raise SubscriberError(_TOKEN_WHERE, _BAD_TOKEN)
+    return subscriber
+
+
 def unsubscribe(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
     """Mark the token's subscriber unsubscribed; doing it again changes nothing.
 
@@ -274,10 +287,7 @@ def unsubscribe(store: Store, secret: bytes, token: str, *, now: datetime) -> Su
 
     :raises SubscriberError: for a malformed, forged or foreign token, or an unknown id.
     """
-    subscriber_id, _ = parse_token(token)
-    subscriber = ledger.get_subscriber(store, subscriber_id)
-    if subscriber is None or not check_token(secret, token, subscriber):
-        raise SubscriberError(_TOKEN_WHERE, _BAD_TOKEN)
+    subscriber = token_owner(store, secret, token)
     if subscriber.status == "unsubscribed":
         return subscriber
     ledger.set_subscriber_status(store, subscriber.id, "unsubscribed", now=now)

@@ -36,7 +36,7 @@ from starlette.types import Message as AsgiMessage
 
 from publisher import ledger, pipeline, signups, subscribers, templating
 from publisher.config import SiteConfig
-from publisher.delivery import PASSWORD_VARIABLE, Sender, make_sender
+from publisher.delivery import Sender
 from publisher.errors import PublisherError, StoreError, SubscriberError
 from publisher.mail import compose_single
 from publisher.store import Store, open_store
@@ -218,12 +218,15 @@ def create_app(
         return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
     def home(_request: Request) -> Response:
+        # Keys for all, full records for the ten shown: a page view on a site of
+        # 10,000 articles should not build 10,000 articles.
+        moment = now()
         with store() as db:
-            published = [
-                s.article for s in db.stored_articles().values() if s.article.is_published(now())
-            ]
-        published.sort(key=lambda a: (a.date, a.id), reverse=True)
-        return page("home.html.j2", articles=published[:10], honeypot=HONEYPOT_FIELD)
+            keys = [k for k in db.article_keys() if k.is_published(moment)]
+            keys.sort(key=lambda k: (k.date, k.id), reverse=True)
+            latest = db.stored_articles(k.id for k in keys[:10])
+        articles = [latest[k.id].article for k in keys[:10] if k.id in latest]
+        return page("home.html.j2", articles=articles, honeypot=HONEYPOT_FIELD)
 
     async def subscribe(request: Request) -> Response:
         form = await _read_form(request)
@@ -321,9 +324,10 @@ def create_app(
         )
 
     def unsubscribe_page(token: str) -> Response:
-        with store() as db:
-            subscriber = _token_owner(db, secret(), token)
-        if subscriber is None:
+        try:
+            with store() as db:
+                subscriber = subscribers.token_owner(db, secret(), token)
+        except SubscriberError:
             return _bad_unsubscribe(page)
         return page(
             "unsubscribe.html.j2", email=subscriber.email, token=token, action=unsubscribe_path
@@ -416,17 +420,6 @@ def _bad_unsubscribe(page: Callable[..., HTMLResponse]) -> HTMLResponse:
     )
 
 
-def _token_owner(db: Store, secret: bytes, token: str) -> Any:
-    try:
-        subscriber_id, _mac = subscribers.parse_token(token)
-    except SubscriberError:
-        return None
-    subscriber = ledger.get_subscriber(db, subscriber_id)
-    if subscriber is None or not subscribers.check_token(secret, token, subscriber):
-        return None
-    return subscriber
-
-
 def _send_confirmation(
     site: SiteConfig,
     email: str,
@@ -435,9 +428,8 @@ def _send_confirmation(
     now: datetime,
     environment: Any,
 ) -> None:
-    import os
 
-    from publisher.mailing import mail_settings
+    from publisher.mailing import mail_settings, site_sender
 
     settings = mail_settings(site)
     link = f"{site.base_url}confirm?token={token}"
@@ -457,11 +449,7 @@ def _send_confirmation(
         outbox_name=f"confirmations/{now:%Y%m%d-%H%M%S}-{unique}.eml",
     )
     own_sender = sender is None
-    active = sender or make_sender(
-        site.delivery,
-        password=os.environ.get(PASSWORD_VARIABLE) or None,
-        outbox_display=str(site.delivery.outbox_dir),
-    )
+    active = sender or site_sender(site)
     try:
         result = active.send(message)
     finally:
