@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 
 import cmarkgfm
@@ -22,10 +23,20 @@ from cmarkgfm.cmark import Options
 # and U+FFFE/U+FFFF; C1 controls and DEL are allowed but never meant in text,
 # and U+FFFD marks text mis-decoded somewhere (the feed validator reports it).
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd-\uffff]")
-_SPACES = re.compile(r"\s+")
 _NOT_SLUG = re.compile(r"[^\w]+")
 _TAG = re.compile(r"<[^>]*>")
 _BLANK_LINE = re.compile(r"\n\s*\n")
+# An inline link whose text and URL hold nothing special: its rendered text is its text
+# (unless GFM's autolinks, which take in brackets, come near: see _plain_text).
+_PLAIN_LINK = re.compile(
+    r"\[([^\[\]\\`<>*_!&~|\x00-\x1f\x7f-\x9f]+)\]\([A-Za-z0-9._~:/?#@!$&'*+,;=%-]+\)"
+)
+_AUTOLINK_HINTS = ("://", "www.", "@")
+# What makes a block more than plain prose to CommonMark + GFM: inline markup, a BOM,
+# a CR, entities and escapes anywhere, or a line that opens a list, quote, heading,
+# fence or table (a line of `:-` under text is a GFM table).
+_INLINE_MARKUP = re.compile(r"[*_`\[\]<>&\\!~|\r\ufeff]")
+_BLOCK_START = re.compile(r"\s*(?:[-+=#:]|\d{1,9}[.)](?:[ \t]|$))")
 
 # nh3's defaults drop script, style, iframe, object, forms and every on* handler;
 # we add the harmless attributes articles use for images, quotes and code.
@@ -51,7 +62,8 @@ def strip_forbidden(text: str) -> str:
 
 def one_line(text: str) -> str:
     """Collapse whitespace (including newlines) to single spaces: for titles and names."""
-    return _SPACES.sub(" ", strip_forbidden(text)).strip()
+    # str.split() splits on exactly what \s matches (str.isspace), and faster.
+    return " ".join(strip_forbidden(text).split())
 
 
 def markdown_to_html(source: str) -> str:
@@ -108,7 +120,7 @@ def html_to_text(fragment: str) -> str:
 
 def first_paragraph(source: str, *, body_format: str) -> str:
     """The first paragraph of the body as plain text (headings, images and code skipped)."""
-    for block in _BLANK_LINE.split(source, maxsplit=8):
+    for block in _blocks(source, 9):
         block = block.strip()
         if not block:
             continue
@@ -116,10 +128,41 @@ def first_paragraph(source: str, *, body_format: str) -> str:
             return one_line(block)
         if block.startswith(("#", "```", "~~~", "|", "<", "---", "***", "    ")):
             continue
-        text = html_to_text(markdown_to_html(block))
+        text = _plain_text(block)
         if text:
             return text
     return ""
+
+
+def _blocks(source: str, limit: int) -> Iterator[str]:
+    """What `_BLANK_LINE.split(source, limit - 1)` gives, found one at a time (the
+    first block is nearly always the one wanted, and bodies run to pages)."""
+    position = 0
+    for _ in range(limit - 1):
+        separator = _BLANK_LINE.search(source, position)
+        if separator is None:
+            break
+        yield source[position : separator.start()]
+        position = separator.end()
+    yield source[position:]
+
+
+def _plain_text(block: str) -> str:
+    """The text of one Markdown block; plain prose (and plain links) reads the same
+    rendered, so cmark runs only for the rest."""
+    if not _has_markup(block):
+        return one_line(block)
+    if "](" in block:
+        unlinked = _PLAIN_LINK.sub(r"\1", block)
+        if not _has_markup(unlinked) and not any(h in unlinked for h in _AUTOLINK_HINTS):
+            return one_line(unlinked)
+    return html_to_text(markdown_to_html(block))
+
+
+def _has_markup(block: str) -> bool:
+    if _INLINE_MARKUP.search(block):
+        return True
+    return any(_BLOCK_START.match(line) for line in block.split("\n"))
 
 
 def shorten(text: str, limit: int = 300) -> str:
@@ -135,6 +178,8 @@ def shorten(text: str, limit: int = 300) -> str:
 @lru_cache(maxsize=4096)  # tags repeat across thousands of articles
 def slugify(text: str) -> str:
     """Lower-case words joined by '-': accents dropped, other letters (ß, Cyrillic, CJK) kept."""
+    if text.isascii():  # most file names and tags: nothing to decompose
+        return _NOT_SLUG.sub("-", text.lower()).strip("-_")
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _NOT_SLUG.sub("-", unicodedata.normalize("NFC", bare).lower()).strip("-_")

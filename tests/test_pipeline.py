@@ -336,27 +336,28 @@ def test_lost_state_keeps_published_ids(site, now):
 
 
 def test_a_file_changing_while_it_is_read_is_read_again(site, now, monkeypatch):
-    from pathlib import Path
+    import os
 
     path = site.content_dir / "2021-03-04-observers.md"
-    real_read = Path.read_bytes
+    real_read = os.read
     reads = []
 
-    def read_during_edit(self):
-        data = real_read(self)
-        if self == path and not reads:
+    def read_during_edit(fd: int, size: int) -> bytes:
+        data = real_read(fd, size)
+        if not reads and os.readlink(f"/proc/self/fd/{fd}") == str(path):
             reads.append(1)
-            self.write_text(
+            path.write_text(
                 data.decode().replace("orderly vote", "orderly, final vote"), encoding="utf-8"
             )
-            _bump(self)
+            _bump(path)
         return data
 
-    monkeypatch.setattr(Path, "read_bytes", read_during_edit)
+    monkeypatch.setattr(os, "read", read_during_edit)
     build(site, now=now)
+    assert reads == [1]
     item = _json_items(site)["https://gazette.example/news/2021/03/observers/"]
     assert item["title"] == "Observers find an orderly, final vote"
-    monkeypatch.setattr(Path, "read_bytes", real_read)
+    monkeypatch.setattr(os, "read", real_read)
     assert build(site, now=now).parsed == 0  # the stored stat is that of the bytes parsed
 
 
