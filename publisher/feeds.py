@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,13 @@ def feed_updated(items: Sequence[FeedItem]) -> datetime:
     if not items:
         return EMPTY_FEED_DATE
     return max(item.article.last_modified for item in items)
+
+
+def preload() -> None:
+    """Import feedgen (and lxml) now: before forking renderers, so each need not."""
+    # feedgen.feed first: it imports lxml.etree, which feedgen.ext assumes.
+    import feedgen.feed  # noqa: I001
+    import feedgen.ext.dc  # noqa: F401
 
 
 def render(fmt: str, spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
@@ -251,6 +259,8 @@ def _offset(moment: datetime) -> timedelta:
 # Characters a URI may hold literally (RFC 3986 §2.2 reserved, plus '%' of
 # escapes already made); quote() keeps letters, digits and "_.-~" too.
 _URI_SAFE = ":/?#[]@!$&'()*+,;=%"
+# Printable ASCII but for space and "<>\\^`{|}: a URI as it stands.
+_CLEAN_URI = re.compile(r"[!#-;=?-\[\]_a-z~]*")
 
 
 def _uri(iri: str) -> str:
@@ -259,7 +269,7 @@ def _uri(iri: str) -> str:
     RSS and the W3C validator take only URIs (a non-ASCII link is UriNotIri),
     and a non-ASCII Atom id is NonCanonicalURI. A URI already clean comes back as is.
     """
-    if all(c > " " and c < "\x7f" and c not in '"<>\\^`{|}' for c in iri):
+    if _CLEAN_URI.fullmatch(iri):
         return iri
     netloc = urlsplit(iri).netloc
     if not netloc.isascii():

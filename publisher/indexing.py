@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
-import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,12 +22,20 @@ from pathlib import Path
 from typing import NamedTuple
 from xml.etree import ElementTree
 
-from publisher import content
+from publisher import content, parallel
 from publisher.config import SiteConfig
 from publisher.content import ArticleDefaults, FoundFile, ParsedArticle
 from publisher.errors import ConfigError, ContentError
 from publisher.model import ContentProblem
-from publisher.store import FileRow, Store, StoredArticle, meta_json, tags_json
+from publisher.store import (
+    ArticleRow,
+    FileRow,
+    Store,
+    StoredArticle,
+    article_row,
+    meta_json,
+    tags_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,60 +81,57 @@ class IndexResult:
 
 
 class _Record(NamedTuple):
-    """A parsed article as plain values: cheap to send back from a worker process."""
+    """A parsed article as plain values, with the id it would take and its row if new."""
 
     path: str
-    explicit_id: str | None
-    link: str
     text_hash: str
-    body_format: str
     meta_json: str
+    body_format: str
     date: str
     is_draft: bool
     tags_json: str
-
-    @classmethod
-    def of(cls, parsed: ParsedArticle) -> _Record:
-        meta = meta_json(
-            path=parsed.path,
-            title=parsed.title,
-            date=parsed.date,
-            front_matter_updated=parsed.updated,
-            authors=parsed.authors,
-            tags=parsed.tags,
-            summary=parsed.summary,
-            link=parsed.link,
-            slug=parsed.slug,
-            is_draft=parsed.is_draft,
-        )
-        return cls(
-            parsed.path,
-            parsed.explicit_id,
-            parsed.link,
-            parsed.text_hash,
-            parsed.body_format,
-            meta,
-            parsed.date.isoformat(),
-            parsed.is_draft,
-            tags_json(parsed.tags),
-        )
+    article_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class _Loaded:
-    """One changed file, read and (unless its bytes are known) parsed."""
+class _Context:
+    """What every file's id choice needs: the same for all files of one pass."""
+
+    defaults: ArticleDefaults
+    first_seen: datetime
+    renamed_from: dict[str, str]  # text hash -> id of a file that vanished
+    published_ids: dict[str, str]  # link -> id, from the feeds (a lost state only)
+
+
+class _Task(NamedTuple):
+    root: str
+    relative: str
+    where: str
+    known_hash: str | None  # the bytes indexed last time, if they still count
+    known_id: str | None  # the id this file had
+    context: _Context
+
+
+class _Loaded(NamedTuple):
+    """One changed file, read and (unless its bytes are known) parsed.
+
+    A named tuple, not a dataclass: pickled back from the workers at half the cost.
+    """
 
     relative: str
     size: int
     mtime_ns: int
     file_hash: str  # "" when the file could not be read
     record: _Record | None
+    new_row: ArticleRow | None  # the record as the store's row, should it be new
     problem: tuple[str, ...] | None
     is_known_bytes: bool  # the same bytes as last time: only the stat moved
 
 
 # Below this many changed files, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 400
+# Rows are written in batches while the workers go on parsing.
+_BATCH = 500
 
 
 def index_content(
@@ -136,7 +139,6 @@ def index_content(
 ) -> IndexResult:
     """Bring the store's articles in line with *found*; call inside a transaction."""
     sync = IndexResult()
-    defaults = defaults_for(site)
     fingerprint = site.fingerprint()
     is_config_changed = store.get_setting("config") != fingerprint
     if is_config_changed:
@@ -146,12 +148,14 @@ def index_content(
     stored = store.article_ids()
     present = {item.relative for item in found}
     vanished = {path: row for path, row in rows.items() if path not in present}
-    renamed_from = {
-        text_hash: article_id for article_id, text_hash in store.articles_at(vanished).values()
-    }
     # A state folder that was lost: take the ids readers already have from the
     # published feeds, so nothing shows up twice in their feed readers.
-    published_ids = published_feed_ids(site.output_dir) if not stored else {}
+    context = _Context(
+        defaults_for(site),
+        now.replace(microsecond=0),
+        {text_hash: article_id for article_id, text_hash in store.articles_at(vanished).values()},
+        published_feed_ids(site.output_dir) if not stored else {},
+    )
 
     # Unchanged files keep what they had, including a cached problem.
     changed: list[FoundFile] = []
@@ -163,36 +167,43 @@ def index_content(
             continue
         _keep(sync, site, row)
 
-    tasks = [
-        (
-            item.root,
-            item.relative,
-            content_where(site, item.relative),
-            None
-            if is_config_changed or item.relative not in rows
-            else rows[item.relative].file_hash,
-            defaults,
+    prefix = _content_prefix(site)
+    tasks = []
+    for item in changed:
+        row = rows.get(item.relative)
+        is_known = row is not None and not is_config_changed
+        tasks.append(
+            _Task(
+                item.root,
+                item.relative,
+                f"{prefix}/{item.relative}",
+                row.file_hash if is_known and row is not None else None,
+                row.article_id if row is not None else None,
+                context,
+            )
         )
-        for item in changed
-    ]
     original = set(stored)
+    article_rows: list[ArticleRow] = []
+    file_rows: list[FileRow] = []
     for loaded in _load_all(tasks):
+        if len(file_rows) >= _BATCH:
+            _flush(store, article_rows, file_rows)
         row = rows.get(loaded.relative)
-        where = content_where(site, loaded.relative)
+        where = f"{prefix}/{loaded.relative}"
         if loaded.is_known_bytes and row is not None:
             # Touched but not changed (a checkout, a copy): only the stat moves.
             kept = replace(row, size=loaded.size, mtime_ns=loaded.mtime_ns)
-            store.save_file(kept)
+            file_rows.append(kept)
             _keep(sync, site, kept)
             continue
         if loaded.record is None:
             if loaded.file_hash:
                 sync.parsed += 1
-            _record_problem(store, sync, site, loaded, row, stored, loaded.problem or ())
+            file_rows.append(_problem_row(sync, site, loaded, row, stored, loaded.problem or ()))
             continue
         sync.parsed += 1
         parsed = loaded.record
-        article_id = _choose_id(site, parsed, row, renamed_from, published_ids)
+        article_id = parsed.article_id
         owner = sync.claims.get(article_id)
         previous = (
             store.stored_articles([article_id]).get(article_id) if article_id in original else None
@@ -202,18 +213,21 @@ def index_content(
             if previous_path != loaded.relative and previous_path in present:
                 owner = previous_path  # the file that had this id first keeps it
         if owner is not None and owner != loaded.relative:
-            owner_where = content_where(site, owner)
-            line = f"{where}: id: {article_id!r} is already used by {owner_where}"
-            _record_problem(store, sync, site, loaded, row, stored, [line])
+            line = f"{where}: id: {article_id!r} is already used by {prefix}/{owner}"
+            file_rows.append(_problem_row(sync, site, loaded, row, stored, [line]))
             continue
         sync.claims[article_id] = loaded.relative
-        _save_parsed(store, parsed, article_id, previous, now=now)
+        if previous is not None:
+            article_rows.append(_edited_row(parsed, previous, now))
+        elif loaded.new_row is not None:
+            article_rows.append(loaded.new_row)
         stored.add(article_id)
-        store.save_file(
+        file_rows.append(
             FileRow(
                 loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, article_id, None
             )
         )
+    _flush(store, article_rows, file_rows)
 
     for path in vanished:
         store.delete_file(path)
@@ -223,88 +237,71 @@ def index_content(
     return sync
 
 
-def _load_all(
-    tasks: Sequence[tuple[str, str, str, str | None, ArticleDefaults]],
-) -> Iterator[_Loaded]:
+def _flush(store: Store, article_rows: list[ArticleRow], file_rows: list[FileRow]) -> None:
+    store.save_articles(article_rows)
+    store.save_files(file_rows)
+    article_rows.clear()
+    file_rows.clear()
+
+
+def _load_all(tasks: Sequence[_Task]) -> Iterator[_Loaded]:
     """Read and parse changed files, in order; on several cores for a big batch.
 
-    Parsing is pure Python and the files are independent, so a cold build of
-    thousands of articles splits them over worker processes (fork: the workers
-    start with everything imported). Results come back in the input order, so
-    which file keeps a duplicated id does not depend on timing.
+    Results come back in the input order, so which file keeps a duplicated id
+    does not depend on timing.
     """
-    workers = min(os.cpu_count() or 1, 4)
-    if len(tasks) < PARALLEL_THRESHOLD or workers < 2 or sys.platform != "linux":
-        yield from map(_load, tasks)
-        return
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
-        yield from pool.imap(_load, tasks, chunksize=64)
+    return parallel.forked_map(_load, tasks, threshold=PARALLEL_THRESHOLD, chunk=250)
 
 
-def _load(task: tuple[str, str, str, str | None, ArticleDefaults]) -> _Loaded:
-    root, relative, where, known_hash, defaults = task
+def _load(task: _Task) -> _Loaded:
+    relative = task.relative
+    path = os.path.join(task.root, relative)
     try:
-        data, size, mtime_ns = content.read_article(Path(root, relative), where)
+        data, size, mtime_ns = content.read_article(path, task.where)
     except ContentError as err:
-        stat = _stat_or_zero(Path(root, relative))
-        return _Loaded(relative, stat[0], stat[1], "", None, tuple(err.lines()), False)
+        stat = _stat_or_zero(path)
+        return _Loaded(relative, stat[0], stat[1], "", None, None, tuple(err.lines()), False)
     file_hash = hashlib.sha256(data).hexdigest()
-    if known_hash is not None and known_hash == file_hash:
-        return _Loaded(relative, size, mtime_ns, file_hash, None, None, True)
+    if task.known_hash is not None and task.known_hash == file_hash:
+        return _Loaded(relative, size, mtime_ns, file_hash, None, None, None, True)
     try:
-        parsed = content.parse_article(where, relative, data, defaults)
+        parsed = content.parse_article(task.where, relative, data, task.context.defaults)
     except ContentError as err:
-        return _Loaded(relative, size, mtime_ns, file_hash, None, tuple(err.lines()), False)
-    return _Loaded(relative, size, mtime_ns, file_hash, _Record.of(parsed), None, False)
+        problem = tuple(err.lines())
+        return _Loaded(relative, size, mtime_ns, file_hash, None, None, problem, False)
+    record = _record(parsed, task)
+    new_row = _row(record, task.context.first_seen, None)
+    return _Loaded(relative, size, mtime_ns, file_hash, record, new_row, None, False)
 
 
-def _stat_or_zero(path: Path) -> tuple[int, int]:
-    try:
-        stat = path.stat()
-    except OSError:
-        return 0, 0
-    return stat.st_size, stat.st_mtime_ns
+def _record(parsed: ParsedArticle, task: _Task) -> _Record:
+    meta = meta_json(
+        path=parsed.path,
+        title=parsed.title,
+        date=parsed.date,
+        front_matter_updated=parsed.updated,
+        authors=parsed.authors,
+        tags=parsed.tags,
+        summary=parsed.summary,
+        link=parsed.link,
+        slug=parsed.slug,
+        is_draft=parsed.is_draft,
+    )
+    return _Record(
+        parsed.path,
+        parsed.text_hash,
+        meta,
+        parsed.body_format,
+        parsed.date.isoformat(),
+        parsed.is_draft,
+        tags_json(parsed.tags),
+        _choose_id(parsed, task),
+    )
 
 
-def _choose_id(
-    site: SiteConfig,
-    parsed: _Record,
-    row: FileRow | None,
-    renamed_from: dict[str, str],
-    published_ids: dict[str, str],
-) -> str:
-    """Front matter id, else the id this file had, else a renamed file's, else the
-    published one, else a new one.
-
-    A new id is a name-based UUID of the site URL and the file's path at first
-    sight: stable, and the same again if the state is ever rebuilt from scratch.
-    """
-    if parsed.explicit_id is not None:
-        return parsed.explicit_id
-    if row is not None and row.article_id is not None:
-        return row.article_id
-    if parsed.link in published_ids:
-        return published_ids[parsed.link]
-    if parsed.text_hash in renamed_from:
-        return renamed_from[parsed.text_hash]
-    return uuid.uuid5(uuid.NAMESPACE_URL, site.base_url + parsed.path).urn
-
-
-def _save_parsed(
-    store: Store,
-    record: _Record,
-    article_id: str,
-    previous: StoredArticle | None,
-    *,
-    now: datetime,
-) -> None:
-    edited_at = previous.edited_at if previous else None
-    if previous is not None and previous.text_hash != record.text_hash:
-        edited_at = now.replace(microsecond=0)  # an edit: first seen now
-    first_seen = previous.first_seen if previous else now.replace(microsecond=0)
-    store.save_article(
-        article_id,
+def _row(record: _Record, first_seen: datetime, edited_at: datetime | None) -> ArticleRow:
+    return article_row(
+        record.article_id,
         path=record.path,
         first_seen=first_seen,
         edited_at=edited_at,
@@ -317,6 +314,41 @@ def _save_parsed(
     )
 
 
+def _stat_or_zero(path: str) -> tuple[int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return 0, 0
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _choose_id(parsed: ParsedArticle, task: _Task) -> str:
+    """Front matter id, else the id this file had, else the published one, else
+    a renamed file's, else a new one.
+
+    A new id is a name-based UUID of the site URL and the file's path at first
+    sight: stable, and the same again if the state is ever rebuilt from scratch.
+    """
+    if parsed.explicit_id is not None:
+        return parsed.explicit_id
+    if task.known_id is not None:
+        return task.known_id
+    context = task.context
+    if parsed.link in context.published_ids:
+        return context.published_ids[parsed.link]
+    if parsed.text_hash in context.renamed_from:
+        return context.renamed_from[parsed.text_hash]
+    return uuid.uuid5(uuid.NAMESPACE_URL, context.defaults.base_url + parsed.path).urn
+
+
+def _edited_row(record: _Record, previous: StoredArticle, now: datetime) -> ArticleRow:
+    """The row of an article the store had: first seen then, and edited now if its text moved."""
+    edited_at = previous.edited_at
+    if previous.text_hash != record.text_hash:
+        edited_at = now.replace(microsecond=0)  # an edit: first seen now
+    return _row(record, previous.first_seen, edited_at)
+
+
 def _keep(sync: IndexResult, site: SiteConfig, row: FileRow) -> None:
     """A file keeps the article it had, and its problem (if any) is reported."""
     if row.article_id is not None:
@@ -325,24 +357,23 @@ def _keep(sync: IndexResult, site: SiteConfig, row: FileRow) -> None:
         sync.problems.append(problem_from_row(site, row))
 
 
-def _record_problem(
-    store: Store,
+def _problem_row(
     sync: IndexResult,
     site: SiteConfig,
     loaded: _Loaded,
     row: FileRow | None,
     stored: set[str],
     lines: Iterable[str],
-) -> None:
-    """Record a file that does not load; the article it was stays (its last good version)."""
+) -> FileRow:
+    """The row of a file that does not load; the article it was stays (its last good version)."""
     previous_id = row.article_id if row is not None else None
     if previous_id is not None and previous_id not in stored:
         previous_id = None
     problem_row = FileRow(
         loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, previous_id, tuple(lines)
     )
-    store.save_file(problem_row)
     _keep(sync, site, problem_row)
+    return problem_row
 
 
 def problem_from_row(site: SiteConfig, row: FileRow) -> ContentProblem:

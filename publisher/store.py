@@ -231,19 +231,22 @@ class Store:
         )
         return {row[0]: _file_row(row) for row in rows}
 
-    def save_file(self, row: FileRow) -> None:
-        self.conn.execute(
+    def save_files(self, rows: Iterable[FileRow]) -> None:
+        self.conn.executemany(
             "INSERT INTO files (path, size, mtime_ns, file_hash, article_id, problem) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, file_hash = excluded.file_hash, "
             "article_id = excluded.article_id, problem = excluded.problem",
             (
-                row.path,
-                row.size,
-                row.mtime_ns,
-                row.file_hash,
-                row.article_id,
-                json.dumps(list(row.problem)) if row.problem else None,
+                (
+                    row.path,
+                    row.size,
+                    row.mtime_ns,
+                    row.file_hash,
+                    row.article_id,
+                    json.dumps(list(row.problem)) if row.problem else None,
+                )
+                for row in rows
             ),
         )
 
@@ -291,16 +294,18 @@ class Store:
 
     def article_keys(self) -> list[ArticleKey]:
         """Every article's id, date, draft flag, tags and version: enough to plan feeds."""
-        return [
-            ArticleKey(
-                row[0],
-                datetime.fromisoformat(row[1]),
-                bool(row[2]),
-                tuple(Tag(name, slug) for name, slug in json.loads(row[3])),
-                row[4],
+        tags: dict[str, tuple[Tag, ...]] = {}  # articles share tag lists: decode each once
+        keys = []
+        for row in self.conn.execute("SELECT id, date, is_draft, tags, version FROM articles"):
+            article_tags = tags.get(row[3])
+            if article_tags is None:
+                article_tags = tags[row[3]] = tuple(Tag(n, s) for n, s in json.loads(row[3]))
+            keys.append(
+                ArticleKey(
+                    row[0], datetime.fromisoformat(row[1]), bool(row[2]), article_tags, row[4]
+                )
             )
-            for row in self.conn.execute("SELECT id, date, is_draft, tags, version FROM articles")
-        ]
+        return keys
 
     def article_ids(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT id FROM articles")}
@@ -315,30 +320,15 @@ class Store:
                 result[path] = (row[0], row[1])
         return result
 
-    def save_article(
-        self,
-        article_id: str,
-        *,
-        path: str,
-        first_seen: datetime,
-        edited_at: datetime | None,
-        text_hash: str,
-        meta_json: str,
-        body_format: str,
-        date: str,
-        is_draft: bool,
-        tags_json: str,
-    ) -> str:
-        """Insert or update an article's record; returns its version.
+    def save_articles(self, rows: Iterable[ArticleRow]) -> None:
+        """Insert or update article records made by `article_row`.
 
         Bodies stay in their files: a cold build of 10,000 articles would
         otherwise copy the whole content folder into the database. What the
         store keeps is each article's rendered HTML once a feed has needed it,
         which is what a last good version must show.
         """
-        edited = edited_at.isoformat() if edited_at else None
-        version = _version(meta_json, text_hash, edited)
-        self.conn.execute(
+        self.conn.executemany(
             "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
             "body_format, html, html_key, date, is_draft, tags, version) "
             "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?) "
@@ -348,21 +338,8 @@ class Store:
             "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version",
             # An edit keeps the old HTML until the new one is rendered: it is the
             # last good version should the file break before that.
-            (
-                article_id,
-                path,
-                first_seen.isoformat(),
-                edited,
-                text_hash,
-                meta_json,
-                body_format,
-                date,
-                int(is_draft),
-                tags_json,
-                version,
-            ),
+            rows,
         )
-        return version
 
     def delete_article(self, article_id: str) -> None:
         self.conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
@@ -482,11 +459,55 @@ def meta_json(
         "slug": slug,
         "draft": is_draft,
     }
-    return json.dumps(meta, ensure_ascii=False, sort_keys=True)
+    return _SORTED_JSON.encode(meta)
 
 
 def tags_json(tags: Sequence[Tag]) -> str:
-    return json.dumps([[t.name, t.slug] for t in tags], ensure_ascii=False)
+    return _JSON.encode([[t.name, t.slug] for t in tags])
+
+
+# What json.dumps(..., ensure_ascii=False[, sort_keys=True]) writes, without
+# making an encoder per call: a cold build writes 10,000 of each.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+# id, path, first_seen, edited_at, text_hash, meta, body_format, date, is_draft, tags, version
+ArticleRow = tuple[str, str, str, str | None, str, str, str, str, int, str, str]
+
+
+def article_row(
+    article_id: str,
+    *,
+    path: str,
+    first_seen: datetime,
+    edited_at: datetime | None,
+    text_hash: str,
+    meta_json: str,
+    body_format: str,
+    date: str,
+    is_draft: bool,
+    tags_json: str,
+) -> ArticleRow:
+    """An article's record as `Store.save_articles` writes it; the last value is its version.
+
+    Pure, so that worker processes can make the rows of new articles.
+    """
+    edited = edited_at.isoformat() if edited_at else None
+    version = _version(meta_json, text_hash, edited)
+    return (
+        article_id,
+        path,
+        first_seen.isoformat(),
+        edited,
+        text_hash,
+        meta_json,
+        body_format,
+        date,
+        int(is_draft),
+        tags_json,
+        version,
+    )
 
 
 def _stored_from_row(row: Sequence[Any]) -> StoredArticle:

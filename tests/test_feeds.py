@@ -693,3 +693,12 @@ def test_basic_site_feeds_match_the_golden_files(site, now, update_golden, name)
         f"feeds/{name} differs from tests/golden/{name}; if the change is intended, "
         "run `pytest --update-golden` and review the diff"
     )
+
+
+def test_a_uri_passes_as_it_stands_exactly_when_every_character_may_stand_in_one():
+    # Printable ASCII but for space and "<>\^`{|} (RFC 3986's excluded characters).
+    for code in range(0x3000):
+        character = chr(code)
+        may_stand = " " < character < "\x7f" and character not in '"<>\\^`{|}'
+        iri = f"https://example.org/a{character}b"
+        assert (feeds._uri(iri) == iri) is may_stand, repr(character)

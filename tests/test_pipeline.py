@@ -372,18 +372,31 @@ def _many_articles(site, count):
 
 
 def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypatch):
-    from publisher import indexing, pipeline
+    import multiprocessing
 
+    from publisher import indexing, parallel, pipeline
+
+    real_get_context = multiprocessing.get_context
+    pools: list[str] = []
+
+    def counting_get_context(method):
+        pools.append(method)
+        return real_get_context(method)
+
+    monkeypatch.setattr(parallel.multiprocessing, "get_context", counting_get_context)
     _many_articles(site, indexing.PARALLEL_THRESHOLD + 20)
-    report = build(site, now=now)  # big enough for worker processes on both steps
+    report = build(site, now=now)  # big enough for worker processes on every step
+    assert pools == ["fork", "fork", "fork"]  # parsing, Markdown, feeds
     assert len(report.written) >= pipeline.PARALLEL_RENDER_THRESHOLD
-    parallel = _contents(site.output_dir)
+    in_parallel = _contents(site.output_dir)
     for folder in (site.output_dir, site.state_dir):
         shutil.rmtree(folder)
     monkeypatch.setattr(indexing, "PARALLEL_THRESHOLD", 10**9)
+    monkeypatch.setattr(pipeline, "PARALLEL_HTML_THRESHOLD", 10**9)
     monkeypatch.setattr(pipeline, "PARALLEL_RENDER_THRESHOLD", 10**9)
     build(site, now=now)
-    assert _contents(site.output_dir) == parallel
+    assert pools == ["fork", "fork", "fork"]
+    assert _contents(site.output_dir) == in_parallel
 
 
 def test_a_last_good_version_never_rendered_goes_out_as_its_summary(site_dir, now, caplog):
