@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -135,15 +135,24 @@ _BATCH = 500
 
 
 def index_content(
-    site: SiteConfig, store: Store, found: Sequence[FoundFile], *, now: datetime
+    site: SiteConfig,
+    store: Store,
+    found: Sequence[FoundFile],
+    *,
+    now: datetime,
+    rows: Mapping[str, FileRow] | None = None,
 ) -> IndexResult:
-    """Bring the store's articles in line with *found*; call inside a transaction."""
+    """Bring the store's articles in line with *found*; call inside a transaction.
+
+    *rows* are the store's file rows when the caller has just read them.
+    """
     sync = IndexResult()
     fingerprint = site.fingerprint()
     is_config_changed = store.get_setting("config") != fingerprint
     if is_config_changed:
         store.set_setting("config", fingerprint)
-    rows = store.files()
+    if rows is None:
+        rows = store.files()
     # Only ids here: the full records are loaded for the changed files alone.
     stored = store.article_ids()
     present = {item.relative for item in found}

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 from urllib.parse import quote
@@ -34,7 +35,7 @@ from publisher.indexing import (
 )
 from publisher.model import Article, BuildReport, ContentProblem, FeedItem, FeedSpec, Tag
 from publisher.output import OutputWriter
-from publisher.store import ArticleKey, OutputRow, Store, open_store
+from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store
 
 __all__ = [
     "STATE_DB",
@@ -94,14 +95,15 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
     """
     found = content_files(site)
     with open_store(site.state_dir / STATE_DB) as store:
-        unchanged = _unchanged_report(site, store, found, now=now)
+        rows = store.files()
+        unchanged = _unchanged_report(site, store, found, rows, now=now)
         if unchanged is not None:
             return unchanged
         with store.transaction():
             # Until this build completes, the next one may not take the quick path:
             # "counts" is written back only at the end.
             store.delete_setting("counts")
-            index = index_content(site, store, found, now=now)
+            index = index_content(site, store, found, now=now, rows=rows)
         keys = store.article_keys()
         versions = {key.id: key.version for key in keys}
         planned = _plan(site, keys, now=now)
@@ -170,7 +172,12 @@ def _render_fingerprint(site: SiteConfig) -> str:
 
 
 def _unchanged_report(
-    site: SiteConfig, store: Store, found: Sequence[content.FoundFile], *, now: datetime
+    site: SiteConfig,
+    store: Store,
+    found: Sequence[content.FoundFile],
+    rows: Mapping[str, FileRow],
+    *,
+    now: datetime,
 ) -> BuildReport | None:
     """The last build's report if nothing can have changed since, else None.
 
@@ -185,7 +192,6 @@ def _unchanged_report(
     next_due = store.get_setting("next_due")
     if next_due and datetime.fromisoformat(next_due) <= now:
         return None  # a scheduled article has come due
-    rows = store.files()
     if len(rows) != len(found):
         return None
     for item in found:
@@ -243,9 +249,7 @@ def _plan(
     site: SiteConfig, articles: Iterable[_Item], *, now: datetime
 ) -> list[tuple[FeedSpec, tuple[_Item, ...]]]:
     published = sorted(
-        (a for a in articles if a.is_published(now)),
-        key=lambda a: (a.date, a.id),
-        reverse=True,
+        (a for a in articles if a.is_published(now)), key=attrgetter("date", "id"), reverse=True
     )
     limit = site.feeds.max_items
     base = FeedSpec(
