@@ -110,8 +110,11 @@ class FoundFile:
         return Path(self.root, self.relative)
 
 
-def discover(content_dir: Path) -> Iterator[FoundFile]:
+def discover(content_dir: Path, *, with_stat: bool = True) -> Iterator[FoundFile]:
     """Article files under *content_dir*, sorted, skipping hidden files and folders.
+
+    Without *with_stat* the sizes and mtimes are -1: a build with no state yet
+    reads every file anyway, and stat-ing 10,000 files first costs it 40 ms.
 
     :raises FileNotFoundError: when the folder does not exist.
     """
@@ -136,7 +139,11 @@ def discover(content_dir: Path) -> Iterator[FoundFile]:
                     if not name.startswith("_"):
                         pending.append(relative)
                     continue
-                if os.path.splitext(name)[1].lower() not in ARTICLE_SUFFIXES:
+                # Regular files only (a FIFO would block the read); a broken link is not there.
+                if os.path.splitext(name)[1].lower() not in ARTICLE_SUFFIXES or not entry.is_file():
+                    continue
+                if not with_stat:
+                    found.append(FoundFile(root, relative, -1, -1))
                     continue
                 stat = entry.stat()
             except OSError:

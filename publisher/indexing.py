@@ -62,9 +62,9 @@ def _content_prefix(site: SiteConfig) -> str:
     return display(site, site.content_dir).rstrip("/")
 
 
-def content_files(site: SiteConfig) -> list[FoundFile]:
+def content_files(site: SiteConfig, *, with_stat: bool = True) -> list[FoundFile]:
     try:
-        return list(content.discover(site.content_dir))
+        return list(content.discover(site.content_dir, with_stat=with_stat))
     except FileNotFoundError:
         where = display(site, site.content_dir)
         message = "content folder not found (set [paths] content in publisher.toml)"

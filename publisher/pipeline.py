@@ -93,7 +93,8 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
     :raises PublisherError: for a missing content folder, an unusable store or
         an unwritable output folder. Bad articles are reported, never raised.
     """
-    found = content_files(site)
+    # With no state yet every file is read: their stats would be thrown away.
+    found = content_files(site, with_stat=(site.state_dir / STATE_DB).exists())
     with open_store(site.state_dir / STATE_DB) as store:
         rows = store.files()
         unchanged = _unchanged_report(site, store, found, rows, now=now)

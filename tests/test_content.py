@@ -609,6 +609,24 @@ def test_discover_finds_articles_sorted_and_skips_hidden_and_underscore(make_sit
     assert all(f.size == f.path.stat().st_size and f.path.is_file() for f in found)
 
 
+def test_discover_without_stat_finds_the_same_files(make_site):
+    folder = make_site("discover") / "content"
+    with_stat = [f.relative for f in content.discover(folder)]
+    found = list(content.discover(folder, with_stat=False))
+    assert [f.relative for f in found] == with_stat
+    assert {(f.size, f.mtime_ns) for f in found} == {(-1, -1)}
+
+
+@pytest.mark.parametrize("with_stat", [True, False])
+def test_discover_skips_what_is_not_a_regular_file(tmp_path, with_stat):
+    (tmp_path / "real.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    (tmp_path / "linked.md").symlink_to(tmp_path / "real.md")
+    (tmp_path / "broken.md").symlink_to(tmp_path / "gone.md")
+    os.mkfifo(tmp_path / "pipe.md")  # reading it would wait for a writer forever
+    found = [f.relative for f in content.discover(tmp_path, with_stat=with_stat)]
+    assert found == ["linked.md", "real.md"]
+
+
 def test_discover_refuses_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         list(content.discover(tmp_path / "nowhere"))
