@@ -431,17 +431,10 @@ def _html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> di
             html[article_id] = cached
             continue
         row = files.get(article.path)
-        if row is None or row.problem or row.article_id != article_id:
-            rendered_job = ("", "", body_format, article.link)  # nothing current to render
-        else:
-            rendered_job = (
-                str(site.content_dir / row.path),
-                row.file_hash,
-                body_format,
-                article.link,
-            )
+        is_current = row is not None and not row.problem and row.article_id == article_id
+        file_path = str(site.content_dir / row.path) if is_current and row is not None else ""
         stale.append((article_id, cached, key))
-        jobs.append(rendered_job)
+        jobs.append((file_path, row.file_hash if row else "", body_format, article.link))
     rendered = parallel.forked_map(
         _render_current, jobs, threshold=PARALLEL_HTML_THRESHOLD, chunk=16
     )
@@ -463,7 +456,10 @@ def _html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> di
 
 
 def _render_current(job: tuple[str, str, str, str]) -> str | None:
-    """An article file's body as HTML, if the file still holds the indexed version."""
+    """An article file's body as HTML, if the file still holds the indexed version.
+
+    An empty path means the store has no current file for the article.
+    """
     path, file_hash, body_format, base_url = job
     if not path:
         return None

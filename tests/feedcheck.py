@@ -298,25 +298,26 @@ def rss_problems(
     data: bytes, *, now: datetime | None = None, self_url: str | None = None
 ) -> list[str]:
     """What the W3C validator would report for an RSS 2.0 document, and a little more."""
-    problems: list[str] = []
-    root = _parse_xml(data, problems)
-    if root is None:
-        return problems
-    check = _Checker(problems, now, self_url, data)
-    check.rss(root)
-    return problems
+    return _xml_problems(data, now, self_url, "rss")
 
 
 def atom_problems(
     data: bytes, *, now: datetime | None = None, self_url: str | None = None
 ) -> list[str]:
     """What the W3C validator would report for an Atom 1.0 feed document, and a little more."""
+    return _xml_problems(data, now, self_url, "atom")
+
+
+def _xml_problems(data: bytes, now: datetime | None, self_url: str | None, kind: str) -> list[str]:
     problems: list[str] = []
     root = _parse_xml(data, problems)
     if root is None:
         return problems
     check = _Checker(problems, now, self_url, data)
-    check.atom(root)
+    if kind == "rss":
+        check.rss(root)
+    else:
+        check.atom(root)
     return problems
 
 
