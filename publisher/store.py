@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,9 +23,41 @@ from typing import Any
 from publisher.errors import MigrationError, StoreError
 from publisher.model import Article, Author, Tag
 
+logger = logging.getLogger(__name__)
+
+# A step is an SQL statement, or a function for what SQL alone cannot do (a
+# backfill that decodes the stored JSON).
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+def _backfill_article_columns(conn: sqlite3.Connection) -> None:
+    """Fill the planning columns that schema 5 added empty, from each article's metadata.
+
+    Schema 5 left them NULL and relied on the next build re-indexing every
+    file; an article kept at its last good version (its file broken) is never
+    re-indexed, and every build then failed on it.
+    """
+    rows = conn.execute(
+        "SELECT id, meta, text_hash, edited_at FROM articles "
+        "WHERE date IS NULL OR is_draft IS NULL OR tags IS NULL OR version IS NULL"
+    ).fetchall()
+    for article_id, meta_text, text_hash, edited_at in rows:
+        meta = json.loads(meta_text)
+        conn.execute(
+            "UPDATE articles SET date = ?, is_draft = ?, tags = ?, version = ? WHERE id = ?",
+            (
+                meta["date"],
+                int(bool(meta["draft"])),
+                _JSON.encode([[name, slug] for name, slug in meta["tags"]]),
+                _version(meta_text, text_hash, edited_at),
+                article_id,
+            ),
+        )
+
+
 # Each migration is applied once, in order, inside its own transaction; the
 # schema version is PRAGMA user_version. Never edit a released step: add one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (
         """CREATE TABLE files (
             path TEXT PRIMARY KEY,
@@ -123,6 +158,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE articles ADD COLUMN version TEXT",
         "DELETE FROM settings WHERE key = 'config'",
     ),
+    (_backfill_article_columns,),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -387,7 +423,7 @@ def open_store(path: Path) -> Store:
         is newer than this program or a migration fails.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(path)
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -402,6 +438,22 @@ def open_store(path: Path) -> Store:
         conn.close()
         raise
     return store
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 (in a 0700 folder) before SQLite opens it.
+
+    It holds every subscriber's address. SQLite gives the -wal and -shm files
+    the database file's own permissions, so they follow.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(0o600)
+            logger.warning("%s: was readable by others (mode %04o); changed it to 0600", path, mode)
 
 
 def _migrate(store: Store) -> None:
@@ -419,8 +471,11 @@ def _migrate(store: Store) -> None:
     for number in range(version, SCHEMA_VERSION):
         try:
             with store.transaction():
-                for statement in MIGRATIONS[number]:
-                    store.conn.execute(statement)
+                for step in MIGRATIONS[number]:
+                    if isinstance(step, str):
+                        store.conn.execute(step)
+                    else:
+                        step(store.conn)
                 store.conn.execute(f"PRAGMA user_version = {number + 1}")
         except sqlite3.Error as err:
             message = f"migration to schema version {number + 1} failed: {err}"
