@@ -157,6 +157,8 @@ def build(ctx: click.Context, strict: bool) -> None:
     with site_lock(site, "build"):
         report = pipeline.build(site, now=_now())
     _print_problems(report.problems, prefix="warning")
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
     click.echo(_summary(report))
     if strict and report.problems:
         ctx.exit(1)

@@ -76,6 +76,7 @@ class ParsedArticle:
     body: str
     body_format: str  # "markdown" | "text"
     text_hash: str = ""  # of title and body: a change here is an edit (set by parse_article)
+    body_hash: str = ""  # of the body alone: what a renamed file is recognised by
 
 
 def text_hash(title: str, body: str) -> str:
@@ -428,6 +429,7 @@ def _validate(
         body=body,
         body_format=body_format,
         text_hash=text_hash(title, body),
+        body_hash=hashlib.sha256(body.encode()).hexdigest(),
     )
 
 

@@ -40,30 +40,19 @@ class DigestSite:
 
 
 def select_articles(
-    candidates: Iterable[tuple[Article, datetime]],
-    *,
-    watermark: datetime | None,
-    already_sent: set[str],
-    now: datetime,
-    first_limit: int,
+    articles: Iterable[Article], *, now: datetime, limit: int | None
 ) -> tuple[DigestArticle, ...]:
-    """Articles published since *watermark*, newest first; the first digest takes the newest few.
+    """The published ones among *articles*, newest first; at most *limit* of them.
 
-    *candidates* pairs each article with the time it became public: the later
-    of its date and when the build first saw it, so a back-dated article added
-    today still reaches subscribers. An article that went out in an earlier
-    digest never goes again.
+    Which articles are new to the subscribers is the ledger's business (by
+    publication number); this only drops what is not public now (a draft
+    again, or dated later after an edit) and freezes the rest.
     """
-    fresh = [
-        (article, public_at)
-        for article, public_at in candidates
-        if article.is_published(now) and article.id not in already_sent and public_at <= now
-    ]
-    if watermark is not None:
-        fresh = [(a, at) for a, at in fresh if at > watermark]
-    fresh.sort(key=lambda pair: (pair[0].date, pair[0].id), reverse=True)
-    if watermark is None:
-        fresh = fresh[:first_limit]
+    fresh = sorted(
+        (a for a in articles if a.is_published(now)), key=lambda a: (a.date, a.id), reverse=True
+    )
+    if limit is not None:
+        fresh = fresh[:limit]
     return tuple(
         DigestArticle(
             id=article.id,
@@ -73,7 +62,7 @@ def select_articles(
             authors=tuple(a.name for a in article.authors),
             summary=article.summary,
         )
-        for article, _ in fresh
+        for article in fresh
     )
 
 

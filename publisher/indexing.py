@@ -9,6 +9,7 @@ name-based UUID.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from publisher import content, parallel
 from publisher.config import SiteConfig
 from publisher.content import ArticleDefaults, FoundFile, ParsedArticle
 from publisher.errors import ConfigError, ContentError
-from publisher.model import ContentProblem
+from publisher.model import Article, ContentProblem
 from publisher.store import (
     ArticleRow,
     FileRow,
@@ -78,6 +79,8 @@ class IndexResult:
     problems: list[ContentProblem] = field(default_factory=list)
     parsed: int = 0
     claims: dict[str, str] = field(default_factory=dict)  # article id -> path that owns it
+    # Lines for the files parsed in this pass: an identity lost, and the fix.
+    warnings: list[str] = field(default_factory=list)
 
 
 class _Record(NamedTuple):
@@ -91,6 +94,8 @@ class _Record(NamedTuple):
     is_draft: bool
     tags_json: str
     article_id: str
+    body_hash: str
+    is_fresh_id: bool  # a new name-based id: a renamed file's may replace it
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +104,42 @@ class _Context:
 
     defaults: ArticleDefaults
     first_seen: datetime
-    renamed_from: dict[str, str]  # text hash -> id of a file that vanished
     published_ids: dict[str, str]  # link -> id, from the feeds (a lost state only)
+
+
+class _Renames:
+    """The articles whose files vanished in this pass, to be found again under new names.
+
+    A parsed file is matched by its body (any title and slug), one of
+    schema 6 and before by its title and body; a file that does not parse
+    by its exact bytes. Each vanished article is given to one file at most.
+    """
+
+    def __init__(self, store: Store, vanished: Mapping[str, FileRow]) -> None:
+        self.by_body: dict[str, str] = {}
+        self.by_text: dict[str, str] = {}
+        for article_id, text_hash, body_hash in store.articles_at(vanished).values():
+            if body_hash is not None:
+                self.by_body.setdefault(body_hash, article_id)
+            else:
+                self.by_text.setdefault(text_hash, article_id)
+        self.by_bytes = {
+            row.file_hash: row.article_id for row in vanished.values() if row.article_id
+        }
+        self.taken: set[str] = set()
+
+    def match(self, record: _Record) -> str | None:
+        found = self.by_body.get(record.body_hash) or self.by_text.get(record.text_hash)
+        return self._take(found)
+
+    def match_bytes(self, file_hash: str) -> str | None:
+        return self._take(self.by_bytes.get(file_hash))
+
+    def _take(self, article_id: str | None) -> str | None:
+        if article_id is None or article_id in self.taken:
+            return None
+        self.taken.add(article_id)
+        return article_id
 
 
 class _Task(NamedTuple):
@@ -162,9 +201,9 @@ def index_content(
     context = _Context(
         defaults_for(site),
         now.replace(microsecond=0),
-        {text_hash: article_id for article_id, text_hash in store.articles_at(vanished).values()},
         published_feed_ids(site.output_dir) if not stored else {},
     )
+    renames = _Renames(store, vanished)
 
     # Unchanged files keep what they had, including a cached problem.
     changed: list[FoundFile] = []
@@ -194,6 +233,7 @@ def index_content(
     original = set(stored)
     article_rows: list[ArticleRow] = []
     file_rows: list[FileRow] = []
+    fresh: dict[str, _Record] = {}  # new articles of this pass with new ids, by id
     for loaded in _load_all(tasks):
         if len(file_rows) >= _BATCH:
             _flush(store, article_rows, file_rows)
@@ -208,10 +248,18 @@ def index_content(
         if loaded.record is None:
             if loaded.file_hash:
                 sync.parsed += 1
+            if row is None or row.article_id is None:
+                row = _renamed_row(loaded, renames.match_bytes(loaded.file_hash))
             file_rows.append(_problem_row(sync, site, loaded, row, stored, loaded.problem or ()))
             continue
         sync.parsed += 1
         parsed = loaded.record
+        new_row = loaded.new_row
+        if parsed.is_fresh_id:
+            renamed = renames.match(parsed)
+            if renamed is not None:
+                parsed = parsed._replace(article_id=renamed, is_fresh_id=False)
+                new_row = None  # the article the store has, edited
         article_id = parsed.article_id
         owner = sync.claims.get(article_id)
         previous = (
@@ -228,8 +276,10 @@ def index_content(
         sync.claims[article_id] = loaded.relative
         if previous is not None:
             article_rows.append(_edited_row(parsed, previous, now))
-        elif loaded.new_row is not None:
-            article_rows.append(loaded.new_row)
+        elif new_row is not None:
+            article_rows.append(new_row)
+            if parsed.is_fresh_id:
+                fresh[article_id] = parsed
         stored.add(article_id)
         file_rows.append(
             FileRow(
@@ -240,10 +290,63 @@ def index_content(
 
     for path in vanished:
         store.delete_file(path)
-    for article_id in sorted(stored):
-        if article_id not in sync.claims:
-            store.delete_article(article_id)
+    lost = sorted(article_id for article_id in stored if article_id not in sync.claims)
+    if lost and fresh:
+        sync.warnings += _lost_identities(prefix, store.stored_articles(lost), fresh)
+    for article_id in lost:
+        store.delete_article(article_id)
+    store.number_publications(now)
     return sync
+
+
+def _renamed_row(loaded: _Loaded, article_id: str | None) -> FileRow | None:
+    """The row a file that does not parse inherits from a vanished file with its very bytes."""
+    if article_id is None:
+        return None
+    return FileRow(
+        loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, article_id, None
+    )
+
+
+def _lost_identities(
+    prefix: str, lost: Mapping[str, StoredArticle], fresh: Mapping[str, _Record]
+) -> list[str]:
+    """For each new article that looks like one that disappeared in the same pass, the fix.
+
+    Identity rests on the body when a file has no `id` field; renamed,
+    retitled and rewritten in one go, nothing is left to recognise it by
+    for sure. Readers would see it twice and the next digest send it again,
+    so the editor is told which id to give it.
+    """
+    notes = []
+    unmatched = dict(lost)
+    for record in sorted(fresh.values(), key=lambda r: r.path):
+        scored = [(_likeness(old.article, record), old_id) for old_id, old in unmatched.items()]
+        best = max(scored, default=(0, ""))
+        if best[0] < _LIKENESS_THRESHOLD:
+            continue
+        old = unmatched.pop(best[1])
+        notes.append(
+            f"{prefix}/{record.path}: looks like {prefix}/{old.article.path} that disappeared "
+            f"in this build; give it `id: {best[1]}` to keep its identity"
+        )
+    return notes
+
+
+_LIKENESS_THRESHOLD = 3
+
+
+def _likeness(old: Article, record: _Record) -> int:
+    """How much a new article shares with one that vanished: its date counts most."""
+    meta = json.loads(record.meta_json)
+    score = 2 if old.date.isoformat() == record.date else 0
+    score += 2 if old.title == meta["title"] else 0
+    score += 1 if old.slug == meta["slug"] else 0
+    score += 1 if old.tags and [[t.name, t.slug] for t in old.tags] == meta["tags"] else 0
+    if old.summary and meta["summary"]:
+        matcher = difflib.SequenceMatcher(None, old.summary, meta["summary"])
+        score += 2 if matcher.ratio() >= 0.6 else 0
+    return score
 
 
 def _flush(store: Store, article_rows: list[ArticleRow], file_rows: list[FileRow]) -> None:
@@ -304,7 +407,7 @@ def _record(parsed: ParsedArticle, task: _Task) -> _Record:
         parsed.date.isoformat(),
         parsed.is_draft,
         tags_json(parsed.tags),
-        _choose_id(parsed, task),
+        *_choose_id(parsed, task),
     )
 
 
@@ -320,6 +423,7 @@ def _row(record: _Record, first_seen: datetime, edited_at: datetime | None) -> A
         date=record.date,
         is_draft=record.is_draft,
         tags_json=record.tags_json,
+        body_hash=record.body_hash,
     )
 
 
@@ -331,23 +435,23 @@ def _stat_or_zero(path: str) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _choose_id(parsed: ParsedArticle, task: _Task) -> str:
-    """Front matter id, else the id this file had, else the published one, else
-    a renamed file's, else a new one.
+def _choose_id(parsed: ParsedArticle, task: _Task) -> tuple[str, str, bool]:
+    """(id, body hash, whether the id is new): the front matter id, else the id this
+    file had, else the published one, else a new one.
 
     A new id is a name-based UUID of the site URL and the file's path at first
     sight: stable, and the same again if the state is ever rebuilt from scratch.
+    The main process may still give the file a renamed file's id instead.
     """
     if parsed.explicit_id is not None:
-        return parsed.explicit_id
+        return parsed.explicit_id, parsed.body_hash, False
     if task.known_id is not None:
-        return task.known_id
+        return task.known_id, parsed.body_hash, False
     context = task.context
     if parsed.link in context.published_ids:
-        return context.published_ids[parsed.link]
-    if parsed.text_hash in context.renamed_from:
-        return context.renamed_from[parsed.text_hash]
-    return uuid.uuid5(uuid.NAMESPACE_URL, context.defaults.base_url + parsed.path).urn
+        return context.published_ids[parsed.link], parsed.body_hash, False
+    new_id = uuid.uuid5(uuid.NAMESPACE_URL, context.defaults.base_url + parsed.path).urn
+    return new_id, parsed.body_hash, True
 
 
 def _edited_row(record: _Record, previous: StoredArticle, now: datetime) -> ArticleRow:

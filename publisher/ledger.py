@@ -125,6 +125,26 @@ def digested_article_ids(store: Store) -> set[str]:
     return {row[0] for row in store.conn.execute("SELECT DISTINCT article_id FROM digest_articles")}
 
 
+def first_digest_cutoff(store: Store) -> int | None:
+    """The last publication number the first digest covered; None before the first digest.
+
+    The first digest takes only the newest few of what was published before
+    it; everything numbered after it is new to the subscribers.
+    """
+    row = store.conn.execute("SELECT last_seq FROM digests ORDER BY id LIMIT 1").fetchone()
+    return None if row is None else int(row[0] or 0)
+
+
+def undigested_article_ids(store: Store, *, after: int | None) -> list[str]:
+    """Articles with a publication number above *after* (any, if None) that no digest holds."""
+    rows = store.conn.execute(
+        "SELECT id FROM articles WHERE published_seq IS NOT NULL AND published_seq > ? "
+        "AND id NOT IN (SELECT article_id FROM digest_articles) ORDER BY published_seq",
+        (-1 if after is None else after,),
+    )
+    return [row[0] for row in rows]
+
+
 def latest_digest(store: Store) -> Digest | None:
     row = store.conn.execute("SELECT id FROM digests ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else get_digest(store, row[0])
@@ -132,7 +152,7 @@ def latest_digest(store: Store) -> Digest | None:
 
 def get_digest(store: Store, digest_id: int) -> Digest | None:
     row = store.conn.execute(
-        "SELECT id, created_at, watermark, articles, subject, html, text, web_html, finished_at "
+        "SELECT id, created_at, last_seq, articles, subject, html, text, web_html, finished_at "
         "FROM digests WHERE id = ?",
         (digest_id,),
     ).fetchone()
@@ -144,7 +164,7 @@ def get_digest(store: Store, digest_id: int) -> Digest | None:
     return Digest(
         id=row[0],
         created_at=datetime.fromisoformat(row[1]),
-        watermark=datetime.fromisoformat(row[2]),
+        last_seq=row[2],
         articles=tuple(_digest_article(item) for item in json.loads(row[3])),
         rendered=rendered,
         finished_at=datetime.fromisoformat(row[8]) if row[8] else None,
@@ -152,14 +172,20 @@ def get_digest(store: Store, digest_id: int) -> Digest | None:
 
 
 def insert_digest(
-    store: Store, articles: tuple[DigestArticle, ...], *, watermark: datetime, now: datetime
+    store: Store, articles: tuple[DigestArticle, ...], *, last_seq: int, now: datetime
 ) -> int:
-    """Record a new digest with its frozen article list (rendering is saved separately)."""
+    """Record a new digest with its frozen article list (rendering is saved separately).
+
+    *last_seq* is the last publication number it covered. (The watermark
+    column, a time, is what digests were chosen by before schema 7: still
+    written, never read.)
+    """
     cursor = store.conn.execute(
-        "INSERT INTO digests (created_at, watermark, articles) VALUES (?, ?, ?)",
+        "INSERT INTO digests (created_at, watermark, last_seq, articles) VALUES (?, ?, ?, ?)",
         (
             now.isoformat(),
-            watermark.isoformat(),
+            now.isoformat(),
+            last_seq,
             json.dumps([_article_record(a) for a in articles], ensure_ascii=False),
         ),
     )

@@ -232,7 +232,7 @@ def _make_digest(
     key = mail.site_key(settings.list_id)
     domain = settings.sender.rpartition("@")[2].rstrip(">") or "localhost"
     with store.transaction():
-        digest_id = ledger.insert_digest(store, articles, watermark=now, now=now)
+        digest_id = ledger.insert_digest(store, articles, last_seq=store.publication_seq(), now=now)
         rendered = _render(site, articles, number=digest_id, now=now)
         ledger.save_rendered(store, digest_id, rendered)
         ledger.create_deliveries(
@@ -248,15 +248,18 @@ def _make_digest(
 
 
 def _next_articles(site: SiteConfig, store: Store, *, now: datetime) -> tuple[DigestArticle, ...]:
-    latest = ledger.latest_digest(store)
-    stored = store.stored_articles()
-    candidates = [(s.article, max(s.article.date, s.first_seen)) for s in stored.values()]
+    """Every published article no digest holds, numbered after the first digest's cutoff.
+
+    The first digest takes the newest `max_articles` of what is published;
+    after it, every article numbered later goes out once, whenever it was
+    dated (a back-dated article added today is news to subscribers).
+    """
+    cutoff = ledger.first_digest_cutoff(store)
+    stored = store.stored_articles(ledger.undigested_article_ids(store, after=cutoff))
     return select_articles(
-        candidates,
-        watermark=latest.watermark if latest else None,
-        already_sent=ledger.digested_article_ids(store),
+        (s.article for s in stored.values()),
         now=now,
-        first_limit=site.digest.max_articles,
+        limit=site.digest.max_articles if cutoff is None else None,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -96,7 +96,8 @@ class BuildReport:
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     parsed: int = 0  # files actually read and parsed this run (the rest came from the cache)
-    notes: tuple[str, ...] = field(default=())
+    # About the files parsed in this run: an identity lost, and what to do.
+    warnings: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> int:
@@ -143,7 +144,9 @@ class RenderedDigest:
 class Digest:
     id: int
     created_at: datetime
-    watermark: datetime  # articles first published after this go into the next digest
+    # The last publication number this digest covered (every article numbered
+    # up to it was considered); None for a digest being made.
+    last_seq: int | None
     articles: tuple[DigestArticle, ...]
     rendered: RenderedDigest | None
     finished_at: datetime | None = None

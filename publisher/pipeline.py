@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -143,6 +144,7 @@ def _report(
         unchanged=tuple(unchanged),
         removed=tuple(removed),
         parsed=index.parsed,
+        warnings=tuple(index.warnings),
     )
 
 
@@ -512,6 +514,8 @@ def new_article(
     text = templating.render_template(
         environment,
         "new-article.md.j2",
+        # Random, not name-based: identity must not rest on a title or path.
+        id=uuid.uuid4().urn,
         title=clean_title,
         date=local.isoformat(),
         author=site.author.name,

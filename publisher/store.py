@@ -25,6 +25,9 @@ from publisher.model import Article, Author, Tag
 
 logger = logging.getLogger(__name__)
 
+# The last publication number given (settings key).
+PUBLICATION_SEQ = "publication_seq"
+
 # A step is an SQL statement, or a function for what SQL alone cannot do (a
 # backfill that decodes the stored JSON).
 Step = str | Callable[[sqlite3.Connection], None]
@@ -53,6 +56,42 @@ def _backfill_article_columns(conn: sqlite3.Connection) -> None:
                 article_id,
             ),
         )
+
+
+def _number_covered_articles(conn: sqlite3.Connection) -> None:
+    """Give publication numbers to what the digests made so far have covered.
+
+    Before schema 7 a digest took the articles that became public after the
+    previous digest's watermark, a time. The articles public before the
+    latest watermark are numbered here, and every digest covers them; the
+    rest are numbered by the next build, so they go out in the next digest.
+    The comparison is to the whole second below the watermark: the old rule
+    lost an article first seen in the same second as a digest (its first
+    sight was kept in whole seconds), and this gives it back. An article that
+    did go out is known by digest_articles and is never sent again.
+    """
+    rows = conn.execute("SELECT watermark FROM digests").fetchall()
+    if not rows:
+        return
+    cut = max(datetime.fromisoformat(row[0]) for row in rows).replace(microsecond=0)
+    articles = conn.execute("SELECT date, first_seen, id FROM articles WHERE NOT is_draft")
+    covered = sorted(
+        (date, article_id)
+        for date, first_seen, article_id in (
+            (datetime.fromisoformat(d), datetime.fromisoformat(f), i) for d, f, i in articles
+        )
+        if max(date, first_seen) < cut
+    )
+    conn.executemany(
+        "UPDATE articles SET published_seq = ? WHERE id = ?",
+        [(number, article_id) for number, (_date, article_id) in enumerate(covered, 1)],
+    )
+    conn.execute("UPDATE digests SET last_seq = ?", (len(covered),))
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (PUBLICATION_SEQ, str(len(covered))),
+    )
 
 
 # Each migration is applied once, in order, inside its own transaction; the
@@ -159,6 +198,19 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "DELETE FROM settings WHERE key = 'config'",
     ),
     (_backfill_article_columns,),
+    (
+        # Which articles a digest has not covered yet is decided by numbers, not
+        # times (#9): a build gives each article a publication number when it
+        # first publishes it, and a digest records the last number it covered.
+        # body_hash recognises a renamed file whose title changed too; clearing
+        # the config fingerprint re-indexes every file, which fills it.
+        "ALTER TABLE articles ADD COLUMN published_seq INTEGER",
+        "ALTER TABLE articles ADD COLUMN body_hash TEXT",
+        "ALTER TABLE digests ADD COLUMN last_seq INTEGER",
+        "CREATE UNIQUE INDEX articles_published_seq ON articles (published_seq)",
+        _number_covered_articles,
+        "DELETE FROM settings WHERE key = 'config'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -346,15 +398,44 @@ class Store:
     def article_ids(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT id FROM articles")}
 
-    def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """path -> (article id, text hash) for articles that came from *paths*."""
-        result: dict[str, tuple[str, str]] = {}
+    def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str, str | None]]:
+        """path -> (article id, text hash, body hash) for articles that came from *paths*.
+
+        The body hash is None for an article last indexed before schema 7.
+        """
+        result: dict[str, tuple[str, str, str | None]] = {}
         for path in paths:
             for row in self.conn.execute(
-                "SELECT id, text_hash FROM articles WHERE path = ?", (path,)
+                "SELECT id, text_hash, body_hash FROM articles WHERE path = ?", (path,)
             ):
-                result[path] = (row[0], row[1])
+                result[path] = (row[0], row[1], row[2])
         return result
+
+    def number_publications(self, now: datetime) -> int:
+        """Give the next publication numbers to articles published for the first time.
+
+        An article is numbered once, by the first index that finds it published
+        (not a draft, dated at or before *now*), oldest first; it keeps its
+        number whatever happens to it later. Returns how many were numbered.
+        """
+        rows = self.conn.execute(
+            "SELECT date, id FROM articles WHERE published_seq IS NULL AND is_draft = 0"
+        )
+        dated = ((datetime.fromisoformat(date), article_id) for date, article_id in rows)
+        due = sorted(pair for pair in dated if pair[0] <= now)
+        if not due:
+            return 0
+        last = int(self.get_setting(PUBLICATION_SEQ) or 0)
+        self.conn.executemany(
+            "UPDATE articles SET published_seq = ? WHERE id = ?",
+            [(number, article_id) for number, (_date, article_id) in enumerate(due, last + 1)],
+        )
+        self.set_setting(PUBLICATION_SEQ, str(last + len(due)))
+        return len(due)
+
+    def publication_seq(self) -> int:
+        """The last publication number given (0 before the first)."""
+        return int(self.get_setting(PUBLICATION_SEQ) or 0)
 
     def save_articles(self, rows: Iterable[ArticleRow]) -> None:
         """Insert or update article records made by `article_row`.
@@ -366,12 +447,13 @@ class Store:
         """
         self.conn.executemany(
             "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
-            "body_format, html, html_key, date, is_draft, tags, version) "
-            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?) "
+            "body_format, html, html_key, date, is_draft, tags, version, body_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
             "text_hash = excluded.text_hash, meta = excluded.meta, "
             "body_format = excluded.body_format, date = excluded.date, "
-            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version",
+            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version, "
+            "body_hash = excluded.body_hash",
             # An edit keeps the old HTML until the new one is rendered: it is the
             # last good version should the file break before that.
             rows,
@@ -527,8 +609,9 @@ _JSON = json.JSONEncoder(ensure_ascii=False)
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
-# id, path, first_seen, edited_at, text_hash, meta, body_format, date, is_draft, tags, version
-ArticleRow = tuple[str, str, str, str | None, str, str, str, str, int, str, str]
+# id, path, first_seen, edited_at, text_hash, meta, body_format, date, is_draft, tags, version,
+# body_hash
+ArticleRow = tuple[str, str, str, str | None, str, str, str, str, int, str, str, str]
 
 
 def article_row(
@@ -543,8 +626,9 @@ def article_row(
     date: str,
     is_draft: bool,
     tags_json: str,
+    body_hash: str,
 ) -> ArticleRow:
-    """An article's record as `Store.save_articles` writes it; the last value is its version.
+    """An article's record as `Store.save_articles` writes it (its version before the body hash).
 
     Pure, so that worker processes can make the rows of new articles.
     """
@@ -562,6 +646,7 @@ def article_row(
         int(is_draft),
         tags_json,
         version,
+        body_hash,
     )
 
 

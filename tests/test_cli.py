@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -182,6 +183,27 @@ def test_new_creates_a_dated_draft(runner, site_dir):
         again.stderr
         == f"error: {match.group(1)}: already exists; choose another title or edit that file\n"
     )
+
+
+def test_new_gives_the_article_an_explicit_id_that_the_build_keeps(runner, site_dir):
+    """Identity written into the file: no rename, retitle or rewrite can lose it."""
+    result = _invoke(runner, site_dir, "new", "Talks resume in Vienna", "--publish")
+    assert result.exit_code == 0, result.output
+    path = next((site_dir / "content").glob("*-talks-resume-in-vienna.md"))
+    front_matter = yaml.safe_load(path.read_text(encoding="utf-8").split("---\n")[1])
+    assert re.fullmatch(
+        r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}",
+        front_matter["id"],
+    )
+    other = _invoke(runner, site_dir, "new", "Another article", "--publish")
+    assert other.exit_code == 0, other.output
+    other_path = next((site_dir / "content").glob("*-another-article.md"))
+    other_id = yaml.safe_load(other_path.read_text(encoding="utf-8").split("---\n")[1])["id"]
+    assert other_id != front_matter["id"]
+    assert _invoke(runner, site_dir, "build").exit_code == 0
+    feed = json.loads((site_dir / "feeds" / "feed.json").read_text(encoding="utf-8"))
+    ids = {item["title"]: item["id"] for item in feed["items"]}
+    assert ids["Talks resume in Vienna"] == front_matter["id"]
 
 
 def test_new_with_an_unusable_title(runner, site_dir):

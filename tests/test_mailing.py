@@ -15,6 +15,7 @@ from smtp_server import Faults, SmtpServer
 from publisher import ledger, mailing, subscribers
 from publisher.config import load_config
 from publisher.errors import TransientDeliveryError
+from publisher.pipeline import build
 from publisher.store import open_store
 
 ADDRESSES = [f"reader{n}@example.org" for n in range(1, 6)]
@@ -96,6 +97,66 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
     body = newest.get_body(("plain",)).get_content()
     assert "Talks resume in Geneva" in body
     assert "Observers find an orderly vote" not in body
+
+
+def _article(site, name: str, title: str, date: str, body: str = "Body.") -> Path:
+    path = site.content_dir / name
+    path.write_text(f'---\ntitle: "{title}"\ndate: "{date}"\n---\n\n{body}\n', encoding="utf-8")
+    return path
+
+
+def _digest_titles(site, digest_id: int) -> list[str]:
+    with open_store(site.state_dir / "state.db") as store:
+        digest = ledger.get_digest(store, digest_id)
+    assert digest is not None
+    return [a.title for a in digest.articles]
+
+
+def test_an_article_published_in_the_same_second_as_a_digest_goes_in_the_next(site, now):
+    """Times cannot say which articles a digest covered: publication numbers can."""
+    _add(site, ADDRESSES[:1], now)
+    sent_at = now.replace(microsecond=500_000)
+    assert mailing.send_digests(site, now=Clock(sent_at)).made == 1
+    _article(site, "2026-11-27-same-second.md", "Same second", "2026-11-27T12:00:00+00:00")
+    build(site, now=sent_at + timedelta(milliseconds=100))
+    report = mailing.send_digests(site, now=Clock(sent_at + timedelta(milliseconds=200)))
+    assert (report.made, report.articles) == (2, 1)
+    assert _digest_titles(site, 2) == ["Same second"]
+
+
+def test_an_article_published_while_the_clock_is_behind_still_goes_out(site, now):
+    _add(site, ADDRESSES[:1], now)
+    assert mailing.send_digests(site, now=Clock(now)).made == 1
+    earlier = now - timedelta(hours=3)  # the clock stepped back (NTP, a VM restored)
+    _article(site, "2026-11-27-behind.md", "Published while behind", "2026-11-27T08:00:00+00:00")
+    build(site, now=earlier)
+    report = mailing.send_digests(site, now=Clock(now + timedelta(hours=1)))
+    assert report.made == 2
+    assert _digest_titles(site, 2) == ["Published while behind"]
+
+
+def test_a_renamed_and_retitled_article_is_not_sent_again(site, now):
+    _add(site, ADDRESSES[:1], now)
+    assert mailing.send_digests(site, now=Clock(now)).made == 1
+    source = site.content_dir / "2021-03-04-observers.md"
+    text = source.read_text(encoding="utf-8")
+    source.unlink()
+    (site.content_dir / "2021-03-04-vote-observers.md").write_text(
+        text.replace("Observers find an orderly vote", "Observers find a calm, orderly vote"),
+        encoding="utf-8",
+    )
+    build(site, now=now + timedelta(hours=1))
+    report = mailing.send_digests(site, now=Clock(now + timedelta(hours=2)))
+    assert (report.made, report.note) == (None, "nothing new since the last digest")
+
+
+def test_a_backdated_article_added_after_a_digest_goes_in_the_next(site, now):
+    _add(site, ADDRESSES[:1], now)
+    assert mailing.send_digests(site, now=Clock(now)).made == 1
+    _article(site, "2019-01-01-archive.md", "From the archive", "2019-01-01")
+    report = mailing.send_digests(site, now=Clock(now + timedelta(hours=1)))
+    assert report.made == 2
+    assert _digest_titles(site, 2) == ["From the archive"]
 
 
 def test_no_subscribers_no_digest(site, now):

@@ -399,7 +399,7 @@ def test_remove_deletes_the_ledger_rows(store, now):
     ada = _add(store, "ada@example.org", now=now)
     grace = _add(store, "grace@example.org", now=now)
     with store.transaction():
-        digest_id = ledger.insert_digest(store, (), watermark=now, now=now)
+        digest_id = ledger.insert_digest(store, (), last_seq=0, now=now)
         ledger.create_deliveries(store, digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
     with store.transaction():
         removed = remove_subscriber(store, "ADA@example.org")
