@@ -177,6 +177,8 @@ def check(ctx: click.Context) -> None:
     site = _site(ctx)
     report = pipeline.check(site)
     _print_problems(report.problems, prefix="error")
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
     bad = len(report.problems)
     click.echo(
         f"checked {pipeline.display(site, site.config_path)} and {report.checked} "

@@ -77,6 +77,7 @@ class ParsedArticle:
     body_format: str  # "markdown" | "text"
     text_hash: str = ""  # of title and body: a change here is an edit (set by parse_article)
     body_hash: str = ""  # of the body alone: what a renamed file is recognised by
+    warnings: tuple[str, ...] = ()  # `path: field: what was changed`; the article still loads
 
 
 def text_hash(title: str, body: str) -> str:
@@ -412,6 +413,12 @@ def _validate(
         else:
             is_draft = meta["draft"]
 
+    plain = _PlainText(where)
+    title = plain.field("title", title)
+    authors = tuple(plain.author(author) for author in authors)
+    if meta.get("summary") is not None:
+        summary = plain.field("summary", summary)
+    problems.extend(plain.problems)
     if problems or date is None:
         raise ContentError(where, problems)
     return ParsedArticle(
@@ -430,7 +437,36 @@ def _validate(
         body_format=body_format,
         text_hash=text_hash(title, body),
         body_hash=hashlib.sha256(body.encode()).hexdigest(),
+        warnings=tuple(plain.warnings),
     )
+
+
+class _PlainText:
+    """Titles, names and summaries are plain text: tags are removed, with a warning each."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.warnings: list[str] = []
+        self.problems: list[FieldProblem] = []
+
+    def field(self, name: str, text: str) -> str:
+        clean = markup.strip_tags(text)
+        if clean == text:
+            return text
+        if not clean:
+            self.problems.append(
+                FieldProblem(name, f"nothing is left once its HTML tags are removed ({text!r})")
+            )
+            return text
+        self.warnings.append(
+            f"{self.where}: {name}: HTML tags removed, it is plain text ({text!r} became {clean!r})"
+        )
+        return clean
+
+    def author(self, author: Author) -> Author:
+        if "<" not in author.name:
+            return author
+        return Author(self.field("author", author.name), author.email)
 
 
 def _kind(value: Any) -> str:

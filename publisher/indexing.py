@@ -79,7 +79,8 @@ class IndexResult:
     problems: list[ContentProblem] = field(default_factory=list)
     parsed: int = 0
     claims: dict[str, str] = field(default_factory=dict)  # article id -> path that owns it
-    # Lines for the files parsed in this pass: an identity lost, and the fix.
+    # Lines for the files parsed in this pass: markup removed from a title, an
+    # identity lost (and the fix).
     warnings: list[str] = field(default_factory=list)
 
 
@@ -165,6 +166,7 @@ class _Loaded(NamedTuple):
     new_row: ArticleRow | None  # the record as the store's row, should it be new
     problem: tuple[str, ...] | None
     is_known_bytes: bool  # the same bytes as last time: only the stat moved
+    warnings: tuple[str, ...] = ()
 
 
 # Below this many changed files, starting worker processes costs more than it saves.
@@ -253,6 +255,7 @@ def index_content(
             file_rows.append(_problem_row(sync, site, loaded, row, stored, loaded.problem or ()))
             continue
         sync.parsed += 1
+        sync.warnings += loaded.warnings
         parsed = loaded.record
         new_row = loaded.new_row
         if parsed.is_fresh_id:
@@ -383,7 +386,9 @@ def _load(task: _Task) -> _Loaded:
         return _Loaded(relative, size, mtime_ns, file_hash, None, None, problem, False)
     record = _record(parsed, task)
     new_row = _row(record, task.context.first_seen, None)
-    return _Loaded(relative, size, mtime_ns, file_hash, record, new_row, None, False)
+    return _Loaded(
+        relative, size, mtime_ns, file_hash, record, new_row, None, False, parsed.warnings
+    )
 
 
 def _record(parsed: ParsedArticle, task: _Task) -> _Record:

@@ -66,6 +66,25 @@ def one_line(text: str) -> str:
     return " ".join(strip_forbidden(text).split())
 
 
+# What jekyll-feed's strip_html removes: script and style elements with their
+# content, comments, and tags (a "<" must be followed by a letter or "/": a
+# title's "a < b" is text).
+_MARKUP = re.compile(
+    r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][^<>]*>", re.IGNORECASE | re.DOTALL
+)
+
+
+def strip_tags(text: str) -> str:
+    """Plain text of a field that should hold no markup (a title, a name, a summary).
+
+    Readers that render RSS titles as HTML would run a title's script; the
+    W3C validator warns of any markup there. The result is on one line.
+    """
+    if "<" not in text:
+        return text
+    return one_line(_MARKUP.sub(" ", text))
+
+
 def markdown_to_html(source: str) -> str:
     """Render CommonMark + GFM; raw HTML passes through to be cleaned by sanitize()."""
     # GFM's tagfilter would turn <script> into visible text; leave it out and

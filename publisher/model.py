@@ -96,7 +96,8 @@ class BuildReport:
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     parsed: int = 0  # files actually read and parsed this run (the rest came from the cache)
-    # About the files parsed in this run: an identity lost, and what to do.
+    # About the files parsed in this run: markup removed from a title, an
+    # identity lost (and what to do).
     warnings: tuple[str, ...] = ()
 
     @property

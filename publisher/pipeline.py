@@ -61,12 +61,14 @@ STATE_DB = "state.db"
 class CheckReport:
     checked: int
     problems: tuple[ContentProblem, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def check(site: SiteConfig) -> CheckReport:
     """Parse every article afresh, write nothing, and report every problem."""
     defaults = defaults_for(site)
     problems: list[ContentProblem] = []
+    warnings: list[str] = []
     owners: dict[str, str] = {}
     found = content_files(site)
     for item in found:
@@ -77,12 +79,13 @@ def check(site: SiteConfig) -> CheckReport:
         except ContentError as err:
             problems.append(ContentProblem(where, tuple(err.lines())))
             continue
+        warnings += parsed.warnings
         if parsed.explicit_id is not None:
             owner = owners.setdefault(parsed.explicit_id, where)
             if owner != where:
                 line = f"{where}: id: {parsed.explicit_id!r} is already used by {owner}"
                 problems.append(ContentProblem(where, (line,)))
-    return CheckReport(len(found), tuple(problems))
+    return CheckReport(len(found), tuple(problems), tuple(warnings))
 
 
 # -- build -----------------------------------------------------------------------

@@ -206,6 +206,29 @@ def test_new_gives_the_article_an_explicit_id_that_the_build_keeps(runner, site_
     assert ids["Talks resume in Vienna"] == front_matter["id"]
 
 
+def test_build_and_check_warn_of_markup_removed_from_a_title(runner, site_dir):
+    path = site_dir / "content" / "2021-03-04-observers.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "title: Observers find an orderly vote",
+            "title: Observers find an orderly vote <script>alert(1)</script>",
+        ),
+        encoding="utf-8",
+    )
+    warning = (
+        "warning: content/2021-03-04-observers.md: title: HTML tags removed, it is plain text "
+        "('Observers find an orderly vote <script>alert(1)</script>' became "
+        "'Observers find an orderly vote')\n"
+    )
+    built = _invoke(runner, site_dir, "build")
+    assert built.exit_code == 0
+    assert built.stderr == warning
+    checked = _invoke(runner, site_dir, "check")
+    assert (checked.exit_code, checked.stderr) == (0, warning)
+    for name in ("rss.xml", "atom.xml", "feed.json"):
+        assert "alert(1)" not in (site_dir / "feeds" / name).read_text(encoding="utf-8")
+
+
 def test_new_with_an_unusable_title(runner, site_dir):
     result = _invoke(runner, site_dir, "new", "!!!")
     assert result.exit_code == 2

@@ -386,12 +386,70 @@ def test_control_characters_are_removed_and_cdata_end_is_kept(defaults):
         + b"---\nFirst\x00 line\x07 with \x1b]]> and <b>bold</b>.\n\nMore ]]> here.\n"
     )
     article = _parse(data, defaults)
-    assert article.title == "Alarm bell ]]> <script>"
+    assert article.title == "Alarm bell ]]>"  # and its tag removed: titles are plain text
     # The body is kept as written and cleaned where it is used: in the
     # summary now, and in the HTML when a feed renders it.
     assert article.summary == "First line with ]]> and bold."
     html = markup.render_body(article.body, body_format="markdown", base_url="https://x.example/")
     assert html == "<p>First line with ]]&gt; and <b>bold</b>.</p>\n<p>More ]]&gt; here.</p>\n"
+
+
+@pytest.mark.parametrize(
+    ("front", "field", "value", "warning"),
+    [
+        (
+            'title: "Museum reopens <script>alert(1)</script>"\n',
+            "title",
+            "Museum reopens",
+            "title: HTML tags removed, it is plain text "
+            "('Museum reopens <script>alert(1)</script>' became 'Museum reopens')",
+        ),
+        (
+            'title: "The <em>real</em> cost"\n',
+            "title",
+            "The real cost",
+            "title: HTML tags removed, it is plain text ('The <em>real</em> cost' became "
+            "'The real cost')",
+        ),
+        (
+            TITLE + 'author: "<b>Lena</b> Hofbauer"\n',
+            "authors",
+            (Author("Lena Hofbauer"),),
+            "author: HTML tags removed, it is plain text ('<b>Lena</b> Hofbauer' became "
+            "'Lena Hofbauer')",
+        ),
+        (
+            TITLE + 'summary: "Talks <img src=x onerror=alert(1)>ended<!-- x --> early"\n',
+            "summary",
+            "Talks ended early",
+            "summary: HTML tags removed, it is plain text ('Talks <img src=x "
+            "onerror=alert(1)>ended<!-- x --> early' became 'Talks ended early')",
+        ),
+    ],
+)
+def test_markup_is_removed_from_plain_text_fields_with_a_warning(
+    defaults, front, field, value, warning
+):
+    article = _parse(_article(front + DATE), defaults)
+    assert getattr(article, field) == value
+    assert article.warnings == (f"content/{STORY}: {warning}",)
+
+
+@pytest.mark.parametrize("title", ["Prices: a < b and c > d", "AT&T buys <3 hearts", "x<1 or y>2"])
+def test_text_that_only_looks_like_markup_is_kept(defaults, title):
+    article = _parse(_article(f"title: {title!r}\n" + DATE), defaults)
+    assert (article.title, article.warnings) == (title, ())
+
+
+def test_a_title_of_markup_alone_is_a_problem(defaults):
+    assert _lines(_article('title: "<b></b>"\n' + DATE), defaults) == [
+        f"content/{STORY}: title: nothing is left once its HTML tags are removed ('<b></b>')"
+    ]
+
+
+def test_a_text_body_keeps_its_angle_brackets_in_the_summary(defaults):
+    article = _parse(_article(TITLE + DATE, "Use <b> for bold.\n"), defaults, "note.txt")
+    assert (article.summary, article.warnings) == ("Use <b> for bold.", ())
 
 
 def test_control_characters_written_as_yaml_escapes_are_removed(defaults):
