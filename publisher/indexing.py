@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,13 +64,37 @@ def _content_prefix(site: SiteConfig) -> str:
     return display(site, site.content_dir).rstrip("/")
 
 
-def content_files(site: SiteConfig, *, with_stat: bool = True) -> list[FoundFile]:
+# A file whose mtime is this close to (or after) the moment its folder was
+# scanned may change again without its mtime moving: timestamps advance in
+# ticks (a jiffy on ext4, 2 s on FAT), and an edit in the same tick as the
+# scan, keeping the size, looks like no edit. Such files are read again by
+# the next run (git's "racily clean" entries, the same problem).
+RACY_WINDOW_NS = 2_000_000_000
+INDEXED_AT = "indexed_at_ns"  # settings key: when the last index's scan started
+
+
+class Scan(NamedTuple):
+    """The article files found, and when the scan started (wall clock, nanoseconds)."""
+
+    files: Sequence[FoundFile]
+    started_ns: int
+
+
+def content_files(site: SiteConfig, *, with_stat: bool = True) -> Scan:
+    """:raises ConfigError: when the content folder does not exist."""
+    started_ns = time.time_ns()  # the file system's clock, not the site's "now"
     try:
-        return list(content.discover(site.content_dir, with_stat=with_stat))
+        files = list(content.discover(site.content_dir, with_stat=with_stat))
     except FileNotFoundError:
         where = display(site, site.content_dir)
         message = "content folder not found (set [paths] content in publisher.toml)"
         raise ConfigError(where, message) from None
+    return Scan(files, started_ns)
+
+
+def is_racy(row: FileRow, indexed_at: str | None) -> bool:
+    """Whether *row*'s file may have changed without its stat showing it (see RACY_WINDOW_NS)."""
+    return indexed_at is None or row.mtime_ns >= int(indexed_at) - RACY_WINDOW_NS
 
 
 @dataclass
@@ -178,15 +203,16 @@ _BATCH = 500
 def index_content(
     site: SiteConfig,
     store: Store,
-    found: Sequence[FoundFile],
+    scan: Scan,
     *,
     now: datetime,
     rows: Mapping[str, FileRow] | None = None,
 ) -> IndexResult:
-    """Bring the store's articles in line with *found*; call inside a transaction.
+    """Bring the store's articles in line with *scan*; call inside a transaction.
 
     *rows* are the store's file rows when the caller has just read them.
     """
+    found = scan.files
     sync = IndexResult()
     fingerprint = site.fingerprint()
     is_config_changed = store.get_setting("config") != fingerprint
@@ -208,14 +234,16 @@ def index_content(
     renames = _Renames(store, vanished)
 
     # Unchanged files keep what they had, including a cached problem.
+    indexed_at = store.get_setting(INDEXED_AT)
     changed: list[FoundFile] = []
     for item in found:
         row = rows.get(item.relative)
         is_same_stat = row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
-        if row is None or not is_same_stat or is_config_changed:
+        if row is None or not is_same_stat or is_config_changed or is_racy(row, indexed_at):
             changed.append(item)
             continue
         _keep(sync, site, row)
+    store.set_setting(INDEXED_AT, str(scan.started_ns))
 
     prefix = _content_prefix(site)
     tasks = []

@@ -27,11 +27,13 @@ from publisher import __version__, content, feeds, markup, parallel
 from publisher.config import SiteConfig
 from publisher.errors import ConfigError, ContentError, OutputError
 from publisher.indexing import (
+    INDEXED_AT,
     IndexResult,
     content_files,
     defaults_for,
     display,
     index_content,
+    is_racy,
     problem_from_row,
 )
 from publisher.model import Article, BuildReport, ContentProblem, FeedItem, FeedSpec, Tag
@@ -70,7 +72,7 @@ def check(site: SiteConfig) -> CheckReport:
     problems: list[ContentProblem] = []
     warnings: list[str] = []
     owners: dict[str, str] = {}
-    found = content_files(site)
+    found = content_files(site).files
     for item in found:
         where = display(site, item.path)
         try:
@@ -98,17 +100,17 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
         an unwritable output folder. Bad articles are reported, never raised.
     """
     # With no state yet every file is read: their stats would be thrown away.
-    found = content_files(site, with_stat=(site.state_dir / STATE_DB).exists())
+    scan = content_files(site, with_stat=(site.state_dir / STATE_DB).exists())
     with open_store(site.state_dir / STATE_DB) as store:
         rows = store.files()
-        unchanged = _unchanged_report(site, store, found, rows, now=now)
+        unchanged = _unchanged_report(site, store, scan.files, rows, now=now)
         if unchanged is not None:
             return unchanged
         with store.transaction():
             # Until this build completes, the next one may not take the quick path:
             # "counts" is written back only at the end.
             store.delete_setting("counts")
-            index = index_content(site, store, found, now=now, rows=rows)
+            index = index_content(site, store, scan, now=now, rows=rows)
         keys = store.article_keys()
         versions = {key.id: key.version for key in keys}
         planned = _plan(site, keys, now=now)
@@ -200,10 +202,13 @@ def _unchanged_report(
         return None  # a scheduled article has come due
     if len(rows) != len(found):
         return None
+    indexed_at = store.get_setting(INDEXED_AT)
     for item in found:
         row = rows.get(item.relative)
         if row is None or row.size != item.size or row.mtime_ns != item.mtime_ns:
             return None
+        if is_racy(row, indexed_at):
+            return None  # it may have changed since without its stat showing it
     outputs = store.outputs()
     if not outputs:
         return None

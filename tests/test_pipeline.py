@@ -257,6 +257,29 @@ def test_a_broken_file_renamed_keeps_its_article(site, now):
     assert _json_items(site)["https://gazette.example/news/2021/03/renamed/"]["id"] == before
 
 
+def test_an_edit_in_the_same_clock_tick_as_the_build_is_not_missed(site, now):
+    """Timestamps move in ticks: an edit that keeps size and mtime must still be read."""
+    path = site.content_dir / "2021-03-04-observers.md"
+    path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")  # modified just now
+    build(site, now=now)
+    before = path.stat()
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("orderly vote", "ordered vote"), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same tick, the same size
+    assert path.stat().st_size == before.st_size
+    build(site, now=now)
+    link = "https://gazette.example/news/2021/03/observers/"
+    assert _json_items(site)[link]["title"] == "Observers find an ordered vote"
+
+
+def test_files_long_unchanged_take_the_quick_path(site, now):
+    old = now.timestamp() - 3600
+    for path in site.content_dir.iterdir():
+        os.utime(path, (old, old))
+    build(site, now=now)
+    assert build(site, now=now).parsed == 0
+
+
 def test_future_article_appears_on_the_first_build_after_its_date(site, now):
     build(site, now=now)
     link = "https://gazette.example/news/2031/01/year-ahead/"
