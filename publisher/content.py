@@ -99,6 +99,18 @@ def body_of(data: bytes) -> str:
     return "" if closing is None else text[closing.end() :].strip("\n")
 
 
+def body_hash_of(data: bytes) -> str | None:
+    """The hash a parse would give this file's body, even when its front matter is invalid.
+
+    None when there is no body to speak of: not UTF-8, or no front matter block.
+    A renamed file is recognised by its body, valid or not.
+    """
+    try:
+        return hashlib.sha256(body_of(data).encode()).hexdigest()
+    except UnicodeDecodeError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class FoundFile:
     root: str  # the content folder

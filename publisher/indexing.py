@@ -133,39 +133,45 @@ class _Context:
     published_ids: dict[str, str]  # link -> id, from the feeds (a lost state only)
 
 
+_EMPTY_BODY = hashlib.sha256(b"").hexdigest()
+
+
 class _Renames:
     """The articles whose files vanished in this pass, to be found again under new names.
 
-    A parsed file is matched by its body (any title and slug), one of
-    schema 6 and before by its title and body; a file that does not parse
-    by its exact bytes. Each vanished article is given to one file at most.
+    A file is recognised by its body as last read, whatever its title, slug
+    or front matter (valid or not); a file indexed before schema 7, which
+    kept no body hash, by its article's title and body; one without a
+    readable body, by its exact bytes. Each vanished article goes to one
+    file at most.
     """
 
     def __init__(self, store: Store, vanished: Mapping[str, FileRow]) -> None:
         self.by_body: dict[str, str] = {}
-        self.by_text: dict[str, str] = {}
-        for article_id, text_hash, body_hash in store.articles_at(vanished).values():
-            if body_hash is not None:
-                self.by_body.setdefault(body_hash, article_id)
-            else:
-                self.by_text.setdefault(text_hash, article_id)
-        self.by_bytes = {
-            row.file_hash: row.article_id for row in vanished.values() if row.article_id
-        }
+        self.by_bytes: dict[str, str] = {}
+        legacy = []
+        for path, row in vanished.items():
+            if row.article_id is None:
+                continue
+            self.by_bytes.setdefault(row.file_hash, row.article_id)
+            if row.body_hash is None:
+                legacy.append(path)
+            elif row.body_hash != _EMPTY_BODY:  # an empty body identifies nothing
+                self.by_body.setdefault(row.body_hash, row.article_id)
+        self.by_text = {text: article for article, text in store.articles_at(legacy).values()}
         self.taken: set[str] = set()
 
-    def match(self, record: _Record) -> str | None:
-        found = self.by_body.get(record.body_hash) or self.by_text.get(record.text_hash)
-        return self._take(found)
-
-    def match_bytes(self, file_hash: str) -> str | None:
-        return self._take(self.by_bytes.get(file_hash))
-
-    def _take(self, article_id: str | None) -> str | None:
-        if article_id is None or article_id in self.taken:
+    def match(self, loaded: _Loaded) -> str | None:
+        text_hash = loaded.record.text_hash if loaded.record else ""
+        found = (
+            self.by_body.get(loaded.body_hash or "")
+            or self.by_text.get(text_hash)
+            or self.by_bytes.get(loaded.file_hash)
+        )
+        if found is None or found in self.taken:
             return None
-        self.taken.add(article_id)
-        return article_id
+        self.taken.add(found)
+        return found
 
 
 class _Task(NamedTuple):
@@ -192,6 +198,7 @@ class _Loaded(NamedTuple):
     problem: tuple[str, ...] | None
     is_known_bytes: bool  # the same bytes as last time: only the stat moved
     warnings: tuple[str, ...] = ()
+    body_hash: str | None = None  # of the body, if the file has one (valid or not)
 
 
 # Below this many changed files, starting worker processes costs more than it saves.
@@ -279,7 +286,7 @@ def index_content(
             if loaded.file_hash:
                 sync.parsed += 1
             if row is None or row.article_id is None:
-                row = _renamed_row(loaded, renames.match_bytes(loaded.file_hash))
+                row = _renamed_row(loaded, renames.match(loaded))
             file_rows.append(_problem_row(sync, site, loaded, row, stored, loaded.problem or ()))
             continue
         sync.parsed += 1
@@ -287,7 +294,7 @@ def index_content(
         parsed = loaded.record
         new_row = loaded.new_row
         if parsed.is_fresh_id:
-            renamed = renames.match(parsed)
+            renamed = renames.match(loaded)
             if renamed is not None:
                 parsed = parsed._replace(article_id=renamed, is_fresh_id=False)
                 new_row = None  # the article the store has, edited
@@ -314,7 +321,13 @@ def index_content(
         stored.add(article_id)
         file_rows.append(
             FileRow(
-                loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, article_id, None
+                loaded.relative,
+                loaded.size,
+                loaded.mtime_ns,
+                loaded.file_hash,
+                article_id,
+                None,
+                loaded.body_hash,
             )
         )
     _flush(store, article_rows, file_rows)
@@ -331,12 +344,10 @@ def index_content(
 
 
 def _renamed_row(loaded: _Loaded, article_id: str | None) -> FileRow | None:
-    """The row a file that does not parse inherits from a vanished file with its very bytes."""
+    """A file that does not parse and was renamed: it takes the vanished file's article."""
     if article_id is None:
         return None
-    return FileRow(
-        loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, article_id, None
-    )
+    return FileRow(loaded.relative, 0, 0, loaded.file_hash, article_id, None)
 
 
 def _lost_identities(
@@ -411,11 +422,23 @@ def _load(task: _Task) -> _Loaded:
         parsed = content.parse_article(task.where, relative, data, task.context.defaults)
     except ContentError as err:
         problem = tuple(err.lines())
-        return _Loaded(relative, size, mtime_ns, file_hash, None, None, problem, False)
+        body_hash = content.body_hash_of(data)
+        return _Loaded(
+            relative, size, mtime_ns, file_hash, None, None, problem, False, body_hash=body_hash
+        )
     record = _record(parsed, task)
     new_row = _row(record, task.context.first_seen, None)
     return _Loaded(
-        relative, size, mtime_ns, file_hash, record, new_row, None, False, parsed.warnings
+        relative,
+        size,
+        mtime_ns,
+        file_hash,
+        record,
+        new_row,
+        None,
+        False,
+        parsed.warnings,
+        parsed.body_hash,
     )
 
 
@@ -456,7 +479,6 @@ def _row(record: _Record, first_seen: datetime, edited_at: datetime | None) -> A
         date=record.date,
         is_draft=record.is_draft,
         tags_json=record.tags_json,
-        body_hash=record.body_hash,
     )
 
 
@@ -516,7 +538,13 @@ def _problem_row(
     if previous_id is not None and previous_id not in stored:
         previous_id = None
     problem_row = FileRow(
-        loaded.relative, loaded.size, loaded.mtime_ns, loaded.file_hash, previous_id, tuple(lines)
+        loaded.relative,
+        loaded.size,
+        loaded.mtime_ns,
+        loaded.file_hash,
+        previous_id,
+        tuple(lines),
+        loaded.body_hash,
     )
     _keep(sync, site, problem_row)
     return problem_row

@@ -202,10 +202,11 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         # Which articles a digest has not covered yet is decided by numbers, not
         # times (#9): a build gives each article a publication number when it
         # first publishes it, and a digest records the last number it covered.
-        # body_hash recognises a renamed file whose title changed too; clearing
-        # the config fingerprint re-indexes every file, which fills it.
+        # A file's body hash (valid front matter or not) recognises it renamed
+        # with a new title; clearing the config fingerprint re-indexes every
+        # file, which fills it.
         "ALTER TABLE articles ADD COLUMN published_seq INTEGER",
-        "ALTER TABLE articles ADD COLUMN body_hash TEXT",
+        "ALTER TABLE files ADD COLUMN body_hash TEXT",
         "ALTER TABLE digests ADD COLUMN last_seq INTEGER",
         "CREATE UNIQUE INDEX articles_published_seq ON articles (published_seq)",
         _number_covered_articles,
@@ -223,6 +224,7 @@ class FileRow:
     file_hash: str
     article_id: str | None
     problem: tuple[str, ...] | None
+    body_hash: str | None = None  # of the body as last read, valid front matter or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,17 +316,16 @@ class Store:
     # -- files (the manifest) ---------------------------------------------
 
     def files(self) -> dict[str, FileRow]:
-        rows = self.conn.execute(
-            "SELECT path, size, mtime_ns, file_hash, article_id, problem FROM files"
-        )
+        rows = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files")
         return {row[0]: _file_row(row) for row in rows}
 
     def save_files(self, rows: Iterable[FileRow]) -> None:
         self.conn.executemany(
-            "INSERT INTO files (path, size, mtime_ns, file_hash, article_id, problem) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            f"INSERT INTO files ({_FILE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, file_hash = excluded.file_hash, "
-            "article_id = excluded.article_id, problem = excluded.problem",
+            "article_id = excluded.article_id, problem = excluded.problem, "
+            "body_hash = excluded.body_hash",
             (
                 (
                     row.path,
@@ -333,6 +334,7 @@ class Store:
                     row.file_hash,
                     row.article_id,
                     json.dumps(list(row.problem)) if row.problem else None,
+                    row.body_hash,
                 )
                 for row in rows
             ),
@@ -343,9 +345,7 @@ class Store:
         result: dict[str, FileRow] = {}
         for path in paths:
             row = self.conn.execute(
-                "SELECT path, size, mtime_ns, file_hash, article_id, problem FROM files "
-                "WHERE path = ?",
-                (path,),
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)
             ).fetchone()
             if row is not None:
                 result[path] = _file_row(row)
@@ -398,17 +398,14 @@ class Store:
     def article_ids(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT id FROM articles")}
 
-    def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str, str | None]]:
-        """path -> (article id, text hash, body hash) for articles that came from *paths*.
-
-        The body hash is None for an article last indexed before schema 7.
-        """
-        result: dict[str, tuple[str, str, str | None]] = {}
+    def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """path -> (article id, text hash) for articles that came from *paths*."""
+        result: dict[str, tuple[str, str]] = {}
         for path in paths:
             for row in self.conn.execute(
-                "SELECT id, text_hash, body_hash FROM articles WHERE path = ?", (path,)
+                "SELECT id, text_hash FROM articles WHERE path = ?", (path,)
             ):
-                result[path] = (row[0], row[1], row[2])
+                result[path] = (row[0], row[1])
         return result
 
     def number_publications(self, now: datetime) -> int:
@@ -447,13 +444,12 @@ class Store:
         """
         self.conn.executemany(
             "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
-            "body_format, html, html_key, date, is_draft, tags, version, body_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?, ?) "
+            "body_format, html, html_key, date, is_draft, tags, version) "
+            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
             "text_hash = excluded.text_hash, meta = excluded.meta, "
             "body_format = excluded.body_format, date = excluded.date, "
-            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version, "
-            "body_hash = excluded.body_hash",
+            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version",
             # An edit keeps the old HTML until the new one is rendered: it is the
             # last good version should the file break before that.
             rows,
@@ -564,9 +560,18 @@ def _migrate(store: Store) -> None:
             raise MigrationError(str(store.path), message) from err
 
 
+_FILE_COLUMNS = "path, size, mtime_ns, file_hash, article_id, problem, body_hash"
+
+
 def _file_row(row: Sequence[Any]) -> FileRow:
     return FileRow(
-        row[0], row[1], row[2], row[3], row[4], tuple(json.loads(row[5])) if row[5] else None
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        tuple(json.loads(row[5])) if row[5] else None,
+        row[6],
     )
 
 
@@ -609,9 +614,8 @@ _JSON = json.JSONEncoder(ensure_ascii=False)
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
-# id, path, first_seen, edited_at, text_hash, meta, body_format, date, is_draft, tags, version,
-# body_hash
-ArticleRow = tuple[str, str, str, str | None, str, str, str, str, int, str, str, str]
+# id, path, first_seen, edited_at, text_hash, meta, body_format, date, is_draft, tags, version
+ArticleRow = tuple[str, str, str, str | None, str, str, str, str, int, str, str]
 
 
 def article_row(
@@ -626,9 +630,8 @@ def article_row(
     date: str,
     is_draft: bool,
     tags_json: str,
-    body_hash: str,
 ) -> ArticleRow:
-    """An article's record as `Store.save_articles` writes it (its version before the body hash).
+    """An article's record as `Store.save_articles` writes it; the last value is its version.
 
     Pure, so that worker processes can make the rows of new articles.
     """
@@ -646,7 +649,6 @@ def article_row(
         int(is_draft),
         tags_json,
         version,
-        body_hash,
     )
 
 

@@ -530,3 +530,37 @@ def test_a_last_good_version_never_rendered_goes_out_as_its_summary(site_dir, no
     assert item["title"] == "Observers find an orderly vote"  # the last good version
     assert item["content_text"] == "Monitors praised the count but criticised the campaign."
     assert "cannot render its last good version; summary only" in caplog.text
+
+
+def test_a_file_broken_then_renamed_before_a_build_keeps_its_article(site, now):
+    """Found by the exactly-once state machine: its bytes changed, its body did not."""
+    build(site, now=now)
+    link = "https://gazette.example/news/2021/03/observers/"
+    before = _json_items(site)[link]["id"]
+    source = site.content_dir / "2021-03-04-observers.md"
+    source.write_text(source.read_text(encoding="utf-8").replace("date: ", "dated: "))
+    renamed = site.content_dir / "2021-03-04-renamed.md"
+    source.rename(renamed)
+    report = build(site, now=now)
+    assert [(p.path, p.kept_previous) for p in report.problems] == [
+        ("content/2021-03-04-renamed.md", True)
+    ]
+    renamed.write_text(renamed.read_text(encoding="utf-8").replace("dated: ", "date: "))
+    build(site, now=now)
+    assert _json_items(site)["https://gazette.example/news/2021/03/renamed/"]["id"] == before
+
+
+def test_a_file_rewritten_while_broken_then_renamed_keeps_its_article(site, now):
+    """Found by the exactly-once state machine: the body to recognise is the file's last one."""
+    build(site, now=now)
+    link = "https://gazette.example/news/2021/03/observers/"
+    before = _json_items(site)[link]["id"]
+    source = site.content_dir / "2021-03-04-observers.md"
+    text = source.read_text(encoding="utf-8").replace("calm", "calm and quick")
+    source.write_text(text.replace("date: ", "dated: "), encoding="utf-8")
+    build(site, now=now)  # broken: its last good version stays, with the old body
+    source.write_text(text, encoding="utf-8")
+    renamed = site.content_dir / "2021-03-04-renamed.md"
+    source.rename(renamed)
+    build(site, now=now)
+    assert _json_items(site)["https://gazette.example/news/2021/03/renamed/"]["id"] == before
