@@ -118,6 +118,37 @@ def reset_hard_failures(store: Store, subscriber_id: int) -> None:
     )
 
 
+def delete_signups(store: Store, email: str) -> None:
+    """Forget *email*'s sign-ups and sign-up requests (the columns ignore case)."""
+    store.conn.execute("DELETE FROM signups WHERE email = ?", (email,))
+    store.conn.execute("DELETE FROM signup_requests WHERE email = ?", (email,))
+
+
+# -- suppressions ------------------------------------------------------------------
+
+
+def insert_suppression(store: Store, key: str, reason: str, *, now: datetime) -> None:
+    """Record *key* as not to be mailed; an entry already there keeps its first reason."""
+    store.conn.execute(
+        "INSERT INTO suppressions (key, reason, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO NOTHING",
+        (key, reason, now.isoformat()),
+    )
+
+
+def suppression_reason(store: Store, key: str) -> str | None:
+    row = store.conn.execute("SELECT reason FROM suppressions WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def delete_suppression(store: Store, key: str) -> None:
+    store.conn.execute("DELETE FROM suppressions WHERE key = ?", (key,))
+
+
+def count_suppressions(store: Store) -> int:
+    return int(store.conn.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+
+
 # -- digests -----------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from publisher import ledger
 from publisher.errors import SubscriberError
 from publisher.model import Subscriber
 from publisher.store import Store
-from publisher.subscribers import add_subscriber, normalise_address, normalise_name
+from publisher.subscribers import normalise_address, normalise_name, subscribe_confirmed
 
 CONFIRMATION_LIFETIME = timedelta(hours=48)
 MAX_CONFIRMATIONS_PER_ADDRESS = 3  # per RATE_WINDOW
@@ -110,7 +110,9 @@ def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscr
         if subscriber is None or subscriber.status != "active":
             raise SubscriberError(_WHERE, USED_LINK)
         return subscriber
-    subscriber, _outcome = add_subscriber(store, row[0], row[1], now=now, where="email")
+    # The person's own confirmation: it lifts an earlier opt-out, which the
+    # operator's `subscribers add` and an import never can.
+    subscriber = subscribe_confirmed(store, secret, row[0], row[1], now=now)
     store.conn.execute(
         "UPDATE signups SET confirmed_at = ? WHERE id = ?", (now.isoformat(), signup_id)
     )

@@ -81,5 +81,42 @@ def test_at_most_three_confirmations_a_day_per_address(store, now):
 
 def test_an_active_subscriber_gets_no_confirmation(store, now):
     with store.transaction():
-        subscribers.add_subscriber(store, "ada@example.org", "", now=now)
+        subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
     assert _request(store, "ADA@example.org", now).token is None
+
+
+def _suppressed(store) -> list[str]:
+    return [row[0] for row in store.conn.execute("SELECT reason FROM suppressions")]
+
+
+def test_a_removed_address_can_sign_up_again_and_its_confirmation_lifts_the_suppression(store, now):
+    with store.transaction():
+        subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+        subscribers.remove_subscriber(store, SECRET, "ada@example.org", now=now)
+    assert _suppressed(store) == ["removed"]
+    request = _request(store, "Ada@example.org", now)
+    assert request.token is not None  # the confirmation still goes out
+    with store.transaction():
+        subscriber = signups.confirm(store, SECRET, request.token, now=now)
+    assert (subscriber.email, subscriber.status) == ("Ada@example.org", "active")
+    assert _suppressed(store) == []
+    with store.transaction():  # and the operator's add sees an ordinary subscriber
+        _again, outcome = subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+    assert outcome == "already subscribed"
+
+
+@pytest.mark.parametrize("status", ["unsubscribed", "bounced"])
+def test_a_confirmed_sign_up_reactivates_an_opted_out_row(store, now, status):
+    with store.transaction():
+        ada, _ = subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+        for _ in range(3):
+            ledger.record_hard_failure(store, ada.id, bounce_after=9, now=now)
+        ledger.set_subscriber_status(store, ada.id, status, now=now)
+        subscribers.suppress(store, SECRET, ada.email, status, now=now)
+    with pytest.raises(SubscriberError), store.transaction():
+        subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+    request = _request(store, "ada@example.org", now)
+    with store.transaction():
+        subscriber = signups.confirm(store, SECRET, request.token, now=now)
+    assert (subscriber.id, subscriber.status, subscriber.hard_failures) == (ada.id, "active", 0)
+    assert _suppressed(store) == []

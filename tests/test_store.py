@@ -62,3 +62,33 @@ def test_transaction_rolls_back_on_error(tmp_path):
         with pytest.raises(RuntimeError):
             write_then_fail(store)
         assert store.get_setting("y") is None
+
+
+def test_a_database_from_before_the_suppression_list_gains_it_and_keeps_its_rows(tmp_path):
+    from publisher.store import MIGRATIONS
+
+    # Found by content, not number: steps may be renumbered when branches merge.
+    (step,) = [
+        n for n, stmts in enumerate(MIGRATIONS) if any("TABLE suppressions" in s for s in stmts)
+    ]
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:step]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {step}")
+    conn.execute(
+        "INSERT INTO subscribers (email, status, created_at, updated_at) "
+        "VALUES ('gone@example.org', 'unsubscribed', '2020-01-01', '2020-01-01')"
+    )
+    conn.close()
+    with open_store(path) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.conn.execute("SELECT email, status FROM subscribers").fetchall() == [
+            ("gone@example.org", "unsubscribed")
+        ]
+        assert store.conn.execute("SELECT * FROM suppressions").fetchall() == []
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            store.conn.execute(
+                "INSERT INTO suppressions (key, reason, created_at) VALUES ('k', 'forgot', 'x')"
+            )

@@ -143,9 +143,10 @@ def _statuses(site: SiteConfig) -> dict[str, str]:
 
 
 def _add(site: SiteConfig, addresses: list[str], now: datetime) -> None:
+    secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_dir / pipeline.STATE_DB) as store, store.transaction():
         for address in addresses:
-            subscribers.add_subscriber(store, address, "", now=now)
+            subscribers.add_subscriber(store, secret, address, "", now=now)
 
 
 def _messages(folder: Path) -> list[EmailMessage]:
@@ -725,6 +726,30 @@ def test_the_unsubscribe_button_works(built, client, mailed):
     assert UNSUBSCRIBED in done.text
     assert _statuses(built)["cy@example.org"] == "unsubscribed"
     assert _statuses(built)["ada@example.org"] == "active"
+
+
+def test_an_unsubscribe_on_the_web_outlives_remove_and_an_old_list(
+    built, client, mailed, runner, tmp_path
+):
+    from publisher.cli import cli
+
+    done = client.post(
+        _local(mailed["bo@example.org"]), content=ONE_CLICK, headers={"Content-Type": FORM}
+    )
+    assert UNSUBSCRIBED in done.text
+    config = ["--config", str(built.config_path)]
+    removed = runner.invoke(cli, [*config, "subscribers", "remove", "bo@example.org"])
+    assert (removed.exit_code, removed.stdout) == (0, "removed bo@example.org\n")
+    old_list = tmp_path / "last-year.csv"
+    old_list.write_text("email\n" + "\n".join(READERS) + "\n", encoding="utf-8")
+    imported = runner.invoke(cli, [*config, "subscribers", "import", str(old_list)])
+    assert (imported.exit_code, imported.stderr) == (
+        0,
+        f"warning: {old_list}:3: bo@example.org asked not to receive the digest; skipped\n",
+    )
+    assert _statuses(built) == {"ada@example.org": "active", "cy@example.org": "active"}
+    (reason,) = _rows(built, "SELECT reason FROM suppressions")
+    assert reason == ("unsubscribed",)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
