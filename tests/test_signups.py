@@ -34,15 +34,33 @@ def test_confirm_activates_and_a_second_click_is_harmless(store, now):
     assert first.status == "active"
 
 
+def test_checking_a_link_changes_nothing(store, now):
+    request = _request(store, "ada@example.org", now)
+    before = [
+        store.conn.execute(f"SELECT * FROM {table}").fetchall()
+        for table in ("signups", "subscribers", "suppressions")
+    ]
+    for _ in range(2):
+        checked = signups.check_confirmation(store, SECRET, request.token, now=now)
+        assert (checked.email, checked.subscriber) == ("ada@example.org", None)
+    after = [
+        store.conn.execute(f"SELECT * FROM {table}").fetchall()
+        for table in ("signups", "subscribers", "suppressions")
+    ]
+    assert after == before
+    assert ledger.find_subscriber(store, "ada@example.org") is None
+
+
 def test_a_used_link_does_not_resubscribe_after_an_unsubscribe(store, now):
     request = _request(store, "ada@example.org", now)
     with store.transaction():
         subscriber = signups.confirm(store, SECRET, request.token, now=now)
         token = subscribers.make_token(SECRET, subscriber.id, subscriber.email)
         subscribers.unsubscribe(store, SECRET, token, now=now)
-    with pytest.raises(SubscriberError) as raised, store.transaction():
-        signups.confirm(store, SECRET, request.token, now=now)
-    assert raised.value.message == signups.USED_LINK
+    for step in (signups.check_confirmation, signups.confirm):
+        with pytest.raises(SubscriberError) as raised, store.transaction():
+            step(store, SECRET, request.token, now=now)
+        assert raised.value.message == signups.USED_LINK
     assert ledger.find_subscriber(store, "ada@example.org").status == "unsubscribed"
 
 
