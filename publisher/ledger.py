@@ -156,6 +156,11 @@ def digested_article_ids(store: Store) -> set[str]:
     return {row[0] for row in store.conn.execute("SELECT DISTINCT article_id FROM digest_articles")}
 
 
+def latest_digest_id(store: Store) -> int | None:
+    row = store.conn.execute("SELECT MAX(id) FROM digests").fetchone()
+    return None if row[0] is None else int(row[0])
+
+
 def latest_digest(store: Store) -> Digest | None:
     row = store.conn.execute("SELECT id FROM digests ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else get_digest(store, row[0])
@@ -364,3 +369,32 @@ def delivery_error(store: Store, digest_id: int, subscriber_id: int) -> str | No
         (digest_id, subscriber_id),
     ).fetchone()
     return None if row is None else row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A delivery that did not (or may not have) arrived, with what the server said."""
+
+    digest_id: int
+    email: str
+    status: str  # "failed", or "sending": uncertain
+    updated_at: datetime
+    reply: str | None  # the last error or reply recorded, None when there is none
+
+
+def iter_failures(store: Store, digest_id: int | None = None) -> Iterator[FailedDelivery]:
+    """Failed and uncertain rows (of *digest_id*, or every digest), by digest then address.
+
+    Streamed from the cursor: SQLite sorts, Python holds one row at a time.
+    """
+    where = "" if digest_id is None else "AND d.digest_id = ? "
+    params: tuple[Any, ...] = () if digest_id is None else (digest_id,)
+    rows = store.conn.execute(
+        "SELECT d.digest_id, s.email, d.status, d.updated_at, COALESCE(d.last_error, d.reply) "
+        "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+        f"WHERE d.status IN ('failed', 'sending') {where}"
+        "ORDER BY d.digest_id, s.email COLLATE NOCASE, s.id",
+        params,
+    )
+    for row in rows:
+        yield FailedDelivery(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])
