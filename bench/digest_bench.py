@@ -103,6 +103,7 @@ def build_site(folder: Path, count: int) -> float:
     (folder / "publisher.toml").write_text(_config_text(OUTBOX_DELIVERY), encoding="utf-8")
     site = load_config(folder / "publisher.toml")
     now = datetime.now(UTC)
+    secret = subscribers.load_secret(site.state_dir)  # made once, shared by every copy
     with open_store(site.state_dir / "state.db") as store:
         with store.transaction():
             index_content(site, store, content_files(site), now=now)
@@ -110,10 +111,9 @@ def build_site(folder: Path, count: int) -> float:
         with store.transaction():
             for number in range(1, count + 1):
                 subscribers.add_subscriber(
-                    store, f"reader{number:06d}@example.org", f"Reader {number}", now=now
+                    store, secret, f"reader{number:06d}@example.org", f"Reader {number}", now=now
                 )
         seconds = time.perf_counter() - start
-    subscribers.load_secret(site.state_dir)  # made once, shared by every copy
     return seconds
 
 

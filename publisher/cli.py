@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -22,6 +23,9 @@ from publisher.errors import OutputError, PublisherError
 from publisher.model import BuildReport, ContentProblem
 
 logger = logging.getLogger("publisher")
+
+# C0 and C1 controls: a server's reply printed as is could drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class _Group(click.Group):
@@ -222,6 +226,7 @@ def digest() -> None:
       publisher digest preview --out /tmp/digest.html
       publisher digest send
       publisher digest status
+      publisher digest failures
     """
 
 
@@ -298,7 +303,7 @@ def send(ctx: click.Context, dry_run: bool, resend_uncertain: bool) -> None:
         click.echo(
             f"warning: {report.uncertain} message{_s(report.uncertain)} may or may not have "
             "been delivered (the connection dropped before the server's reply); "
-            "see `publisher digest status`, and send them with --resend-uncertain if they "
+            "see `publisher digest failures`, and send them with --resend-uncertain if they "
             "did not arrive",
             err=True,
         )
@@ -345,6 +350,60 @@ def status(ctx: click.Context) -> None:
             f"{row.digest_id:>6}  {created:<16}  {row.articles:>8}  {row.sent:>6}  "
             f"{row.pending:>7}  {row.sending:>9}  {row.failed:>6}"
         )
+
+
+@digest.command()
+@click.argument("number", metavar="[DIGEST]", type=click.IntRange(min=1), required=False)
+@click.pass_context
+def failures(ctx: click.Context, number: int | None) -> None:
+    """Each failed and uncertain delivery: address, status, when, and the server's last reply.
+
+    "uncertain" rows were sent while the connection dropped before the
+    server answered: check whether they arrived before `digest send
+    --resend-uncertain`. Times are in the site's time zone. Without DIGEST,
+    every digest.
+
+    \b
+    Examples:
+      publisher digest failures
+      publisher digest failures 3
+    """
+    from publisher import ledger, pipeline
+    from publisher.store import open_store
+
+    site = _site(ctx)
+    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        latest = ledger.latest_digest_id(store)
+        if number is not None and (latest is None or number > latest):
+            known = "none made yet" if latest is None else f"the latest is {latest}"
+            where, message = "DIGEST", f"no digest {number} ({known})"
+            raise PublisherError(where, message)
+        if latest is None:
+            click.echo("no digest made yet")
+            return
+        # Two passes, so the columns line up without holding the rows in memory.
+        width = max((len(f.email) for f in ledger.iter_failures(store, number)), default=0)
+        if not width:
+            where = f" in digest {number}" if number else ""
+            click.echo(f"no failed or uncertain deliveries{where}")
+            return
+        width = max(width, len("address"))
+        click.echo(f"{'digest':>6}  {'address':<{width}}  {'status':<9}  {'when':<16}  reply")
+        for failure in ledger.iter_failures(store, number):
+            when = failure.updated_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
+            status = "uncertain" if failure.status == "sending" else failure.status
+            click.echo(
+                f"{failure.digest_id:>6}  {failure.email:<{width}}  {status:<9}  {when:<16}  "
+                f"{_one_line(failure.reply)}"
+            )
+
+
+def _one_line(reply: str | None) -> str:
+    """A server's reply as one printable line: no line breaks, no terminal escapes."""
+    if not reply:
+        return "(no reply recorded)"
+    text = " ".join(reply.split())
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _send_summary(report: Any) -> list[str]:

@@ -126,7 +126,11 @@ def _has_unfinished(site: SiteConfig) -> bool:
 @click.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Show the last build, the service, the next digest and the last digest's ledger."""
+    """Show the last build, the service, the next digest and the last digest's ledger.
+
+    Then the subscriber counts, and how many addresses are on the suppression
+    list (a count only: the list holds no readable address).
+    """
     from publisher import ledger, pipeline
     from publisher.cli import _now, _site
     from publisher.lock import holder
@@ -153,6 +157,7 @@ def status(ctx: click.Context) -> None:
                 "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
             ).fetchall()
         )
+        suppressed = ledger.count_suppressions(store)
     click.echo(f"site: {site.title} ({site.display_path})")
     line = f"last build: {when(last_build)}"
     if counts:
@@ -190,7 +195,8 @@ def status(ctx: click.Context) -> None:
         click.echo("last digest: none yet")
     click.echo(
         f"subscribers: {by_status.get('active', 0)} active, "
-        f"{by_status.get('unsubscribed', 0)} unsubscribed, {by_status.get('bounced', 0)} bounced"
+        f"{by_status.get('unsubscribed', 0)} unsubscribed, {by_status.get('bounced', 0)} bounced; "
+        f"suppression list: {suppressed} address{'' if suppressed == 1 else 'es'}"
     )
 
 

@@ -57,17 +57,19 @@ def subscribers() -> None:
 @click.option("--name", default="", help="The subscriber's name, shown in the To: header.")
 @click.pass_context
 def add(ctx: click.Context, email: str, name: str) -> None:
-    """Subscribe EMAIL, or make an unsubscribed or bounced address active again.
+    """Subscribe EMAIL; with --name, the stored name is replaced.
 
-    Adding an address that unsubscribed resubscribes it: do this only when
-    the person asked. With --name, the stored name is replaced.
+    An address that unsubscribed, bounced or was removed is refused (exit 1):
+    only a sign-up that the person confirms themselves subscribes it again.
 
     \b
     Example:
       publisher subscribers add ada@example.org --name "Ada Lovelace"
     """
-    with _open(ctx) as (_, store, now), store.transaction():
-        subscriber, outcome = library.add_subscriber(store, email, name, now=now)
+    with _open(ctx) as (site, store, now):
+        secret = library.load_secret(site.state_dir)
+        with store.transaction():
+            subscriber, outcome = library.add_subscriber(store, secret, email, name, now=now)
     if outcome == "already subscribed":
         click.echo(f"{subscriber.email} is already subscribed")
     else:
@@ -78,17 +80,20 @@ def add(ctx: click.Context, email: str, name: str) -> None:
 @click.argument("email")
 @click.pass_context
 def remove(ctx: click.Context, email: str) -> None:
-    """Delete EMAIL and its delivery history.
+    """Delete EMAIL, its delivery history and its sign-ups.
 
-    To stop mail but remember that the person opted out (so an import cannot
-    add them back), let them use their unsubscribe link instead.
+    What stays is a suppression entry that holds no readable address (a keyed
+    hash): `add` and `import` refuse the address from then on, and only a
+    sign-up the person confirms themselves lifts it.
 
     \b
     Example:
       publisher subscribers remove ada@example.org
     """
-    with _open(ctx) as (_, store, _), store.transaction():
-        subscriber = library.remove_subscriber(store, email)
+    with _open(ctx) as (site, store, now):
+        secret = library.load_secret(site.state_dir)
+        with store.transaction():
+            subscriber = library.remove_subscriber(store, secret, email, now=now)
     click.echo(f"removed {subscriber.email}")
 
 
@@ -154,8 +159,9 @@ def import_(ctx: click.Context, file: Path) -> None:
     The first row must name the columns (any case, `,` or `;` or tab between
     them; a `status` column as `export` writes is honoured, others are
     ignored). Bad rows and repeated addresses are reported as warnings and
-    left out; the good rows go in together. Addresses that unsubscribed or
-    bounced earlier are never resubscribed by an import.
+    left out; the good rows go in together. Addresses that unsubscribed,
+    bounced or were removed earlier are never resubscribed by an import: each
+    gets a warning line and is skipped.
     Exits 0 when the good rows were imported, 1 when the file had only bad rows
     or could not be read at all.
 
@@ -163,10 +169,12 @@ def import_(ctx: click.Context, file: Path) -> None:
     Example:
       publisher subscribers import people.csv
     """
-    with _open(ctx) as (_, store, now), store.transaction():
-        report = library.import_csv(store, file, now=now)
-    for problem in report.problems:
-        click.echo(f"warning: {problem}", err=True)
+    with _open(ctx) as (site, store, now):
+        secret = library.load_secret(site.state_dir)
+        with store.transaction():
+            report = library.import_csv(store, secret, file, now=now)
+    for line in (*report.problems, *report.skipped_rows):
+        click.echo(f"warning: {line}", err=True)
     bad = len(report.problems)
     click.echo(
         f"imported {report.added} subscriber{_s(report.added)}: "

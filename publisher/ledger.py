@@ -118,6 +118,37 @@ def reset_hard_failures(store: Store, subscriber_id: int) -> None:
     )
 
 
+def delete_signups(store: Store, email: str) -> None:
+    """Forget *email*'s sign-ups and sign-up requests (the columns ignore case)."""
+    store.conn.execute("DELETE FROM signups WHERE email = ?", (email,))
+    store.conn.execute("DELETE FROM signup_requests WHERE email = ?", (email,))
+
+
+# -- suppressions ------------------------------------------------------------------
+
+
+def insert_suppression(store: Store, key: str, reason: str, *, now: datetime) -> None:
+    """Record *key* as not to be mailed; an entry already there keeps its first reason."""
+    store.conn.execute(
+        "INSERT INTO suppressions (key, reason, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO NOTHING",
+        (key, reason, now.isoformat()),
+    )
+
+
+def suppression_reason(store: Store, key: str) -> str | None:
+    row = store.conn.execute("SELECT reason FROM suppressions WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def delete_suppression(store: Store, key: str) -> None:
+    store.conn.execute("DELETE FROM suppressions WHERE key = ?", (key,))
+
+
+def count_suppressions(store: Store) -> int:
+    return int(store.conn.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+
+
 # -- digests -----------------------------------------------------------------------
 
 
@@ -143,6 +174,11 @@ def undigested_article_ids(store: Store, *, after: int | None) -> list[str]:
         (-1 if after is None else after,),
     )
     return [row[0] for row in rows]
+
+
+def latest_digest_id(store: Store) -> int | None:
+    row = store.conn.execute("SELECT MAX(id) FROM digests").fetchone()
+    return None if row[0] is None else int(row[0])
 
 
 def latest_digest(store: Store) -> Digest | None:
@@ -359,3 +395,32 @@ def delivery_error(store: Store, digest_id: int, subscriber_id: int) -> str | No
         (digest_id, subscriber_id),
     ).fetchone()
     return None if row is None else row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A delivery that did not (or may not have) arrived, with what the server said."""
+
+    digest_id: int
+    email: str
+    status: str  # "failed", or "sending": uncertain
+    updated_at: datetime
+    reply: str | None  # the last error or reply recorded, None when there is none
+
+
+def iter_failures(store: Store, digest_id: int | None = None) -> Iterator[FailedDelivery]:
+    """Failed and uncertain rows (of *digest_id*, or every digest), by digest then address.
+
+    Streamed from the cursor: SQLite sorts, Python holds one row at a time.
+    """
+    where = "" if digest_id is None else "AND d.digest_id = ? "
+    params: tuple[Any, ...] = () if digest_id is None else (digest_id,)
+    rows = store.conn.execute(
+        "SELECT d.digest_id, s.email, d.status, d.updated_at, COALESCE(d.last_error, d.reply) "
+        "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+        f"WHERE d.status IN ('failed', 'sending') {where}"
+        "ORDER BY d.digest_id, s.email COLLATE NOCASE, s.id",
+        params,
+    )
+    for row in rows:
+        yield FailedDelivery(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])

@@ -363,7 +363,7 @@ def _send_digest(
             subscriber = row.subscriber
             if subscriber.status != "active":
                 with store.transaction():
-                    _record(site, store, digest_id, outcome, report, now=now())
+                    _record(site, store, secret, digest_id, outcome, report, now=now())
                     outcome = None
                     ledger.set_delivery(
                         store,
@@ -382,7 +382,7 @@ def _send_digest(
             last_start = time.monotonic()
             message = message_for(subscriber)
             with store.transaction():
-                _record(site, store, digest_id, outcome, report, now=now())
+                _record(site, store, secret, digest_id, outcome, report, now=now())
                 outcome = None
                 ledger.set_delivery(
                     store, digest_id, subscriber.id, "sending", now=now(), count_attempt=True
@@ -397,7 +397,7 @@ def _send_digest(
     finally:
         if outcome is not None:
             with store.transaction():
-                _record(site, store, digest_id, outcome, report, now=now())
+                _record(site, store, secret, digest_id, outcome, report, now=now())
     if ledger.count_deliveries(store, digest_id, ("pending", "sending")) == 0:
         with store.transaction():
             ledger.finish_digest(store, digest_id, now=now())
@@ -408,6 +408,7 @@ def _send_digest(
 def _record(
     site: SiteConfig,
     store: Store,
+    secret: bytes,
     digest_id: int,
     outcome: tuple[Subscriber, SendResult] | None,
     report: SendReport,
@@ -433,6 +434,8 @@ def _record(
         if ledger.record_hard_failure(
             store, subscriber.id, bounce_after=site.delivery.bounce_after, now=now
         ):
+            # Kept beyond the row, so that a removal and a re-import cannot revive it.
+            subscribers.suppress(store, secret, subscriber.email, "bounced", now=now)
             report.bounced.append(subscriber.email)
     elif result.outcome == "transient":
         report.deferred += 1

@@ -1,5 +1,7 @@
 """Sign-up with double opt-in: a request records a pending sign-up and yields a
-confirmation link; following the link makes the address an active subscriber.
+confirmation link; the button on the page that link opens makes the address an
+active subscriber (opening the link alone changes nothing, so a link scanner
+cannot subscribe anyone).
 
 Answers never depend on whether an address is known, so the sign-up form
 cannot be used to find out who subscribes. Confirmation links expire, and an
@@ -20,7 +22,7 @@ from publisher import ledger
 from publisher.errors import SubscriberError
 from publisher.model import Subscriber
 from publisher.store import Store
-from publisher.subscribers import add_subscriber, normalise_address, normalise_name
+from publisher.subscribers import normalise_address, normalise_name, subscribe_confirmed
 
 CONFIRMATION_LIFETIME = timedelta(hours=48)
 MAX_CONFIRMATIONS_PER_ADDRESS = 3  # per RATE_WINDOW
@@ -85,10 +87,24 @@ def request_signup(
     return SignupRequest(email, _token(secret, signup_id, email, expires))
 
 
-def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
-    """Activate the subscriber a confirmation link was made for.
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A confirmation link that checked out: whose it is, and whether it was used."""
 
-    :raises SubscriberError: for a forged, truncated, foreign or expired link.
+    signup_id: int
+    email: str
+    name: str
+    subscriber: Subscriber | None  # set when the link was used and they are still active
+
+
+def check_confirmation(store: Store, secret: bytes, token: str, *, now: datetime) -> Confirmation:
+    """Validate a confirmation link without changing anything (for GET and HEAD).
+
+    A used link stays good while its subscriber is active, so a second
+    click, or a mail scanner's, gets the same answer.
+
+    :raises SubscriberError: for a forged, truncated, foreign or expired link,
+        or a used one whose subscriber has since left.
     """
     match = _TOKEN.match(token.strip())
     if not match:
@@ -103,16 +119,27 @@ def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscr
         raise SubscriberError(_WHERE, INVALID_LINK)
     if now.timestamp() > expires:
         raise SubscriberError(_WHERE, EXPIRED_LINK)
+    subscriber = None
     if row[2] is not None:
-        # A second click, or a mail scanner that opened the link first: the
-        # same answer, as long as the person has not unsubscribed since.
         subscriber = ledger.find_subscriber(store, row[0])
         if subscriber is None or subscriber.status != "active":
             raise SubscriberError(_WHERE, USED_LINK)
-        return subscriber
-    subscriber, _outcome = add_subscriber(store, row[0], row[1], now=now, where="email")
+    return Confirmation(signup_id, row[0], row[1], subscriber)
+
+
+def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
+    """Activate the subscriber a confirmation link was made for (the page's POST).
+
+    :raises SubscriberError: as check_confirmation does.
+    """
+    checked = check_confirmation(store, secret, token, now=now)
+    if checked.subscriber is not None:
+        return checked.subscriber
+    # The person's own confirmation: it lifts an earlier opt-out, which the
+    # operator's `subscribers add` and an import never can.
+    subscriber = subscribe_confirmed(store, secret, checked.email, checked.name, now=now)
     store.conn.execute(
-        "UPDATE signups SET confirmed_at = ? WHERE id = ?", (now.isoformat(), signup_id)
+        "UPDATE signups SET confirmed_at = ? WHERE id = ?", (now.isoformat(), checked.signup_id)
     )
     return subscriber
 

@@ -212,6 +212,20 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         _number_covered_articles,
         "DELETE FROM settings WHERE key = 'config'",
     ),
+    (
+        # Addresses that must not be mailed again unless the person confirms a
+        # sign-up themselves: kept when their subscriber row is removed, so an
+        # old list cannot bring them back. `key` is an HMAC of the address
+        # under the site secret, never the address (the migration cannot
+        # compute it, so rows already unsubscribed or bounced are respected
+        # through their row until they are removed).
+        """CREATE TABLE suppressions (
+            key TEXT PRIMARY KEY,
+            reason TEXT NOT NULL
+                CHECK (reason IN ('unsubscribed', 'bounced', 'removed', 'complained')),
+            created_at TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -45,7 +45,7 @@ MAX_TOKEN_LENGTH = 200
 MAX_NAME_LENGTH = 200
 EXPORT_COLUMNS = ("email", "name", "status", "created_at")
 
-AddOutcome = Literal["added", "reactivated", "name updated", "already subscribed"]
+AddOutcome = Literal["added", "name updated", "already subscribed"]
 
 # C0 and C1 control characters and DEL: in an address they can only be a
 # header injection attempt (CR/LF) or garbage; in a name, terminal escapes.
@@ -221,39 +221,113 @@ def check_token(secret: bytes, token: str, subscriber: Subscriber) -> bool:
     return subscriber_id == subscriber.id and hmac.compare_digest(mac, expected)
 
 
+# -- suppressions -------------------------------------------------------------------
+
+# Why an address may not be subscribed by the operator or an import, by the
+# suppression entry's reason or the subscriber row's status.
+_REFUSALS = {
+    "unsubscribed": "asked not to receive the digest",
+    "removed": "asked not to receive the digest",
+    "complained": "reported the digest as spam",
+    "bounced": "bounced earlier",
+}
+_ONLY_THEY = "only a sign-up they confirm themselves lifts this"
+
+
+def suppression_key(secret: bytes, email: str) -> str:
+    """The keyed hash a suppression entry stores instead of the address.
+
+    Case-insensitive, as addresses are matched (module docstring). Keyed with
+    the site secret, so the table alone cannot be checked against a list of
+    guessed addresses; domain-separated from the unsubscribe MACs.
+    """
+    message = f"suppress\0{_key(email)}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def suppress(store: Store, secret: bytes, email: str, reason: str, *, now: datetime) -> None:
+    """Keep *email* from being subscribed again except by their own confirmed sign-up."""
+    ledger.insert_suppression(store, suppression_key(secret, email), reason, now=now)
+
+
+def _refusal(store: Store, secret: bytes, email: str, status: str | None) -> str | None:
+    """Why *email* must not be subscribed for the operator, or None when it may be.
+
+    *status* is that of the address's subscriber row, which speaks for itself
+    (rows from before suppressions existed have no entry); without a row
+    (None), the suppression entry decides.
+    """
+    if status is not None:
+        reason = None if status == "active" else status
+    else:
+        reason = ledger.suppression_reason(store, suppression_key(secret, email))
+    return None if reason is None else f"{email} {_REFUSALS[reason]}; skipped"
+
+
 # -- operations -----------------------------------------------------------------------
 
 
 def add_subscriber(
-    store: Store, address: str, name: str, *, now: datetime, where: str = "EMAIL"
+    store: Store, secret: bytes, address: str, name: str, *, now: datetime, where: str = "EMAIL"
 ) -> tuple[Subscriber, AddOutcome]:
     """Subscribe *address*, as the operator asked.
 
-    An address that unsubscribed or bounced is made active again (and its hard
-    failures forgotten): the operator's explicit add is taken as the person's
-    renewed consent. A non-empty *name* replaces the stored one.
+    An address that unsubscribed, bounced or was removed is refused: consent
+    to mail it again can only come from the person, through a sign-up they
+    confirm (`subscribe_confirmed`). A non-empty *name* replaces the stored one.
 
-    :raises SubscriberError: for an invalid address or name.
+    :raises SubscriberError: for an invalid address or name, or a suppressed address.
     """
     email = normalise_address(address, where)
     name = normalise_name(name, where)
     existing = _find(store, email)
+    refusal = _refusal(store, secret, email, existing.status if existing else None)
+    if refusal is not None:
+        message = f"{refusal} ({_ONLY_THEY})"
+        raise SubscriberError(where, message)
     if existing is None:
         subscriber_id = ledger.insert_subscriber(store, email, name, status="active", now=now)
         return _get(store, subscriber_id), "added"
-    outcome: AddOutcome = "already subscribed"
     if name and name != existing.name:
         ledger.set_subscriber_name(store, existing.id, name, now=now)
-        outcome = "name updated"
+        return _get(store, existing.id), "name updated"
+    return existing, "already subscribed"
+
+
+def subscribe_confirmed(
+    store: Store, secret: bytes, email: str, name: str, *, now: datetime
+) -> Subscriber:
+    """Make *email* active because its owner confirmed a sign-up; lifts any suppression.
+
+    The one path that may undo an unsubscribe, a bounce or a removal (and
+    forget the hard failures): the person proved they hold the address and
+    asked for the digest. A non-empty *name* replaces the stored one.
+
+    :raises SubscriberError: for an invalid address or name.
+    """
+    email = normalise_address(email, "email")
+    name = normalise_name(name, "name")
+    ledger.delete_suppression(store, suppression_key(secret, email))
+    existing = _find(store, email)
+    if existing is None:
+        return _get(store, ledger.insert_subscriber(store, email, name, status="active", now=now))
+    if name and name != existing.name:
+        ledger.set_subscriber_name(store, existing.id, name, now=now)
     if existing.status != "active":
         ledger.set_subscriber_status(store, existing.id, "active", now=now)
         ledger.reset_hard_failures(store, existing.id)
-        outcome = "reactivated"
-    return _get(store, existing.id), outcome
+    return _get(store, existing.id)
 
 
-def remove_subscriber(store: Store, address: str, *, where: str = "EMAIL") -> Subscriber:
-    """Delete the subscriber and their delivery rows; returns who was removed.
+def remove_subscriber(
+    store: Store, secret: bytes, address: str, *, now: datetime, where: str = "EMAIL"
+) -> Subscriber:
+    """Delete the subscriber, their delivery rows and sign-ups; returns who was removed.
+
+    What stays is a suppression entry (a keyed hash, no address), so that
+    neither an old list nor an `add` can subscribe them again. An entry made
+    when they unsubscribed or bounced keeps that reason; a row from before
+    entries existed gets one from its status.
 
     :raises SubscriberError: for an invalid address or one that is not subscribed.
     """
@@ -262,7 +336,10 @@ def remove_subscriber(store: Store, address: str, *, where: str = "EMAIL") -> Su
     if existing is None:
         message = f"no subscriber has the address {email!r}"
         raise SubscriberError(where, message)
+    reason = "removed" if existing.status == "active" else existing.status
+    suppress(store, secret, existing.email, reason, now=now)
     ledger.delete_subscriber(store, existing.id)
+    ledger.delete_signups(store, existing.email)
     return existing
 
 
@@ -280,7 +357,7 @@ def token_owner(store: Store, secret: bytes, token: str) -> Subscriber:
 
 
 def unsubscribe(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
-    """Mark the token's subscriber unsubscribed; doing it again changes nothing.
+    """Mark the token's subscriber unsubscribed and suppressed; doing it again changes nothing.
 
     Every failure gives the same message, so a token cannot be used to learn
     whether an id or an address exists.
@@ -288,6 +365,7 @@ def unsubscribe(store: Store, secret: bytes, token: str, *, now: datetime) -> Su
     :raises SubscriberError: for a malformed, forged or foreign token, or an unknown id.
     """
     subscriber = token_owner(store, secret, token)
+    suppress(store, secret, subscriber.email, "unsubscribed", now=now)
     if subscriber.status == "unsubscribed":
         return subscriber
     ledger.set_subscriber_status(store, subscriber.id, "unsubscribed", now=now)
@@ -305,25 +383,31 @@ def _get(store: Store, subscriber_id: int) -> Subscriber:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
-    """What an import did. `problems` are the bad rows, as `file.csv:LINE: problem`."""
+    """What an import did.
+
+    `problems` are the bad rows, as `file.csv:LINE: problem`; `skipped_rows`
+    the addresses refused because they opted out, as `file.csv:LINE: why`.
+    """
 
     added: int
     already_present: int
-    skipped_unsubscribed: int  # unsubscribed or bounced earlier: never resubscribed by import
+    skipped_unsubscribed: int  # unsubscribed, bounced or removed: never resubscribed by import
     problems: tuple[str, ...] = ()
+    skipped_rows: tuple[str, ...] = ()
 
     @property
     def good_rows(self) -> int:
         return self.added + self.already_present + self.skipped_unsubscribed
 
 
-def import_csv(store: Store, path: Path, *, now: datetime) -> ImportReport:
+def import_csv(store: Store, secret: bytes, path: Path, *, now: datetime) -> ImportReport:
     """Add every good row of a CSV file with an `email` (and optional `name`) column.
 
     Bad rows and duplicates within the file are reported and left out; the
     rest goes in (the caller's transaction makes that all or nothing). An
     address already present is not touched, whatever its status: one that
-    unsubscribed or bounced is counted and skipped, because consent to mail it
+    unsubscribed or bounced, or was removed (its suppression entry), is
+    counted and skipped with a line saying why, because consent to mail it
     again cannot come from a list. For the same reason an optional `status`
     column (as `export_csv` writes) is honoured: a new address marked
     unsubscribed or bounced is recorded so, never as active, and counted as
@@ -343,7 +427,8 @@ def import_csv(store: Store, path: Path, *, now: datetime) -> ImportReport:
     existing = {_key(s.email): s.status for s in ledger.iter_subscribers(store)}
     seen: dict[str, int] = {}
     problems: list[str] = []
-    added = already_present = skipped = 0
+    skipped_rows: list[str] = []
+    counts = {"added": 0, "present": 0, "skipped": 0}
     for line, row in records:
         where = f"{name}:{line}"
         try:
@@ -358,20 +443,38 @@ def import_csv(store: Store, path: Path, *, now: datetime) -> ImportReport:
             problems.append(f"{where}: duplicate of line {seen[key]} ({email!r})")
             continue
         seen[key] = line
-        status = existing.get(key)
-        if status == "active":
-            already_present += 1
-        elif status is not None:
-            skipped += 1
-            logger.info("%s: %s is %s; not resubscribed by an import", where, email, status)
-        elif wanted != "active":
-            # Remember the opt-out, so that no later import can subscribe them.
-            ledger.insert_subscriber(store, email, person, status=wanted, now=now)
-            skipped += 1
-        else:
-            ledger.insert_subscriber(store, email, person, status="active", now=now)
-            added += 1
-    return ImportReport(added, already_present, skipped, tuple(problems))
+        outcome, why = _import_one(store, secret, email, person, wanted, existing.get(key), now=now)
+        counts[outcome] += 1
+        if why is not None:
+            skipped_rows.append(f"{where}: {why}")
+    return ImportReport(
+        counts["added"], counts["present"], counts["skipped"], tuple(problems), tuple(skipped_rows)
+    )
+
+
+def _import_one(
+    store: Store,
+    secret: bytes,
+    email: str,
+    name: str,
+    wanted: str,
+    status: str | None,
+    *,
+    now: datetime,
+) -> tuple[Literal["added", "present", "skipped"], str | None]:
+    """What importing one good row did, and why it was skipped if it was refused.
+
+    *status* is that of the address's subscriber row, None when it has none.
+    """
+    if status == "active":
+        return "present", None
+    refusal = _refusal(store, secret, email, status)
+    if refusal is not None:
+        return "skipped", refusal
+    # A new address marked unsubscribed or bounced (an export's status column)
+    # is recorded so, never active, and no later import can subscribe it.
+    ledger.insert_subscriber(store, email, name, status=wanted, now=now)
+    return ("added", None) if wanted == "active" else ("skipped", None)
 
 
 def _read_text(path: Path) -> str:

@@ -1,6 +1,10 @@
 """`publisher serve`: feeds over HTTP, sign-up with double opt-in, one-click
 unsubscribe and the digest archive, as one Starlette application.
 
+Links in messages change state only on POST: a GET (or HEAD) of a
+confirmation or unsubscribe link shows a page with one button, so a mail
+provider's link scanner changes nothing.
+
 Routes follow the site's URLs: the home page at base_url's path, feeds at
 [feeds] url's path, unsubscribe at [digest] unsubscribe_url's path. The state
 database is shared with `publisher run` (WAL; each request opens its own
@@ -39,6 +43,7 @@ from publisher.config import SiteConfig
 from publisher.delivery import Sender
 from publisher.errors import PublisherError, StoreError, SubscriberError
 from publisher.mail import compose_single
+from publisher.model import Subscriber
 from publisher.store import Store, open_store
 
 logger = logging.getLogger("publisher.web")
@@ -195,6 +200,7 @@ def create_app(
     base = urlsplit(site.base_url).path or "/"
     feeds_path = urlsplit(site.feeds.url).path.rstrip("/") or "/feeds"
     unsubscribe_path = urlsplit(site.digest.unsubscribe_url).path or "/unsubscribe"
+    confirm_path = base + "confirm"
     secret_holder: list[bytes] = []
 
     def secret() -> bytes:
@@ -282,26 +288,57 @@ def create_app(
                 )
         return _check_inbox(page)
 
-    def confirm(request: Request) -> Response:
+    async def confirm(request: Request) -> Response:
+        # GET and HEAD (a person, or a mail provider's link scanner) only show
+        # the page; its one button POSTs back here, and only that subscribes.
         token = request.query_params.get("token", "")
-        key = secret()
-        try:
-            with store() as db, db.transaction():
-                subscriber = signups.confirm(db, key, token, now=now())
-        except SubscriberError as err:
-            return page(
-                "message.html.j2",
-                400,
-                title="That link did not work",
-                message=f"{err.message[0].upper()}{err.message[1:]}.",
-                link=base,
-                link_text="Sign up again",
-            )
+        if request.method == "POST":
+            if await _read_form(request) is None:
+                return page(
+                    "message.html.j2",
+                    400,
+                    title="That form could not be read",
+                    message="Please open the link in the email again and press the button.",
+                )
+            return await run_in_threadpool(do_confirm, token)
+        return await run_in_threadpool(confirm_page, token)
+
+    def bad_link(err: SubscriberError) -> Response:
+        return page(
+            "message.html.j2",
+            400,
+            title="That link did not work",
+            message=f"{err.message[0].upper()}{err.message[1:]}.",
+            link=base,
+            link_text="Sign up again",
+        )
+
+    def subscribed(subscriber: Subscriber) -> Response:
         return page(
             "message.html.j2",
             title="You are subscribed",
             message=f"{subscriber.email} will receive the next {site.title} digest.",
         )
+
+    def confirm_page(token: str) -> Response:
+        key = secret()
+        try:
+            with store() as db:
+                checked = signups.check_confirmation(db, key, token, now=now())
+        except SubscriberError as err:
+            return bad_link(err)
+        if checked.subscriber is not None:  # already confirmed: nothing left to press
+            return subscribed(checked.subscriber)
+        return page("confirm.html.j2", email=checked.email, token=token, action=confirm_path)
+
+    def do_confirm(token: str) -> Response:
+        key = secret()
+        try:
+            with store() as db, db.transaction():
+                subscriber = signups.confirm(db, key, token, now=now())
+        except SubscriberError as err:
+            return bad_link(err)
+        return subscribed(subscriber)
 
     async def unsubscribe(request: Request) -> Response:
         token = request.query_params.get("token", "")
@@ -363,7 +400,7 @@ def create_app(
     routes = [
         Route(base, home, methods=["GET"]),
         Route(base + "subscribe", subscribe, methods=["POST"]),
-        Route(base + "confirm", confirm, methods=["GET"]),
+        Route(confirm_path, confirm, methods=["GET", "POST"]),
         Route(unsubscribe_path, unsubscribe, methods=["GET", "POST"]),
         Route(base + "digests/", digests, methods=["GET"]),
         Mount(feeds_path, app=FeedFiles(directory=site.output_dir, html=True, check_dir=False)),

@@ -1,7 +1,8 @@
 """The subscriber's path in a real browser: Debian's headless Chromium, driven by
 Playwright, against the app served by uvicorn. Sign up on the home page, follow
-the confirmation link from the outbox, get a digest, unsubscribe with the
-button. Screenshots at phone and desktop widths land in the test's tmp folder.
+the confirmation link from the outbox and press its button, get a digest,
+unsubscribe with the button. Screenshots at phone and desktop widths land in
+the test's tmp folder.
 
 Skips when /usr/bin/chromium is missing, unless PUBLISHER_REQUIRE_BROWSER=1
 (CI sets it), which turns the skip into a failure.
@@ -143,7 +144,19 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         assert _recipient(confirmation) == ADDRESS
         found = re.search(r"https://\S+/confirm\?token=\S+", _text(confirmation))
         assert found, "no confirmation link in the text part"
+        # Opening the link shows one button and changes nothing (a link scanner
+        # does as much); pressing the button subscribes.
         page.goto(_local(found.group(0), site_origin, origin))
+        expect(
+            page.get_by_role("heading", level=1, name="Confirm your subscription")
+        ).to_be_visible()
+        expect(page.get_by_text(ADDRESS)).to_be_visible()
+        expect(page.get_by_role("button")).to_have_count(1)
+        _no_horizontal_scroll(page)
+        _shoot(page, tmp_path, "confirm")
+        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+            assert ledger.find_subscriber(store, ADDRESS) is None
+        page.get_by_role("button", name="Confirm subscription").click()
         expect(page.get_by_role("heading", level=1, name="You are subscribed")).to_be_visible()
         expect(page.get_by_text(f"{ADDRESS} will receive the next Test Gazette")).to_be_visible()
         _no_horizontal_scroll(page)
@@ -200,6 +213,15 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         subscriber = ledger.find_subscriber(store, ADDRESS)
         assert subscriber is not None
         assert subscriber.status == "unsubscribed"
-    for name in ("home", "check-inbox", "subscribed", "digests", "unsubscribe", "unsubscribed"):
+    names = (
+        "home",
+        "check-inbox",
+        "confirm",
+        "subscribed",
+        "digests",
+        "unsubscribe",
+        "unsubscribed",
+    )
+    for name in names:
         for width in ("phone", "desktop"):
             assert (tmp_path / f"{name}-{width}.png").is_file()

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from smtp_server import Faults, SmtpServer
 
-from publisher import __version__
+from publisher import __version__, ledger
 from publisher.cli import cli
 from publisher.errors import ConfigError
+from publisher.store import open_store
 
 COMMANDS = ["build", "check", "new"]
 
@@ -330,3 +332,106 @@ def test_digest_without_a_sender(runner, make_site):
         f"error: {config}: [digest] from: missing; digests need a sender such as "
         "'Meridian Briefing <briefing@example.org>' (or set [site] author_email)\n"
     )
+
+
+# -- digest failures ---------------------------------------------------------------
+
+
+def _smtp(site_dir, port: int) -> None:
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + f'\n[delivery]\nmethod = "smtp"\nbackoff = 0.01\n\n'
+        f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {port}\ntimeout = 5\n',
+        encoding="utf-8",
+    )
+
+
+DROPPED = (
+    "connection lost after the message was sent and before the server's reply "
+    "(Connection unexpectedly closed)"
+)
+
+
+def test_digest_failures_lists_who_failed_and_why(runner, site_dir, monkeypatch, now):
+    monkeypatch.setattr("publisher.cli._now", lambda: now)
+    # d@ is refused at RCPT (a 550), c@'s message is the 2nd DATA and its reply
+    # never comes (uncertain); a@ and e@ arrive.
+    faults = Faults(
+        reject_recipients={"d@example.org": "550 5.1.1 <d@example.org>: no such user"},
+        drop_after_store_at={2},
+    )
+    with SmtpServer(faults) as server:
+        _smtp(site_dir, server.port)
+        _subscribe(runner, site_dir, "e@example.org", "d@example.org", "c@example.org")
+        _subscribe(runner, site_dir, "a.long.address@example.org")
+        sent = _invoke(runner, site_dir, "digest", "send")
+    assert sent.exit_code == 0, sent.output
+    assert sent.stdout.splitlines()[-1] == "sent 2, failed 1, deferred 0, uncertain 1"
+    assert sent.stderr.splitlines()[-1] == (
+        "warning: 1 message may or may not have been delivered (the connection dropped before "
+        "the server's reply); see `publisher digest failures`, and send them with "
+        "--resend-uncertain if they did not arrive"
+    )
+    header = "digest  address        status     when              reply"
+    expected = [
+        header,
+        f"     1  c@example.org  uncertain  2026-11-27 13:00  {DROPPED}",
+        "     1  d@example.org  failed     2026-11-27 13:00  "
+        "550 5.1.1 <d@example.org>: no such user",
+    ]
+    for args in ([], ["1"]):
+        result = _invoke(runner, site_dir, "digest", "failures", *args)
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert result.stdout.splitlines() == expected
+
+
+def test_digest_failures_with_nothing_to_show(runner, site_dir):
+    assert _invoke(runner, site_dir, "digest", "failures").stdout == "no digest made yet\n"
+    _subscribe(runner, site_dir, "a@example.org")
+    assert _invoke(runner, site_dir, "digest", "send").exit_code == 0
+    for args, line in (
+        ([], "no failed or uncertain deliveries\n"),
+        (["1"], "no failed or uncertain deliveries in digest 1\n"),
+    ):
+        result = _invoke(runner, site_dir, "digest", "failures", *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (0, line, "")
+
+
+@pytest.mark.parametrize(
+    ("make_one", "args", "code", "stderr"),
+    [
+        (False, ["7"], 1, "error: DIGEST: no digest 7 (none made yet)\n"),
+        (True, ["7"], 1, "error: DIGEST: no digest 7 (the latest is 1)\n"),
+        (True, ["2"], 1, "error: DIGEST: no digest 2 (the latest is 1)\n"),
+    ],
+)
+def test_digest_failures_refuses_an_unknown_digest(runner, site_dir, make_one, args, code, stderr):
+    if make_one:
+        _subscribe(runner, site_dir, "a@example.org")
+        assert _invoke(runner, site_dir, "digest", "send").exit_code == 0
+    result = _invoke(runner, site_dir, "digest", "failures", *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (code, "", stderr)
+
+
+@pytest.mark.parametrize("bad", ["0", "x", "1.5"])
+def test_digest_failures_leaves_a_malformed_number_to_click(runner, site_dir, bad):
+    result = _invoke(runner, site_dir, "digest", "failures", bad)
+    assert result.exit_code == 2
+    assert "Invalid value for '[DIGEST]'" in result.stderr
+
+
+def test_digest_failures_prints_each_reply_as_one_harmless_line(runner, site_dir, now):
+    # A hostile or broken server's reply, and a row a killed run left `sending`.
+    _subscribe(runner, site_dir, "a@example.org", "b@example.org")
+    with open_store(site_dir / ".publisher" / "state.db") as store, store.transaction():
+        digest_id = ledger.insert_digest(store, (), last_seq=0, now=now)
+        ledger.create_deliveries(store, digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
+        ledger.set_delivery(
+            store, digest_id, 1, "failed", now=now, error="550 no\r\n  such\x1b[2J user\x9b"
+        )
+        ledger.set_delivery(store, digest_id, 2, "sending", now=now)
+    result = _invoke(runner, site_dir, "digest", "failures")
+    assert result.stdout.splitlines()[1:] == [
+        "     1  a@example.org  failed     2026-11-27 13:00  550 no such\\x1b[2J user\\x9b",
+        "     1  b@example.org  uncertain  2026-11-27 13:00  (no reply recorded)",
+    ]

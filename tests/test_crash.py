@@ -29,9 +29,10 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
             encoding="utf-8",
         )
         site = load_config(config)
+        secret = subscribers.load_secret(site.state_dir)
         with open_store(site.state_dir / "state.db") as store, store.transaction():
             for address in ADDRESSES:
-                subscribers.add_subscriber(store, address, "", now=now)
+                subscribers.add_subscriber(store, secret, address, "", now=now)
 
         process = start_publisher(site_dir, "digest", "send")
         deadline = time.monotonic() + 30

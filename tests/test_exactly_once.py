@@ -127,7 +127,7 @@ class ExactlyOnce(RuleBasedStateMachine):
         self.count = 0
         self.seen = Ledger()
         with open_store(self.site.state_dir / "state.db") as store, store.transaction():
-            subscribers.add_subscriber(store, "reader@example.org", "", now=self.now)
+            subscribers.add_subscriber(store, b"k" * 32, "reader@example.org", "", now=self.now)
 
     def teardown(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

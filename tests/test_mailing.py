@@ -30,9 +30,10 @@ class Clock:
 
 
 def _add(site, addresses, now):
+    secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_dir / "state.db") as store, store.transaction():
         for address in addresses:
-            subscribers.add_subscriber(store, address, "", now=now)
+            subscribers.add_subscriber(store, secret, address, "", now=now)
 
 
 def _smtp_site(site_dir: Path, port: int, extra: str = ""):
@@ -247,6 +248,39 @@ def test_451_is_retried_550_fails_and_bounces(site_dir, now):
             "JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = 'reader2@example.org'"
         ).fetchone()
     assert failed == ("failed", "550 5.1.1 No such user here", "bounced")
+
+
+def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, tmp_path):
+    from publisher.cli import cli
+
+    faults = Faults(reject_recipients={"reader2@example.org": "550 5.1.1 No such user here"})
+    with SmtpServer(faults) as server:
+        site = _smtp_site(site_dir, server.port)
+        _add(site, ADDRESSES[:3], now)
+        report = mailing.send_digests(site, now=Clock(now), sleep=lambda _s: None)
+    assert report.bounced == ["reader2@example.org"]
+    with open_store(site.state_dir / "state.db") as store:
+        rows = store.conn.execute("SELECT key, reason FROM suppressions").fetchall()
+    secret = subscribers.load_secret(site.state_dir)
+    assert rows == [(subscribers.suppression_key(secret, "reader2@example.org"), "bounced")]
+
+    config = ["--config", str(site_dir / "publisher.toml")]
+    removed = runner.invoke(cli, [*config, "subscribers", "remove", "reader2@example.org"])
+    assert (removed.exit_code, removed.stdout) == (0, "removed reader2@example.org\n")
+    (tmp_path / "old.csv").write_text("email\nreader2@example.org\n", encoding="utf-8")
+    imported = runner.invoke(cli, [*config, "subscribers", "import", str(tmp_path / "old.csv")])
+    assert (imported.exit_code, imported.stderr) == (
+        0,
+        f"warning: {tmp_path / 'old.csv'}:2: reader2@example.org bounced earlier; skipped\n",
+    )
+    added = runner.invoke(cli, [*config, "subscribers", "add", "reader2@example.org"])
+    assert (added.exit_code, added.stderr) == (
+        1,
+        "error: EMAIL: reader2@example.org bounced earlier; skipped "
+        "(only a sign-up they confirm themselves lifts this)\n",
+    )
+    with open_store(site.state_dir / "state.db") as store:
+        assert ledger.find_subscriber(store, "reader2@example.org") is None
 
 
 def test_connection_dropped_mid_session_is_retried(site_dir, now):

@@ -124,9 +124,10 @@ def _setting(site_dir: Path, key: str) -> str | None:
 def _subscribe(site_dir: Path, addresses: list[str]) -> None:
     site = load_config(site_dir / "publisher.toml")
     now = datetime.now(UTC)
+    secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_dir / "state.db") as store, store.transaction():
         for address in addresses:
-            subscribers.add_subscriber(store, address, "", now=now)
+            subscribers.add_subscriber(store, secret, address, "", now=now)
 
 
 # -- the service -------------------------------------------------------------------
@@ -188,6 +189,19 @@ def test_run_stops_on_sigint(site_dir, start_service):
     assert len(_titles(site_dir)) == 3
 
 
+def test_status_counts_the_suppression_list_and_shows_no_address(site_dir, runner):
+    _subscribe(site_dir, ADDRESSES[:3])
+    config = ["--config", str(site_dir / "publisher.toml")]
+    for address in ADDRESSES[:2]:
+        assert runner.invoke(cli, [*config, "subscribers", "remove", address]).exit_code == 0
+    lines = _status(runner, site_dir)
+    assert (
+        lines[-1]
+        == "subscribers: 1 active, 0 unsubscribed, 0 bounced; suppression list: 2 addresses"
+    )
+    assert not any("reader01" in line or "reader02" in line for line in lines)
+
+
 def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, runner):
     _subscribe(site_dir, ADDRESSES[:3])
     site = load_config(site_dir / "publisher.toml")
@@ -239,7 +253,7 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
         f"digest cadence: weekly on monday at 07:00 (Europe/Vienna); next at "
         f"{next_slot(site.digest.cadence, site.timezone, datetime.now(UTC)):%Y-%m-%d %H:%M %Z}",
         lines[5],
-        "subscribers: 3 active, 0 unsubscribed, 0 bounced",
+        "subscribers: 3 active, 0 unsubscribed, 0 bounced; suppression list: 0 addresses",
     ]
     assert re.fullmatch(
         rf"last digest: 1, made {WHEN}, 3 articles: sent 3, pending 0, uncertain 0, failed 0",

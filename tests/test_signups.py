@@ -34,15 +34,33 @@ def test_confirm_activates_and_a_second_click_is_harmless(store, now):
     assert first.status == "active"
 
 
+def test_checking_a_link_changes_nothing(store, now):
+    request = _request(store, "ada@example.org", now)
+    before = [
+        store.conn.execute(f"SELECT * FROM {table}").fetchall()
+        for table in ("signups", "subscribers", "suppressions")
+    ]
+    for _ in range(2):
+        checked = signups.check_confirmation(store, SECRET, request.token, now=now)
+        assert (checked.email, checked.subscriber) == ("ada@example.org", None)
+    after = [
+        store.conn.execute(f"SELECT * FROM {table}").fetchall()
+        for table in ("signups", "subscribers", "suppressions")
+    ]
+    assert after == before
+    assert ledger.find_subscriber(store, "ada@example.org") is None
+
+
 def test_a_used_link_does_not_resubscribe_after_an_unsubscribe(store, now):
     request = _request(store, "ada@example.org", now)
     with store.transaction():
         subscriber = signups.confirm(store, SECRET, request.token, now=now)
         token = subscribers.make_token(SECRET, subscriber.id, subscriber.email)
         subscribers.unsubscribe(store, SECRET, token, now=now)
-    with pytest.raises(SubscriberError) as raised, store.transaction():
-        signups.confirm(store, SECRET, request.token, now=now)
-    assert raised.value.message == signups.USED_LINK
+    for step in (signups.check_confirmation, signups.confirm):
+        with pytest.raises(SubscriberError) as raised, store.transaction():
+            step(store, SECRET, request.token, now=now)
+        assert raised.value.message == signups.USED_LINK
     assert ledger.find_subscriber(store, "ada@example.org").status == "unsubscribed"
 
 
@@ -81,5 +99,42 @@ def test_at_most_three_confirmations_a_day_per_address(store, now):
 
 def test_an_active_subscriber_gets_no_confirmation(store, now):
     with store.transaction():
-        subscribers.add_subscriber(store, "ada@example.org", "", now=now)
+        subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
     assert _request(store, "ADA@example.org", now).token is None
+
+
+def _suppressed(store) -> list[str]:
+    return [row[0] for row in store.conn.execute("SELECT reason FROM suppressions")]
+
+
+def test_a_removed_address_can_sign_up_again_and_its_confirmation_lifts_the_suppression(store, now):
+    with store.transaction():
+        subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+        subscribers.remove_subscriber(store, SECRET, "ada@example.org", now=now)
+    assert _suppressed(store) == ["removed"]
+    request = _request(store, "Ada@example.org", now)
+    assert request.token is not None  # the confirmation still goes out
+    with store.transaction():
+        subscriber = signups.confirm(store, SECRET, request.token, now=now)
+    assert (subscriber.email, subscriber.status) == ("Ada@example.org", "active")
+    assert _suppressed(store) == []
+    with store.transaction():  # and the operator's add sees an ordinary subscriber
+        _again, outcome = subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+    assert outcome == "already subscribed"
+
+
+@pytest.mark.parametrize("status", ["unsubscribed", "bounced"])
+def test_a_confirmed_sign_up_reactivates_an_opted_out_row(store, now, status):
+    with store.transaction():
+        ada, _ = subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+        for _ in range(3):
+            ledger.record_hard_failure(store, ada.id, bounce_after=9, now=now)
+        ledger.set_subscriber_status(store, ada.id, status, now=now)
+        subscribers.suppress(store, SECRET, ada.email, status, now=now)
+    with pytest.raises(SubscriberError), store.transaction():
+        subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+    request = _request(store, "ada@example.org", now)
+    with store.transaction():
+        subscriber = signups.confirm(store, SECRET, request.token, now=now)
+    assert (subscriber.id, subscriber.status, subscriber.hard_failures) == (ada.id, "active", 0)
+    assert _suppressed(store) == []

@@ -114,7 +114,13 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
 
     if version == 1:  # no subscribers yet: the first digest takes the newest articles
         with open_store(site.state_dir / "state.db") as store, store.transaction():
-            subscribers.add_subscriber(store, "ada@example.org", "", now=UPGRADE_NOW)
+            subscribers.add_subscriber(
+                store,
+                subscribers.load_secret(site.state_dir),
+                "ada@example.org",
+                "",
+                now=UPGRADE_NOW,
+            )
     sent = mailing.send_digests(site, now=lambda: UPGRADE_NOW)
 
     with open_store(site.state_dir / "state.db") as store:
@@ -165,3 +171,38 @@ def test_a_state_database_readable_by_others_is_made_private(tmp_path, caplog):
         pass
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert f"{path}: was readable by others (mode 0644); changed it to 0600" in caplog.messages
+
+
+def test_a_database_from_before_the_suppression_list_gains_it_and_keeps_its_rows(tmp_path):
+    from publisher.store import MIGRATIONS
+
+    # Found by content, not number: steps may be renumbered when branches merge.
+    (step,) = [
+        n
+        for n, steps in enumerate(MIGRATIONS)
+        if any(isinstance(s, str) and "TABLE suppressions" in s for s in steps)
+    ]
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for steps in MIGRATIONS[:step]:
+        for statement in steps:
+            if isinstance(statement, str):
+                conn.execute(statement)
+            else:
+                statement(conn)
+    conn.execute(f"PRAGMA user_version = {step}")
+    conn.execute(
+        "INSERT INTO subscribers (email, status, created_at, updated_at) "
+        "VALUES ('gone@example.org', 'unsubscribed', '2020-01-01', '2020-01-01')"
+    )
+    conn.close()
+    with open_store(path) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.conn.execute("SELECT email, status FROM subscribers").fetchall() == [
+            ("gone@example.org", "unsubscribed")
+        ]
+        assert store.conn.execute("SELECT * FROM suppressions").fetchall() == []
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            store.conn.execute(
+                "INSERT INTO suppressions (key, reason, created_at) VALUES ('k', 'forgot', 'x')"
+            )

@@ -31,6 +31,7 @@ from publisher.subscribers import (
     normalise_name,
     parse_token,
     remove_subscriber,
+    suppression_key,
 )
 from publisher.subscribers import unsubscribe as unsubscribe_token
 
@@ -144,7 +145,7 @@ def _dump(path: Path) -> list[tuple]:
 
 def _add(store, address, name="", *, now, status="active"):
     with store.transaction():
-        subscriber, _ = add_subscriber(store, address, name, now=now)
+        subscriber, _ = add_subscriber(store, SECRET, address, name, now=now)
         if status != "active":
             ledger.set_subscriber_status(store, subscriber.id, status, now=now)
     return ledger.get_subscriber(store, subscriber.id)
@@ -352,7 +353,7 @@ def test_token_does_not_pass_to_a_reused_id(store, now):
     ada = _add(store, "ada@example.org", now=now)
     token = make_token(SECRET, ada.id, ada.email)
     with store.transaction():
-        remove_subscriber(store, "ada@example.org")
+        remove_subscriber(store, SECRET, "ada@example.org", now=now)
     grace = _add(store, "grace@example.org", now=now)
     assert grace.id == ada.id
     with pytest.raises(SubscriberError), store.transaction():
@@ -366,7 +367,7 @@ def test_token_does_not_pass_to_a_reused_id(store, now):
 def test_add_outcomes(store, now):
     later = now + timedelta(hours=1)
     with store.transaction():
-        ada, outcome = add_subscriber(store, "Ada@EXAMPLE.org", " Ada ", now=now)
+        ada, outcome = add_subscriber(store, SECRET, "Ada@EXAMPLE.org", " Ada ", now=now)
     assert (ada.email, ada.name, ada.status, ada.created_at, outcome) == (
         "Ada@example.org",
         "Ada",
@@ -375,24 +376,32 @@ def test_add_outcomes(store, now):
         "added",
     )
     with store.transaction():
-        again, outcome = add_subscriber(store, "ada@example.org", "", now=later)
+        again, outcome = add_subscriber(store, SECRET, "ada@example.org", "", now=later)
     assert (again, outcome) == (ada, "already subscribed")
     with store.transaction():
-        renamed, outcome = add_subscriber(store, "ada@example.org", "Ada Lovelace", now=later)
+        renamed, outcome = add_subscriber(
+            store, SECRET, "ada@example.org", "Ada Lovelace", now=later
+        )
     assert (renamed.name, outcome) == ("Ada Lovelace", "name updated")
 
 
-@pytest.mark.parametrize("status", ["unsubscribed", "bounced"])
-def test_add_reactivates(store, now, status):
-    ada = _add(store, "ada@example.org", now=now)
-    with store.transaction():
-        for _ in range(3):
-            ledger.record_hard_failure(store, ada.id, bounce_after=3, now=now)
-        ledger.set_subscriber_status(store, ada.id, status, now=now)
-    with store.transaction():
-        again, outcome = add_subscriber(store, "ada@example.org", "", now=now)
-    assert outcome == "reactivated"
-    assert (again.id, again.status, again.hard_failures) == (ada.id, "active", 0)
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        ("unsubscribed", "asked not to receive the digest"),
+        ("bounced", "bounced earlier"),
+    ],
+)
+def test_add_refuses_an_address_that_opted_out(store, now, status, why):
+    ada = _add(store, "ada@example.org", now=now, status=status)
+    before = _dump(store.path)
+    with pytest.raises(SubscriberError) as caught, store.transaction():
+        add_subscriber(store, SECRET, "ADA@example.org", "Ada", now=now)
+    assert str(caught.value) == (
+        f"EMAIL: ADA@example.org {why}; skipped (only a sign-up they confirm themselves lifts this)"
+    )
+    assert _dump(store.path) == before
+    assert ledger.get_subscriber(store, ada.id).status == status
 
 
 def test_remove_deletes_the_ledger_rows(store, now):
@@ -402,17 +411,70 @@ def test_remove_deletes_the_ledger_rows(store, now):
         digest_id = ledger.insert_digest(store, (), last_seq=0, now=now)
         ledger.create_deliveries(store, digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
     with store.transaction():
-        removed = remove_subscriber(store, "ADA@example.org")
+        removed = remove_subscriber(store, SECRET, "ADA@example.org", now=now)
     assert removed == ada
     assert ledger.get_subscriber(store, ada.id) is None
     deliveries = store.conn.execute("SELECT subscriber_id FROM deliveries").fetchall()
     assert deliveries == [(grace.id,)]
 
 
+def _suppressions(store) -> list[tuple[str, str]]:
+    return store.conn.execute("SELECT key, reason FROM suppressions ORDER BY key").fetchall()
+
+
+def test_suppression_key_is_a_keyed_hash_of_the_address_in_any_case():
+    key = suppression_key(SECRET, "Ada@example.org")
+    assert len(key) == 64
+    assert set(key) <= set("0123456789abcdef")
+    assert suppression_key(SECRET, "ADA@EXAMPLE.ORG") == key
+    assert suppression_key(OTHER_SECRET, "Ada@example.org") != key
+    assert suppression_key(SECRET, "bo@example.org") != key
+    # Not the unsubscribe MAC's message: one secret, two separate uses.
+    assert key != make_token(SECRET, 1, "ada@example.org").split(".")[1]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [("active", "removed"), ("unsubscribed", "unsubscribed"), ("bounced", "bounced")],
+)
+def test_remove_keeps_a_suppression_with_the_reason(store, now, status, reason):
+    # Rows set by hand: as in a database from before suppressions existed.
+    _add(store, "ada@example.org", now=now, status=status)
+    with store.transaction():
+        remove_subscriber(store, SECRET, "ada@example.org", now=now)
+    assert _suppressions(store) == [(suppression_key(SECRET, "ada@example.org"), reason)]
+
+
+def test_unsubscribe_writes_the_suppression_and_remove_keeps_its_reason(store, now):
+    ada = _add(store, "ada@example.org", now=now)
+    token = make_token(SECRET, ada.id, ada.email)
+    with store.transaction():
+        unsubscribe_token(store, SECRET, token, now=now)
+    key = suppression_key(SECRET, "ada@example.org")
+    assert _suppressions(store) == [(key, "unsubscribed")]
+    with store.transaction():
+        unsubscribe_token(store, SECRET, token, now=now + timedelta(days=1))  # again: no change
+        remove_subscriber(store, SECRET, "ada@example.org", now=now + timedelta(days=2))
+    assert store.conn.execute("SELECT * FROM suppressions").fetchall() == [
+        (key, "unsubscribed", now.isoformat())
+    ]
+
+
+def test_a_suppressed_address_is_refused_whatever_its_spelling(store, now):
+    _add(store, "Ada@example.org", now=now)
+    with store.transaction():
+        remove_subscriber(store, SECRET, "ada@EXAMPLE.org", now=now)
+    for spelling in ("Ada@example.org", "ada@example.org", "ADA@example.ORG"):
+        with pytest.raises(SubscriberError) as caught:
+            add_subscriber(store, SECRET, spelling, "", now=now)
+        assert "asked not to receive the digest; skipped" in str(caught.value)
+    assert list(ledger.iter_subscribers(store)) == []
+
+
 def test_remove_unknown(store, now):
     _add(store, "ada@example.org", now=now)
     with pytest.raises(SubscriberError) as caught:
-        remove_subscriber(store, "grace@example.org")
+        remove_subscriber(store, SECRET, "grace@example.org", now=now)
     assert str(caught.value) == "EMAIL: no subscriber has the address 'grace@example.org'"
 
 
@@ -434,7 +496,7 @@ MIXED_PROBLEMS = (
 
 def test_import_reports_bad_rows_and_imports_the_good(store, now, csv_copy):
     with store.transaction():
-        report = import_csv(store, csv_copy("mixed.csv"), now=now)
+        report = import_csv(store, SECRET, csv_copy("mixed.csv"), now=now)
     assert report == ImportReport(3, 0, 0, MIXED_PROBLEMS)
     assert [(s.email, s.name, s.status) for s in ledger.iter_subscribers(store)] == [
         ("ada@example.org", "Ada Lovelace", "active"),
@@ -448,8 +510,16 @@ def test_import_never_resubscribes(store, now, csv_copy):
     _add(store, "gone@example.org", now=now, status="unsubscribed")
     _add(store, "bounced@example.org", now=now, status="bounced")
     with store.transaction():
-        report = import_csv(store, csv_copy("known.csv"), now=now)
-    assert report == ImportReport(added=1, already_present=1, skipped_unsubscribed=2)
+        report = import_csv(store, SECRET, csv_copy("known.csv"), now=now)
+    assert report == ImportReport(
+        added=1,
+        already_present=1,
+        skipped_unsubscribed=2,
+        skipped_rows=(
+            "known.csv:3: GONE@example.org asked not to receive the digest; skipped",
+            "known.csv:4: bounced@example.org bounced earlier; skipped",
+        ),
+    )
     assert [(s.email, s.name, s.status) for s in ledger.iter_subscribers(store)] == [
         ("active@example.org", "Old name", "active"),
         ("gone@example.org", "", "unsubscribed"),
@@ -464,7 +534,7 @@ def test_import_bom_crlf_semicolons(store, now, csv_copy):
     assert data.startswith(b"\xef\xbb\xbf")
     assert b"\r\n" in data  # the fixture must keep its line ends
     with store.transaction():
-        report = import_csv(store, path, now=now)
+        report = import_csv(store, SECRET, path, now=now)
     assert report == ImportReport(
         2,
         0,
@@ -482,7 +552,9 @@ def test_import_bom_crlf_semicolons(store, now, csv_copy):
 
 def test_import_header_only(store, now, csv_copy):
     with store.transaction():
-        assert import_csv(store, csv_copy("header-only.csv"), now=now) == ImportReport(0, 0, 0)
+        assert import_csv(store, SECRET, csv_copy("header-only.csv"), now=now) == ImportReport(
+            0, 0, 0
+        )
 
 
 @pytest.mark.parametrize(
@@ -514,28 +586,28 @@ def test_import_header_only(store, now, csv_copy):
 def test_import_refuses_unusable_files(store, now, csv_copy, name, message):
     path = csv_copy(name) if (DATA / name).exists() else Path(name)
     with pytest.raises(SubscriberError) as caught, store.transaction():
-        import_csv(store, path, now=now)
+        import_csv(store, SECRET, path, now=now)
     assert str(caught.value) == message
     assert list(ledger.iter_subscribers(store)) == []
 
 
 def test_import_a_folder(store, now, tmp_path):
     with pytest.raises(SubscriberError) as caught:
-        import_csv(store, tmp_path, now=now)
+        import_csv(store, SECRET, tmp_path, now=now)
     assert str(caught.value) == f"{tmp_path}: is a folder, not a CSV file"
 
 
 def test_import_control_characters_and_overlong_fields(store, now, tmp_path):
     path = tmp_path / "odd.csv"
     path.write_bytes(b"email\nada@example.org\nbad\0row\n")
-    report = import_csv(store, path, now=now)
+    report = import_csv(store, SECRET, path, now=now)
     assert report.problems == (
         f"{path}:3: 'bad\\x00row' is not a valid email address "
         "(it contains a line break or control character)",
     )
     path.write_bytes(b"email\nada@example.org\n" + b"x" * 200_000 + b"\n")
     with pytest.raises(SubscriberError) as caught:
-        import_csv(store, path, now=now)
+        import_csv(store, SECRET, path, now=now)
     assert str(caught.value) == (
         f"{path}:3: not a readable CSV file (field larger than field limit (131072))"
     )
@@ -561,7 +633,7 @@ def test_export_then_import_round_trips(tmp_path, now):
             export_csv(first, stream)
     with open_store(tmp_path / "b.db") as second:
         with second.transaction():
-            report = import_csv(second, tmp_path / "out.csv", now=now)
+            report = import_csv(second, SECRET, tmp_path / "out.csv", now=now)
         assert report == ImportReport(1, 0, 1)
         assert [(s.email, s.name, s.status) for s in ledger.iter_subscribers(second)] == [
             ("ada@example.org", "Ada, Countess of Lovelace", "active"),
@@ -571,7 +643,7 @@ def test_export_then_import_round_trips(tmp_path, now):
 
 def test_import_honours_a_status_column(store, now, csv_copy):
     with store.transaction():
-        report = import_csv(store, csv_copy("exported.csv"), now=now)
+        report = import_csv(store, SECRET, csv_copy("exported.csv"), now=now)
     assert report == ImportReport(
         2, 0, 2, ("exported.csv:6: status 'paused' is not one of active, unsubscribed, bounced",)
     )
@@ -582,8 +654,16 @@ def test_import_honours_a_status_column(store, now, csv_copy):
         ("empty@example.org", "active"),
     ]
     with store.transaction():  # the recorded opt-outs hold against a plain list too
-        report = import_csv(store, csv_copy("known.csv"), now=now)
-    assert report == ImportReport(added=2, already_present=0, skipped_unsubscribed=2)
+        report = import_csv(store, SECRET, csv_copy("known.csv"), now=now)
+    assert report == ImportReport(
+        added=2,
+        already_present=0,
+        skipped_unsubscribed=2,
+        skipped_rows=(
+            "known.csv:3: GONE@example.org asked not to receive the digest; skipped",
+            "known.csv:4: bounced@example.org bounced earlier; skipped",
+        ),
+    )
 
 
 # -- the commands ----------------------------------------------------------------
@@ -631,14 +711,6 @@ def test_cli_add_rejects_bad_addresses(runner, site_dir, text, message):
     assert result.stdout == ""
     assert result.stderr == f"error: EMAIL: {message}\n"
     assert _rows(site_dir) == []
-
-
-def test_cli_add_reactivates_an_unsubscribed_address(runner, site_dir, now):
-    with open_store(site_dir / ".publisher" / "state.db") as store:
-        _add(store, "ada@example.org", now=now, status="unsubscribed")
-    result = _invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
-    assert (result.exit_code, result.stdout) == (0, "reactivated ada@example.org\n")
-    assert _rows(site_dir) == [("ada@example.org", "", "active", 0)]
 
 
 def test_cli_list(runner, site_dir, fixed_now):
@@ -705,7 +777,11 @@ def test_cli_import_skips_the_unsubscribed(runner, site_dir, csv_copy, now):
         _add(store, "gone@example.org", now=now, status="unsubscribed")
         _add(store, "bounced@example.org", now=now, status="bounced")
     result = _invoke(runner, site_dir, "subscribers", "import", str(csv_copy("known.csv")))
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "warning: known.csv:3: GONE@example.org asked not to receive the digest; skipped\n"
+        "warning: known.csv:4: bounced@example.org bounced earlier; skipped\n",
+    )
     assert result.stdout == (
         "imported 1 subscriber: 1 already present, "
         "2 unsubscribed or bounced earlier and skipped, 0 bad rows\n"
@@ -816,3 +892,123 @@ def test_secret_file_made_by_the_cli_is_private(runner, site_dir):
     _invoke(runner, site_dir, "unsubscribe", "1." + "A" * 43)
     mode = os.stat(site_dir / ".publisher" / "secret").st_mode
     assert stat.S_IMODE(mode) == 0o600
+
+
+# -- suppression: a removal or an opt-out outlives the subscriber row --------------
+
+REFUSED = "asked not to receive the digest; skipped"
+BOUNCED = "bounced earlier; skipped"
+ONLY_THEY = "(only a sign-up they confirm themselves lifts this)"
+
+
+def _all_cells(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table in the database file, by table."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {table: conn.execute(f"SELECT * FROM {table}").fetchall() for table in tables}
+    finally:
+        conn.close()
+
+
+def test_cli_remove_then_import_the_old_csv_skips_them(runner, site_dir, csv_copy):
+    assert (
+        _invoke(runner, site_dir, "subscribers", "import", str(csv_copy("good.csv"))).exit_code == 0
+    )
+    result = _invoke(runner, site_dir, "subscribers", "remove", "grace@example.org")
+    assert (result.exit_code, result.stdout) == (0, "removed Grace@example.org\n")
+    again = _invoke(runner, site_dir, "subscribers", "import", "good.csv")
+    assert (again.exit_code, again.stderr) == (
+        0,
+        f"warning: good.csv:3: Grace@example.org {REFUSED}\n",
+    )
+    assert again.stdout == (
+        "imported 0 subscribers: 2 already present, "
+        "1 unsubscribed or bounced earlier and skipped, 0 bad rows\n"
+    )
+    assert [row[0] for row in _rows(site_dir)] == ["ada@example.org", "alan@example.org"]
+
+
+@pytest.mark.parametrize("spelling", ["ada@example.org", "ADA@Example.ORG"])
+def test_cli_remove_then_add_is_refused(runner, site_dir, spelling):
+    assert _invoke(runner, site_dir, "subscribers", "add", "ada@example.org").exit_code == 0
+    assert _invoke(runner, site_dir, "subscribers", "remove", "ada@example.org").exit_code == 0
+    result = _invoke(runner, site_dir, "subscribers", "add", spelling, "--name", "Ada")
+    normalised = spelling.split("@")[0] + "@example.org"
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"error: EMAIL: {normalised} {REFUSED} {ONLY_THEY}\n",
+    )
+    assert _rows(site_dir) == []
+
+
+@pytest.mark.parametrize(("status", "why"), [("unsubscribed", REFUSED), ("bounced", BOUNCED)])
+def test_cli_add_refuses_an_unsubscribed_or_bounced_address(runner, site_dir, now, status, why):
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        _add(store, "ada@example.org", now=now, status=status)
+    result = _invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"error: EMAIL: ada@example.org {why} {ONLY_THEY}\n",
+    )
+    assert _rows(site_dir) == [("ada@example.org", "", status, 0)]
+
+
+@pytest.mark.parametrize(("status", "why"), [("unsubscribed", REFUSED), ("bounced", BOUNCED)])
+def test_cli_an_opt_out_survives_remove(runner, site_dir, csv_copy, now, status, why):
+    # A row from before suppressions existed: removing it writes the entry.
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        _add(store, "gone@example.org", now=now, status=status)
+    assert _invoke(runner, site_dir, "subscribers", "remove", "gone@example.org").exit_code == 0
+    assert _rows(site_dir) == []
+    result = _invoke(runner, site_dir, "subscribers", "import", str(csv_copy("known.csv")))
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"warning: known.csv:3: GONE@example.org {why}\n",
+    )
+    assert result.stdout == (
+        "imported 3 subscribers: 0 already present, "
+        "1 unsubscribed or bounced earlier and skipped, 0 bad rows\n"
+    )
+    added = _invoke(runner, site_dir, "subscribers", "add", "gone@example.org")
+    assert added.stderr == f"error: EMAIL: gone@example.org {why} {ONLY_THEY}\n"
+    assert "gone@example.org" not in [row[0].lower() for row in _rows(site_dir)]
+
+
+def test_cli_unsubscribe_then_remove_then_import_still_skips(runner, site_dir, csv_copy):
+    _invoke(runner, site_dir, "subscribers", "import", str(csv_copy("good.csv")))
+    token = make_token(load_secret(site_dir / ".publisher"), 1, "ada@example.org")
+    assert _invoke(runner, site_dir, "unsubscribe", token).exit_code == 0
+    assert _invoke(runner, site_dir, "subscribers", "remove", "ada@example.org").exit_code == 0
+    result = _invoke(runner, site_dir, "subscribers", "import", "good.csv")
+    assert result.stderr == f"warning: good.csv:2: ada@example.org {REFUSED}\n"
+    assert [row[0] for row in _rows(site_dir)] == ["Grace@example.org", "alan@example.org"]
+
+
+def test_a_removal_leaves_no_readable_address(runner, site_dir, now):
+    database = site_dir / ".publisher" / "state.db"
+    _invoke(runner, site_dir, "subscribers", "add", "Ada.Lovelace@Example.org", "--name", "Ada")
+    _invoke(runner, site_dir, "subscribers", "add", "grace@example.org")
+    with open_store(database) as store, store.transaction():  # a pending sign-up too
+        store.conn.execute(
+            "INSERT INTO signups (email, name, created_at) VALUES (?, 'Ada', ?)",
+            ("ada.lovelace@example.org", now.isoformat()),
+        )
+        store.conn.execute(
+            "INSERT INTO signup_requests (email, client, at, was_sent) VALUES (?, '::1', ?, 1)",
+            ("ada.lovelace@example.org", now.isoformat()),
+        )
+    assert (
+        _invoke(runner, site_dir, "subscribers", "remove", "ada.lovelace@example.org").exit_code
+        == 0
+    )
+    tables = _all_cells(database)
+    (entry,) = tables["suppressions"]
+    assert all("@" not in str(cell) for cell in entry)
+    for table, rows in tables.items():
+        for row in rows:
+            for cell in row:
+                assert "ada.lovelace" not in str(cell).lower(), (table, row)
+    assert [row[1] for row in tables["subscribers"]] == ["grace@example.org"]

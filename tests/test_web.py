@@ -143,9 +143,10 @@ def _statuses(site: SiteConfig) -> dict[str, str]:
 
 
 def _add(site: SiteConfig, addresses: list[str], now: datetime) -> None:
+    secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_dir / pipeline.STATE_DB) as store, store.transaction():
         for address in addresses:
-            subscribers.add_subscriber(store, address, "", now=now)
+            subscribers.add_subscriber(store, secret, address, "", now=now)
 
 
 def _messages(folder: Path) -> list[EmailMessage]:
@@ -353,7 +354,7 @@ def test_symlinks_leading_out_of_the_output_folder_are_not_followed(built, site_
 
 
 @pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
-@pytest.mark.parametrize("route", ["", "subscribe"])
+@pytest.mark.parametrize("route", ["", "subscribe", "confirm"])
 def test_other_methods_get_405(shared, method, route):
     site, client = shared.site, shared.client
     response = client.request(method, _base(site) + route, content=b"x")
@@ -377,16 +378,20 @@ def test_signup_confirm_and_the_next_digest_reaches_the_new_subscriber(built, cl
     assert link.startswith(built.base_url + "confirm?token=")
     assert _token(link)
 
-    confirmed = client.get(_local(link))
+    confirmed = _press(client, link)
     assert confirmed.status_code == 200
     assert SUBSCRIBED in confirmed.text
     assert _statuses(built) == {"ada@example.org": "active"}
     assert _rows(built, "SELECT name FROM subscribers") == [("Ada",)]
     assert _rows(built, "SELECT confirmed_at FROM signups") == [(clock().isoformat(),)]
-    # A second click (or a mail scanner's) gives the same answer and changes nothing.
+    # Opening the link again (or a scanner's visit) says so; a second POST changes nothing.
     again = client.get(_local(link))
     assert again.status_code == 200
     assert SUBSCRIBED in again.text
+    assert _Page(again.text).buttons == 0
+    twice = client.post(_local(link), content=b"", headers={"Content-Type": FORM})
+    assert twice.status_code == 200
+    assert SUBSCRIBED in twice.text
     assert _statuses(built) == {"ada@example.org": "active"}
 
     report = mailing.send_digests(built, now=clock)
@@ -624,23 +629,106 @@ def test_spoiled_confirmation_links_get_400_and_activate_nothing(built, client, 
     assert "not valid" in response.text
     assert _statuses(built) == {}
     assert _rows(built, "SELECT email FROM signups") == [("ada@example.org",)]
-    assert client.get(_local(link)).status_code == 200  # the real link still works
+    assert SUBSCRIBED in _press(client, link).text  # the real link still works
+    assert _statuses(built) == {"ada@example.org": "active"}
+
+
+def _confirm_form(html: str, link: str) -> dict[str, str | None]:
+    """The page's one form, posting to the confirmation URL (or, with no action, to itself)."""
+    path = urlsplit(link).path
+    (form,) = [f for f in _Page(html).forms if urlsplit(f.get("action") or path).path == path]
+    return form
+
+
+def _press(client: httpx.Client, link: str) -> httpx.Response:
+    """What a browser does with the confirmation page: GET it, then POST its one form."""
+    shown = client.get(_local(link))
+    assert shown.status_code == 200
+    form = _confirm_form(shown.text, link)
+    assert (form.get("method") or "").lower() == "post"
+    action = _local(form.get("action") or link)
+    return client.post(action, content=b"", headers={"Content-Type": FORM})
+
+
+def test_following_the_link_changes_nothing_until_the_button_is_pressed(built, client, clock):
+    link = _pending_link(client, built, "ada@example.org")
+    # A link scanner: GET and HEAD, any number of times.
+    for _ in range(2):
+        shown = client.get(_local(link))
+        assert shown.status_code == 200
+        assert "Confirm your subscription" in shown.text
+        assert "ada@example.org" in shown.text
+        assert _Page(shown.text).buttons == 1
+        head = client.head(_local(link))
+        assert head.status_code == 200
+        assert head.content == b""
+    assert _statuses(built) == {}
+    assert _rows(built, "SELECT confirmed_at FROM signups") == [(None,)]
+
+    done = _press(client, link)
+    assert done.status_code == 200
+    assert SUBSCRIBED in done.text
+    assert _statuses(built) == {"ada@example.org": "active"}
+    assert _rows(built, "SELECT confirmed_at FROM signups") == [(clock().isoformat(),)]
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [_forged, lambda token: token[:-5], lambda _token: "", lambda token: token + "x"],
+    ids=["changed-mac", "truncated", "empty", "long"],
+)
+def test_a_spoiled_token_on_post_gets_400_and_changes_nothing(built, client, spoil):
+    link = _pending_link(client, built, "ada@example.org")
+    response = client.post(
+        _base(built) + "confirm",
+        params={"token": spoil(_token(link))},
+        content=b"",
+        headers={"Content-Type": FORM},
+    )
+    assert response.status_code == 400
+    assert BAD_LINK in response.text
+    assert "not valid" in response.text
+    assert _statuses(built) == {}
+    assert _rows(built, "SELECT confirmed_at FROM signups") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (FORM, b"a=%zz&&="),
+        (FORM, b"a=1&a=2"),
+        ("application/json", b"{}"),
+        ("text/plain", b""),
+    ],
+)
+def test_a_malformed_confirmation_form_gets_400_and_changes_nothing(
+    built, client, content_type, body
+):
+    link = _pending_link(client, built, "ada@example.org")
+    response = client.post(_local(link), content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    assert UNREADABLE in response.text
+    assert _statuses(built) == {}
+    assert _press(client, link).status_code == 200  # the real link still works
+    assert _statuses(built) == {"ada@example.org": "active"}
 
 
 def test_confirmation_links_expire_after_48_hours(built, client, clock, now):
     link = _pending_link(client, built, "ada@example.org")
     clock.now = now + timedelta(hours=49)
-    response = client.get(_local(link))
-    assert response.status_code == 400
-    assert BAD_LINK in response.text
-    assert "expired" in response.text
+    shown = client.get(_local(link))
+    pressed = client.post(_local(link), content=b"", headers={"Content-Type": FORM})
+    for response in (shown, pressed):
+        assert response.status_code == 400
+        assert BAD_LINK in response.text
+        assert "expired" in response.text
     assert _statuses(built) == {}
 
 
 def test_a_link_is_still_good_after_47_hours(built, client, clock, now):
     link = _pending_link(client, built, "ada@example.org")
     clock.now = now + timedelta(hours=47)
-    response = client.get(_local(link))
+    response = _press(client, link)
     assert response.status_code == 200
     assert SUBSCRIBED in response.text
 
@@ -655,11 +743,14 @@ def test_a_confirmation_link_from_another_site_gets_400(built, clock, tmp_path, 
     with WebServer(built, now=clock) as server, httpx.Client(base_url=server.origin) as client:
         own = _pending_link(client, built, "ada@example.org")
         assert _token(own).split(".")[0] == _token(foreign).split(".")[0] == "1"
-        response = client.get(_local(foreign))
-        assert response.status_code == 400
-        assert BAD_LINK in response.text
+        for response in (
+            client.get(_local(foreign)),
+            client.post(_local(foreign), content=b"", headers={"Content-Type": FORM}),
+        ):
+            assert response.status_code == 400
+            assert BAD_LINK in response.text
         assert _statuses(built) == {}
-        assert client.get(_local(own)).status_code == 200
+        assert SUBSCRIBED in _press(client, own).text
     assert _statuses(built) == {"ada@example.org": "active"}
 
 
@@ -725,6 +816,30 @@ def test_the_unsubscribe_button_works(built, client, mailed):
     assert UNSUBSCRIBED in done.text
     assert _statuses(built)["cy@example.org"] == "unsubscribed"
     assert _statuses(built)["ada@example.org"] == "active"
+
+
+def test_an_unsubscribe_on_the_web_outlives_remove_and_an_old_list(
+    built, client, mailed, runner, tmp_path
+):
+    from publisher.cli import cli
+
+    done = client.post(
+        _local(mailed["bo@example.org"]), content=ONE_CLICK, headers={"Content-Type": FORM}
+    )
+    assert UNSUBSCRIBED in done.text
+    config = ["--config", str(built.config_path)]
+    removed = runner.invoke(cli, [*config, "subscribers", "remove", "bo@example.org"])
+    assert (removed.exit_code, removed.stdout) == (0, "removed bo@example.org\n")
+    old_list = tmp_path / "last-year.csv"
+    old_list.write_text("email\n" + "\n".join(READERS) + "\n", encoding="utf-8")
+    imported = runner.invoke(cli, [*config, "subscribers", "import", str(old_list)])
+    assert (imported.exit_code, imported.stderr) == (
+        0,
+        f"warning: {old_list}:3: bo@example.org asked not to receive the digest; skipped\n",
+    )
+    assert _statuses(built) == {"ada@example.org": "active", "cy@example.org": "active"}
+    (reason,) = _rows(built, "SELECT reason FROM suppressions")
+    assert reason == ("unsubscribed",)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
