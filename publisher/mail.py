@@ -66,6 +66,17 @@ def message_id(digest_id: int, subscriber_id: int, *, domain: str, site_key: str
     return f"<digest-{digest_id}.{subscriber_id}.{site_key}@{domain}>"
 
 
+def address_domain(mailbox: str) -> str:
+    """The domain of *mailbox* ("Name <a@b>", "a@b (Comment)"), lower-cased; "localhost" if none.
+
+    The one place a sender's domain is worked out: the ledger's Message-ID, the
+    message's header and the confirmation's must agree.
+    """
+    _name, address = parseaddr(mailbox)
+    _local, at, domain = address.rpartition("@")
+    return domain.lower() if at and domain else "localhost"
+
+
 def site_key(list_id: str) -> str:
     return hashlib.sha256(list_id.encode()).hexdigest()[:12]
 
@@ -75,7 +86,7 @@ def prepare(
 ) -> MessageTemplate:
     """Encode everything that is the same for every recipient, once."""
     _name, envelope_sender = parseaddr(settings.sender)
-    domain = envelope_sender.rpartition("@")[2] or "localhost"
+    domain = address_domain(settings.sender)
     key = site_key(settings.list_id)
     boundary = f"==publisher-{digest_id}-{key}==".encode()
     headers = [

@@ -230,7 +230,7 @@ def _make_digest(
         report.note = "nothing new since the last digest"
         return None
     key = mail.site_key(settings.list_id)
-    domain = settings.sender.rpartition("@")[2].rstrip(">") or "localhost"
+    domain = mail.address_domain(settings.sender)
     with store.transaction():
         digest_id = ledger.insert_digest(store, articles, watermark=now, now=now)
         rendered = _render(site, articles, number=digest_id, now=now)

@@ -286,3 +286,26 @@ def test_missing_smtp_password(site_dir, now, monkeypatch):
         "password in this environment variable"
     )
     assert os.environ.get("PUBLISHER_SMTP_PASSWORD") is None
+
+
+def test_ledger_and_message_agree_on_the_message_id_for_a_sender_with_a_comment(site_dir, now):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[digest]\nfrom = "briefing@gazette.example (Desk)"\n',
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    _add(site, ADDRESSES[:3], now)
+    assert mailing.send_digests(site, now=Clock(now)).sent == 3
+    with open_store(site.state_dir / "state.db") as store:
+        ledger_ids = dict(
+            store.conn.execute(
+                "SELECT s.email, d.message_id FROM deliveries d "
+                "JOIN subscribers s ON s.id = d.subscriber_id"
+            ).fetchall()
+        )
+    sent = [_parse(path.read_bytes()) for path in _eml_files(site)]
+    assert {str(m["To"]): str(m["Message-ID"]) for m in sent} == ledger_ids
+    assert sorted(ledger_ids) == ADDRESSES[:3]
+    assert all(mid.endswith("@gazette.example>") for mid in ledger_ids.values())
