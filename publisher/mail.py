@@ -115,15 +115,25 @@ def prepare(
     )
 
 
-def personalise(template: MessageTemplate, subscriber: Subscriber, token: str) -> Message:
-    """This recipient's message: the prepared pieces joined around their values."""
+def personalise(
+    template: MessageTemplate,
+    subscriber: Subscriber,
+    token: str,
+    *,
+    message_id_override: str | None = None,
+) -> Message:
+    """This recipient's message: the prepared pieces joined around their values.
+
+    *message_id_override* replaces the deterministic Message-ID, for a message
+    that is no delivery of the digest (a test, which must not look like a resend).
+    """
     settings = template.settings
     url = _with_token(settings.unsubscribe_url, token)
     list_unsubscribe = f"<{url}>"
     if settings.unsubscribe_mailto:
         subject = quote(f"unsubscribe {token}")
         list_unsubscribe += f", <mailto:{settings.unsubscribe_mailto}?subject={subject}>"
-    mid = message_id(
+    mid = message_id_override or message_id(
         template.digest_id,
         subscriber.id,
         domain=template.message_id_domain,

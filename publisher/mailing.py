@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from publisher.store import Store, open_store
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+TEST_SUBJECT_PREFIX = "[Test] "
 _LEDGER_STATUS = {
     "sent": "sent",
     "permanent": "failed",
@@ -446,6 +448,9 @@ def send_test(
 ) -> str:
     """Send the next digest (or, with nothing new, the latest one) to *address*; record nothing.
 
+    The subject starts with "[Test] " and every test has a Message-ID of its
+    own, so repeated tests are not threaded together or dropped as duplicates.
+
     :returns: what the sender reported.
     """
     settings = mail_settings(site)
@@ -462,13 +467,21 @@ def send_test(
         rendered = latest.rendered
     if sender is None:
         sender = site_sender(site)
-    template = mail.prepare(0, rendered, settings, date=now)
+    # Marked, and with an id of its own: providers merge messages that share one.
+    marked = replace(rendered, subject=f"{TEST_SUBJECT_PREFIX}{rendered.subject}")
+    template = mail.prepare(0, marked, settings, date=now)
+    unique = secrets.token_hex(8)
     # Subscriber 0 does not exist: its unsubscribe link is harmlessly invalid.
     probe = Subscriber(0, address, "", "active", now)
     try:
-        composed = mail.personalise(template, probe, "test")
+        composed = mail.personalise(
+            template,
+            probe,
+            "test",
+            message_id_override=f"<test-{unique}@{template.message_id_domain}>",
+        )
         # Filed apart from real digests, so the outbox never mixes the two.
-        name = f"tests/{now:%Y%m%d-%H%M%S}-{address.replace('@', '-at-')}.eml"
+        name = f"tests/{now:%Y%m%d-%H%M%S}-{address.replace('@', '-at-')}-{unique}.eml"
         result = sender.send(replace(composed, outbox_name=name))
     finally:
         sender.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from pathlib import Path
 
@@ -260,11 +262,27 @@ def test_digest_test_sends_one_message_and_records_nothing(runner, site_dir):
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
         r"sent a test digest to Editor@example\.org: stored as "
-        r"tests/\d{8}-\d{6}-Editor-at-example\.org\.eml\n",
+        r"tests/\d{8}-\d{6}-Editor-at-example\.org-[0-9a-f]{16}\.eml\n",
         result.stdout,
     )
     status = _invoke(runner, site_dir, "digest", "status")
     assert status.stdout == "no digest made yet\n"
+
+
+def test_digest_test_messages_are_marked_and_never_share_a_message_id(runner, site_dir):
+    # Mail providers thread (or drop) messages that share a Message-ID.
+    received = []
+    for _ in range(2):
+        result = _invoke(runner, site_dir, "digest", "test", "--to", "editor@example.org")
+        assert result.exit_code == 0, result.output
+        stored = result.stdout.rstrip("\n").rpartition(": stored as ")[2]
+        data = (site_dir / "outbox" / stored).read_bytes()
+        received.append(email.message_from_bytes(data, policy=email.policy.default))
+    ids = [str(message["Message-ID"]) for message in received]
+    assert ids[0] != ids[1]
+    for message_id in ids:
+        assert re.fullmatch(r"<test-[0-9a-f]{16}@gazette\.example>", message_id)
+    assert [str(m["Subject"]) for m in received] == ["[Test] Test Gazette: 3 new articles"] * 2
 
 
 def test_digest_test_refuses_a_bad_address(runner, site_dir):

@@ -309,3 +309,23 @@ def test_ledger_and_message_agree_on_the_message_id_for_a_sender_with_a_comment(
     assert {str(m["To"]): str(m["Message-ID"]) for m in sent} == ledger_ids
     assert sorted(ledger_ids) == ADDRESSES[:3]
     assert all(mid.endswith("@gazette.example>") for mid in ledger_ids.values())
+
+
+def test_a_test_message_has_a_marked_subject_still_encoded_for_non_ascii(site_dir, now):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[digest]\nsubject = "Grüße aus Wien: {{ count }} neue Artikel"\n',
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    mailing.send_test(site, "editor@example.org", now=now)
+    (path,) = (site.delivery.outbox_dir / "tests").glob("*.eml")
+    data = path.read_bytes()
+    data.decode("ascii")  # the subject travels as RFC 2047 encoded words
+    assert b"\r\nSubject: =?utf-8?" in data
+    message = _parse(data)
+    assert message["Subject"] == "[Test] Grüße aus Wien: 3 neue Artikel"
+    assert message["Message-ID"].endswith("@gazette.example>")
+    with open_store(site.state_dir / "state.db") as store:
+        assert ledger.delivery_counts(store) == []
