@@ -36,7 +36,9 @@ class DigestSite:
     language: str
     timezone: ZoneInfo
     postal_address: str | None
-    generic_unsubscribe_url: str  # for the web copy, which belongs to no one
+    # The web copy belongs to no one, so it has no unsubscribe link (one without
+    # a token is refused): it offers the sign-up form instead.
+    signup_url: str
 
 
 def select_articles(
@@ -135,7 +137,6 @@ def render_digest(
             environment,
             MJML_TEMPLATE,
             **web_context,
-            unsubscribe_url=site.generic_unsubscribe_url,
             is_web_copy=True,
         ),
     )

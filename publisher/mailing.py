@@ -99,7 +99,7 @@ def digest_site(site: SiteConfig) -> DigestSite:
         language=site.language,
         timezone=site.timezone,
         postal_address=site.digest.postal_address,
-        generic_unsubscribe_url=site.digest.unsubscribe_url,
+        signup_url=site.base_url,  # where `publisher serve` shows the sign-up form
     )
 
 

@@ -18,7 +18,7 @@ from publisher.model import DigestArticle, RenderedDigest
 from publisher.templating import make_environment
 
 WEB_URL = "https://meridian.example/feeds/digests/7/"
-GENERIC_UNSUBSCRIBE = "https://meridian.example/unsubscribe/"
+SIGNUP_URL = "https://meridian.example/"
 ADDRESS = "Meridian Briefing, Schottengasse 4, 1010 Vienna, Austria"
 HOSTILE_TITLE = "<b>Bold</b> \"quoted\" & 'single'\r\nBcc: evil@example.org"
 # 23:30 UTC on the 26th is already the 27th in Vienna: the digest is dated in site time.
@@ -39,7 +39,7 @@ def digest_site(*, postal_address: str | None = ADDRESS) -> DigestSite:
         language="en",
         timezone=ZoneInfo("Europe/Vienna"),
         postal_address=postal_address,
-        generic_unsubscribe_url=GENERIC_UNSUBSCRIBE,
+        signup_url=SIGNUP_URL,
     )
 
 
@@ -149,6 +149,7 @@ def test_html_part_holds_every_article_and_the_unsubscribe_placeholder():
     assert parsed.link_named("View in your browser").href == WEB_URL
     assert parsed.link_named("Unsubscribe").href == UNSUBSCRIBE_PLACEHOLDER
     assert parsed.hrefs().count(UNSUBSCRIBE_PLACEHOLDER) == 1
+    assert [link for link in parsed.links if link.text == "Subscribe"] == []
     assert "You are receiving this because you subscribed to Meridian Briefing." in parsed.text
 
 
@@ -168,12 +169,15 @@ def test_html_placeholder_is_the_whole_href_attribute():
     assert f'href="{UNSUBSCRIBE_PLACEHOLDER}"' in html
 
 
-def test_web_copy_has_the_generic_unsubscribe_page_and_no_browser_link():
+def test_web_copy_offers_the_signup_and_no_unsubscribe_or_browser_link():
+    # The web copy belongs to no one: an unsubscribe link without a token only
+    # opens "That unsubscribe link is not valid".
     web_html = render(make_articles(3)).web_html
     parsed = parse_html(web_html)
 
     assert UNSUBSCRIBE_PLACEHOLDER not in web_html
-    assert parsed.link_named("Unsubscribe").href == GENERIC_UNSUBSCRIBE
+    assert "unsubscribe" not in web_html.lower()
+    assert parsed.link_named("Subscribe").href == SIGNUP_URL
     assert "View in your browser" not in parsed.text
     assert WEB_URL not in parsed.hrefs()
     assert "You are receiving this" not in parsed.text
