@@ -187,7 +187,10 @@ def _mjml_to_html(environment: jinja2.Environment, source: str) -> str:
     import mjml
 
     try:
-        html: str = mjml.mjml2html(source, disable_comments=True)
+        # fonts={}: MRML's default map turns Roboto, Open Sans, Lato, Droid Sans
+        # or Ubuntu anywhere in a font stack into a Google Fonts <link> and
+        # @import, which every subscriber's mail client would fetch on opening.
+        html: str = mjml.mjml2html(source, disable_comments=True, fonts={})
     except ValueError as err:
         raise _mjml_error(environment, source, str(err)) from err
     return html
