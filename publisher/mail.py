@@ -13,7 +13,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
@@ -187,6 +187,15 @@ def personalise(
 
 def unsubscribe_link(unsubscribe_url: str, token: str) -> str:
     return _with_token(unsubscribe_url, token)
+
+
+def with_unsubscribe_link(rendered: RenderedDigest, link: str) -> RenderedDigest:
+    """*rendered* with *link* where each recipient's own goes: a preview to look at."""
+    return replace(
+        rendered,
+        text=rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, link),
+        html=rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, escape(link)),
+    )
 
 
 def _with_token(url: str, token: str) -> str:

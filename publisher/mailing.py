@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 TEST_SUBJECT_PREFIX = "[Test] "
+EXAMPLE_TOKEN = "EXAMPLE"  # in a preview's unsubscribe link: plainly no one's
 _LEDGER_STATUS = {
     "sent": "sent",
     "permanent": "failed",
@@ -56,7 +57,8 @@ class SendReport:
 class Preview:
     digest_number: int
     articles: tuple[DigestArticle, ...]
-    rendered: RenderedDigest
+    rendered: RenderedDigest  # with the per-recipient placeholders, ready to send
+    example: RenderedDigest  # an example unsubscribe link filled in, to look at
 
 
 def mail_settings(site: SiteConfig) -> mail.MailSettings:
@@ -128,7 +130,8 @@ def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
             rendered = _render(site, articles, number=number, now=now)
         finally:
             store.conn.execute("ROLLBACK")
-    return Preview(number, articles, rendered)
+    example_link = mail.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
+    return Preview(number, articles, rendered, mail.with_unsubscribe_link(rendered, example_link))
 
 
 # -- send --------------------------------------------------------------------------

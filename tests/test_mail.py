@@ -177,3 +177,15 @@ def test_message_id_domain_is_the_senders_whatever_the_form_of_from():
     assert message.message_id == mail.message_id(
         7, 42, domain="meridian.example", site_key=mail.site_key(SETTINGS.list_id)
     )
+
+
+def test_a_preview_link_is_escaped_in_the_html_and_plain_in_the_text():
+    link = mail.unsubscribe_link("https://meridian.example/u?list=daily", "EXAMPLE")
+    shown = mail.with_unsubscribe_link(_rendered(), link)
+    assert link == "https://meridian.example/u?list=daily&token=EXAMPLE"
+    assert shown.text.endswith(f"\nUnsubscribe: {link}\n")
+    assert shown.html.endswith(
+        '<a href="https://meridian.example/u?list=daily&amp;token=EXAMPLE">Unsubscribe</a>'
+        "</body></html>"
+    )
+    assert UNSUBSCRIBE_PLACEHOLDER not in shown.text + shown.html
