@@ -207,6 +207,11 @@ def new(ctx: click.Context, title: str, tags: tuple[str, ...], is_draft: bool) -
     site = _site(ctx)
     path = pipeline.new_article(site, title, now=_now(), tags=tags, is_draft=is_draft)
     click.echo(f"created {pipeline.display(site, path)}")
+    if is_draft:
+        click.echo(
+            "it is a draft: to publish it, set `draft: false` in its front matter "
+            "(or create it with --publish), then run `publisher build`"
+        )
 
 
 @cli.group()

@@ -15,6 +15,10 @@ from publisher.cli import cli
 from publisher.errors import ConfigError
 
 COMMANDS = ["build", "check", "new"]
+DRAFT_LINE = (
+    "it is a draft: to publish it, set `draft: false` in its front matter "
+    "(or create it with --publish), then run `publisher build`\n"
+)
 
 
 def _invoke(runner, site_dir: Path, *args: str):
@@ -166,7 +170,8 @@ def test_new_creates_a_dated_draft(runner, site_dir):
     )
     assert result.exit_code == 0, result.output
     match = re.fullmatch(
-        r"created (content/(\d{4}-\d{2}-\d{2})-talks-resume-round-two-in-vienna\.md)\n",
+        r"created (content/(\d{4}-\d{2}-\d{2})-talks-resume-round-two-in-vienna\.md)\n"
+        + re.escape(DRAFT_LINE),
         result.stdout,
     )
     assert match
@@ -184,6 +189,14 @@ def test_new_creates_a_dated_draft(runner, site_dir):
         again.stderr
         == f"error: {match.group(1)}: already exists; choose another title or edit that file\n"
     )
+
+
+def test_new_with_publish_says_only_what_it_created(runner, site_dir):
+    result = _invoke(runner, site_dir, "new", "Ferries resume", "--publish")
+    assert result.exit_code == 0, result.output
+    (path,) = (site_dir / "content").glob("*-ferries-resume.md")
+    assert result.stdout == f"created content/{path.name}\n"
+    assert "draft: false" in path.read_text(encoding="utf-8")
 
 
 def test_new_with_an_unusable_title(runner, site_dir):
