@@ -215,6 +215,11 @@ def new(ctx: click.Context, title: str, tags: tuple[str, ...], is_draft: bool) -
     site = _site(ctx)
     path = pipeline.new_article(site, title, now=_now(), tags=tags, is_draft=is_draft)
     click.echo(f"created {pipeline.display(site, path)}")
+    if is_draft:
+        click.echo(
+            "it is a draft: to publish it, set `draft: false` in its front matter "
+            "(or create it with --publish), then run `publisher build`"
+        )
 
 
 @cli.group()
@@ -234,13 +239,14 @@ def digest() -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML part here and the text part beside it (.txt).",
+    help="Write the HTML part to FILE and the text part beside it as FILE.txt.",
 )
 @click.pass_context
 def preview(ctx: click.Context, out: Path | None) -> None:
     """Show the digest that `digest send` would make now; record nothing.
 
-    Without --out the text part is printed.
+    Without --out the text part is printed. The unsubscribe link is an example
+    (token=EXAMPLE): each subscriber's own is filled in when it is sent.
     """
     from publisher import mailing
     from publisher.output import atomic_write
@@ -250,7 +256,7 @@ def preview(ctx: click.Context, out: Path | None) -> None:
     if found is None:
         click.echo("nothing new since the last digest")
         return
-    rendered = found.rendered
+    rendered = found.example
     click.echo(
         f"digest {found.digest_number}: {len(found.articles)} article"
         f"{_s(len(found.articles))}; subject: {rendered.subject}",
@@ -259,12 +265,12 @@ def preview(ctx: click.Context, out: Path | None) -> None:
     if out is None:
         click.echo(rendered.text, nl=False)
         return
-    text_path = out.with_suffix(".txt")
-    try:
-        atomic_write(out, rendered.html.encode("utf-8"))
-        atomic_write(text_path, rendered.text.encode("utf-8"))
-    except OSError as err:
-        raise OutputError(str(out), f"cannot write ({err.strerror})") from err
+    text_path = out.with_name(out.name + ".txt")  # digest.html -> digest.html.txt
+    for path, part in ((out, rendered.html), (text_path, rendered.text)):
+        try:
+            atomic_write(path, part.encode("utf-8"))
+        except OSError as err:
+            raise OutputError(str(path), f"cannot write ({err.strerror})") from err
     size = len(rendered.html.encode("utf-8"))
     click.echo(f"wrote {out} ({size / 1024:.1f} KB HTML) and {text_path}")
 

@@ -36,7 +36,9 @@ class DigestSite:
     language: str
     timezone: ZoneInfo
     postal_address: str | None
-    generic_unsubscribe_url: str  # for the web copy, which belongs to no one
+    # The web copy belongs to no one, so it has no unsubscribe link (one without
+    # a token is refused): it offers the sign-up form instead.
+    signup_url: str
 
 
 def select_articles(
@@ -124,7 +126,6 @@ def render_digest(
             environment,
             MJML_TEMPLATE,
             **web_context,
-            unsubscribe_url=site.generic_unsubscribe_url,
             is_web_copy=True,
         ),
     )
@@ -175,7 +176,10 @@ def _mjml_to_html(environment: jinja2.Environment, source: str) -> str:
     import mjml
 
     try:
-        html: str = mjml.mjml2html(source, disable_comments=True)
+        # fonts={}: MRML's default map turns Roboto, Open Sans, Lato, Droid Sans
+        # or Ubuntu anywhere in a font stack into a Google Fonts <link> and
+        # @import, which every subscriber's mail client would fetch on opening.
+        html: str = mjml.mjml2html(source, disable_comments=True, fonts={})
     except ValueError as err:
         raise _mjml_error(environment, source, str(err)) from err
     return html

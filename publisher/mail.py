@@ -13,7 +13,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
@@ -66,6 +66,17 @@ def message_id(digest_id: int, subscriber_id: int, *, domain: str, site_key: str
     return f"<digest-{digest_id}.{subscriber_id}.{site_key}@{domain}>"
 
 
+def address_domain(mailbox: str) -> str:
+    """The domain of *mailbox* ("Name <a@b>", "a@b (Comment)"), lower-cased; "localhost" if none.
+
+    The one place a sender's domain is worked out: the ledger's Message-ID, the
+    message's header and the confirmation's must agree.
+    """
+    _name, address = parseaddr(mailbox)
+    _local, at, domain = address.rpartition("@")
+    return domain.lower() if at and domain else "localhost"
+
+
 def site_key(list_id: str) -> str:
     return hashlib.sha256(list_id.encode()).hexdigest()[:12]
 
@@ -75,7 +86,7 @@ def prepare(
 ) -> MessageTemplate:
     """Encode everything that is the same for every recipient, once."""
     _name, envelope_sender = parseaddr(settings.sender)
-    domain = envelope_sender.rpartition("@")[2] or "localhost"
+    domain = address_domain(settings.sender)
     key = site_key(settings.list_id)
     boundary = f"==publisher-{digest_id}-{key}==".encode()
     headers = [
@@ -104,15 +115,25 @@ def prepare(
     )
 
 
-def personalise(template: MessageTemplate, subscriber: Subscriber, token: str) -> Message:
-    """This recipient's message: the prepared pieces joined around their values."""
+def personalise(
+    template: MessageTemplate,
+    subscriber: Subscriber,
+    token: str,
+    *,
+    message_id_override: str | None = None,
+) -> Message:
+    """This recipient's message: the prepared pieces joined around their values.
+
+    *message_id_override* replaces the deterministic Message-ID, for a message
+    that is no delivery of the digest (a test, which must not look like a resend).
+    """
     settings = template.settings
     url = _with_token(settings.unsubscribe_url, token)
     list_unsubscribe = f"<{url}>"
     if settings.unsubscribe_mailto:
         subject = quote(f"unsubscribe {token}")
         list_unsubscribe += f", <mailto:{settings.unsubscribe_mailto}?subject={subject}>"
-    mid = message_id(
+    mid = message_id_override or message_id(
         template.digest_id,
         subscriber.id,
         domain=template.message_id_domain,
@@ -166,6 +187,15 @@ def personalise(template: MessageTemplate, subscriber: Subscriber, token: str) -
 
 def unsubscribe_link(unsubscribe_url: str, token: str) -> str:
     return _with_token(unsubscribe_url, token)
+
+
+def with_unsubscribe_link(rendered: RenderedDigest, link: str) -> RenderedDigest:
+    """*rendered* with *link* where each recipient's own goes: a preview to look at."""
+    return replace(
+        rendered,
+        text=rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, link),
+        html=rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, escape(link)),
+    )
 
 
 def _with_token(url: str, token: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from publisher.store import Store, open_store
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+TEST_SUBJECT_PREFIX = "[Test] "
+EXAMPLE_TOKEN = "EXAMPLE"  # in a preview's unsubscribe link: plainly no one's
 _LEDGER_STATUS = {
     "sent": "sent",
     "permanent": "failed",
@@ -54,7 +57,8 @@ class SendReport:
 class Preview:
     digest_number: int
     articles: tuple[DigestArticle, ...]
-    rendered: RenderedDigest
+    rendered: RenderedDigest  # with the per-recipient placeholders, ready to send
+    example: RenderedDigest  # an example unsubscribe link filled in, to look at
 
 
 def mail_settings(site: SiteConfig) -> mail.MailSettings:
@@ -97,7 +101,7 @@ def digest_site(site: SiteConfig) -> DigestSite:
         language=site.language,
         timezone=site.timezone,
         postal_address=site.digest.postal_address,
-        generic_unsubscribe_url=site.digest.unsubscribe_url,
+        signup_url=site.base_url,  # where `publisher serve` shows the sign-up form
     )
 
 
@@ -126,7 +130,8 @@ def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
             rendered = _render(site, articles, number=number, now=now)
         finally:
             store.conn.execute("ROLLBACK")
-    return Preview(number, articles, rendered)
+    example_link = mail.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
+    return Preview(number, articles, rendered, mail.with_unsubscribe_link(rendered, example_link))
 
 
 # -- send --------------------------------------------------------------------------
@@ -230,7 +235,7 @@ def _make_digest(
         report.note = "nothing new since the last digest"
         return None
     key = mail.site_key(settings.list_id)
-    domain = settings.sender.rpartition("@")[2].rstrip(">") or "localhost"
+    domain = mail.address_domain(settings.sender)
     with store.transaction():
         digest_id = ledger.insert_digest(store, articles, last_seq=store.publication_seq(), now=now)
         rendered = _render(site, articles, number=digest_id, now=now)
@@ -452,6 +457,9 @@ def send_test(
 ) -> str:
     """Send the next digest (or, with nothing new, the latest one) to *address*; record nothing.
 
+    The subject starts with "[Test] " and every test has a Message-ID of its
+    own, so repeated tests are not threaded together or dropped as duplicates.
+
     :returns: what the sender reported.
     """
     settings = mail_settings(site)
@@ -468,13 +476,21 @@ def send_test(
         rendered = latest.rendered
     if sender is None:
         sender = site_sender(site)
-    template = mail.prepare(0, rendered, settings, date=now)
+    # Marked, and with an id of its own: providers merge messages that share one.
+    marked = replace(rendered, subject=f"{TEST_SUBJECT_PREFIX}{rendered.subject}")
+    template = mail.prepare(0, marked, settings, date=now)
+    unique = secrets.token_hex(8)
     # Subscriber 0 does not exist: its unsubscribe link is harmlessly invalid.
     probe = Subscriber(0, address, "", "active", now)
     try:
-        composed = mail.personalise(template, probe, "test")
+        composed = mail.personalise(
+            template,
+            probe,
+            "test",
+            message_id_override=f"<test-{unique}@{template.message_id_domain}>",
+        )
         # Filed apart from real digests, so the outbox never mixes the two.
-        name = f"tests/{now:%Y%m%d-%H%M%S}-{address.replace('@', '-at-')}.eml"
+        name = f"tests/{now:%Y%m%d-%H%M%S}-{address.replace('@', '-at-')}-{unique}.eml"
         result = sender.send(replace(composed, outbox_name=name))
     finally:
         sender.close()

@@ -52,7 +52,17 @@ _ATTRIBUTES: dict[str, set[str]] = {
 }
 _CLEAN_CONTENT = {"script", "style", "iframe", "object", "embed", "template", "noscript"}
 _GFM_EXTENSIONS = ["table", "strikethrough", "autolink"]
+# data: passes nh3's scheme check so that _data_url_filter can keep inline pictures.
 _URL_SCHEMES = {"http", "https", "mailto", "tel", "ftp", "data"}
+# A data: URL as nh3 hands it over (entities decoded): URL parsers skip leading
+# spaces and C0 controls and ignore tabs and line breaks anywhere, and schemes
+# are case-insensitive, so "\tDa\nTa:" is a data: URL too (WHATWG URL §4.4).
+_DATA_URL = re.compile(r"[\x00-\x20]*d[\t\n\r]*a[\t\n\r]*t[\t\n\r]*a[\t\n\r]*:", re.IGNORECASE)
+_URL_NOISE = str.maketrans("", "", "\t\n\r")
+# What may follow "data:" in an image's src (RFC 2397: type, parameters, ","): raster
+# types only, as an SVG document can carry script.
+_RASTER_MEDIA = re.compile(r"image/(?:png|jpeg|gif|webp|avif)(?:;[^,]*)?,", re.IGNORECASE)
+_PROSE_ATTRIBUTES = {"alt", "title", "summary"}  # "Data: Eurostat" here is text, not a URL
 
 
 def strip_forbidden(text: str) -> str:
@@ -109,12 +119,32 @@ def sanitize(fragment: str, *, base_url: str) -> str:
     cleaned: str = nh3.clean(
         strip_forbidden(fragment),
         attributes=_ATTRIBUTES,
+        attribute_filter=_data_url_filter,
         clean_content_tags=_CLEAN_CONTENT,
         link_rel=None,
         url_schemes=_URL_SCHEMES,
         url_relative=("rewrite_with_base", base_url),
     )
     return cleaned
+
+
+def _data_url_filter(element: str, attribute: str, value: str) -> str | None:
+    """Keep a data: URL only as an image's picture, in a raster type; drop it anywhere else.
+
+    A data: link opens a document of the article's making (`data:text/html`)
+    when clicked in a reader. The callback runs for every kept attribute: on
+    the bench corpus it adds about 4 % to sanitising (articles carry a couple
+    of attributes each), less than a search of the output for "data:" costs.
+    """
+    if attribute in _PROSE_ATTRIBUTES:
+        return value
+    scheme = _DATA_URL.match(value)
+    if scheme is None:
+        return value
+    media = value[scheme.end() :].translate(_URL_NOISE)
+    if element == "img" and attribute == "src" and _RASTER_MEDIA.match(media):
+        return value
+    return None
 
 
 def is_usable_base(url: str) -> bool:

@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,7 +41,7 @@ from publisher import ledger, pipeline, signups, subscribers, templating
 from publisher.config import SiteConfig
 from publisher.delivery import Sender
 from publisher.errors import PublisherError, StoreError, SubscriberError
-from publisher.mail import compose_single
+from publisher.mail import address_domain, compose_single
 from publisher.model import Subscriber
 from publisher.store import Store, open_store
 
@@ -473,7 +472,7 @@ def _send_confirmation(
     context = {"site": site, "link": link, "email": email}
     text = templating.render_template(environment, "web/confirm-email.txt.j2", **context)
     html = templating.render_template(environment, "web/confirm-email.html.j2", **context)
-    domain = parseaddr(settings.sender)[1].rpartition("@")[2] or "localhost"
+    domain = address_domain(settings.sender)
     unique = secrets.token_hex(8)
     message = compose_single(
         settings.sender,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import re
 from pathlib import Path
@@ -16,6 +18,10 @@ from publisher.errors import ConfigError
 from publisher.store import open_store
 
 COMMANDS = ["build", "check", "new"]
+DRAFT_LINE = (
+    "it is a draft: to publish it, set `draft: false` in its front matter "
+    "(or create it with --publish), then run `publisher build`\n"
+)
 
 
 def _invoke(runner, site_dir: Path, *args: str):
@@ -167,7 +173,8 @@ def test_new_creates_a_dated_draft(runner, site_dir):
     )
     assert result.exit_code == 0, result.output
     match = re.fullmatch(
-        r"created (content/(\d{4}-\d{2}-\d{2})-talks-resume-round-two-in-vienna\.md)\n",
+        r"created (content/(\d{4}-\d{2}-\d{2})-talks-resume-round-two-in-vienna\.md)\n"
+        + re.escape(DRAFT_LINE),
         result.stdout,
     )
     assert match
@@ -231,6 +238,14 @@ def test_build_and_check_warn_of_markup_removed_from_a_title(runner, site_dir):
         assert "alert(1)" not in (site_dir / "feeds" / name).read_text(encoding="utf-8")
 
 
+def test_new_with_publish_says_only_what_it_created(runner, site_dir):
+    result = _invoke(runner, site_dir, "new", "Ferries resume", "--publish")
+    assert result.exit_code == 0, result.output
+    (path,) = (site_dir / "content").glob("*-ferries-resume.md")
+    assert result.stdout == f"created content/{path.name}\n"
+    assert "draft: false" in path.read_text(encoding="utf-8")
+
+
 def test_new_with_an_unusable_title(runner, site_dir):
     result = _invoke(runner, site_dir, "new", "!!!")
     assert result.exit_code == 2
@@ -263,15 +278,9 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
     assert preview.exit_code == 0, preview.output
     assert preview.stderr == "digest 1: 3 articles; subject: Test Gazette: 3 new articles\n"
     assert "Observers find an orderly vote" in preview.stdout
-    assert "Unsubscribe: __PUBLISHER_UNSUBSCRIBE_URL__" in preview.stdout
     out = tmp_path / "preview.html"
     to_file = _invoke(runner, site_dir, "digest", "preview", "--out", str(out))
-    assert re.fullmatch(
-        rf"digest 1: 3 articles; subject: Test Gazette: 3 new articles\n"
-        rf"wrote {re.escape(str(out))} \(\d+\.\d KB HTML\) and "
-        rf"{re.escape(str(out.with_suffix('.txt')))}\n",
-        to_file.stdout,
-    )
+    assert to_file.exit_code == 0, to_file.output
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
 
     dry = _invoke(runner, site_dir, "digest", "send", "--dry-run")
@@ -302,16 +311,70 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
     assert lines[1].split()[3:] == ["3", "2", "0", "0", "0"]
 
 
+EXAMPLE_UNSUBSCRIBE = "https://gazette.example/news/unsubscribe?token=EXAMPLE"
+
+
+def test_digest_preview_shows_an_example_unsubscribe_link(runner, site_dir):
+    result = _invoke(runner, site_dir, "digest", "preview")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"Unsubscribe: {EXAMPLE_UNSUBSCRIBE}" in lines
+    assert "__" not in result.stdout
+
+
+def test_digest_preview_out_writes_the_html_and_the_text_as_file_txt(runner, site_dir, tmp_path):
+    out = tmp_path / "digest.html"
+    result = _invoke(runner, site_dir, "digest", "preview", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    text_path = tmp_path / "digest.html.txt"
+    size = len(out.read_bytes())
+    assert result.stdout == (
+        "digest 1: 3 articles; subject: Test Gazette: 3 new articles\n"
+        f"wrote {out} ({size / 1024:.1f} KB HTML) and {text_path}\n"
+    )
+    assert result.stderr == ""
+    assert not (tmp_path / "digest.txt").exists()
+    html = out.read_text(encoding="utf-8")
+    assert f'href="{EXAMPLE_UNSUBSCRIBE}"' in html
+    assert "__" not in html
+    text = text_path.read_text(encoding="utf-8")
+    assert f"Unsubscribe: {EXAMPLE_UNSUBSCRIBE}" in text.splitlines()
+    assert "Observers find an orderly vote" in text
+
+
+def test_digest_preview_out_names_the_text_file_it_cannot_write(runner, site_dir, tmp_path):
+    (tmp_path / "digest.html.txt").mkdir()
+    result = _invoke(runner, site_dir, "digest", "preview", "--out", str(tmp_path / "digest.html"))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/digest.html.txt: cannot write (Is a directory)\n"
+
+
 def test_digest_test_sends_one_message_and_records_nothing(runner, site_dir):
     result = _invoke(runner, site_dir, "digest", "test", "--to", "Editor@Example.org")
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
         r"sent a test digest to Editor@example\.org: stored as "
-        r"tests/\d{8}-\d{6}-Editor-at-example\.org\.eml\n",
+        r"tests/\d{8}-\d{6}-Editor-at-example\.org-[0-9a-f]{16}\.eml\n",
         result.stdout,
     )
     status = _invoke(runner, site_dir, "digest", "status")
     assert status.stdout == "no digest made yet\n"
+
+
+def test_digest_test_messages_are_marked_and_never_share_a_message_id(runner, site_dir):
+    # Mail providers thread (or drop) messages that share a Message-ID.
+    received = []
+    for _ in range(2):
+        result = _invoke(runner, site_dir, "digest", "test", "--to", "editor@example.org")
+        assert result.exit_code == 0, result.output
+        stored = result.stdout.rstrip("\n").rpartition(": stored as ")[2]
+        data = (site_dir / "outbox" / stored).read_bytes()
+        received.append(email.message_from_bytes(data, policy=email.policy.default))
+    ids = [str(message["Message-ID"]) for message in received]
+    assert ids[0] != ids[1]
+    for message_id in ids:
+        assert re.fullmatch(r"<test-[0-9a-f]{16}@gazette\.example>", message_id)
+    assert [str(m["Subject"]) for m in received] == ["[Test] Test Gazette: 3 new articles"] * 2
 
 
 def test_digest_test_refuses_a_bad_address(runner, site_dir):

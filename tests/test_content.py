@@ -769,6 +769,72 @@ def test_text_to_html_escapes():
     )
 
 
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        # A data: URL is a document of its own: never a link, whatever its spelling.
+        ('<a href="data:text/html;base64,PHNjcmlwdD4=">x</a>', "<a>x</a>"),
+        ('<a href="&#100;ata:text/html,hi">x</a>', "<a>x</a>"),
+        ('<a href="&#x64;&#x61;&#x74;&#x61;&#x3a;text/html,hi">x</a>', "<a>x</a>"),
+        ('<a href="data&colon;text/html,hi">x</a>', "<a>x</a>"),
+        ('<a href="DaTa:text/html,hi">x</a>', "<a>x</a>"),
+        ('<a href="da&#9;ta:text/html,hi">x</a>', "<a>x</a>"),
+        ('<a href="d\nat\ra:text/html,hi">x</a>', "<a>x</a>"),
+        ('<a href="&NewLine; data:text/html,hi">x</a>', "<a>x</a>"),
+        ('<a href="&#1;data:text/html,hi">x</a>', "<a>x</a>"),
+        (
+            f'<a href="{PNG}">an image type is still a link</a>',
+            "<a>an image type is still a link</a>",
+        ),
+        ('<blockquote cite="data:text/html,x">q</blockquote>', "<blockquote>q</blockquote>"),
+        # A picture may be inline, if it is a raster image (an SVG can hold script).
+        (f'<img src="{PNG}" alt="dot">', f'<img src="{PNG}" alt="dot">'),
+        (
+            '<img src="data:image/jpeg;base64,/9j/4AAQ" alt="j">',
+            '<img src="data:image/jpeg;base64,/9j/4AAQ" alt="j">',
+        ),
+        (
+            '<img src="data:image/gif,GIF89a%01%00" alt="g">',
+            '<img src="data:image/gif,GIF89a%01%00" alt="g">',
+        ),
+        (
+            '<img src="data:image/webp;base64,UklGRg==" alt="w">',
+            '<img src="data:image/webp;base64,UklGRg==" alt="w">',
+        ),
+        (
+            '<img src="data:image/avif;base64,AAAAIGZ0eXA=" alt="a">',
+            '<img src="data:image/avif;base64,AAAAIGZ0eXA=" alt="a">',
+        ),
+        (
+            '<img src="DATA:Image/PNG;BASE64,iVBORw0KGgo=" alt="p">',
+            '<img src="DATA:Image/PNG;BASE64,iVBORw0KGgo=" alt="p">',
+        ),
+        ('<img src="data:image/svg+xml;base64,PHN2Zz4=" alt="s">', '<img alt="s">'),
+        ('<img src="data:image/svg+xml,<svg onload=alert(1)>" alt="s">', '<img alt="s">'),
+        ('<img src="data:text/html,<script>alert(1)</script>" alt="h">', '<img alt="h">'),
+        ('<img src="data:image/pngx;base64,iVBORw0KGgo=" alt="x">', '<img alt="x">'),
+        ('<img src="data:image/png" alt="no data">', '<img alt="no data">'),
+        ('<img src="data:,plain" alt="t">', '<img alt="t">'),
+        ('<img src="&#100;ata:image/svg+xml,<svg/>" alt="e">', '<img alt="e">'),
+        # Text that merely starts with "data:" is text.
+        (
+            '<img alt="Data: Eurostat" src="chart.png">',
+            '<img alt="Data: Eurostat" src="https://gazette.example/news/chart.png">',
+        ),
+        (
+            '<abbr title="data: the raw figures">raw</abbr>',
+            '<abbr title="data: the raw figures">raw</abbr>',
+        ),
+        ('<a href="https://gazette.example/">x</a>', '<a href="https://gazette.example/">x</a>'),
+    ],
+)
+def test_sanitize_keeps_data_urls_only_as_raster_images(fragment, expected):
+    assert markup.sanitize(fragment, base_url="https://gazette.example/news/") == expected
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

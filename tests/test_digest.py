@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from fetches import foreign_fetches
 
 from publisher.config import DEFAULT_SUBJECT
 from publisher.digest import HTML_LIMIT, UNSUBSCRIBE_PLACEHOLDER, DigestSite, render_digest
@@ -18,7 +19,7 @@ from publisher.model import DigestArticle, RenderedDigest
 from publisher.templating import make_environment
 
 WEB_URL = "https://meridian.example/feeds/digests/7/"
-GENERIC_UNSUBSCRIBE = "https://meridian.example/unsubscribe/"
+SIGNUP_URL = "https://meridian.example/"
 ADDRESS = "Meridian Briefing, Schottengasse 4, 1010 Vienna, Austria"
 HOSTILE_TITLE = "<b>Bold</b> \"quoted\" & 'single'\r\nBcc: evil@example.org"
 # 23:30 UTC on the 26th is already the 27th in Vienna: the digest is dated in site time.
@@ -39,7 +40,7 @@ def digest_site(*, postal_address: str | None = ADDRESS) -> DigestSite:
         language="en",
         timezone=ZoneInfo("Europe/Vienna"),
         postal_address=postal_address,
-        generic_unsubscribe_url=GENERIC_UNSUBSCRIBE,
+        signup_url=SIGNUP_URL,
     )
 
 
@@ -149,6 +150,7 @@ def test_html_part_holds_every_article_and_the_unsubscribe_placeholder():
     assert parsed.link_named("View in your browser").href == WEB_URL
     assert parsed.link_named("Unsubscribe").href == UNSUBSCRIBE_PLACEHOLDER
     assert parsed.hrefs().count(UNSUBSCRIBE_PLACEHOLDER) == 1
+    assert [link for link in parsed.links if link.text == "Subscribe"] == []
     assert "You are receiving this because you subscribed to Meridian Briefing." in parsed.text
 
 
@@ -168,12 +170,15 @@ def test_html_placeholder_is_the_whole_href_attribute():
     assert f'href="{UNSUBSCRIBE_PLACEHOLDER}"' in html
 
 
-def test_web_copy_has_the_generic_unsubscribe_page_and_no_browser_link():
+def test_web_copy_offers_the_signup_and_no_unsubscribe_or_browser_link():
+    # The web copy belongs to no one: an unsubscribe link without a token only
+    # opens "That unsubscribe link is not valid".
     web_html = render(make_articles(3)).web_html
     parsed = parse_html(web_html)
 
     assert UNSUBSCRIBE_PLACEHOLDER not in web_html
-    assert parsed.link_named("Unsubscribe").href == GENERIC_UNSUBSCRIBE
+    assert "unsubscribe" not in web_html.lower()
+    assert parsed.link_named("Subscribe").href == SIGNUP_URL
     assert "View in your browser" not in parsed.text
     assert WEB_URL not in parsed.hrefs()
     assert "You are receiving this" not in parsed.text
@@ -206,6 +211,68 @@ def test_postal_address_only_when_configured(postal_address, expected):
     assert (ADDRESS in parse_html(rendered.html).text) is expected
     assert (ADDRESS in rendered.text) is expected
     assert "None" not in rendered.text
+
+
+# -- nothing fetched from third parties ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "foreign"),
+    [
+        ('<img src="https://cdn.example/x.png">', ["https://cdn.example/x.png"]),
+        ('<img srcset="/a.png 1x, https://cdn.example/b.png 2x">', ["https://cdn.example/b.png"]),
+        ('<td background="https://cdn.example/bg.png">', ["https://cdn.example/bg.png"]),
+        ('<video poster="//cdn.example/p.jpg"></video>', ["//cdn.example/p.jpg"]),
+        ('<form action="https://collect.example/"></form>', ["https://collect.example/"]),
+        (
+            '<link href="https://fonts.googleapis.com/css?family=Roboto" rel="stylesheet">',
+            ["https://fonts.googleapis.com/css?family=Roboto"],
+        ),
+        (
+            "<style>@import url(https://fonts.googleapis.com/css?family=Lato);</style>",
+            ["https://fonts.googleapis.com/css?family=Lato"],
+        ),
+        ("<style>@import 'https://cdn.example/a.css';</style>", ["https://cdn.example/a.css"]),
+        (
+            "<div style=\"background:url('https://pixel.example/t.gif')\"></div>",
+            ["https://pixel.example/t.gif"],
+        ),
+        (
+            '<!--[if mso]><img src="https://cdn.example/o.png"><![endif]-->',
+            ["https://cdn.example/o.png"],
+        ),
+        (
+            '<meta http-equiv="refresh" content="0; url=https://away.example/">',
+            ["https://away.example/"],
+        ),
+        ('<a href="https://elsewhere.example/">followed only when clicked</a>', []),
+        ('<img src="https://meridian.example/logo.png" srcset="/logo@2x.png 2x">', []),
+        ('<img src="data:image/png;base64,iVBORw0KGgo=">', []),
+    ],
+)
+def test_the_fetch_check_finds_every_kind_of_foreign_resource(html, foreign):
+    assert foreign_fetches(html, "https://meridian.example/") == foreign
+
+
+def _assert_fetches_nothing_foreign(html: str, base_url: str) -> None:
+    assert foreign_fetches(html, base_url) == []
+    assert "@import" not in html
+    assert "fonts.googleapis" not in html
+
+
+def test_the_digest_and_its_web_copy_fetch_nothing_from_third_parties():
+    rendered = render(make_articles(3))
+    for html in (rendered.html, rendered.web_html):
+        _assert_fetches_nothing_foreign(html, digest_site().base_url)
+
+
+def test_no_font_name_in_a_site_template_brings_web_fonts_back(make_site):
+    # MRML's default font map turns Roboto, Open Sans, Lato, Droid Sans and
+    # Ubuntu in a font stack into Google Fonts requests.
+    rendered = render(make_articles(2), templates=make_site("digest-web-fonts") / "templates")
+    for html in (rendered.html, rendered.web_html):
+        assert "Lato" in html
+        _assert_fetches_nothing_foreign(html, digest_site().base_url)
 
 
 # -- hostile titles and the subject ----------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -151,3 +152,40 @@ def test_substitution_keeps_the_encoding_valid(html, text, token):
     assert html_part.get_payload(decode=True).decode("utf-8") == (html + url + html).replace(
         "\n", "\r\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("mailbox", "domain"),
+    [
+        ("Meridian Briefing <briefing@meridian.example>", "meridian.example"),
+        ("briefing@gazette.example (Desk)", "gazette.example"),
+        ("Desk <Briefing@Gazette.EXAMPLE>", "gazette.example"),
+        ('"desk@elsewhere.example" <desk@gazette.example>', "gazette.example"),
+        ("briefing", "localhost"),
+        ("", "localhost"),
+    ],
+)
+def test_address_domain(mailbox, domain):
+    assert mail.address_domain(mailbox) == domain
+
+
+def test_message_id_domain_is_the_senders_whatever_the_form_of_from():
+    settings = replace(SETTINGS, sender="briefing@Meridian.Example (Desk)")
+    template = mail.prepare(7, _rendered(), settings, date=DATE)
+    message = mail.personalise(template, _subscriber(), "42.x")
+    assert _parse(message.data)["Message-ID"] == message.message_id
+    assert message.message_id == mail.message_id(
+        7, 42, domain="meridian.example", site_key=mail.site_key(SETTINGS.list_id)
+    )
+
+
+def test_a_preview_link_is_escaped_in_the_html_and_plain_in_the_text():
+    link = mail.unsubscribe_link("https://meridian.example/u?list=daily", "EXAMPLE")
+    shown = mail.with_unsubscribe_link(_rendered(), link)
+    assert link == "https://meridian.example/u?list=daily&token=EXAMPLE"
+    assert shown.text.endswith(f"\nUnsubscribe: {link}\n")
+    assert shown.html.endswith(
+        '<a href="https://meridian.example/u?list=daily&amp;token=EXAMPLE">Unsubscribe</a>'
+        "</body></html>"
+    )
+    assert UNSUBSCRIBE_PLACEHOLDER not in shown.text + shown.html

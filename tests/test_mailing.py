@@ -6,6 +6,7 @@ import email
 import email.policy
 import os
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -381,3 +382,85 @@ def test_missing_smtp_password(site_dir, now, monkeypatch):
         "password in this environment variable"
     )
     assert os.environ.get("PUBLISHER_SMTP_PASSWORD") is None
+
+
+def test_ledger_and_message_agree_on_the_message_id_for_a_sender_with_a_comment(site_dir, now):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[digest]\nfrom = "briefing@gazette.example (Desk)"\n',
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    _add(site, ADDRESSES[:3], now)
+    assert mailing.send_digests(site, now=Clock(now)).sent == 3
+    with open_store(site.state_dir / "state.db") as store:
+        ledger_ids = dict(
+            store.conn.execute(
+                "SELECT s.email, d.message_id FROM deliveries d "
+                "JOIN subscribers s ON s.id = d.subscriber_id"
+            ).fetchall()
+        )
+    sent = [_parse(path.read_bytes()) for path in _eml_files(site)]
+    assert {str(m["To"]): str(m["Message-ID"]) for m in sent} == ledger_ids
+    assert sorted(ledger_ids) == ADDRESSES[:3]
+    assert all(mid.endswith("@gazette.example>") for mid in ledger_ids.values())
+
+
+def test_a_test_message_has_a_marked_subject_still_encoded_for_non_ascii(site_dir, now):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[digest]\nsubject = "Grüße aus Wien: {{ count }} neue Artikel"\n',
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    mailing.send_test(site, "editor@example.org", now=now)
+    (path,) = (site.delivery.outbox_dir / "tests").glob("*.eml")
+    data = path.read_bytes()
+    data.decode("ascii")  # the subject travels as RFC 2047 encoded words
+    assert b"\r\nSubject: =?utf-8?" in data
+    message = _parse(data)
+    assert message["Subject"] == "[Test] Grüße aus Wien: 3 neue Artikel"
+    assert message["Message-ID"].endswith("@gazette.example>")
+    with open_store(site.state_dir / "state.db") as store:
+        assert ledger.delivery_counts(store) == []
+
+
+class _Links(HTMLParser):
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []  # (href, text)
+        self._href: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self.links.append((self._href, ""))
+
+    def handle_endtag(self, tag):
+        if tag == "a":
+            self._href = None
+
+    def handle_data(self, data):
+        if self._href is not None:
+            href, text = self.links[-1]
+            self.links[-1] = (href, " ".join((text + data).split()))
+
+
+def test_the_email_unsubscribes_its_recipient_and_the_web_copy_offers_the_signup(site, now):
+    _add(site, ADDRESSES[:2], now)
+    assert mailing.send_digests(site, now=Clock(now)).sent == 2
+    unsubscribe = site.digest.unsubscribe_url
+    for path in _eml_files(site):
+        message = _parse(path.read_bytes())
+        link = f"{unsubscribe}?token={_token_of(message)}"
+        html = message.get_body(("html",)).get_content()
+        assert (link, "Unsubscribe") in _Links(html).links
+        assert f"Unsubscribe: {link}" in message.get_body(("plain",)).get_content().splitlines()
+    web_copy = (site.output_dir / "digests" / "1" / "index.html").read_text(encoding="utf-8")
+    links = _Links(web_copy).links
+    assert ("https://gazette.example/news/", "Subscribe") in links
+    assert [href for href, _ in links if urlsplit(href).path == urlsplit(unsubscribe).path] == []
+    assert "Unsubscribe" not in web_copy

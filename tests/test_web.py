@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 from conftest import NOW, SITES
+from fetches import foreign_fetches
 from web_server import WebServer
 
 from publisher import mailing, pipeline, subscribers
@@ -398,6 +399,17 @@ def test_signup_confirm_and_the_next_digest_reaches_the_new_subscriber(built, cl
     assert (report.made, report.sent) == (1, 1)
     digest = _messages(built.delivery.outbox_dir / "digest-0001")
     assert _recipients(digest) == ["ada@example.org"]
+
+
+def test_the_confirmation_fetches_nothing_from_third_parties(built, client):
+    assert _signup(client, built, "ada@example.org").status_code == 200
+    (message,) = _confirmations(built)
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert _confirmation_link(message) in _Page(html).links
+    assert foreign_fetches(html, built.base_url) == []
+    assert "@import" not in html
+    assert "fonts.googleapis" not in html
+    assert re.fullmatch(r"<confirm-[0-9a-f]{16}@gazette\.example>", str(message["Message-ID"]))
 
 
 def test_the_answer_never_reveals_whether_an_address_is_known(built, client, now):
