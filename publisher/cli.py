@@ -158,8 +158,26 @@ def build(ctx: click.Context, strict: bool) -> None:
         report = pipeline.build(site, now=_now())
     _print_problems(report.problems, prefix="warning")
     click.echo(_summary(report))
+    ping_hub(site)
     if strict and report.problems:
         ctx.exit(1)
+
+
+def ping_hub(site: SiteConfig) -> None:
+    """Send the WebSub pings that are due, with the site lock released and the report out.
+
+    A hub that answers slowly or not at all then costs this process at most
+    websub.DEADLINE and no other command anything; a ping never fails a run.
+    """
+    if not site.feeds.websub_hub:
+        return
+    from publisher import pipeline, websub
+
+    try:
+        websub.ping_pending(site.state_dir / pipeline.STATE_DB, site.feeds.websub_hub, now=_now())
+    except PublisherError as err:
+        for line in err.lines():
+            logger.warning("websub: %s", line)
 
 
 @cli.command()

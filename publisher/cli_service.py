@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from publisher.config import SiteConfig
+
+if TYPE_CHECKING:
+    from publisher.websub import BackgroundPinger
 
 logger = logging.getLogger("publisher.run")
 
@@ -36,12 +40,15 @@ def run(ctx: click.Context, once: bool) -> None:
       */5 * * * * cd /srv/site && publisher run --once
     """
     from publisher import pipeline
-    from publisher.cli import _now, _site, _summary, site_lock, stop_on_signals
+    from publisher.cli import _now, _site, _summary, ping_hub, site_lock, stop_on_signals
     from publisher.scheduler import DigestClock, Service, next_slot
     from publisher.store import open_store
 
     site = _site(ctx)
     with site_lock(site, "run --once" if once else "run"), stop_on_signals() as stop:
+        # The service holds the lock for its lifetime: its pings go out from a
+        # thread of their own, so that a slow hub never delays its jobs.
+        pinger = _background_pinger(site, once=once)
         with open_store(site.state_dir / pipeline.STATE_DB) as store:
             handled = store.get_setting("digest_slot")
         clock = DigestClock(
@@ -50,7 +57,11 @@ def run(ctx: click.Context, once: bool) -> None:
         failed_at: list[datetime] = []
 
         def rebuild() -> None:
-            report = pipeline.build(site, now=_now())
+            try:
+                report = pipeline.build(site, now=_now())
+            finally:
+                if pinger is not None:
+                    pinger.wake()  # what this build changed, and earlier pings now due
             for problem in report.problems:
                 for line in problem.lines:
                     logger.warning("%s", line)
@@ -102,7 +113,23 @@ def run(ctx: click.Context, once: bool) -> None:
                 site.digest.cadence,
                 site.timezone.key,
             )
-            service.run_forever()
+            try:
+                service.run_forever()
+            finally:
+                if pinger is not None:
+                    pinger.close()
+    if once:
+        ping_hub(site)
+
+
+def _background_pinger(site: SiteConfig, *, once: bool) -> BackgroundPinger | None:
+    if once or not site.feeds.websub_hub:
+        return None
+    from publisher import pipeline
+    from publisher.cli import _now
+    from publisher.websub import BackgroundPinger
+
+    return BackgroundPinger(site.state_dir / pipeline.STATE_DB, site.feeds.websub_hub, now=_now)
 
 
 def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:

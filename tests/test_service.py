@@ -15,6 +15,7 @@ import feedparser
 import pytest
 from processes import run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
+from websub_hub import SilentHub
 
 from publisher import ledger, subscribers
 from publisher.cli import cli
@@ -369,3 +370,28 @@ def test_json_logs(site_dir):
     assert any(
         e["logger"] == "publisher.run" and e["message"].startswith("build: ") for e in entries
     )
+
+
+def _ping_attempts(site_dir: Path) -> list[int]:
+    connection = sqlite3.connect(f"file:{site_dir / '.publisher' / 'state.db'}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in connection.execute("SELECT attempts FROM websub_pings")]
+    finally:
+        connection.close()
+
+
+def test_run_pings_in_the_background_and_its_jobs_never_wait_for_the_hub(site_dir, start_service):
+    with SilentHub() as hub:
+        _append(site_dir, FAST + f'\n[feeds]\nwebsub_hub = "{hub.url}"\n')
+        service = start_service(site_dir)
+        assert _wait_until(lambda: _setting(site_dir, "next_digest") is not None, 15), service.log
+        # The digest check after the first build ran while all 18 pings still
+        # hung on the hub (none has failed yet: the hub never answers, so the
+        # pinger waits out its whole deadline).
+        assert _ping_attempts(site_dir) == [0] * 18
+        assert _wait_until(lambda: len(hub.connections) >= 1, 15)
+        code, _stdout = service.stop(signal.SIGTERM)
+    assert code == 0, service.log
+    # Stopping waited for the pings in flight, and recorded them as failed.
+    assert _ping_attempts(site_dir) == [1] * 18
+    assert service.logged(r"^WARNING: publisher\.websub: .*: 18 of 18 pings failed \(no answer")
