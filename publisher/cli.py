@@ -130,15 +130,33 @@ class _JsonFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def site_lock(site: SiteConfig, command: str) -> Iterator[None]:
-    """One run per site: build, digest send and run take the lock; a second one exits 75."""
+def site_lock(site: SiteConfig, command: str) -> Iterator[bool]:
+    """One run per site: build, digest send and run take the lock; a second one exits 75.
+
+    When the last holder died without releasing it, its temporary files are
+    removed from the site's folders first (a walk paid only after a crash,
+    never by an ordinary run). Yields whether that happened.
+    """
     from publisher.lock import LOCK_NAME
     from publisher.lock import site_lock as take
     from publisher.pipeline import display
 
     where = display(site, site.state_dir / LOCK_NAME)
-    with take(site.state_dir, command=command, now=_now(), display=where):
-        yield
+    with take(site.state_dir, command=command, now=_now(), display=where) as died:
+        if died is not None:
+            from publisher.output import remove_stale_temps
+
+            logger.info("the last run (%s) did not finish: removing its temporary files", died)
+            folders = (site.output_dir, site.delivery.outbox_dir, site.content_dir, site.state_dir)
+            remove_stale_temps(dict.fromkeys(folders), now=_now())
+        yield died is not None
+
+
+def clean_outbox(site: SiteConfig) -> None:
+    """Remove temp files dead writers left in the outbox, which `serve` writes without the lock."""
+    from publisher.output import remove_stale_temps
+
+    remove_stale_temps([site.delivery.outbox_dir], now=_now())
 
 
 @cli.command()
@@ -295,7 +313,13 @@ def send(ctx: click.Context, dry_run: bool, resend_uncertain: bool) -> None:
     from publisher import mailing
 
     site = _site(ctx)
-    with site_lock(site, "digest send"), stop_on_signals() as stop, _progress_bar() as progress:
+    with (
+        site_lock(site, "digest send") as cleaned,
+        stop_on_signals() as stop,
+        _progress_bar() as progress,
+    ):
+        if not cleaned:
+            clean_outbox(site)
         report = mailing.send_digests(
             site,
             now=_now,

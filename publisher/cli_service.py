@@ -79,7 +79,9 @@ def run(ctx: click.Context, once: bool) -> None:
             if slot is None and not _has_unfinished(site):
                 return
             from publisher import mailing
+            from publisher.cli import clean_outbox
 
+            clean_outbox(site)
             try:
                 report = mailing.send_digests(
                     site, now=_now, should_stop=stop.is_set, make_new=slot is not None
@@ -246,9 +248,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Example:
       publisher serve --port 8080
     """
-    from publisher.cli import _site
+    from publisher.cli import _site, clean_outbox
     from publisher.web import run_server
 
     site = _site(ctx)
     logging.getLogger("publisher.web").setLevel(logging.INFO)
+    clean_outbox(site)  # confirmation messages go there, without the site lock
     run_server(site, host=host, port=port)

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
@@ -65,8 +66,15 @@ class FeedFiles(StaticFiles):
 
     StaticFiles already answers ETag / If-None-Match and Last-Modified /
     If-Modified-Since with 304, refuses paths that leave the folder, and
-    handles HEAD.
+    handles HEAD. Dot-files are never served: the temp file of a write in
+    flight, or one a killed run left behind, is not part of the site.
     """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        # *path* is normalised ("a/../.x" is ".x"); "." alone is the folder itself.
+        if any(part.startswith(".") for part in Path(path).parts if part != "."):
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
     def file_response(
         self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200

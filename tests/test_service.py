@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -395,3 +398,40 @@ def test_run_pings_in_the_background_and_its_jobs_never_wait_for_the_hub(site_di
     # Stopping waited for the pings in flight, and recorded them as failed.
     assert _ping_attempts(site_dir) == [1] * 18
     assert service.logged(r"^WARNING: publisher\.websub: .*: 18 of 18 pings failed \(no answer")
+
+
+def test_serve_clears_temp_files_dead_writers_left_in_the_outbox(site_dir):
+    from smtp_server import free_port
+
+    confirmations = site_dir / "outbox" / "confirmations"
+    confirmations.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait(timeout=30)
+    left = confirmations / f".20261127-120000-0a1b2c3d4e5f6a7b.eml.{dead.pid}-0123abcd.tmp"
+    left.write_bytes(b"half a message")
+    live = confirmations / f".20261127-120001-0a1b2c3d4e5f6a7c.eml.{os.getpid()}-0123abcd.tmp"
+    live.write_bytes(b"being written")
+    port = free_port()
+    process = start_publisher(site_dir, "serve", "--port", str(port))
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert line == (
+            "WARNING: publisher.output: removed 1 temporary file left by an interrupted run\n"
+        )
+        assert not left.exists()
+        assert live.exists()
+        assert _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/news/"), 20)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert process.returncode == 0
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False

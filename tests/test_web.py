@@ -349,6 +349,36 @@ def test_symlinks_leading_out_of_the_output_folder_are_not_followed(built, site_
         assert "[site]" not in response.text
 
 
+def test_dot_files_are_never_served(built, client, server):
+    # A write in flight, or a killed run's leftover, beside the real files.
+    out = built.output_dir
+    (out / ".rss.xml.4242-0a1b2c3d.tmp").write_bytes(b"<rss>half")
+    (out / "tags" / "vienna" / ".feed.json.v0tyavo3.tmp").write_bytes(b"{half")
+    (out / ".hidden").mkdir()
+    (out / ".hidden" / "rss.xml").write_bytes(b"<rss/>")
+    (out / ".htaccess").write_bytes(b"Deny from all")
+    feeds = _feeds(built)
+    paths = [
+        feeds + ".rss.xml.4242-0a1b2c3d.tmp",
+        feeds + "tags/vienna/.feed.json.v0tyavo3.tmp",
+        feeds + ".hidden/rss.xml",
+        feeds + ".htaccess",
+        feeds + "%2ehtaccess",
+        feeds + "tags/../.htaccess",
+    ]
+    for path in paths:
+        for method in ("GET", "HEAD"):
+            status, _headers, body = server.raw(
+                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+            )
+            assert status == 404, (method, path)
+            assert b"half" not in body
+            assert b"Deny" not in body
+    # The real files beside them are served as ever.
+    assert client.get(feeds + "rss.xml").status_code == 200
+    assert client.get(feeds + "tags/vienna/feed.json").status_code == 200
+
+
 # -- methods ---------------------------------------------------------------------------
 
 
