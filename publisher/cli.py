@@ -114,6 +114,16 @@ def cli(ctx: click.Context, config: Path, debug: bool, verbose: bool, log_format
     ctx.obj = {"config": config, "debug": debug}
 
 
+def log_at_info(name: str) -> None:
+    """Let the service's own logger *name* through at INFO, whatever the default level.
+
+    Libraries stay at WARNING, but a service's one line per job is what an
+    operator reads in the journal: `publisher run` without -v was silent.
+    """
+    root = logging.getLogger()
+    logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.INFO else logging.INFO)
+
+
 class _JsonFormatter(logging.Formatter):
     """One JSON object a line: what journald, Loki or CloudWatch ingest as is."""
 

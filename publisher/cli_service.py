@@ -40,11 +40,20 @@ def run(ctx: click.Context, once: bool) -> None:
       */5 * * * * cd /srv/site && publisher run --once
     """
     from publisher import pipeline
-    from publisher.cli import _now, _site, _summary, ping_hub, site_lock, stop_on_signals
+    from publisher.cli import (
+        _now,
+        _site,
+        _summary,
+        log_at_info,
+        ping_hub,
+        site_lock,
+        stop_on_signals,
+    )
     from publisher.scheduler import DigestClock, Service, next_slot
     from publisher.store import open_store
 
     site = _site(ctx)
+    log_at_info(logger.name)
     with site_lock(site, "run --once" if once else "run"), stop_on_signals() as stop:
         # The service holds the lock for its lifetime: its pings go out from a
         # thread of their own, so that a slow hub never delays its jobs.
@@ -65,8 +74,7 @@ def run(ctx: click.Context, once: bool) -> None:
             for problem in report.problems:
                 for line in problem.lines:
                     logger.warning("%s", line)
-            if report.written or report.removed or report.problems:
-                logger.info("build: %s", _summary(report))
+            logger.info("build: %s", _summary(report))  # also when nothing changed: it ran
             _record(site, "next_rebuild", _now() + site.rebuild_every)
 
         def digest_check() -> None:
@@ -248,10 +256,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Example:
       publisher serve --port 8080
     """
-    from publisher.cli import _site, clean_outbox
+    from publisher.cli import _site, clean_outbox, log_at_info
     from publisher.web import run_server
 
     site = _site(ctx)
-    logging.getLogger("publisher.web").setLevel(logging.INFO)
+    log_at_info("publisher.web")  # the address it listens on, and the access log
     clean_outbox(site)  # confirmation messages go there, without the site lock
     run_server(site, host=host, port=port)

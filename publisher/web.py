@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -486,6 +487,15 @@ def run_server(site: SiteConfig, *, host: str, port: int) -> None:
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                # The one start-up line at the default level: where to point the proxy.
+                port = self.servers[0].sockets[0].getsockname()[1]
+                shown = f"[{host}]" if ":" in host else host
+                path = urlsplit(site.base_url).path or "/"
+                logger.info("serving %s on http://%s:%d%s", site.title, shown, port, path)
 
     config = uvicorn.Config(
         create_app(site),
