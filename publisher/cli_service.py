@@ -12,6 +12,7 @@ import click
 from publisher.config import SiteConfig
 
 if TYPE_CHECKING:
+    from publisher.model import DeliveryCounts
     from publisher.websub import BackgroundPinger
 
 logger = logging.getLogger("publisher.run")
@@ -165,7 +166,7 @@ def _has_unfinished(site: SiteConfig) -> bool:
 def status(ctx: click.Context) -> None:
     """Show the last build, the service, the next digest and the last digest's ledger."""
     from publisher import ledger, pipeline
-    from publisher.cli import _now, _site
+    from publisher.cli import _now, _s, _site
     from publisher.lock import holder
     from publisher.scheduler import next_slot
     from publisher.store import open_store
@@ -178,25 +179,32 @@ def status(ctx: click.Context) -> None:
             return "never"
         return datetime.fromisoformat(text).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
-    with open_store(site.state_dir / pipeline.STATE_DB) as store:
-        last_build = store.get_setting("last_build")
-        counts = json.loads(store.get_setting("counts") or "{}")
-        next_due = store.get_setting("next_due")
-        next_rebuild = store.get_setting("next_rebuild")
-        next_digest_run = store.get_setting("next_digest")
-        digests = ledger.delivery_counts(store)
-        by_status = dict(
-            store.conn.execute(
-                "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
-            ).fetchall()
-        )
+    last_build = next_due = next_rebuild = next_digest_run = None
+    counts: dict[str, int] = {}
+    digests: list[DeliveryCounts] = []
+    by_status: dict[str, int] = {}
+    database = site.state_dir / pipeline.STATE_DB
+    # A site never built has no state: say so, and create none (opening makes it).
+    if database.exists():
+        with open_store(database) as store:
+            last_build = store.get_setting("last_build")
+            counts = json.loads(store.get_setting("counts") or "{}")
+            next_due = store.get_setting("next_due")
+            next_rebuild = store.get_setting("next_rebuild")
+            next_digest_run = store.get_setting("next_digest")
+            digests = ledger.delivery_counts(store)
+            by_status = dict(
+                store.conn.execute(
+                    "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
+                ).fetchall()
+            )
     click.echo(f"site: {site.title} ({site.display_path})")
     line = f"last build: {when(last_build)}"
     if counts:
-        drafts = counts["drafts"]
+        loaded, drafts = counts["loaded"], counts["drafts"]
         line += (
-            f" ({counts['loaded']} articles: {counts['published']} published, "
-            f"{drafts} draft{'' if drafts == 1 else 's'}, {counts['scheduled']} scheduled)"
+            f" ({loaded} article{_s(loaded)}: {counts['published']} published, "
+            f"{drafts} draft{_s(drafts)}, {counts['scheduled']} scheduled)"
         )
     click.echo(line)
     if next_due:
@@ -220,7 +228,8 @@ def status(ctx: click.Context) -> None:
         latest = digests[0]
         click.echo(
             f"last digest: {latest.digest_id}, made {when(latest.created_at.isoformat())}, "
-            f"{latest.articles} articles: sent {latest.sent}, pending {latest.pending}, "
+            f"{latest.articles} article{_s(latest.articles)}: sent {latest.sent}, "
+            f"pending {latest.pending}, "
             f"uncertain {latest.sending}, failed {latest.failed}"
         )
     else:

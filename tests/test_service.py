@@ -431,3 +431,42 @@ def test_serve_clears_temp_files_dead_writers_left_in_the_outbox(site_dir):
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
     assert process.returncode == 0
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def test_status_of_a_site_never_built_says_so_and_creates_nothing(site_dir, runner):
+    site = load_config(site_dir / "publisher.toml")
+    before = sorted(p.relative_to(site_dir) for p in site_dir.rglob("*"))
+    upcoming = next_slot(site.digest.cadence, site.timezone, datetime.now(UTC))
+    assert _status(runner, site_dir) == [
+        f"site: Test Gazette ({site_dir / 'publisher.toml'})",
+        "last build: never",
+        "service: not running",
+        f"digest cadence: weekly on monday at 07:00 (Europe/Vienna); next at "
+        f"{upcoming:%Y-%m-%d %H:%M %Z}",
+        "last digest: none yet",
+        "subscribers: 0 active, 0 unsubscribed, 0 bounced",
+    ]
+    # No state folder, no database, no secret: looking changes nothing.
+    assert sorted(p.relative_to(site_dir) for p in site_dir.rglob("*")) == before
+    assert not (site_dir / ".publisher").exists()
+
+
+def test_status_counts_one_of_a_kind_in_the_singular(site_dir, runner):
+    for path in (site_dir / "content").iterdir():
+        if path.name != "2020-06-22-vienna-talks.md":
+            path.unlink()
+    assert run_publisher(site_dir, "build").returncode == 0
+    _subscribe(site_dir, ADDRESSES[:1])
+    assert run_publisher(site_dir, "digest", "send").returncode == 0
+    lines = _status(runner, site_dir)
+    assert re.fullmatch(
+        rf"last build: {WHEN} \(1 article: 1 published, 0 drafts, 0 scheduled\)", lines[1]
+    ), lines
+    assert re.fullmatch(
+        rf"last digest: 1, made {WHEN}, 1 article: sent 1, pending 0, uncertain 0, failed 0",
+        lines[4],
+    ), lines
+    assert lines[5] == "subscribers: 1 active, 0 unsubscribed, 0 bounced"
