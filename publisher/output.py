@@ -138,7 +138,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     fd, temp_name = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as temp:
-            fcntl.flock(temp.fileno(), fcntl.LOCK_EX)
+            _lock(temp.fileno())
             temp.write(data)
             temp.flush()
             os.fsync(temp.fileno())
@@ -149,6 +149,13 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(temp_name)
         raise
     _fsync_folder(path.parent)
+
+
+def _lock(fd: int) -> None:
+    # A file system without flock (some FUSE mounts) still gets its writes;
+    # its temp files are then protected by their writer's pid alone.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
@@ -217,6 +224,8 @@ def _remove_if_stale(path: Path, now: float) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # a live writer holds it
+        except OSError:
+            pass  # no flock on this file system: the pid and age rules still hold
         age = now - os.fstat(fd).st_mtime
         match = _TEMP.fullmatch(path.name)
         if match is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -183,3 +184,17 @@ def test_one_removal_is_counted_as_one_file(tmp_path, caplog):
     path = _temp(tmp_path, f".rss.xml.{_dead_pid()}-1a2b3c4d.tmp")
     assert remove_stale_temps([tmp_path], now=NOW) == [path]
     assert caplog.messages == ["removed 1 temporary file left by an interrupted run"]
+
+
+def test_without_flock_writes_work_and_the_pid_rule_still_holds(tmp_path, monkeypatch):
+    # Some file systems (FUSE mounts) have no flock at all.
+    def no_flock(_fd: int, _operation: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    atomic_write(tmp_path / "rss.xml", b"<rss/>")
+    assert (tmp_path / "rss.xml").read_bytes() == b"<rss/>"
+    dead = _temp(tmp_path, f".atom.xml.{_dead_pid()}-1a2b3c4d.tmp")
+    live = _temp(tmp_path, f".feed.json.{os.getpid()}-1a2b3c4d.tmp")
+    assert remove_stale_temps([tmp_path], now=NOW) == [dead]
+    assert live.exists()
