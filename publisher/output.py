@@ -7,8 +7,8 @@ behind; `remove_stale_temps` removes it later by this rule, which can never
 touch a live writer's file:
 
 - a file of this naming goes when no process holds its lock (the kernel
-  drops a lock with the process that held it) and its writer is dead, or it
-  is older than an hour whatever its pid says (pids are reused). A live
+  drops a lock with the process that held it) and either the pid in its name
+  is not alive or the file is over an hour old (pids are reused). A live
   writer holds the lock from the moment after creating the file, and in that
   moment its pid is alive and the file brand new;
 - a file named as earlier versions named them (`.{name}.{8 characters}.tmp`,
