@@ -118,6 +118,16 @@ def cli(ctx: click.Context, config: Path, debug: bool, verbose: bool, log_format
     ctx.obj = {"config": config, "debug": debug}
 
 
+def log_at_info(name: str) -> None:
+    """Let the service's own logger *name* through at INFO, whatever the default level.
+
+    Libraries stay at WARNING, but a service's one line per job is what an
+    operator reads in the journal: `publisher run` without -v was silent.
+    """
+    root = logging.getLogger()
+    logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.INFO else logging.INFO)
+
+
 class _JsonFormatter(logging.Formatter):
     """One JSON object a line: what journald, Loki or CloudWatch ingest as is."""
 
@@ -134,15 +144,33 @@ class _JsonFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def site_lock(site: SiteConfig, command: str) -> Iterator[None]:
-    """One run per site: build, digest send and run take the lock; a second one exits 75."""
+def site_lock(site: SiteConfig, command: str) -> Iterator[bool]:
+    """One run per site: build, digest send and run take the lock; a second one exits 75.
+
+    When the last holder died without releasing it, its temporary files are
+    removed from the site's folders first (a walk paid only after a crash,
+    never by an ordinary run). Yields whether that happened.
+    """
     from publisher.lock import LOCK_NAME
     from publisher.lock import site_lock as take
     from publisher.pipeline import display
 
     where = display(site, site.state_dir / LOCK_NAME)
-    with take(site.state_dir, command=command, now=_now(), display=where):
-        yield
+    with take(site.state_dir, command=command, now=_now(), display=where) as died:
+        if died is not None:
+            from publisher.output import remove_stale_temps
+
+            logger.info("the last run (%s) did not finish: removing its temporary files", died)
+            folders = (site.output_dir, site.delivery.outbox_dir, site.content_dir, site.state_dir)
+            remove_stale_temps(dict.fromkeys(folders), now=_now())
+        yield died is not None
+
+
+def clean_outbox(site: SiteConfig) -> None:
+    """Remove temp files dead writers left in the outbox, which `serve` writes without the lock."""
+    from publisher.output import remove_stale_temps
+
+    remove_stale_temps([site.delivery.outbox_dir], now=_now())
 
 
 @cli.command()
@@ -164,8 +192,26 @@ def build(ctx: click.Context, strict: bool) -> None:
     for line in report.warnings:
         click.echo(f"warning: {line}", err=True)
     click.echo(_summary(report))
+    ping_hub(site)
     if strict and report.problems:
         ctx.exit(1)
+
+
+def ping_hub(site: SiteConfig) -> None:
+    """Send the WebSub pings that are due, with the site lock released and the report out.
+
+    A hub that answers slowly or not at all then costs this process at most
+    websub.DEADLINE and no other command anything; a ping never fails a run.
+    """
+    if not site.feeds.websub_hub:
+        return
+    from publisher import pipeline, websub
+
+    try:
+        websub.ping_pending(site.state_dir / pipeline.STATE_DB, site.feeds.websub_hub, now=_now())
+    except PublisherError as err:
+        for line in err.lines():
+            logger.warning("websub: %s", line)
 
 
 @cli.command()
@@ -292,7 +338,13 @@ def send(ctx: click.Context, dry_run: bool, resend_uncertain: bool) -> None:
     from publisher import mailing
 
     site = _site(ctx)
-    with site_lock(site, "digest send"), stop_on_signals() as stop, _progress_bar() as progress:
+    with (
+        site_lock(site, "digest send") as cleaned,
+        stop_on_signals() as stop,
+        _progress_bar() as progress,
+    ):
+        if not cleaned:
+            clean_outbox(site)
         report = mailing.send_digests(
             site,
             now=_now,

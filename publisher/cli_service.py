@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from publisher.config import SiteConfig
+
+if TYPE_CHECKING:
+    from publisher.model import DeliveryCounts
+    from publisher.websub import BackgroundPinger
 
 logger = logging.getLogger("publisher.run")
 
@@ -36,12 +41,24 @@ def run(ctx: click.Context, once: bool) -> None:
       */5 * * * * cd /srv/site && publisher run --once
     """
     from publisher import pipeline
-    from publisher.cli import _now, _site, _summary, site_lock, stop_on_signals
+    from publisher.cli import (
+        _now,
+        _site,
+        _summary,
+        log_at_info,
+        ping_hub,
+        site_lock,
+        stop_on_signals,
+    )
     from publisher.scheduler import DigestClock, Service, next_slot
     from publisher.store import open_store
 
     site = _site(ctx)
+    log_at_info(logger.name)
     with site_lock(site, "run --once" if once else "run"), stop_on_signals() as stop:
+        # The service holds the lock for its lifetime: its pings go out from a
+        # thread of their own, so that a slow hub never delays its jobs.
+        pinger = _background_pinger(site, once=once)
         with open_store(site.state_dir / pipeline.STATE_DB) as store:
             handled = store.get_setting("digest_slot")
         clock = DigestClock(
@@ -50,12 +67,17 @@ def run(ctx: click.Context, once: bool) -> None:
         failed_at: list[datetime] = []
 
         def rebuild() -> None:
-            report = pipeline.build(site, now=_now())
+            try:
+                report = pipeline.build(site, now=_now())
+            finally:
+                if pinger is not None:
+                    pinger.wake()  # what this build changed, and earlier pings now due
             for problem in report.problems:
                 for line in problem.lines:
                     logger.warning("%s", line)
-            if report.written or report.removed or report.problems:
-                logger.info("build: %s", _summary(report))
+            for line in report.warnings:
+                logger.warning("%s", line)
+            logger.info("build: %s", _summary(report))  # also when nothing changed: it ran
             _record(site, "next_rebuild", _now() + site.rebuild_every)
 
         def digest_check() -> None:
@@ -68,7 +90,9 @@ def run(ctx: click.Context, once: bool) -> None:
             if slot is None and not _has_unfinished(site):
                 return
             from publisher import mailing
+            from publisher.cli import clean_outbox
 
+            clean_outbox(site)
             try:
                 report = mailing.send_digests(
                     site, now=_now, should_stop=stop.is_set, make_new=slot is not None
@@ -102,7 +126,23 @@ def run(ctx: click.Context, once: bool) -> None:
                 site.digest.cadence,
                 site.timezone.key,
             )
-            service.run_forever()
+            try:
+                service.run_forever()
+            finally:
+                if pinger is not None:
+                    pinger.close()
+    if once:
+        ping_hub(site)
+
+
+def _background_pinger(site: SiteConfig, *, once: bool) -> BackgroundPinger | None:
+    if once or not site.feeds.websub_hub:
+        return None
+    from publisher import pipeline
+    from publisher.cli import _now
+    from publisher.websub import BackgroundPinger
+
+    return BackgroundPinger(site.state_dir / pipeline.STATE_DB, site.feeds.websub_hub, now=_now)
 
 
 def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:
@@ -132,7 +172,7 @@ def status(ctx: click.Context) -> None:
     list (a count only: the list holds no readable address).
     """
     from publisher import ledger, pipeline
-    from publisher.cli import _now, _site
+    from publisher.cli import _now, _s, _site
     from publisher.lock import holder
     from publisher.scheduler import next_slot
     from publisher.store import open_store
@@ -145,26 +185,34 @@ def status(ctx: click.Context) -> None:
             return "never"
         return datetime.fromisoformat(text).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
-    with open_store(site.state_dir / pipeline.STATE_DB) as store:
-        last_build = store.get_setting("last_build")
-        counts = json.loads(store.get_setting("counts") or "{}")
-        next_due = store.get_setting("next_due")
-        next_rebuild = store.get_setting("next_rebuild")
-        next_digest_run = store.get_setting("next_digest")
-        digests = ledger.delivery_counts(store)
-        by_status = dict(
-            store.conn.execute(
-                "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
-            ).fetchall()
-        )
-        suppressed = ledger.count_suppressions(store)
+    last_build = next_due = next_rebuild = next_digest_run = None
+    counts: dict[str, int] = {}
+    digests: list[DeliveryCounts] = []
+    by_status: dict[str, int] = {}
+    suppressed = 0
+    database = site.state_dir / pipeline.STATE_DB
+    # A site never built has no state: say so, and create none (opening makes it).
+    if database.exists():
+        with open_store(database) as store:
+            last_build = store.get_setting("last_build")
+            counts = json.loads(store.get_setting("counts") or "{}")
+            next_due = store.get_setting("next_due")
+            next_rebuild = store.get_setting("next_rebuild")
+            next_digest_run = store.get_setting("next_digest")
+            digests = ledger.delivery_counts(store)
+            by_status = dict(
+                store.conn.execute(
+                    "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
+                ).fetchall()
+            )
+            suppressed = ledger.count_suppressions(store)
     click.echo(f"site: {site.title} ({site.display_path})")
     line = f"last build: {when(last_build)}"
     if counts:
-        drafts = counts["drafts"]
+        loaded, drafts = counts["loaded"], counts["drafts"]
         line += (
-            f" ({counts['loaded']} articles: {counts['published']} published, "
-            f"{drafts} draft{'' if drafts == 1 else 's'}, {counts['scheduled']} scheduled)"
+            f" ({loaded} article{_s(loaded)}: {counts['published']} published, "
+            f"{drafts} draft{_s(drafts)}, {counts['scheduled']} scheduled)"
         )
     click.echo(line)
     if next_due:
@@ -188,7 +236,8 @@ def status(ctx: click.Context) -> None:
         latest = digests[0]
         click.echo(
             f"last digest: {latest.digest_id}, made {when(latest.created_at.isoformat())}, "
-            f"{latest.articles} articles: sent {latest.sent}, pending {latest.pending}, "
+            f"{latest.articles} article{_s(latest.articles)}: sent {latest.sent}, "
+            f"pending {latest.pending}, "
             f"uncertain {latest.sending}, failed {latest.failed}"
         )
     else:
@@ -225,9 +274,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Example:
       publisher serve --port 8080
     """
-    from publisher.cli import _site
+    from publisher.cli import _site, clean_outbox, log_at_info
     from publisher.web import run_server
 
     site = _site(ctx)
-    logging.getLogger("publisher.web").setLevel(logging.INFO)
+    log_at_info("publisher.web")  # the address it listens on, and the access log
+    clean_outbox(site)  # confirmation messages go there, without the site lock
     run_server(site, host=host, port=port)

@@ -2,7 +2,9 @@
 
 fcntl.flock locks belong to the open file: the kernel releases them when the
 process exits, however it exits, so a lock left by a killed run never blocks
-the next one. The file's text says who holds it, for the message.
+the next one. The file's text says who holds it, for the message; a holder
+clears it before releasing, so text found by the one who takes the lock is
+what a holder that died left behind (and the new holder cleans up after it).
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ LOCK_RETRY_SECONDS = 0.01
 
 
 @contextlib.contextmanager
-def site_lock(state_dir: Path, *, command: str, now: datetime, display: str) -> Iterator[None]:
+def site_lock(
+    state_dir: Path, *, command: str, now: datetime, display: str
+) -> Iterator[str | None]:
     """Hold the site's lock for the block.
+
+    Yields the text a holder that died without releasing the lock left in
+    it ("pid 42, `publisher build`, since …"), or None after a clean release.
 
     :raises LockHeldError: when another process holds it (exit code 75).
     """
@@ -50,13 +57,14 @@ def site_lock(state_dir: Path, *, command: str, now: datetime, display: str) -> 
                     )
                     raise LockHeldError(display, message) from None
                 time.sleep(LOCK_RETRY_SECONDS)
+        died = _first_line(os.pread(fd, 1024, 0)) or None
         text = f"pid {os.getpid()}, `publisher {command}`, since {now:%Y-%m-%d %H:%M:%S %Z}\n"
         data = text.encode()
         # Write, then cut what a longer text left behind: never empty while held.
         os.pwrite(fd, data, 0)
         os.ftruncate(fd, len(data))
         try:
-            yield
+            yield died
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,13 +1,43 @@
-"""Atomic, idempotent writes of generated files under one output folder."""
+"""Atomic, idempotent writes of generated files, and the removal of temp files left by dead runs.
+
+Every write goes to a temporary file beside its target, named
+`.{name}.{pid}-{random}.tmp` after the writing process, and held under an
+flock from creation to rename. A run killed mid-write leaves that file
+behind; `remove_stale_temps` removes it later by this rule, which can never
+touch a live writer's file:
+
+- a file of this naming goes when no process holds its lock (the kernel
+  drops a lock with the process that held it) and either the pid in its name
+  is not alive or the file is over an hour old (pids are reused). A live
+  writer holds the lock from the moment after creating the file, and in that
+  moment its pid is alive and the file brand new;
+- a file named as earlier versions named them (`.{name}.{8 characters}.tmp`,
+  from mkstemp, no pid, no lock) goes when it is older than a minute: a write
+  takes milliseconds, so only a run that is gone can have left one that old.
+
+Anything else, dot-file or not, is never touched.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
-import tempfile
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 from publisher.errors import OutputError
+
+logger = logging.getLogger(__name__)
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]{1,10})-[0-9a-f]{8}\.tmp")
+_OLD_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp's names
+STALE_AFTER = 3600.0  # seconds: no write takes this long; older files are no live writer's
+OLD_STALE_AFTER = 60.0  # seconds, for the names earlier versions made
 
 
 class OutputWriter:
@@ -99,22 +129,135 @@ class OutputWriter:
 def atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same folder, fsync, os.replace: readers see old or new, never half.
 
+    The temp file is locked and renamed while still open, so that no moment
+    exists in which a cleaner could take it for a dead run's.
+
     :raises OSError: when the folder cannot be created or written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temp_name = _create_temp(path)
     try:
-        with os.fdopen(handle, "wb") as temp:
+        with os.fdopen(fd, "wb") as temp:
+            _lock(temp.fileno())
             temp.write(data)
             temp.flush()
             os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
+            os.fchmod(temp.fileno(), 0o644)
+            os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
     _fsync_folder(path.parent)
+
+
+def _lock(fd: int) -> None:
+    # A file system without flock (some FUSE mounts) still gets its writes;
+    # its temp files are then protected by their writer's pid alone.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        temp_name = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(temp_name, flags, 0o600), temp_name
+        except FileExistsError:
+            continue
+
+
+def remove_stale_temps(folders: Iterable[Path], *, now: datetime) -> list[Path]:
+    """Remove the temp files dead runs left in *folders* (recursively); the module says which.
+
+    One INFO line per file removed and a WARNING for the total; a file that
+    cannot be removed is logged and left.
+
+    :returns: the paths removed.
+    """
+    removed: list[Path] = []
+    moment = now.timestamp()
+    for folder in folders:
+        for path in _temp_candidates(folder):
+            if _remove_if_stale(path, moment):
+                logger.info("removed %s, left by an interrupted run", path)
+                removed.append(path)
+    if removed:
+        count = len(removed)
+        logger.warning(
+            "removed %d temporary file%s left by an interrupted run",
+            count,
+            "" if count == 1 else "s",
+        )
+    return removed
+
+
+def _temp_candidates(folder: Path) -> Iterator[Path]:
+    """Regular files named like our temp files, below *folder*; symlinks are not followed."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as err:
+        logger.warning("%s: cannot look for temporary files (%s)", folder, err.strerror)
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _temp_candidates(Path(entry.path))
+        elif (
+            entry.name.startswith(".")
+            and entry.name.endswith(".tmp")
+            and entry.is_file(follow_symlinks=False)
+            and (_TEMP.fullmatch(entry.name) or _OLD_TEMP.fullmatch(entry.name))
+        ):
+            yield Path(entry.path)
+
+
+def _remove_if_stale(path: Path, now: float) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False  # gone already, or not ours to open
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        except OSError:
+            pass  # no flock on this file system: the pid and age rules still hold
+        age = now - os.fstat(fd).st_mtime
+        match = _TEMP.fullmatch(path.name)
+        if match is not None:
+            is_stale = age > STALE_AFTER or not _is_alive(int(match["pid"]))
+        else:
+            is_stale = age > OLD_STALE_AFTER
+        if not is_stale:
+            return False
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            logger.warning("%s: cannot remove this temporary file (%s)", path, err.strerror)
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def _is_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False  # 0 and negatives name process groups, never a writer
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, but someone else's
+    except OverflowError:
+        return False  # no such pid can exist
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:

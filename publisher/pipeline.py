@@ -127,8 +127,10 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
             store.set_setting("counts", json.dumps(counts))
             store.set_setting("next_due", min(upcoming).isoformat() if upcoming else "")
             store.set_setting("last_build", now.isoformat())
-        if site.feeds.websub_hub and (changed_urls or store.get_setting("websub_pending")):
-            _ping_hub(site.feeds.websub_hub, store, changed_urls)
+            if site.feeds.websub_hub and changed_urls:
+                # Sent by the caller once the site lock is released (websub.py):
+                # a slow hub must never hold up the build or the lock.
+                store.queue_pings(changed_urls, now=now)
     return _report(counts, index, written, unchanged_paths, removed)
 
 
@@ -481,15 +483,6 @@ def _render_current(job: tuple[str, str, str, str]) -> str | None:
     if hashlib.sha256(data).hexdigest() != file_hash:
         return None  # changed since it was indexed: the next build picks it up
     return markup.render_body(content.body_of(data), body_format=body_format, base_url=base_url)
-
-
-def _ping_hub(hub: str, store: Store, changed_urls: Sequence[str]) -> None:
-    from publisher import websub  # urllib.request: only when there is a hub to ping
-
-    pending = json.loads(store.get_setting("websub_pending") or "[]")
-    failed = websub.ping(hub, [*pending, *changed_urls])
-    with store.transaction():
-        store.set_setting("websub_pending", json.dumps(failed))
 
 
 # -- new ---------------------------------------------------------------------------

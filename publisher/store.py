@@ -16,7 +16,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,22 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             created_at TEXT NOT NULL
         )""",
     ),
+    (
+        # WebSub pings still to send, one row per feed URL: a build records
+        # them in its last commit, and pingers send them after the site lock
+        # is released, backing off after each failure. The list earlier
+        # versions kept in the `websub_pending` setting moves here, due now.
+        """CREATE TABLE websub_pings (
+            url TEXT PRIMARY KEY,
+            attempts INTEGER NOT NULL,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT
+        )""",
+        "INSERT OR IGNORE INTO websub_pings (url, attempts, next_attempt) "
+        "SELECT value, 1, '' FROM json_each((SELECT value FROM settings "
+        "WHERE key = 'websub_pending'))",
+        "DELETE FROM settings WHERE key = 'websub_pending'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -265,6 +281,15 @@ class ArticleKey:
 
     def is_published(self, now: datetime) -> bool:
         return not self.is_draft and self.date <= now
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPing:
+    """A WebSub ping still to send; `next_attempt` is as stored, to update it only if unchanged."""
+
+    url: str
+    attempts: int
+    next_attempt: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +531,46 @@ class Store:
 
     def delete_outputs(self, paths: Iterable[str]) -> None:
         self.conn.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in sorted(paths)])
+
+    # -- WebSub pings -------------------------------------------------------
+    #
+    # Pingers work without the site lock, so two may send the same row at
+    # once: each updates a row only while it still holds what that pinger
+    # read. The slower one changes nothing; a row is never lost or counted twice.
+
+    def queue_pings(self, urls: Iterable[str], *, now: datetime) -> None:
+        """Feeds that changed are due at once, even while earlier pings back off."""
+        self.conn.executemany(
+            "INSERT INTO websub_pings (url, attempts, next_attempt) VALUES (?, 0, ?) "
+            "ON CONFLICT (url) DO UPDATE SET next_attempt = excluded.next_attempt",
+            [(url, _instant(now)) for url in sorted(set(urls))],
+        )
+
+    def due_pings(self, now: datetime) -> list[PendingPing]:
+        rows = self.conn.execute(
+            "SELECT url, attempts, next_attempt FROM websub_pings WHERE next_attempt <= ? "
+            "ORDER BY url",
+            (_instant(now),),
+        )
+        return [PendingPing(*row) for row in rows]
+
+    def ping_accepted(self, ping: PendingPing) -> None:
+        self.conn.execute(
+            "DELETE FROM websub_pings WHERE url = ? AND next_attempt = ?",
+            (ping.url, ping.next_attempt),
+        )
+
+    def ping_failed(self, ping: PendingPing, *, error: str, retry_at: datetime) -> None:
+        self.conn.execute(
+            "UPDATE websub_pings SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
+            "WHERE url = ? AND next_attempt = ?",
+            (_instant(retry_at), error, ping.url, ping.next_attempt),
+        )
+
+
+def _instant(moment: datetime) -> str:
+    # Fixed width in UTC, so that text order is time order in SQL.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def open_store(path: Path) -> Store:

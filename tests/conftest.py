@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,10 +12,33 @@ import pytest
 from click.testing import CliRunner
 
 from publisher.config import SiteConfig, load_config
+from publisher.store import MIGRATIONS
 
 SITES = Path(__file__).parent / "sites"
 # A fixed "now" for builds: after every dated test article except the 2031 one.
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def database_before(path: Path, table: str) -> sqlite3.Connection:
+    """A state database migrated up to the step that creates *table*, not including it.
+
+    Found by what a step creates rather than by its number, as numbers change
+    when work from several branches lands.
+    """
+    (step,) = [
+        number
+        for number, steps in enumerate(MIGRATIONS)
+        if any(isinstance(s, str) and f"CREATE TABLE {table} " in s for s in steps)
+    ]
+    conn = sqlite3.connect(path, isolation_level=None)
+    for steps in MIGRATIONS[:step]:
+        for statement in steps:
+            if isinstance(statement, str):
+                conn.execute(statement)
+            else:
+                statement(conn)
+    conn.execute(f"PRAGMA user_version = {step}")
+    return conn
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -84,12 +84,15 @@ def test_a_held_lock_names_its_holder(site_dir, lock_holder):
     assert (state_dir / LOCK_NAME).read_text(encoding="utf-8").strip() == text
     assert holder(state_dir) is None
     moment = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
-    with site_lock(state_dir, command="digest send", now=moment, display="lock"):
+    with site_lock(state_dir, command="digest send", now=moment, display="lock") as died:
+        assert died == text  # the next holder learns that this one did not finish
         assert holder(state_dir) == (
             f"pid {os.getpid()}, `publisher digest send`, since 2026-11-27 12:00:05 UTC"
         )
     assert holder(state_dir) is None
     assert (state_dir / LOCK_NAME).read_text(encoding="utf-8") == ""
+    with site_lock(state_dir, command="build", now=moment, display="lock") as died:
+        assert died is None  # released cleanly
 
 
 def test_a_holder_killed_with_sigkill_never_blocks(site_dir, lock_holder):

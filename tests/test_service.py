@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +18,7 @@ import feedparser
 import pytest
 from processes import run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
+from websub_hub import SilentHub
 
 from publisher import ledger, subscribers
 from publisher.cli import cli
@@ -217,7 +221,9 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     after = latest_slot(site.digest.cadence, site.timezone, datetime.now(UTC))
     assert first.returncode == 0, first.stderr
     assert first.stdout == ""
-    assert first.stderr == ""
+    # Without -v: one line per job that did something, for cron's mail or a journal.
+    built = "INFO: publisher.run: build: 5 articles loaded (3 published, 1 draft, 1 scheduled), "
+    assert first.stderr == built + "0 skipped with errors, 18 files written, 0 unchanged\n"
     assert len(_titles(site_dir)) == 3
     noted = _setting(site_dir, "digest_slot")
     assert noted in (before.isoformat(), after.isoformat())
@@ -226,7 +232,8 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     assert not site.delivery.outbox_dir.exists()
 
     again = run_publisher(site_dir, "run", "--once")
-    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+    unchanged = built + "0 skipped with errors, 0 files written, 18 unchanged\n"
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", unchanged)
     assert _setting(site_dir, "digest_slot") == noted
     assert not site.delivery.outbox_dir.exists()
 
@@ -235,7 +242,11 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
         week_before = datetime.fromisoformat(noted) - timedelta(days=7)
         store.set_setting("digest_slot", week_before.isoformat())
     due = run_publisher(site_dir, "run", "--once")
-    assert (due.returncode, due.stdout, due.stderr) == (0, "", "")
+    assert (due.returncode, due.stdout) == (0, "")
+    assert due.stderr == (
+        unchanged
+        + "INFO: publisher.run: digest: made 1, sent 3, failed 0, deferred 0, uncertain 0\n"
+    )
     assert _setting(site_dir, "digest_slot") == noted
     assert len(list(site.delivery.outbox_dir.rglob("*.eml"))) == 3
     third = run_publisher(site_dir, "run", "--once")
@@ -352,14 +363,13 @@ def test_serve_answers_logs_without_tokens_and_stops_on_sigterm(site_dir):
     port = free_port()
     process = start_publisher(site_dir, "serve", "--port", str(port))
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/news/?token=secret-value")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "publisher serve did not start"
-                time.sleep(0.1)
+        assert process.stderr is not None
+        # Without -v, the one line at start-up, once it listens: where it is.
+        address = f"http://127.0.0.1:{port}/news/"
+        assert (
+            process.stderr.readline() == f"INFO: publisher.web: serving Test Gazette on {address}\n"
+        )
+        response = httpx.get(address + "?token=secret-value")
         assert response.status_code == 200
         feed = httpx.get(f"http://127.0.0.1:{port}/news/feeds/rss.xml")
         assert feed.headers["content-type"] == "application/rss+xml; charset=utf-8"
@@ -382,4 +392,98 @@ def test_json_logs(site_dir):
     assert {"time", "level", "logger", "message"} <= set(entries[0])
     assert any(
         e["logger"] == "publisher.run" and e["message"].startswith("build: ") for e in entries
+    )
+
+
+def _ping_attempts(site_dir: Path) -> list[int]:
+    connection = sqlite3.connect(f"file:{site_dir / '.publisher' / 'state.db'}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in connection.execute("SELECT attempts FROM websub_pings")]
+    finally:
+        connection.close()
+
+
+def test_run_pings_in_the_background_and_its_jobs_never_wait_for_the_hub(site_dir, start_service):
+    with SilentHub() as hub:
+        _append(site_dir, FAST + f'\n[feeds]\nwebsub_hub = "{hub.url}"\n')
+        service = start_service(site_dir)
+        assert _wait_until(lambda: _setting(site_dir, "next_digest") is not None, 15), service.log
+        # The digest check after the first build ran while all 18 pings still
+        # hung on the hub (none has failed yet: the hub never answers, so the
+        # pinger waits out its whole deadline).
+        assert _ping_attempts(site_dir) == [0] * 18
+        assert _wait_until(lambda: len(hub.connections) >= 1, 15)
+        code, _stdout = service.stop(signal.SIGTERM)
+    assert code == 0, service.log
+    # Stopping waited for the pings in flight, and recorded them as failed.
+    assert _ping_attempts(site_dir) == [1] * 18
+    assert service.logged(r"^WARNING: publisher\.websub: .*: 18 of 18 pings failed \(no answer")
+
+
+def test_serve_clears_temp_files_dead_writers_left_in_the_outbox(site_dir):
+    from smtp_server import free_port
+
+    confirmations = site_dir / "outbox" / "confirmations"
+    confirmations.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait(timeout=30)
+    left = confirmations / f".20261127-120000-0a1b2c3d4e5f6a7b.eml.{dead.pid}-0123abcd.tmp"
+    left.write_bytes(b"half a message")
+    live = confirmations / f".20261127-120001-0a1b2c3d4e5f6a7c.eml.{os.getpid()}-0123abcd.tmp"
+    live.write_bytes(b"being written")
+    port = free_port()
+    process = start_publisher(site_dir, "serve", "--port", str(port))
+    try:
+        assert process.stderr is not None
+        assert process.stderr.readline() == (
+            "WARNING: publisher.output: removed 1 temporary file left by an interrupted run\n"
+        )
+        assert process.stderr.readline().startswith("INFO: publisher.web: serving ")
+        assert not left.exists()
+        assert live.exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert process.returncode == 0
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def test_status_of_a_site_never_built_says_so_and_creates_nothing(site_dir, runner):
+    site = load_config(site_dir / "publisher.toml")
+    before = sorted(p.relative_to(site_dir) for p in site_dir.rglob("*"))
+    upcoming = next_slot(site.digest.cadence, site.timezone, datetime.now(UTC))
+    assert _status(runner, site_dir) == [
+        f"site: Test Gazette ({site_dir / 'publisher.toml'})",
+        "last build: never",
+        "service: not running",
+        f"digest cadence: weekly on monday at 07:00 (Europe/Vienna); next at "
+        f"{upcoming:%Y-%m-%d %H:%M %Z}",
+        "last digest: none yet",
+        "subscribers: 0 active, 0 unsubscribed, 0 bounced; suppression list: 0 addresses",
+    ]
+    # No state folder, no database, no secret: looking changes nothing.
+    assert sorted(p.relative_to(site_dir) for p in site_dir.rglob("*")) == before
+    assert not (site_dir / ".publisher").exists()
+
+
+def test_status_counts_one_of_a_kind_in_the_singular(site_dir, runner):
+    for path in (site_dir / "content").iterdir():
+        if path.name != "2020-06-22-vienna-talks.md":
+            path.unlink()
+    assert run_publisher(site_dir, "build").returncode == 0
+    _subscribe(site_dir, ADDRESSES[:1])
+    assert run_publisher(site_dir, "digest", "send").returncode == 0
+    lines = _status(runner, site_dir)
+    assert re.fullmatch(
+        rf"last build: {WHEN} \(1 article: 1 published, 0 drafts, 0 scheduled\)", lines[1]
+    ), lines
+    assert re.fullmatch(
+        rf"last digest: 1, made {WHEN}, 1 article: sent 1, pending 0, uncertain 0, failed 0",
+        lines[4],
+    ), lines
+    assert (
+        lines[5]
+        == "subscribers: 1 active, 0 unsubscribed, 0 bounced; suppression list: 0 addresses"
     )

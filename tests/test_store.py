@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import database_before
 
 from publisher import ledger, mailing, subscribers
 from publisher.config import load_config
@@ -174,23 +175,8 @@ def test_a_state_database_readable_by_others_is_made_private(tmp_path, caplog):
 
 
 def test_a_database_from_before_the_suppression_list_gains_it_and_keeps_its_rows(tmp_path):
-    from publisher.store import MIGRATIONS
-
-    # Found by content, not number: steps may be renumbered when branches merge.
-    (step,) = [
-        n
-        for n, steps in enumerate(MIGRATIONS)
-        if any(isinstance(s, str) and "TABLE suppressions" in s for s in steps)
-    ]
     path = tmp_path / "state.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for steps in MIGRATIONS[:step]:
-        for statement in steps:
-            if isinstance(statement, str):
-                conn.execute(statement)
-            else:
-                statement(conn)
-    conn.execute(f"PRAGMA user_version = {step}")
+    conn = database_before(path, "suppressions")
     conn.execute(
         "INSERT INTO subscribers (email, status, created_at, updated_at) "
         "VALUES ('gone@example.org', 'unsubscribed', '2020-01-01', '2020-01-01')"

@@ -288,6 +288,77 @@ def test_head_gives_the_headers_without_a_body(shared):
     assert home.content == b""
 
 
+def _served_files(site: SiteConfig) -> list[str]:
+    """Paths of a feed of each type and of a digest's web copy (an HTML file)."""
+    return [*(_feeds(site) + name for name in FEED_TYPES), _feeds(site) + "digests/1/"]
+
+
+IDENTITY = {"Accept-Encoding": "identity"}
+GZIP = {"Accept-Encoding": "gzip"}
+
+
+def test_gzip_and_identity_bodies_have_their_own_etags(shared):
+    # One strong ETag for two different bodies told caches they were the same bytes.
+    client = shared.client
+    for path in _served_files(shared.site):
+        plain = client.get(path, headers=IDENTITY)
+        packed = client.get(path, headers=GZIP)
+        assert (plain.status_code, packed.status_code) == (200, 200), path
+        assert "content-encoding" not in plain.headers
+        assert packed.headers["content-encoding"] == "gzip"
+        assert "accept-encoding" in packed.headers["vary"].lower()
+        assert packed.content == plain.content  # httpx decodes the gzip body
+        plain_tag, packed_tag = plain.headers["etag"], packed.headers["etag"]
+        assert plain_tag != packed_tag, path
+        assert packed_tag == plain_tag[:-1] + '-gzip"'
+
+
+def test_either_etag_gets_its_304(shared):
+    client = shared.client
+    for path in _served_files(shared.site):
+        plain_tag = client.get(path, headers=IDENTITY).headers["etag"]
+        packed_tag = client.get(path, headers=GZIP).headers["etag"]
+        for encoding in (IDENTITY, GZIP):
+            for tag in (plain_tag, packed_tag, f"W/{packed_tag}", f'"x", {packed_tag}'):
+                again = client.get(path, headers={**encoding, "If-None-Match": tag})
+                assert again.status_code == 304, (path, encoding, tag)
+                assert again.content == b""
+                # The validators a 200 would carry for this client (RFC 9110 §15.4.5).
+                assert again.headers["etag"] == (packed_tag if encoding is GZIP else plain_tag)
+                assert again.headers["vary"] == "Accept-Encoding"
+            other = client.get(path, headers={**encoding, "If-None-Match": '"something-else"'})
+            assert other.status_code == 200
+            assert other.headers["etag"] == (packed_tag if encoding is GZIP else plain_tag)
+            modified = other.headers["last-modified"]
+            since = client.get(path, headers={**encoding, "If-Modified-Since": modified})
+            assert since.status_code == 304
+            assert since.headers["etag"] == other.headers["etag"]
+
+
+def _head_and_get(client: httpx.Client, path: str, headers: dict[str, str]) -> tuple[dict, dict]:
+    head = client.head(path, headers=headers)
+    assert head.content == b""
+    with client.stream("GET", path, headers=headers) as get:
+        raw = b"".join(get.iter_raw())
+    assert int(get.headers["content-length"]) == len(raw)
+    assert head.status_code == get.status_code == 200, path
+    drop = {"date"}
+    return (
+        {k: v for k, v in head.headers.items() if k not in drop},
+        {k: v for k, v in get.headers.items() if k not in drop},
+    )
+
+
+def test_head_answers_with_the_headers_get_would(shared):
+    site, client = shared.site, shared.client
+    pages = [_base(site), _base(site) + "digests/"]
+    for path in [*_served_files(site), *pages]:
+        for encoding in (IDENTITY, GZIP):
+            head, get = _head_and_get(client, path, encoding)
+            assert head == get, (path, encoding)
+            assert ("content-encoding" in get) is (encoding is GZIP), (path, encoding)
+
+
 def test_tag_feeds_are_served_under_tags(shared):
     site, client = shared.site, shared.client
     tags = sorted(path.name for path in (site.output_dir / "tags").iterdir())
@@ -349,6 +420,36 @@ def test_symlinks_leading_out_of_the_output_folder_are_not_followed(built, site_
         response = client.get(_feeds(built) + path)
         assert response.status_code == 404, path
         assert "[site]" not in response.text
+
+
+def test_dot_files_are_never_served(built, client, server):
+    # A write in flight, or a killed run's leftover, beside the real files.
+    out = built.output_dir
+    (out / ".rss.xml.4242-0a1b2c3d.tmp").write_bytes(b"<rss>half")
+    (out / "tags" / "vienna" / ".feed.json.v0tyavo3.tmp").write_bytes(b"{half")
+    (out / ".hidden").mkdir()
+    (out / ".hidden" / "rss.xml").write_bytes(b"<rss/>")
+    (out / ".htaccess").write_bytes(b"Deny from all")
+    feeds = _feeds(built)
+    paths = [
+        feeds + ".rss.xml.4242-0a1b2c3d.tmp",
+        feeds + "tags/vienna/.feed.json.v0tyavo3.tmp",
+        feeds + ".hidden/rss.xml",
+        feeds + ".htaccess",
+        feeds + "%2ehtaccess",
+        feeds + "tags/../.htaccess",
+    ]
+    for path in paths:
+        for method in ("GET", "HEAD"):
+            status, _headers, body = server.raw(
+                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+            )
+            assert status == 404, (method, path)
+            assert b"half" not in body
+            assert b"Deny" not in body
+    # The real files beside them are served as ever.
+    assert client.get(feeds + "rss.xml").status_code == 200
+    assert client.get(feeds + "tags/vienna/feed.json").status_code == 200
 
 
 # -- methods ---------------------------------------------------------------------------
