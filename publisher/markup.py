@@ -19,6 +19,11 @@ import cmarkgfm
 import nh3
 from cmarkgfm.cmark import Options
 
+# Bump when a change here changes the HTML of an unchanged article (the
+# sanitising rules, the Markdown options): HTML cached by a build under other
+# rules is then rendered again, and every feed holding it rewritten.
+RENDER_RULES = "2"
+
 # XML 1.0 §2.2 forbids C0 controls other than tab, LF and CR, lone surrogates
 # and U+FFFE/U+FFFF; C1 controls and DEL are allowed but never meant in text,
 # and U+FFFD marks text mis-decoded somewhere (the feed validator reports it).

@@ -177,6 +177,7 @@ def _render_fingerprint(site: SiteConfig) -> str:
         site.feeds,
         str(site.output_dir),
         __version__,
+        markup.RENDER_RULES,
     )
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
@@ -438,7 +439,7 @@ def _html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> di
     jobs: list[tuple[str, str, str, str]] = []  # file, its indexed hash, body format, base URL
     for article_id, body_format, cached, cached_key in store.cached_html(sorted(needed)):
         article = needed[article_id]
-        key = hashlib.sha256(f"{article.link}\0{text_hashes.get(article_id)}".encode()).hexdigest()
+        key = _html_key(article.link, text_hashes.get(article_id))
         if cached is not None and cached_key == key:
             html[article_id] = cached
             continue
@@ -465,6 +466,11 @@ def _html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> di
             for article_id, body_html, key in fresh:
                 store.save_html(article_id, body_html, key)
     return html
+
+
+def _html_key(link: str, text_hash: str | None) -> str:
+    """What an article's cached HTML was made from: links are made absolute against *link*."""
+    return hashlib.sha256(f"{markup.RENDER_RULES}\0{link}\0{text_hash}".encode()).hexdigest()
 
 
 def _render_current(job: tuple[str, str, str, str]) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from publisher import markup
 from publisher.config import SiteConfig, load_config
 from publisher.pipeline import build, check
 
@@ -564,3 +565,18 @@ def test_a_file_rewritten_while_broken_then_renamed_keeps_its_article(site, now)
     source.rename(renamed)
     build(site, now=now)
     assert _json_items(site)["https://gazette.example/news/2021/03/renamed/"]["id"] == before
+
+
+def test_new_sanitising_rules_render_cached_html_again(site, now, monkeypatch):
+    """HTML cached under older rules (a data: link a fix now removes) does not linger."""
+    build(site, now=now)
+    monkeypatch.setattr(markup, "RENDER_RULES", "a later set of rules")
+    rendered: list[str] = []
+    original = markup.render_body
+    monkeypatch.setattr(
+        markup, "render_body", lambda *a, **k: rendered.append("x") or original(*a, **k)
+    )
+    report = build(site, now=now)
+    assert len(rendered) == 3  # every published article, though none changed
+    assert len(report.written) == 0  # the same rules' bytes: nothing to rewrite
+    assert report.parsed == 0
