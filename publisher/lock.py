@@ -36,7 +36,7 @@ def site_lock(
     :raises LockHeldError: when another process holds it (exit code 75).
     """
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
         fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         message = f"cannot open the lock file ({err.strerror})"

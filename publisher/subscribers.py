@@ -144,7 +144,7 @@ def load_secret(state_dir: Path) -> bytes:
         return value.encode("utf-8")
     path = state_dir / SECRET_FILE
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
         if not path.exists():
             _create_secret(path)
         return _read_secret(path)

@@ -164,6 +164,14 @@ def test_state_files_are_readable_by_the_owner_alone(tmp_path):
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
+def test_the_state_folder_is_private_whichever_command_makes_it(runner, site_dir):
+    from publisher.cli import cli
+
+    result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), "build"])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((site_dir / ".publisher").stat().st_mode) == 0o700
+
+
 def test_a_state_database_readable_by_others_is_made_private(tmp_path, caplog):
     path = tmp_path / "state.db"
     sqlite3.connect(path).close()
