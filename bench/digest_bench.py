@@ -6,18 +6,18 @@ In a temporary folder it builds a copy of the example site (publisher.toml,
 content/, templates/), adds N subscribers to its store in one transaction, and
 measures:
 
-1. render: one digest through mailing._render (Jinja2 + MJML), cold and warm;
-2. compose: mail.prepare once, then make_token + mail.personalise for every
+1. render: one digest through digests._render (Jinja2 + MJML), cold and warm;
+2. compose: compose.prepare once, then make_token + compose.personalise for every
    subscriber (bytes ready for the wire), against a fresh stdlib EmailMessage
    per recipient for --compare of them;
 3. SMTP: an aiosmtpd sink in its own process (bench/smtp_sink.py), then
    (a) a bare smtplib loop sending the same pre-composed bytes N times on one
-   connection and (b) mailing.send_digests with [delivery] method = "smtp",
+   connection and (b) digests.send_digests with [delivery] method = "smtp",
    ledger included; each --runs times (2), in alternating order, the best kept.
    Diagnostics (off with --no-diagnose): (b') the same send with the send
    loop's ledger writes stubbed out, and the ledger writes timed alone, as
    done now and as one transaction per message;
-4. outbox: mailing.send_digests with the default outbox, --runs times;
+4. outbox: digests.send_digests with the default outbox, --runs times;
 5. peak memory of the send phase (outbox and SMTP) for N and --memory-sizes.
 
 Every send runs in a child process (this script with --child), which reports
@@ -87,13 +87,13 @@ def smtp_delivery(port: int) -> str:
 
 def build_site(folder: Path, count: int) -> float:
     """A copy of the example site with *count* active subscribers; returns seconds to add them."""
-    from publisher import subscribers
     from publisher.config import load_config
+    from publisher.mail import subscribers
 
     try:  # where indexing lives depends on the version measured
-        from publisher.indexing import content_files, index_content
+        from publisher.content.indexing import content_files, index_content
     except ImportError:
-        from publisher.pipeline import content_files, index_content  # type: ignore[attr-defined,unused-ignore]
+        from publisher.pipelines.build import content_files, index_content  # type: ignore[attr-defined,unused-ignore]
     from publisher.store import open_store
 
     folder.mkdir(parents=True)
@@ -104,7 +104,7 @@ def build_site(folder: Path, count: int) -> float:
     site = load_config(folder / "publisher.toml")
     now = datetime.now(UTC)
     secret = subscribers.load_secret(site.state_dir)  # made once, shared by every copy
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         with store.transaction():
             index_content(site, store, content_files(site), now=now)
         start = time.perf_counter()
@@ -160,9 +160,10 @@ def _stub_ledger_writes() -> None:
     """
     import contextlib
 
-    from publisher import ledger, mailing
+    from publisher.pipelines import digests
+    from publisher.store import ledger
 
-    real_send_digest = mailing._send_digest
+    real_send_digest = digests._send_digest
 
     def send_digest(site: Any, store: Any, *args: Any, **kwargs: Any) -> None:
         store.transaction = contextlib.nullcontext
@@ -170,12 +171,12 @@ def _stub_ledger_writes() -> None:
         ledger.reset_hard_failures = lambda *_a, **_k: None
         real_send_digest(site, store, *args, **kwargs)
 
-    mailing._send_digest = send_digest
+    digests._send_digest = send_digest
 
 
 def child_send(site_dir: Path, profile_out: Path | None, *, stub_ledger: bool) -> dict[str, Any]:
-    from publisher import mailing
     from publisher.config import load_config
+    from publisher.pipelines import digests
 
     if stub_ledger:
         _stub_ledger_writes()
@@ -193,7 +194,7 @@ def child_send(site_dir: Path, profile_out: Path | None, *, stub_ledger: bool) -
     wall, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    report = mailing.send_digests(site, now=lambda: datetime.now(UTC), progress=progress)
+    report = digests.send_digests(site, now=lambda: datetime.now(UTC), progress=progress)
     if profiler:
         profiler.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -301,16 +302,16 @@ class Composed:
 
 
 def measure_render(site: Any) -> tuple[float, float, Any, Any]:
-    from publisher import mailing
+    from publisher.pipelines import digests
     from publisher.store import open_store
 
     now = datetime.now(UTC)
-    with open_store(site.state_dir / "state.db") as store:
-        articles = mailing._next_articles(site, store, now=now)
+    with open_store(site.state_db) as store:
+        articles = digests._next_articles(site, store, now=now)
     start = time.perf_counter()
-    rendered = mailing._render(site, articles, number=1, now=now)
+    rendered = digests._render(site, articles, number=1, now=now)
     cold = time.perf_counter() - start
-    warm = min(_timed(lambda: mailing._render(site, articles, number=1, now=now)) for _ in range(5))
+    warm = min(_timed(lambda: digests._render(site, articles, number=1, now=now)) for _ in range(5))
     return cold, warm, rendered, articles
 
 
@@ -321,21 +322,22 @@ def _timed(action: Any) -> float:
 
 
 def measure_compose(site: Any, rendered: Any) -> Composed:
-    from publisher import ledger, mail, mailing, subscribers
-    from publisher.store import open_store
+    from publisher.mail import compose, subscribers
+    from publisher.pipelines import digests
+    from publisher.store import ledger, open_store
 
-    settings = mailing.mail_settings(site)
+    settings = digests.mail_settings(site)
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         people = list(ledger.iter_subscribers(store, status="active"))
 
     start = time.perf_counter()
-    template = mail.prepare(1, rendered, settings, date=datetime.now(UTC))
+    template = compose.prepare(1, rendered, settings, date=datetime.now(UTC))
     total = 0
     sample = b""
     for person in people:
         token = subscribers.make_token(secret, person.id, person.email)
-        message = mail.personalise(template, person, token)
+        message = compose.personalise(template, person, token)
         total += len(message.data)
         if not sample:
             sample = message.data
@@ -357,7 +359,7 @@ def _check_sample(data: bytes, person: Any, secret: bytes) -> None:
     """The composed bytes parse, carry both parts, and the link unsubscribes this person."""
     from urllib.parse import parse_qs, urlsplit
 
-    from publisher import subscribers
+    from publisher.mail import subscribers
 
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     assert parsed["To"] is not None
@@ -377,13 +379,14 @@ def _check_sample(data: bytes, person: Any, secret: bytes) -> None:
 
 def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     """Messages/s for a fresh EmailMessage per recipient, serialised with policy SMTP."""
-    from publisher import ledger, mail, mailing, subscribers
-    from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
-    from publisher.store import open_store
+    from publisher.mail import compose, subscribers
+    from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
+    from publisher.pipelines import digests
+    from publisher.store import ledger, open_store
 
-    settings = mailing.mail_settings(site)
+    settings = digests.mail_settings(site)
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         people = []
         for person in ledger.iter_subscribers(store, status="active"):
             people.append(person)
@@ -393,7 +396,7 @@ def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     start = time.perf_counter()
     for person in people:
         token = subscribers.make_token(secret, person.id, person.email)
-        url = mail.unsubscribe_link(settings.unsubscribe_url, token)
+        url = compose.unsubscribe_link(settings.unsubscribe_url, token)
         message = EmailMessage()
         message["From"] = settings.sender
         message["To"] = formataddr((person.name, person.email))
@@ -424,23 +427,24 @@ def measure_ledger(base: Path, work: Path, count: int) -> dict[str, tuple[float,
     merged, no reset: as merged, without the reset_hard_failures UPDATE for rows
         whose subscriber has no hard failures (the row already carries the count).
     """
-    from publisher import ledger, mail, mailing
     from publisher.config import load_config
-    from publisher.store import open_store
+    from publisher.mail import compose
+    from publisher.pipelines import digests
+    from publisher.store import ledger, open_store
 
     results: dict[str, tuple[float, float]] = {}
     for variant in ("current", "merged", "merged, no reset"):
         folder = copy_site(base, work / f"ledger-{len(results)}", OUTBOX_DELIVERY)
         site = load_config(folder / "publisher.toml")
         now = datetime.now(UTC)
-        with open_store(site.state_dir / "state.db") as store:
+        with open_store(site.state_db) as store:
             with store.transaction():
-                articles = mailing._next_articles(site, store, now=now)
+                articles = digests._next_articles(site, store, now=now)
                 digest_id = ledger.insert_digest(store, articles, watermark=now, now=now)
                 ledger.create_deliveries(
                     store,
                     digest_id,
-                    lambda d, s: mail.message_id(d, s, domain="x", site_key="k"),
+                    lambda d, s: compose.message_id(d, s, domain="x", site_key="k"),
                     now=now,
                 )
             wall, cpu = time.perf_counter(), time.process_time()
@@ -597,7 +601,7 @@ def main() -> int:
 
         step("render")
         cold, warm, rendered, articles = measure_render(site)
-        table.section("1. render one digest (mailing._render)")
+        table.section("1. render one digest (digests._render)")
         table.add(
             f"first call ({len(articles)} articles)",
             f"{cold * 1e3:.1f} ms",

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from browser import chromium, require_chromium, serve
 
-from publisher import ledger, mailing, pipeline
 from publisher.config import SiteConfig
-from publisher.store import open_store
-from publisher.web import create_app
+from publisher.pipelines import build, digests
+from publisher.store import ledger, open_store
+from publisher.web.app import create_app
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -90,7 +90,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
 ) -> None:
     from playwright.sync_api import expect
 
-    pipeline.build(site, now=now)
+    build.build(site, now=now)
     app = create_app(site, now=lambda: now)
     site_origin = site.base_url
     with serve(app) as origin, chromium() as browser:
@@ -154,7 +154,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         expect(page.get_by_role("button")).to_have_count(1)
         _no_horizontal_scroll(page)
         _shoot(page, tmp_path, "confirm")
-        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        with open_store(site.state_db) as store:
             assert ledger.find_subscriber(store, ADDRESS) is None
         page.get_by_role("button", name="Confirm subscription").click()
         expect(page.get_by_role("heading", level=1, name="You are subscribed")).to_be_visible()
@@ -163,7 +163,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         _shoot(page, tmp_path, "subscribed")
 
         # A digest goes out; the new subscriber's copy carries their unsubscribe link.
-        report = mailing.send_digests(site, now=lambda: now + timedelta(hours=1))
+        report = digests.send_digests(site, now=lambda: now + timedelta(hours=1))
         assert report.sent == 1
         copies = sorted((site.delivery.outbox_dir / "digest-0001").glob("*.eml"))
         digest = [message for message in map(_message, copies) if _recipient(message) == ADDRESS]
@@ -199,7 +199,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         _no_horizontal_scroll(page)
         page.screenshot(path=str(tmp_path / "unsubscribe-phone.png"), full_page=True)
         page.set_viewport_size(DESKTOP)
-        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        with open_store(site.state_db) as store:
             subscriber = ledger.find_subscriber(store, ADDRESS)
             assert subscriber is not None
             assert subscriber.status == "active"  # showing the page changed nothing
@@ -209,7 +209,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         _shoot(page, tmp_path, "unsubscribed")
         context.close()
 
-    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+    with open_store(site.state_db) as store:
         subscriber = ledger.find_subscriber(store, ADDRESS)
         assert subscriber is not None
         assert subscriber.status == "unsubscribed"

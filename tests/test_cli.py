@@ -12,10 +12,10 @@ import pytest
 import yaml
 from smtp_server import Faults, SmtpServer
 
-from publisher import __version__, ledger
+from publisher import __version__
 from publisher.cli import cli
 from publisher.errors import ConfigError
-from publisher.store import open_store
+from publisher.store import ledger, open_store
 
 COMMANDS = ["build", "check", "new"]
 DRAFT_LINE = (
@@ -416,7 +416,7 @@ DROPPED = (
 
 
 def test_digest_failures_lists_who_failed_and_why(runner, site_dir, monkeypatch, now):
-    monkeypatch.setattr("publisher.cli._now", lambda: now)
+    monkeypatch.setattr("publisher.cli._common.now", lambda: now)
     # d@ is refused at RCPT (a 550), c@'s message is the 2nd DATA and its reply
     # never comes (uncertain); a@ and e@ arrive.
     faults = Faults(

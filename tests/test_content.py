@@ -1,4 +1,4 @@
-"""publisher.content (and the markup helpers it uses): every bad input and its exact message."""
+"""The article files: every bad input and its exact message, and the markup helpers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import os
 
 import pytest
 
-from publisher import content, markup
 from publisher.config import SiteConfig, load_config
-from publisher.content import ArticleDefaults, ParsedArticle, parse_article, read_article_bytes
+from publisher.content import articles, markup
+from publisher.content.articles import (
+    ArticleDefaults,
+    ParsedArticle,
+    parse_article,
+    read_article_bytes,
+)
 from publisher.errors import ContentError
 from publisher.model import Author, Tag
-from publisher.pipeline import build, check, defaults_for
+from publisher.pipelines.build import build, check, defaults_for
+from publisher.text import one_line, shorten, slugify, strip_forbidden
 
 MB = 1024 * 1024
 STORY = "2024-05-03-story.md"
@@ -334,7 +340,7 @@ def test_content_error_str_joins_the_problems(defaults):
 
 
 def test_parse_refuses_bytes_over_the_limit(defaults):
-    data = _article(TITLE + DATE, "x" * (content.MAX_FILE_BYTES + 1))
+    data = _article(TITLE + DATE, "x" * (articles.MAX_FILE_BYTES + 1))
     assert _lines(data, defaults) == [f"{WHERE}: file: over the 5 MB limit for one article"]
 
 
@@ -357,8 +363,8 @@ def test_read_refuses_a_20_mb_file_by_its_size_before_reading(tmp_path, monkeypa
 
 def test_read_accepts_a_file_of_exactly_5_mb(tmp_path):
     path = tmp_path / "big.md"
-    path.write_bytes(b"x" * content.MAX_FILE_BYTES)
-    assert len(read_article_bytes(path, "content/big.md")) == content.MAX_FILE_BYTES
+    path.write_bytes(b"x" * articles.MAX_FILE_BYTES)
+    assert len(read_article_bytes(path, "content/big.md")) == articles.MAX_FILE_BYTES
 
 
 @pytest.mark.parametrize(
@@ -537,7 +543,7 @@ def test_authors(defaults, front, expected):
 )
 def test_tags(defaults, front, expected):
     tags = _parse(_article(TITLE + DATE + front), defaults).tags
-    assert tags == tuple(Tag(name, markup.slugify(name)) for name in expected)
+    assert tags == tuple(Tag(name, slugify(name)) for name in expected)
 
 
 def test_comma_separated_tags_get_slugs(defaults):
@@ -657,7 +663,7 @@ def test_front_matter_may_end_with_three_dots_and_be_empty_of_extras(defaults):
 
 def test_discover_finds_articles_sorted_and_skips_hidden_and_underscore(make_site):
     folder = make_site("discover") / "content"
-    found = list(content.discover(folder))
+    found = list(articles.discover(folder))
     assert [f.relative for f in found] == [
         "2020-01-01-first.md",
         "B.TXT",
@@ -669,8 +675,8 @@ def test_discover_finds_articles_sorted_and_skips_hidden_and_underscore(make_sit
 
 def test_discover_without_stat_finds_the_same_files(make_site):
     folder = make_site("discover") / "content"
-    with_stat = [f.relative for f in content.discover(folder)]
-    found = list(content.discover(folder, with_stat=False))
+    with_stat = [f.relative for f in articles.discover(folder)]
+    found = list(articles.discover(folder, with_stat=False))
     assert [f.relative for f in found] == with_stat
     assert {(f.size, f.mtime_ns) for f in found} == {(-1, -1)}
 
@@ -681,13 +687,13 @@ def test_discover_skips_what_is_not_a_regular_file(tmp_path, with_stat):
     (tmp_path / "linked.md").symlink_to(tmp_path / "real.md")
     (tmp_path / "broken.md").symlink_to(tmp_path / "gone.md")
     os.mkfifo(tmp_path / "pipe.md")  # reading it would wait for a writer forever
-    found = [f.relative for f in content.discover(tmp_path, with_stat=with_stat)]
+    found = [f.relative for f in articles.discover(tmp_path, with_stat=with_stat)]
     assert found == ["linked.md", "real.md"]
 
 
 def test_discover_refuses_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
-        list(content.discover(tmp_path / "nowhere"))
+        list(articles.discover(tmp_path / "nowhere"))
 
 
 # -- markup helpers ---------------------------------------------------------------------
@@ -703,7 +709,7 @@ def test_discover_refuses_a_missing_folder(tmp_path):
     ],
 )
 def test_strip_forbidden(text, expected):
-    assert markup.strip_forbidden(text) == expected
+    assert strip_forbidden(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -715,7 +721,7 @@ def test_strip_forbidden(text, expected):
     ],
 )
 def test_one_line(text, expected):
-    assert markup.one_line(text) == expected
+    assert one_line(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -730,7 +736,7 @@ def test_one_line(text, expected):
     ],
 )
 def test_shorten(text, limit, expected):
-    assert markup.shorten(text, limit) == expected
+    assert shorten(text, limit) == expected
 
 
 @pytest.mark.parametrize(
@@ -747,7 +753,7 @@ def test_shorten(text, limit, expected):
     ],
 )
 def test_slugify(text, expected):
-    assert markup.slugify(text) == expected
+    assert slugify(text) == expected
 
 
 @pytest.mark.parametrize(

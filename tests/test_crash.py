@@ -15,8 +15,8 @@ import pytest
 from processes import ENV, run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
 
-from publisher import subscribers
 from publisher.config import load_config
+from publisher.mail import subscribers
 from publisher.store import open_store
 
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
@@ -36,7 +36,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
         )
         site = load_config(config)
         secret = subscribers.load_secret(site.state_dir)
-        with open_store(site.state_dir / "state.db") as store, store.transaction():
+        with open_store(site.state_db) as store, store.transaction():
             for address in ADDRESSES:
                 subscribers.add_subscriber(store, secret, address, "", now=now)
 
@@ -78,7 +78,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
         assert counts[4:] == ["9", "0", "1", "0"]
         # The operator checks the one uncertain address; if it never arrived,
         # they send it again, and only it.
-        with open_store(site.state_dir / "state.db") as store:
+        with open_store(site.state_db) as store:
             (held,) = store.conn.execute(
                 "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.status = 'sending'"
@@ -142,7 +142,7 @@ def test_temp_files_of_a_run_killed_mid_write_are_removed_by_the_next(
 ):
     site = load_config(site_dir / "publisher.toml")
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / "state.db") as store, store.transaction():
+    with open_store(site.state_db) as store, store.transaction():
         for address in ADDRESSES[:3]:
             subscribers.add_subscriber(store, secret, address, "", now=now)
     process = _stopped_mid_write(site_dir, marker, *command)
@@ -173,7 +173,7 @@ def test_digest_send_clears_temp_files_a_killed_serve_left_in_the_outbox(site_di
     # are not found by the lock's check, so digest send looks in the outbox itself.
     site = load_config(site_dir / "publisher.toml")
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / "state.db") as store, store.transaction():
+    with open_store(site.state_db) as store, store.transaction():
         subscribers.add_subscriber(store, secret, ADDRESSES[0], "", now=now)
     confirmations = site.delivery.outbox_dir / "confirmations"
     confirmations.mkdir(parents=True)

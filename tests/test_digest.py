@@ -13,8 +13,8 @@ import pytest
 from fetches import foreign_fetches
 
 from publisher.config import DEFAULT_SUBJECT
-from publisher.digest import HTML_LIMIT, UNSUBSCRIBE_PLACEHOLDER, DigestSite, render_digest
 from publisher.errors import TemplateError
+from publisher.mail.digest import HTML_LIMIT, UNSUBSCRIBE_PLACEHOLDER, DigestSite, render_digest
 from publisher.model import DigestArticle, RenderedDigest
 from publisher.templating import make_environment
 

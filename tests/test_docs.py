@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from publisher.cli import cli
+from publisher.config import site as config_site
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -56,16 +57,15 @@ def test_every_command_is_documented_and_has_help(name, command):
 
 
 def test_every_config_key_is_documented():
-    from publisher import config
 
     tables = (
-        ("site", config._SITE_KEYS),
-        ("paths", config._PATHS_KEYS),
-        ("feeds", config._FEEDS_KEYS),
-        ("digest", config._DIGEST_KEYS),
-        ("delivery", config._DELIVERY_KEYS),
-        ("delivery.smtp", config._SMTP_KEYS),
-        ("schedule", config._SCHEDULE_KEYS),
+        ("site", config_site._SITE_KEYS),
+        ("paths", config_site._PATHS_KEYS),
+        ("feeds", config_site._FEEDS_KEYS),
+        ("digest", config_site._DIGEST_KEYS),
+        ("delivery", config_site._DELIVERY_KEYS),
+        ("delivery.smtp", config_site._SMTP_KEYS),
+        ("schedule", config_site._SCHEDULE_KEYS),
     )
     for table, keys in tables:
         assert f"[{table}]" in README

@@ -43,9 +43,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from publisher import mailing, subscribers
 from publisher.config import load_config
-from publisher.pipeline import build
+from publisher.mail import subscribers
+from publisher.pipelines import digests
+from publisher.pipelines.build import build
 from publisher.store import open_store
 
 START = datetime(2026, 11, 27, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -126,7 +127,7 @@ class ExactlyOnce(RuleBasedStateMachine):
         self.files: dict[int, Draft] = {}
         self.count = 0
         self.seen = Ledger()
-        with open_store(self.site.state_dir / "state.db") as store, store.transaction():
+        with open_store(self.site.state_db) as store, store.transaction():
             subscribers.add_subscriber(store, b"k" * 32, "reader@example.org", "", now=self.now)
 
     def teardown(self) -> None:
@@ -201,7 +202,7 @@ class ExactlyOnce(RuleBasedStateMachine):
 
     @rule()
     def send_digest(self) -> None:
-        report = mailing.send_digests(self.site, now=lambda: self.now)
+        report = digests.send_digests(self.site, now=lambda: self.now)
         self._check_ids()
         due = {i for i in self.seen.waiting if self._is_published(i)}
         self.seen.waiting = {i for i in self.seen.waiting if self._is_waiting(i)}
@@ -250,7 +251,7 @@ class ExactlyOnce(RuleBasedStateMachine):
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.site.state_dir / "state.db")
+        conn = sqlite3.connect(self.site.state_db)
         try:
             yield conn
         finally:

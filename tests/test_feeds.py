@@ -23,10 +23,10 @@ import feedparser
 import pytest
 from lxml import etree
 
-from publisher import feeds
 from publisher.config import SiteConfig, load_config
+from publisher.feeds import render
 from publisher.model import Article, Author, FeedItem, FeedSpec, Tag
-from publisher.pipeline import build
+from publisher.pipelines.build import build
 
 REPO = Path(__file__).parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -74,12 +74,12 @@ def make_item(n: int, content_html: str | None = "", **changes: Any) -> FeedItem
 
 
 def render_all(items: list[FeedItem], spec: FeedSpec = SPEC) -> dict[str, bytes]:
-    return {fmt: feeds.render(fmt, spec, items) for fmt in FORMATS}
+    return {fmt: render.render(fmt, spec, items) for fmt in FORMATS}
 
 
 def problems(fmt: str, data: bytes, spec: FeedSpec = SPEC) -> list[str]:
     """feedcheck's report for one rendered format, its self URL included."""
-    url = spec.url(feeds.FEED_FILES[fmt])
+    url = spec.url(render.FEED_FILES[fmt])
     if fmt == "rss":
         return feedcheck.rss_problems(data, now=CHECK_NOW, self_url=url)
     if fmt == "atom":
@@ -164,7 +164,7 @@ def test_guid_is_a_permalink_only_when_the_id_is_the_link(article_id, permalink,
 
 
 def test_atom_has_html_content_and_a_text_summary():
-    entry = atom_entries(feeds.render_atom(SPEC, [make_item(1)]))[0]
+    entry = atom_entries(render.render_atom(SPEC, [make_item(1)]))[0]
     content = entry.find(f"{ATOM}content")
     assert content.get("type") == "html"
     assert content.text == make_item(1).content_html
@@ -192,10 +192,10 @@ def test_rss_description_is_the_summary_and_content_encoded_the_html(atom_schema
 
 
 def test_without_content_the_rss_description_carries_the_summary():
-    element = rss_items(feeds.render_rss(SPEC, [make_item(1, content_html=None)]))[0]
+    element = rss_items(render.render_rss(SPEC, [make_item(1, content_html=None)]))[0]
     assert element.findtext("description") == "Summary 1."
     assert element.find(CONTENT_ENCODED) is None
-    item = json.loads(feeds.render_json_feed(SPEC, [make_item(1, content_html=None)]))["items"][0]
+    item = json.loads(render.render_json_feed(SPEC, [make_item(1, content_html=None)]))["items"][0]
     assert (item["content_text"], "content_html" in item) == ("Summary 1.", False)
 
 
@@ -616,7 +616,7 @@ def feed_files(site: SiteConfig) -> dict[str, bytes]:
         if path.is_file()
     }
     assert any(name.startswith("tags/") for name in files)  # per-tag feeds are covered
-    assert {name.rsplit("/", 1)[-1] for name in files} == set(feeds.FEED_FILES.values())
+    assert {name.rsplit("/", 1)[-1] for name in files} == set(render.FEED_FILES.values())
     return files
 
 
@@ -744,4 +744,4 @@ def test_a_uri_passes_as_it_stands_exactly_when_every_character_may_stand_in_one
         character = chr(code)
         may_stand = " " < character < "\x7f" and character not in '"<>\\^`{|}'
         iri = f"https://example.org/a{character}b"
-        assert (feeds._uri(iri) == iri) is may_stand, repr(character)
+        assert (render._uri(iri) == iri) is may_stand, repr(character)

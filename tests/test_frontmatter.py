@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from publisher import frontmatter
+from publisher.content import frontmatter
 
 SITES = Path(__file__).parent / "sites"
 SETTINGS = settings(

@@ -18,14 +18,14 @@ from processes import ENV, run_publisher, start_publisher
 
 from publisher.cli import cli
 from publisher.errors import LockHeldError
-from publisher.lock import LOCK_NAME, holder, site_lock
+from publisher.service.lock import LOCK_NAME, holder, site_lock
 
 # Takes the lock as `publisher <command>` would, says so, and keeps it until killed.
 HOLD = """
 import sys, time
 from datetime import UTC, datetime
 from pathlib import Path
-from publisher.lock import site_lock
+from publisher.service.lock import site_lock
 with site_lock(Path(sys.argv[1]), command=sys.argv[2], now=datetime.now(UTC), display="lock"):
     print("holding", flush=True)
     time.sleep(120)
@@ -154,7 +154,7 @@ time.sleep(120)
 def test_a_lock_taken_an_instant_ago_is_reported_with_its_holder(site_dir, monkeypatch):
     # Without a second look, a run starting in the instant between another
     # taking the lock and writing its name reported the holder as "unknown".
-    monkeypatch.setattr("publisher.lock.LOCK_ATTEMPTS", 500)  # up to 5 s on a slow machine
+    monkeypatch.setattr("publisher.service.lock.LOCK_ATTEMPTS", 500)  # up to 5 s on a slow machine
     state_dir = site_dir / ".publisher"
     state_dir.mkdir()
     child = subprocess.Popen(

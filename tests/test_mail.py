@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from publisher import mail
-from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
+from publisher.mail import compose
+from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
 from publisher.model import RenderedDigest, Subscriber
 
-SETTINGS = mail.MailSettings(
+SETTINGS = compose.MailSettings(
     sender="Meridian Briefing <briefing@meridian.example>",
     reply_to="Desk <desk@meridian.example>",
     list_name="Meridian Briefing",
@@ -48,8 +48,8 @@ def _parse(data: bytes):
 
 
 def test_message_structure_and_headers():
-    template = mail.prepare(7, _rendered(), SETTINGS, date=DATE)
-    message = mail.personalise(template, _subscriber(), "42.abc_DEF-123")
+    template = compose.prepare(7, _rendered(), SETTINGS, date=DATE)
+    message = compose.personalise(template, _subscriber(), "42.abc_DEF-123")
     parsed = _parse(message.data)
     assert parsed["From"] == "Meridian Briefing <briefing@meridian.example>"
     assert parsed["To"] == "Lena Hofbauer <lena@example.org>"
@@ -83,8 +83,8 @@ def test_message_structure_and_headers():
 
 
 def test_wire_format_is_crlf_7bit_and_short_lines():
-    template = mail.prepare(1, _rendered(), SETTINGS, date=DATE)
-    data = mail.personalise(template, _subscriber(), "1.x").data
+    template = compose.prepare(1, _rendered(), SETTINGS, date=DATE)
+    data = compose.personalise(template, _subscriber(), "1.x").data
     data.decode("ascii")  # quoted-printable and encoded words: 7-bit clean
     assert b"\n" not in data.replace(b"\r\n", b"")
     assert b"\r" not in data.replace(b"\r\n", b"")
@@ -93,18 +93,18 @@ def test_wire_format_is_crlf_7bit_and_short_lines():
 
 
 def test_each_recipient_gets_only_their_own_link():
-    template = mail.prepare(3, _rendered(), SETTINGS, date=DATE)
-    first = mail.personalise(template, _subscriber(1, "a@example.org", "A"), "1.aaa")
-    second = mail.personalise(template, _subscriber(2, "b@example.org", "B"), "2.bbb")
+    template = compose.prepare(3, _rendered(), SETTINGS, date=DATE)
+    first = compose.personalise(template, _subscriber(1, "a@example.org", "A"), "1.aaa")
+    second = compose.personalise(template, _subscriber(2, "b@example.org", "B"), "2.bbb")
     assert b"token=1.aaa" in first.data
     assert b"token=2.bbb" not in first.data
     assert b"token=2.bbb" in second.data
     assert b"b@example.org" not in first.data
     assert first.message_id != second.message_id
     # The same recipient and digest always get the same Message-ID.
-    assert mail.personalise(template, _subscriber(1, "a@example.org", "A"), "1.aaa").message_id == (
-        first.message_id
-    )
+    assert compose.personalise(
+        template, _subscriber(1, "a@example.org", "A"), "1.aaa"
+    ).message_id == (first.message_id)
 
 
 @pytest.mark.parametrize(
@@ -116,17 +116,17 @@ def test_each_recipient_gets_only_their_own_link():
     ],
 )
 def test_subject_cannot_inject_headers(subject):
-    template = mail.prepare(1, _rendered(subject=subject), SETTINGS, date=DATE)
-    parsed = _parse(mail.personalise(template, _subscriber(), "1.x").data)
+    template = compose.prepare(1, _rendered(subject=subject), SETTINGS, date=DATE)
+    parsed = _parse(compose.personalise(template, _subscriber(), "1.x").data)
     assert parsed["Bcc"] is None
     assert "\n" not in parsed["Subject"]
     assert parsed["Subject"] == " ".join(subject.split())
 
 
 def test_names_with_non_ascii_and_specials_are_encoded():
-    template = mail.prepare(1, _rendered(), SETTINGS, date=DATE)
+    template = compose.prepare(1, _rendered(), SETTINGS, date=DATE)
     for name in ("Željko Đurić", 'Tom "the Bomb", Jr.', "Evil\r\nBcc: x@example.org"):
-        parsed = _parse(mail.personalise(template, _subscriber(name=name), "1.x").data)
+        parsed = _parse(compose.personalise(template, _subscriber(name=name), "1.x").data)
         assert parsed["To"].addresses[0].addr_spec == "lena@example.org"
         assert parsed["To"].addresses[0].display_name == " ".join(name.split())
         assert parsed["Bcc"] is None
@@ -144,8 +144,8 @@ def test_substitution_keeps_the_encoding_valid(html, text, token):
     rendered = RenderedDigest(
         "s", f"{html}{UNSUBSCRIBE_PLACEHOLDER}{html}", f"{text}{UNSUBSCRIBE_PLACEHOLDER}", ""
     )
-    template = mail.prepare(1, rendered, SETTINGS, date=DATE)
-    parsed = _parse(mail.personalise(template, _subscriber(), token).data)
+    template = compose.prepare(1, rendered, SETTINGS, date=DATE)
+    parsed = _parse(compose.personalise(template, _subscriber(), token).data)
     text_part, html_part = parsed.iter_parts()
     url = f"https://meridian.example/unsubscribe?token={token}"
     assert text_part.get_payload(decode=True).decode("utf-8") == (text + url).replace("\n", "\r\n")
@@ -166,22 +166,22 @@ def test_substitution_keeps_the_encoding_valid(html, text, token):
     ],
 )
 def test_address_domain(mailbox, domain):
-    assert mail.address_domain(mailbox) == domain
+    assert compose.address_domain(mailbox) == domain
 
 
 def test_message_id_domain_is_the_senders_whatever_the_form_of_from():
     settings = replace(SETTINGS, sender="briefing@Meridian.Example (Desk)")
-    template = mail.prepare(7, _rendered(), settings, date=DATE)
-    message = mail.personalise(template, _subscriber(), "42.x")
+    template = compose.prepare(7, _rendered(), settings, date=DATE)
+    message = compose.personalise(template, _subscriber(), "42.x")
     assert _parse(message.data)["Message-ID"] == message.message_id
-    assert message.message_id == mail.message_id(
-        7, 42, domain="meridian.example", site_key=mail.site_key(SETTINGS.list_id)
+    assert message.message_id == compose.message_id(
+        7, 42, domain="meridian.example", site_key=compose.site_key(SETTINGS.list_id)
     )
 
 
 def test_a_preview_link_is_escaped_in_the_html_and_plain_in_the_text():
-    link = mail.unsubscribe_link("https://meridian.example/u?list=daily", "EXAMPLE")
-    shown = mail.with_unsubscribe_link(_rendered(), link)
+    link = compose.unsubscribe_link("https://meridian.example/u?list=daily", "EXAMPLE")
+    shown = compose.with_unsubscribe_link(_rendered(), link)
     assert link == "https://meridian.example/u?list=daily&token=EXAMPLE"
     assert shown.text.endswith(f"\nUnsubscribe: {link}\n")
     assert shown.html.endswith(

@@ -13,11 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from smtp_server import Faults, SmtpServer
 
-from publisher import ledger, mailing, subscribers
 from publisher.config import load_config
 from publisher.errors import TransientDeliveryError
-from publisher.pipeline import build
-from publisher.store import open_store
+from publisher.mail import subscribers
+from publisher.pipelines import digests
+from publisher.pipelines.build import build
+from publisher.store import ledger, open_store
 
 ADDRESSES = [f"reader{n}@example.org" for n in range(1, 6)]
 
@@ -32,7 +33,7 @@ class Clock:
 
 def _add(site, addresses, now):
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / "state.db") as store, store.transaction():
+    with open_store(site.state_db) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)
 
@@ -74,7 +75,7 @@ def _token_of(message) -> str:
 def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_article(site, now):
     _add(site, ADDRESSES, now)
     clock = Clock(now)
-    report = mailing.send_digests(site, now=clock)
+    report = digests.send_digests(site, now=clock)
     assert (report.made, report.articles, report.sent) == (1, 3, 5)
     files = _eml_files(site)
     assert [f.name for f in files] == [f"{n:08d}.eml" for n in range(1, 6)]
@@ -84,7 +85,7 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
     assert (site.output_dir / "digests" / "1" / "index.html").is_file()
 
     clock.now = now + timedelta(hours=1)
-    again = mailing.send_digests(site, now=clock)
+    again = digests.send_digests(site, now=clock)
     assert (again.made, again.sent, again.note) == (None, 0, "nothing new since the last digest")
     assert len(_eml_files(site)) == 5
 
@@ -93,7 +94,7 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
         encoding="utf-8",
     )
     clock.now = now + timedelta(hours=2)
-    third = mailing.send_digests(site, now=clock)
+    third = digests.send_digests(site, now=clock)
     assert (third.made, third.articles, third.sent) == (2, 1, 5)
     newest = _parse(sorted(site.delivery.outbox_dir.glob("digest-0002/*.eml"))[0].read_bytes())
     body = newest.get_body(("plain",)).get_content()
@@ -108,7 +109,7 @@ def _article(site, name: str, title: str, date: str, body: str = "Body.") -> Pat
 
 
 def _digest_titles(site, digest_id: int) -> list[str]:
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         digest = ledger.get_digest(store, digest_id)
     assert digest is not None
     return [a.title for a in digest.articles]
@@ -118,28 +119,28 @@ def test_an_article_published_in_the_same_second_as_a_digest_goes_in_the_next(si
     """Times cannot say which articles a digest covered: publication numbers can."""
     _add(site, ADDRESSES[:1], now)
     sent_at = now.replace(microsecond=500_000)
-    assert mailing.send_digests(site, now=Clock(sent_at)).made == 1
+    assert digests.send_digests(site, now=Clock(sent_at)).made == 1
     _article(site, "2026-11-27-same-second.md", "Same second", "2026-11-27T12:00:00+00:00")
     build(site, now=sent_at + timedelta(milliseconds=100))
-    report = mailing.send_digests(site, now=Clock(sent_at + timedelta(milliseconds=200)))
+    report = digests.send_digests(site, now=Clock(sent_at + timedelta(milliseconds=200)))
     assert (report.made, report.articles) == (2, 1)
     assert _digest_titles(site, 2) == ["Same second"]
 
 
 def test_an_article_published_while_the_clock_is_behind_still_goes_out(site, now):
     _add(site, ADDRESSES[:1], now)
-    assert mailing.send_digests(site, now=Clock(now)).made == 1
+    assert digests.send_digests(site, now=Clock(now)).made == 1
     earlier = now - timedelta(hours=3)  # the clock stepped back (NTP, a VM restored)
     _article(site, "2026-11-27-behind.md", "Published while behind", "2026-11-27T08:00:00+00:00")
     build(site, now=earlier)
-    report = mailing.send_digests(site, now=Clock(now + timedelta(hours=1)))
+    report = digests.send_digests(site, now=Clock(now + timedelta(hours=1)))
     assert report.made == 2
     assert _digest_titles(site, 2) == ["Published while behind"]
 
 
 def test_a_renamed_and_retitled_article_is_not_sent_again(site, now):
     _add(site, ADDRESSES[:1], now)
-    assert mailing.send_digests(site, now=Clock(now)).made == 1
+    assert digests.send_digests(site, now=Clock(now)).made == 1
     source = site.content_dir / "2021-03-04-observers.md"
     text = source.read_text(encoding="utf-8")
     source.unlink()
@@ -148,30 +149,30 @@ def test_a_renamed_and_retitled_article_is_not_sent_again(site, now):
         encoding="utf-8",
     )
     build(site, now=now + timedelta(hours=1))
-    report = mailing.send_digests(site, now=Clock(now + timedelta(hours=2)))
+    report = digests.send_digests(site, now=Clock(now + timedelta(hours=2)))
     assert (report.made, report.note) == (None, "nothing new since the last digest")
 
 
 def test_a_backdated_article_added_after_a_digest_goes_in_the_next(site, now):
     _add(site, ADDRESSES[:1], now)
-    assert mailing.send_digests(site, now=Clock(now)).made == 1
+    assert digests.send_digests(site, now=Clock(now)).made == 1
     _article(site, "2019-01-01-archive.md", "From the archive", "2019-01-01")
-    report = mailing.send_digests(site, now=Clock(now + timedelta(hours=1)))
+    report = digests.send_digests(site, now=Clock(now + timedelta(hours=1)))
     assert report.made == 2
     assert _digest_titles(site, 2) == ["From the archive"]
 
 
 def test_no_subscribers_no_digest(site, now):
-    report = mailing.send_digests(site, now=Clock(now))
+    report = digests.send_digests(site, now=Clock(now))
     assert (report.made, report.note) == (None, "no active subscribers; no digest made")
 
 
 def test_dry_run_records_nothing(site, now):
     _add(site, ADDRESSES[:2], now)
-    report = mailing.send_digests(site, now=Clock(now), dry_run=True)
+    report = digests.send_digests(site, now=Clock(now), dry_run=True)
     assert report.note == "would make digest 1 with 3 article(s) for 2 active subscriber(s)"
     assert _eml_files(site) == []
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         assert ledger.delivery_counts(store) == []
 
 
@@ -179,12 +180,12 @@ def test_smtp_delivery_headers_and_personal_links(site_dir, now):
     with SmtpServer() as server:
         site = _smtp_site(site_dir, server.port)
         _add(site, ADDRESSES[:3], now)
-        report = mailing.send_digests(site, now=Clock(now))
+        report = digests.send_digests(site, now=Clock(now))
     assert report.sent == 3
     by_recipient = server.by_recipient()
     assert sorted(by_recipient) == ADDRESSES[:3]
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         for address, received in by_recipient.items():
             assert len(received) == 1
             message = received[0].message
@@ -215,14 +216,14 @@ def test_refused_connection_keeps_everything_pending(site_dir, now):
     site = _smtp_site(site_dir, free_port())
     _add(site, ADDRESSES[:2], now)
     with pytest.raises(TransientDeliveryError) as raised:
-        mailing.send_digests(site, now=Clock(now), sleep=lambda _s: None)
+        digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
     assert str(raised.value).startswith(f"smtp 127.0.0.1:{site.delivery.smtp.port}: cannot connect")
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         counts = ledger.delivery_counts(store)[0]
     assert (counts.pending, counts.sent, counts.sending) == (2, 0, 0)
     # The server comes up: the next run finishes the same digest, once each.
     with SmtpServer(port=site.delivery.smtp.port) as server:
-        report = mailing.send_digests(site, now=Clock(now + timedelta(minutes=5)))
+        report = digests.send_digests(site, now=Clock(now + timedelta(minutes=5)))
     assert report.resumed == [1]
     assert report.sent == 2
     assert sorted(server.by_recipient()) == ADDRESSES[:2]
@@ -237,13 +238,13 @@ def test_451_is_retried_550_fails_and_bounces(site_dir, now):
     with SmtpServer(faults) as server:
         site = _smtp_site(site_dir, server.port)
         _add(site, ADDRESSES, now)
-        report = mailing.send_digests(site, now=Clock(now), sleep=lambda _s: None)
+        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
     assert (report.sent, report.failed, report.deferred) == (4, 1, 0)
     assert report.bounced == ["reader2@example.org"]
     by_recipient = server.by_recipient()
     assert sorted(by_recipient) == [a for a in ADDRESSES if a != "reader2@example.org"]
     assert all(len(v) == 1 for v in by_recipient.values())
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         failed = store.conn.execute(
             "SELECT d.status, d.last_error, s.status FROM deliveries d "
             "JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = 'reader2@example.org'"
@@ -258,9 +259,9 @@ def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, 
     with SmtpServer(faults) as server:
         site = _smtp_site(site_dir, server.port)
         _add(site, ADDRESSES[:3], now)
-        report = mailing.send_digests(site, now=Clock(now), sleep=lambda _s: None)
+        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
     assert report.bounced == ["reader2@example.org"]
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         rows = store.conn.execute("SELECT key, reason FROM suppressions").fetchall()
     secret = subscribers.load_secret(site.state_dir)
     assert rows == [(subscribers.suppression_key(secret, "reader2@example.org"), "bounced")]
@@ -280,7 +281,7 @@ def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, 
         "error: EMAIL: reader2@example.org bounced earlier; skipped "
         "(only a sign-up they confirm themselves lifts this)\n",
     )
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         assert ledger.find_subscriber(store, "reader2@example.org") is None
 
 
@@ -288,7 +289,7 @@ def test_connection_dropped_mid_session_is_retried(site_dir, now):
     with SmtpServer(Faults(drop_at_rcpt={2})) as server:
         site = _smtp_site(site_dir, server.port)
         _add(site, ADDRESSES[:3], now)
-        report = mailing.send_digests(site, now=Clock(now), sleep=lambda _s: None)
+        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
     assert (report.sent, report.uncertain) == (3, 0)
     assert all(len(v) == 1 for v in server.by_recipient().values())
     assert sorted(server.by_recipient()) == ADDRESSES[:3]
@@ -299,9 +300,9 @@ def test_connection_dropped_after_the_body_is_uncertain_even_if_not_stored(site_
     with SmtpServer(Faults(drop_before_store_at={2})) as server:
         site = _smtp_site(site_dir, server.port)
         _add(site, ADDRESSES[:3], now)
-        report = mailing.send_digests(site, now=Clock(now), sleep=lambda _s: None)
+        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
         assert (report.sent, report.uncertain) == (2, 1)
-        forced = mailing.send_digests(site, now=Clock(now), resend_uncertain=True)
+        forced = digests.send_digests(site, now=Clock(now), resend_uncertain=True)
         assert forced.sent == 1
     assert sorted(server.by_recipient()) == ADDRESSES[:3]
     assert all(len(v) == 1 for v in server.by_recipient().values())
@@ -311,17 +312,17 @@ def test_stored_then_dropped_is_uncertain_and_not_resent_unless_asked(site_dir, 
     with SmtpServer(Faults(drop_after_store_at={2})) as server:
         site = _smtp_site(site_dir, server.port)
         _add(site, ADDRESSES[:3], now)
-        report = mailing.send_digests(site, now=Clock(now), sleep=lambda _s: None)
+        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
         assert (report.sent, report.uncertain) == (2, 1)
-        again = mailing.send_digests(site, now=Clock(now + timedelta(minutes=1)))
+        again = digests.send_digests(site, now=Clock(now + timedelta(minutes=1)))
         assert (again.sent, again.uncertain) == (0, 1)
-        with open_store(site.state_dir / "state.db") as store:
+        with open_store(site.state_db) as store:
             counts = ledger.delivery_counts(store)[0]
         assert (counts.sent, counts.sending, counts.pending) == (2, 1, 0)
         # Every subscriber has exactly one message, the uncertain one included.
         assert sorted(server.by_recipient()) == ADDRESSES[:3]
         assert all(len(v) == 1 for v in server.by_recipient().values())
-        forced = mailing.send_digests(
+        forced = digests.send_digests(
             site, now=Clock(now + timedelta(minutes=2)), resend_uncertain=True
         )
         assert forced.sent == 1
@@ -350,15 +351,15 @@ def test_stop_request_finishes_the_message_in_flight(site_dir, now):
         def close(self):
             self.inner.close()
 
-    from publisher.delivery import OutboxSender
+    from publisher.delivery.senders import OutboxSender
 
     site = load_config(site_dir / "publisher.toml")
     _add(site, ADDRESSES, now)
     sender = CountingOutbox(OutboxSender(site.delivery.outbox_dir, display="outbox"))
-    report = mailing.send_digests(site, now=Clock(now), sender=sender, should_stop=should_stop)
+    report = digests.send_digests(site, now=Clock(now), sender=sender, should_stop=should_stop)
     assert report.stopped
     assert report.sent == 2
-    rest = mailing.send_digests(site, now=Clock(now + timedelta(minutes=1)))
+    rest = digests.send_digests(site, now=Clock(now + timedelta(minutes=1)))
     assert rest.resumed == [1]
     assert rest.sent == 3
     assert len(_eml_files(site)) == 5
@@ -376,7 +377,7 @@ def test_missing_smtp_password(site_dir, now, monkeypatch):
     from publisher.errors import ConfigError
 
     with pytest.raises(ConfigError) as raised:
-        mailing.send_digests(site, now=Clock(now))
+        digests.send_digests(site, now=Clock(now))
     assert str(raised.value) == (
         "PUBLISHER_SMTP_PASSWORD: not set; [delivery.smtp] username 'mailer' needs the "
         "password in this environment variable"
@@ -393,8 +394,8 @@ def test_ledger_and_message_agree_on_the_message_id_for_a_sender_with_a_comment(
     )
     site = load_config(config)
     _add(site, ADDRESSES[:3], now)
-    assert mailing.send_digests(site, now=Clock(now)).sent == 3
-    with open_store(site.state_dir / "state.db") as store:
+    assert digests.send_digests(site, now=Clock(now)).sent == 3
+    with open_store(site.state_db) as store:
         ledger_ids = dict(
             store.conn.execute(
                 "SELECT s.email, d.message_id FROM deliveries d "
@@ -415,7 +416,7 @@ def test_a_test_message_has_a_marked_subject_still_encoded_for_non_ascii(site_di
         encoding="utf-8",
     )
     site = load_config(config)
-    mailing.send_test(site, "editor@example.org", now=now)
+    digests.send_test(site, "editor@example.org", now=now)
     (path,) = (site.delivery.outbox_dir / "tests").glob("*.eml")
     data = path.read_bytes()
     data.decode("ascii")  # the subject travels as RFC 2047 encoded words
@@ -423,7 +424,7 @@ def test_a_test_message_has_a_marked_subject_still_encoded_for_non_ascii(site_di
     message = _parse(data)
     assert message["Subject"] == "[Test] Grüße aus Wien: 3 neue Artikel"
     assert message["Message-ID"].endswith("@gazette.example>")
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         assert ledger.delivery_counts(store) == []
 
 
@@ -451,7 +452,7 @@ class _Links(HTMLParser):
 
 def test_the_email_unsubscribes_its_recipient_and_the_web_copy_offers_the_signup(site, now):
     _add(site, ADDRESSES[:2], now)
-    assert mailing.send_digests(site, now=Clock(now)).sent == 2
+    assert digests.send_digests(site, now=Clock(now)).sent == 2
     unsubscribe = site.digest.unsubscribe_url
     for path in _eml_files(site):
         message = _parse(path.read_bytes())

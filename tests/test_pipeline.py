@@ -1,4 +1,4 @@
-"""End to end through pipeline.build: incremental, stable ids, edits, last good versions."""
+"""End to end through build.build: incremental, stable ids, edits, last good versions."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from publisher import markup
 from publisher.config import SiteConfig, load_config
-from publisher.pipeline import build, check
+from publisher.content import markup
+from publisher.pipelines.build import build, check
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
@@ -64,7 +64,7 @@ def test_second_build_writes_nothing_and_parses_nothing(site, now):
 def test_output_is_byte_identical_from_a_fresh_state(site, now):
     build(site, now=now)
     first = _contents(site.output_dir)
-    (site.state_dir / "state.db").unlink()
+    (site.state_db).unlink()
     for extra in site.state_dir.glob("state.db-*"):
         extra.unlink()
     for path in site.output_dir.rglob("*.*"):
@@ -328,11 +328,12 @@ def test_check_reports_every_bad_file_and_writes_nothing(site):
 
 class RenderCounter:
     def __init__(self, monkeypatch):
-        from publisher import feeds, markup
+        from publisher.content import markup
+        from publisher.feeds import render as feed_render
 
         self.feeds: list[str] = []
         self.bodies = 0
-        real_render = feeds.render
+        real_render = feed_render.render
         real_body = markup.render_body
 
         def render(fmt, spec, items):
@@ -343,7 +344,7 @@ class RenderCounter:
             self.bodies += 1
             return real_body(*args, **kwargs)
 
-        monkeypatch.setattr(feeds, "render", render)
+        monkeypatch.setattr(feed_render, "render", render)
         monkeypatch.setattr(markup, "render_body", render_body)
 
 
@@ -397,7 +398,7 @@ def test_a_damaged_or_missing_output_is_repaired(site, now):
 
 
 def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now, monkeypatch):
-    from publisher import feeds
+    from publisher.feeds import render
 
     build(site, now=now)
     path = site.content_dir / "2020-06-22-vienna-talks.md"
@@ -406,7 +407,7 @@ def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now
         encoding="utf-8",
     )
     _bump(path)
-    real_render = feeds.render
+    real_render = render.render
     calls = []
 
     def dying_render(fmt, spec, items):
@@ -420,10 +421,10 @@ def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now
     shutil.copytree(site.root, twin_dir)
     twin = load_config(twin_dir / "publisher.toml")
     build(twin, now=now)
-    monkeypatch.setattr(feeds, "render", dying_render)
+    monkeypatch.setattr(render, "render", dying_render)
     with pytest.raises(KeyboardInterrupt):
         build(site, now=now)
-    monkeypatch.setattr(feeds, "render", real_render)
+    monkeypatch.setattr(render, "render", real_render)
     build(site, now=now)
     repaired = _contents(site.output_dir)
     assert repaired == _contents(twin.output_dir)
@@ -488,7 +489,9 @@ def _many_articles(site, count):
 def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypatch):
     import multiprocessing
 
-    from publisher import indexing, parallel, pipeline
+    from publisher import parallel
+    from publisher.content import indexing
+    from publisher.pipelines import build as pipeline
 
     real_get_context = multiprocessing.get_context
     pools: list[str] = []

@@ -17,11 +17,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher import markup
 from publisher.config import load_config
-from publisher.content import FIELDS, parse_article
+from publisher.content import markup
+from publisher.content.articles import FIELDS, parse_article
 from publisher.errors import ContentError
-from publisher.pipeline import build, defaults_for
+from publisher.pipelines.build import build, defaults_for
+from publisher.text import one_line, slugify, strip_forbidden
 
 BASIC = Path(__file__).parent / "sites" / "basic" / "publisher.toml"
 DEFAULTS = defaults_for(load_config(BASIC))
@@ -109,7 +110,7 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "link": st.one_of(TEXT.map(lambda t: "https://gazette.example/" + t), TEXT),
     "id": st.one_of(TEXT.map(lambda t: "tag:gazette.example,2024:" + t), TEXT),
     "draft": st.one_of(st.just(False), st.booleans(), SCALARS),
-    "slug": st.one_of(TEXT.map(markup.slugify), TEXT),
+    "slug": st.one_of(TEXT.map(slugify), TEXT),
 }
 # True nine times in ten (st.integers would favour its bounds).
 MOSTLY = st.sampled_from([True] * 9 + [False])
@@ -173,12 +174,12 @@ def test_parse_article_returns_an_article_or_raises_content_error(data, relative
             assert "\n" not in line
         return
     assert article.title
-    assert article.title == markup.one_line(article.title)
+    assert article.title == one_line(article.title)
     for text in (article.title, article.summary, article.link, article.slug):
-        assert markup.strip_forbidden(text) == text
+        assert strip_forbidden(text) == text
     # The body is kept as written; what is made from it is clean.
     html = markup.render_body(article.body, body_format=article.body_format, base_url=article.link)
-    assert markup.strip_forbidden(html) == html
+    assert strip_forbidden(html) == html
     assert article.date.utcoffset() is not None
     assert article.updated is None or article.updated > article.date
     assert article.link.startswith(("http://", "https://"))
@@ -273,8 +274,8 @@ def test_first_paragraph_of_plain_prose_reads_as_rendered(source):
 @SETTINGS
 @given(TEXT)
 def test_one_line_collapses_what_a_whitespace_pattern_would(text):
-    expected = re.sub(r"\s+", " ", markup.strip_forbidden(text)).strip()
-    assert markup.one_line(text) == expected
+    expected = re.sub(r"\s+", " ", strip_forbidden(text)).strip()
+    assert one_line(text) == expected
 
 
 @SETTINGS
@@ -283,7 +284,7 @@ def test_slugs_of_ascii_text_take_the_unicode_path_s_result(text):
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     expected = re.sub(r"[^\w]+", "-", unicodedata.normalize("NFC", bare).lower()).strip("-_")
-    assert markup.slugify(text) == expected
+    assert slugify(text) == expected
 
 
 @SETTINGS

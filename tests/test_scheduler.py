@@ -17,7 +17,7 @@ import schedule
 
 from publisher.config import Cadence
 from publisher.errors import ContentError, FieldProblem
-from publisher.scheduler import DigestClock, Service, latest_slot, next_slot
+from publisher.service.scheduler import DigestClock, Service, latest_slot, next_slot
 
 VIENNA = ZoneInfo("Europe/Vienna")
 DAILY_0230 = Cadence(None, 2, 30)  # 28 March: does not exist; 31 October: exists twice
@@ -275,7 +275,7 @@ def test_a_publisher_error_is_logged_in_one_line_and_the_next_job_runs(caplog):
         ContentError("content/broken.md", [FieldProblem("date", "not an ISO 8601 date")])
     )
     service = make_service(jobs)
-    with caplog.at_level(logging.INFO, logger="publisher.scheduler"):
+    with caplog.at_level(logging.INFO, logger="publisher.service.scheduler"):
         service.run_once()
     assert jobs.calls == ["rebuild", "digest"]
     assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
@@ -289,7 +289,7 @@ def test_an_unexpected_error_is_logged_with_its_traceback_and_the_loop_goes_on(c
     jobs.failures["digest"].append(RuntimeError("disk on fire"))
     jobs.failures["rebuild"].append(OSError(28, "No space left on device"))
     service = make_service(jobs)
-    with caplog.at_level(logging.INFO, logger="publisher.scheduler"):
+    with caplog.at_level(logging.INFO, logger="publisher.service.scheduler"):
         service.run_once()
         service.scheduler.run_all()  # the scheduled jobs go on after their failure
         service.scheduler.run_all()
@@ -311,7 +311,7 @@ def test_run_forever_stops_promptly_when_asked_from_another_thread(caplog):
     idle_passes = []
     service.on_idle = idle_passes.append
     worker = threading.Thread(target=service.run_forever)
-    with caplog.at_level(logging.INFO, logger="publisher.scheduler"):
+    with caplog.at_level(logging.INFO, logger="publisher.service.scheduler"):
         worker.start()
         assert jobs.ran.wait(5)
         deadline = time.monotonic() + 5

@@ -20,11 +20,11 @@ from processes import run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
 from websub_hub import SilentHub
 
-from publisher import ledger, subscribers
 from publisher.cli import cli
 from publisher.config import load_config
-from publisher.scheduler import latest_slot, next_slot
-from publisher.store import open_store
+from publisher.mail import subscribers
+from publisher.service.scheduler import latest_slot, next_slot
+from publisher.store import ledger, open_store
 
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
 FAST = '\n[schedule]\nrebuild_every = "10s"\n'
@@ -129,7 +129,7 @@ def _subscribe(site_dir: Path, addresses: list[str]) -> None:
     site = load_config(site_dir / "publisher.toml")
     now = datetime.now(UTC)
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / "state.db") as store, store.transaction():
+    with open_store(site.state_db) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)
 
@@ -169,7 +169,7 @@ def test_run_builds_rebuilds_and_stops_on_sigterm(site_dir, runner, start_servic
     code, stdout = service.stop(signal.SIGTERM)
     assert code == 0, service.log
     assert stdout == ""
-    assert service.log[-1] == "INFO: publisher.scheduler: stopped", service.log
+    assert service.log[-1] == "INFO: publisher.service.scheduler: stopped", service.log
     assert not service.logged("Traceback|ERROR"), service.log
     # Nothing was lost: a build after it finds every file as it should be.
     after = run_publisher(site_dir, "build")
@@ -188,7 +188,7 @@ def test_run_stops_on_sigint(site_dir, start_service):
     code, stdout = service.stop(signal.SIGINT)
     assert code == 0, service.log
     assert stdout == ""
-    assert service.log[-1] == "INFO: publisher.scheduler: stopped", service.log
+    assert service.log[-1] == "INFO: publisher.service.scheduler: stopped", service.log
     assert not service.logged("Traceback|KeyboardInterrupt|Aborted"), service.log
     assert len(_titles(site_dir)) == 3
 
@@ -227,7 +227,7 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     assert len(_titles(site_dir)) == 3
     noted = _setting(site_dir, "digest_slot")
     assert noted in (before.isoformat(), after.isoformat())
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         assert ledger.delivery_counts(store) == []
     assert not site.delivery.outbox_dir.exists()
 
@@ -238,7 +238,7 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     assert not site.delivery.outbox_dir.exists()
 
     # A week later (here: the slot noted a week earlier) the digest is due, once.
-    with open_store(site.state_dir / "state.db") as store, store.transaction():
+    with open_store(site.state_db) as store, store.transaction():
         week_before = datetime.fromisoformat(noted) - timedelta(days=7)
         store.set_setting("digest_slot", week_before.isoformat())
     due = run_publisher(site_dir, "run", "--once")
@@ -417,7 +417,9 @@ def test_run_pings_in_the_background_and_its_jobs_never_wait_for_the_hub(site_di
     assert code == 0, service.log
     # Stopping waited for the pings in flight, and recorded them as failed.
     assert _ping_attempts(site_dir) == [1] * 18
-    assert service.logged(r"^WARNING: publisher\.websub: .*: 18 of 18 pings failed \(no answer")
+    assert service.logged(
+        r"^WARNING: publisher\.feeds\.websub: .*: 18 of 18 pings failed \(no answer"
+    )
 
 
 def test_serve_clears_temp_files_dead_writers_left_in_the_outbox(site_dir):

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from publisher import ledger, signups, subscribers
 from publisher.errors import SubscriberError
-from publisher.store import open_store
+from publisher.mail import signups, subscribers
+from publisher.store import ledger, open_store
 
 SECRET = b"s" * 32
 

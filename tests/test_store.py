@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import database_before
 
-from publisher import ledger, mailing, subscribers
 from publisher.config import load_config
 from publisher.errors import MigrationError, StoreError
-from publisher.pipeline import build
-from publisher.store import SCHEMA_VERSION, open_store
+from publisher.mail import subscribers
+from publisher.pipelines import digests
+from publisher.pipelines.build import build
+from publisher.store import SCHEMA_VERSION, ledger, open_store
 
 
 def test_new_database_has_the_current_schema_and_wal(tmp_path):
@@ -101,7 +102,7 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
 
     report = build(site, now=UPGRADE_NOW)
 
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         after = dict(store.conn.execute("SELECT path, id FROM articles").fetchall())
     assert after == before
@@ -114,7 +115,7 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
     assert ADDED_TITLE in titles
 
     if version == 1:  # no subscribers yet: the first digest takes the newest articles
-        with open_store(site.state_dir / "state.db") as store, store.transaction():
+        with open_store(site.state_db) as store, store.transaction():
             subscribers.add_subscriber(
                 store,
                 subscribers.load_secret(site.state_dir),
@@ -122,9 +123,9 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
                 "",
                 now=UPGRADE_NOW,
             )
-    sent = mailing.send_digests(site, now=lambda: UPGRADE_NOW)
+    sent = digests.send_digests(site, now=lambda: UPGRADE_NOW)
 
-    with open_store(site.state_dir / "state.db") as store:
+    with open_store(site.state_db) as store:
         digest = ledger.get_digest(store, sent.made or 0)
         rows = store.conn.execute(
             "SELECT d.digest_id, s.email, d.status FROM deliveries d "

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from publisher import ledger
 from publisher.cli import cli
-from publisher.cli_subscribers import _row, _width, subscribers, unsubscribe
+from publisher.cli.subscribers import _row, _width
 from publisher.errors import SubscriberError
-from publisher.store import open_store
-from publisher.subscribers import (
+from publisher.mail.subscribers import (
     ImportReport,
     add_subscriber,
     check_token,
@@ -33,7 +31,8 @@ from publisher.subscribers import (
     remove_subscriber,
     suppression_key,
 )
-from publisher.subscribers import unsubscribe as unsubscribe_token
+from publisher.mail.subscribers import unsubscribe as unsubscribe_token
+from publisher.store import ledger, open_store
 
 DATA = Path(__file__).parent / "data" / "subscribers"
 SECRET = b"s" * 32
@@ -84,22 +83,13 @@ BAD_ADDRESSES = [
 
 
 @pytest.fixture(autouse=True)
-def _registered(monkeypatch):
-    """Register the commands on `cli` until cli.py does it itself."""
-    if "subscribers" not in cli.commands:
-        monkeypatch.setitem(cli.commands, "subscribers", subscribers)
-    if "unsubscribe" not in cli.commands:
-        monkeypatch.setitem(cli.commands, "unsubscribe", unsubscribe)
-
-
-@pytest.fixture(autouse=True)
 def _no_env_secret(monkeypatch):
     monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
 
 
 @pytest.fixture
 def fixed_now(monkeypatch, now):
-    monkeypatch.setattr("publisher.cli._now", lambda: now)
+    monkeypatch.setattr("publisher.cli._common.now", lambda: now)
     return now
 
 
@@ -229,7 +219,7 @@ def test_secret_readable_by_others_is_fixed_with_a_warning(tmp_path, caplog):
     secret = load_secret(tmp_path)
     path = tmp_path / "secret"
     path.chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="publisher.subscribers"):
+    with caplog.at_level(logging.WARNING, logger="publisher.mail.subscribers"):
         assert load_secret(tmp_path) == secret
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert caplog.messages == [f"{path}: was readable by others (mode 0644); changed it to 0600"]

@@ -32,8 +32,9 @@ from conftest import NOW, SITES
 from fetches import foreign_fetches
 from web_server import WebServer
 
-from publisher import mailing, pipeline, subscribers
 from publisher.config import SiteConfig, load_config
+from publisher.mail import subscribers
+from publisher.pipelines import build, digests
 from publisher.store import open_store
 
 FORM = "application/x-www-form-urlencoded"
@@ -73,7 +74,7 @@ def clock(now: datetime) -> Clock:
 
 @pytest.fixture
 def built(site: SiteConfig, now: datetime) -> SiteConfig:
-    pipeline.build(site, now=now)
+    build.build(site, now=now)
     return site
 
 
@@ -104,7 +105,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     # Starting and stopping uvicorn costs ~0.2 s; read-only tests share one server.
     folder = shutil.copytree(SITES / "basic", tmp_path_factory.mktemp("shared") / "basic")
     site = load_config(folder / "publisher.toml")
-    pipeline.build(site, now=NOW)
+    build.build(site, now=NOW)
     links = _mail(site, Clock(NOW))
     with (
         WebServer(site, now=Clock(NOW)) as server,
@@ -135,7 +136,7 @@ def _local(url: str) -> str:
 
 
 def _rows(site: SiteConfig, sql: str) -> list[tuple[object, ...]]:
-    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+    with open_store(site.state_db) as store:
         return [tuple(row) for row in store.conn.execute(sql).fetchall()]
 
 
@@ -145,7 +146,7 @@ def _statuses(site: SiteConfig) -> dict[str, str]:
 
 def _add(site: SiteConfig, addresses: list[str], now: datetime) -> None:
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / pipeline.STATE_DB) as store, store.transaction():
+    with open_store(site.state_db) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)
 
@@ -182,7 +183,7 @@ def _unsubscribe_link(message: EmailMessage) -> str:
 def _mail(site: SiteConfig, clock: Clock) -> dict[str, str]:
     """READERS subscribed and sent digest 1: address -> their List-Unsubscribe link."""
     _add(site, READERS, clock())
-    report = mailing.send_digests(site, now=clock)
+    report = digests.send_digests(site, now=clock)
     assert report.sent == len(READERS)
     messages = _messages(site.delivery.outbox_dir / "digest-0001")
     return {m["To"].addresses[0].addr_spec: _unsubscribe_link(m) for m in messages}
@@ -496,7 +497,7 @@ def test_signup_confirm_and_the_next_digest_reaches_the_new_subscriber(built, cl
     assert SUBSCRIBED in twice.text
     assert _statuses(built) == {"ada@example.org": "active"}
 
-    report = mailing.send_digests(built, now=clock)
+    report = digests.send_digests(built, now=clock)
     assert (report.made, report.sent) == (1, 1)
     digest = _messages(built.delivery.outbox_dir / "digest-0001")
     assert _recipients(digest) == ["ada@example.org"]
@@ -667,7 +668,7 @@ def test_a_signup_without_a_content_type_gets_400(built, server):
 
 def test_a_slow_database_does_not_stall_other_requests(built, client):
     # `publisher run` holding the write lock: the sign-up waits, feeds do not.
-    lock = sqlite3.connect(built.state_dir / pipeline.STATE_DB, isolation_level=None)
+    lock = sqlite3.connect(built.state_db, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")
     answers: list[httpx.Response] = []
     waiting = threading.Thread(
@@ -696,8 +697,8 @@ def test_a_slow_database_does_not_stall_other_requests(built, client):
 
 
 def test_an_unusable_state_database_gets_503(built, client):
-    database = built.state_dir / pipeline.STATE_DB
-    for path in built.state_dir.glob(pipeline.STATE_DB + "*"):
+    database = built.state_db
+    for path in built.state_dir.glob(built.state_db.name + "*"):
         path.unlink()
     database.mkdir()  # cannot be opened as a database
     for response in (client.get(_base(built)), _signup(client, built, "ada@example.org")):
@@ -913,7 +914,7 @@ def test_one_click_unsubscribes_exactly_that_subscriber(built, client, mailed, c
 
     _new_article(built)
     clock.now = now + timedelta(hours=2)
-    report = mailing.send_digests(built, now=clock)
+    report = digests.send_digests(built, now=clock)
     assert (report.made, report.sent) == (2, 2)
     second = _messages(built.delivery.outbox_dir / "digest-0002")
     assert _recipients(second) == ["ada@example.org", "cy@example.org"]
@@ -1015,7 +1016,7 @@ def test_the_archive_lists_digests_and_their_web_copies_hold_no_subscriber_data(
     tokens = {_token(link) for link in mailed.values()}
     _new_article(built)
     clock.now = now + timedelta(hours=2)
-    assert mailing.send_digests(built, now=clock).made == 2
+    assert digests.send_digests(built, now=clock).made == 2
 
     archive = client.get(_base(built) + "digests/")
     assert archive.status_code == 200

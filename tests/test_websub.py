@@ -24,12 +24,12 @@ from feedcheck import atom_problems, rss_problems
 from processes import run_publisher, start_publisher
 from websub_hub import Hub, SilentHub
 
-from publisher import websub
 from publisher.cli import cli
 from publisher.config import SiteConfig, load_config
 from publisher.errors import LockHeldError
-from publisher.lock import site_lock
-from publisher.pipeline import STATE_DB, build
+from publisher.feeds import websub
+from publisher.pipelines.build import build
+from publisher.service.lock import site_lock
 from publisher.store import open_store
 
 FEEDS_URL = "https://gazette.example/news/feeds/"
@@ -59,12 +59,12 @@ def _build_and_ping(site: SiteConfig, now: datetime) -> websub.PingReport:
     """What `publisher build` does: build under the lock, then ping what is due."""
     build(site, now=now)
     assert site.feeds.websub_hub is not None
-    return websub.ping_pending(site.state_dir / STATE_DB, site.feeds.websub_hub, now=now)
+    return websub.ping_pending(site.state_db, site.feeds.websub_hub, now=now)
 
 
 def _pending(site: SiteConfig) -> dict[str, tuple[int, str, str | None]]:
     """url -> (attempts, next_attempt, last_error), as the store holds them."""
-    connection = sqlite3.connect(site.state_dir / STATE_DB)
+    connection = sqlite3.connect(site.state_db)
     try:
         rows = connection.execute(
             "SELECT url, attempts, next_attempt, last_error FROM websub_pings"
@@ -111,7 +111,7 @@ def test_the_build_records_pings_and_the_pinger_sends_them_for_changed_feeds_onl
     build(site, now=now)
     assert hub.pings == []  # the build itself never talks to the hub
     assert _pending(site) == {url: (0, _at(now), None) for url in _all_feeds(site)}
-    report = websub.ping_pending(site.state_dir / STATE_DB, hub.url, now=now)
+    report = websub.ping_pending(site.state_db, hub.url, now=now)
     assert sorted(report.accepted) == hub.urls() == _all_feeds(site)
     assert report.failed == ()
     assert len(hub.urls()) == 18

@@ -18,11 +18,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from publisher import checks
+from publisher.config import values
 from publisher.errors import ConfigError
 from publisher.model import Author
 
 CONFIG_NAME = "publisher.toml"
+STATE_DB = "state.db"
 FEED_FORMATS = ("rss", "atom", "json")
 PERMALINK_FIELDS = frozenset({"year", "month", "day", "slug"})
 
@@ -124,6 +125,18 @@ class SiteConfig:
     def templates_dir(self) -> Path:
         return self.root / "templates"
 
+    @property
+    def state_db(self) -> Path:
+        """The SQLite state database in the state folder."""
+        return self.state_dir / STATE_DB
+
+    def display(self, path: Path) -> str:
+        """A path as the user would write it: relative to the site folder when inside it."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
     def fingerprint(self) -> str:
         """What cached article data depends on: a change here re-reads every article."""
         return "|".join(
@@ -166,7 +179,7 @@ def load_config(path: Path | str) -> SiteConfig:
 
 def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: str) -> SiteConfig:
     """Validate an already-parsed TOML document (the part of load_config tests drive)."""
-    reader = checks.Reader(display_path)
+    reader = values.Reader(display_path)
     reader.known_keys(
         "",
         data,
@@ -186,25 +199,25 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
     feeds = reader.table(data, "feeds")
     reader.known_keys("feeds", feeds, _FEEDS_KEYS)
 
-    title = reader.get(site, "site", "title", checks.non_empty_text, required=True)
-    base_url = reader.get(site, "site", "base_url", checks.absolute_url, required=True)
-    description = reader.get(site, "site", "description", checks.non_empty_text, default=title)
-    language = reader.get(site, "site", "language", checks.language, default="en")
-    timezone = reader.get(site, "site", "timezone", checks.timezone, default=ZoneInfo("UTC"))
-    author_text = reader.get(site, "site", "author", checks.non_empty_text, default=title)
-    author_email = reader.get(site, "site", "author_email", checks.email, default=None)
+    title = reader.get(site, "site", "title", values.non_empty_text, required=True)
+    base_url = reader.get(site, "site", "base_url", values.absolute_url, required=True)
+    description = reader.get(site, "site", "description", values.non_empty_text, default=title)
+    language = reader.get(site, "site", "language", values.language, default="en")
+    timezone = reader.get(site, "site", "timezone", values.timezone, default=ZoneInfo("UTC"))
+    author_text = reader.get(site, "site", "author", values.non_empty_text, default=title)
+    author_email = reader.get(site, "site", "author_email", values.email, default=None)
     permalink = reader.get(site, "site", "permalink", _permalink, default="{year}/{month}/{slug}/")
     name, email = parseaddr(author_text)
     author = Author(name or author_text, author_email or (email if "@" in email else None))
 
     root = config_path.parent
     content_dir = root / reader.get(
-        paths, "paths", "content", checks.relative_path, default="content"
+        paths, "paths", "content", values.relative_path, default="content"
     )
-    output_name = reader.get(paths, "paths", "output", checks.relative_path, default="feeds")
+    output_name = reader.get(paths, "paths", "output", values.relative_path, default="feeds")
     output_dir = root / output_name
     state_dir = root / reader.get(
-        paths, "paths", "state", checks.relative_path, default=".publisher"
+        paths, "paths", "state", values.relative_path, default=".publisher"
     )
 
     if output_dir.resolve() == root.resolve() or content_dir.resolve().is_relative_to(
@@ -220,15 +233,15 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
         )
 
     formats = reader.get(feeds, "feeds", "formats", _formats, default=FEED_FORMATS)
-    max_items = reader.get(feeds, "feeds", "max_items", checks.positive_int, default=50)
-    tag_feeds = reader.get(feeds, "feeds", "tag_feeds", checks.boolean, default=True)
+    max_items = reader.get(feeds, "feeds", "max_items", values.positive_int, default=50)
+    tag_feeds = reader.get(feeds, "feeds", "tag_feeds", values.boolean, default=True)
     content_mode = reader.get(feeds, "feeds", "content", _content_mode, default="full")
-    feeds_url = reader.get(feeds, "feeds", "url", checks.absolute_url, default=None)
-    websub_hub = reader.get(feeds, "feeds", "websub_hub", checks.absolute_url_as_is, default=None)
+    feeds_url = reader.get(feeds, "feeds", "url", values.absolute_url, default=None)
+    websub_hub = reader.get(feeds, "feeds", "websub_hub", values.absolute_url_as_is, default=None)
     schedule = reader.table(data, "schedule")
     reader.known_keys("schedule", schedule, _SCHEDULE_KEYS)
     rebuild_every = reader.get(
-        schedule, "schedule", "rebuild_every", checks.interval, default=timedelta(minutes=5)
+        schedule, "schedule", "rebuild_every", values.interval, default=timedelta(minutes=5)
     )
     # With a bad base_url the run stops below; a stand-in keeps the other checks going.
     digest = _digest_options(
@@ -267,50 +280,50 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
 
 
 def _digest_options(
-    reader: checks.Reader, table: dict[str, Any], base_url: str, author: Author
+    reader: values.Reader, table: dict[str, Any], base_url: str, author: Author
 ) -> DigestOptions:
     reader.known_keys("digest", table, _DIGEST_KEYS)
     get = reader.get
     host = urlsplit(base_url).hostname or "localhost"
     return DigestOptions(
         cadence=get(table, "digest", "cadence", _cadence, default=DEFAULT_CADENCE),
-        max_articles=get(table, "digest", "max_articles", checks.positive_int, default=20),
-        subject=get(table, "digest", "subject", checks.non_empty_text, default=DEFAULT_SUBJECT),
-        sender=get(table, "digest", "from", checks.mailbox, default=None)
+        max_articles=get(table, "digest", "max_articles", values.positive_int, default=20),
+        subject=get(table, "digest", "subject", values.non_empty_text, default=DEFAULT_SUBJECT),
+        sender=get(table, "digest", "from", values.mailbox, default=None)
         or (f"{author.name} <{author.email}>" if author.email else None),
-        reply_to=get(table, "digest", "reply_to", checks.mailbox, default=None),
-        postal_address=get(table, "digest", "postal_address", checks.non_empty_text, default=None),
+        reply_to=get(table, "digest", "reply_to", values.mailbox, default=None),
+        postal_address=get(table, "digest", "postal_address", values.non_empty_text, default=None),
         unsubscribe_url=get(
-            table, "digest", "unsubscribe_url", checks.https_url, default=base_url + "unsubscribe"
+            table, "digest", "unsubscribe_url", values.https_url, default=base_url + "unsubscribe"
         ),
-        unsubscribe_mailto=get(table, "digest", "unsubscribe_mailto", checks.email, default=None),
-        list_id=get(table, "digest", "list_id", checks.list_id, default=f"digest.{host}"),
+        unsubscribe_mailto=get(table, "digest", "unsubscribe_mailto", values.email, default=None),
+        list_id=get(table, "digest", "list_id", values.list_id, default=f"digest.{host}"),
     )
 
 
-def _delivery_options(reader: checks.Reader, table: dict[str, Any], root: Path) -> DeliveryOptions:
+def _delivery_options(reader: values.Reader, table: dict[str, Any], root: Path) -> DeliveryOptions:
     reader.known_keys("delivery", table, _DELIVERY_KEYS)
     get = reader.get
     smtp_table = table.get("smtp", {}) if isinstance(table.get("smtp", {}), dict) else {}
     if not isinstance(table.get("smtp", {}), dict):
         reader.problems.append(
-            f"[delivery] smtp: expected a table, got {checks.describe(table['smtp'])}"
+            f"[delivery] smtp: expected a table, got {values.describe(table['smtp'])}"
         )
     reader.known_keys("delivery.smtp", smtp_table, _SMTP_KEYS)
     smtp = SmtpOptions(
-        host=get(smtp_table, "delivery.smtp", "host", checks.host, default="127.0.0.1"),
-        port=get(smtp_table, "delivery.smtp", "port", checks.port, default=25),
+        host=get(smtp_table, "delivery.smtp", "host", values.host, default="127.0.0.1"),
+        port=get(smtp_table, "delivery.smtp", "port", values.port, default=25),
         security=get(
             smtp_table,
             "delivery.smtp",
             "security",
-            checks.choice("none", "starttls", "tls"),
+            values.choice("none", "starttls", "tls"),
             default="none",
         ),
-        username=get(smtp_table, "delivery.smtp", "username", checks.text_value, default=""),
-        timeout=get(smtp_table, "delivery.smtp", "timeout", checks.positive_number, default=30.0),
+        username=get(smtp_table, "delivery.smtp", "username", values.text_value, default=""),
+        timeout=get(smtp_table, "delivery.smtp", "timeout", values.positive_number, default=30.0),
         max_per_connection=get(
-            smtp_table, "delivery.smtp", "max_per_connection", checks.positive_int, default=100
+            smtp_table, "delivery.smtp", "max_per_connection", values.positive_int, default=100
         ),
     )
     if "password" in smtp_table:
@@ -319,18 +332,18 @@ def _delivery_options(reader: checks.Reader, table: dict[str, Any], root: Path) 
             "set PUBLISHER_SMTP_PASSWORD in the environment"
         )
     return DeliveryOptions(
-        method=get(table, "delivery", "method", checks.choice("outbox", "smtp"), default="outbox"),
-        outbox_dir=root / get(table, "delivery", "outbox", checks.relative_path, default="outbox"),
-        rate=get(table, "delivery", "rate", checks.non_negative_number, default=0.0),
-        max_attempts=get(table, "delivery", "max_attempts", checks.positive_int, default=5),
-        backoff=get(table, "delivery", "backoff", checks.non_negative_number, default=1.0),
-        bounce_after=get(table, "delivery", "bounce_after", checks.positive_int, default=3),
+        method=get(table, "delivery", "method", values.choice("outbox", "smtp"), default="outbox"),
+        outbox_dir=root / get(table, "delivery", "outbox", values.relative_path, default="outbox"),
+        rate=get(table, "delivery", "rate", values.non_negative_number, default=0.0),
+        max_attempts=get(table, "delivery", "max_attempts", values.positive_int, default=5),
+        backoff=get(table, "delivery", "backoff", values.non_negative_number, default=1.0),
+        bounce_after=get(table, "delivery", "bounce_after", values.positive_int, default=3),
         smtp=smtp,
     )
 
 
 def _permalink(key: str, value: Any) -> str:
-    pattern = checks.non_empty_text(key, value)
+    pattern = values.non_empty_text(key, value)
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as err:
@@ -355,7 +368,7 @@ def _permalink(key: str, value: Any) -> str:
 def _formats(_key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         message = (
-            f"expected a non-empty array of {list(FEED_FORMATS)}, got {checks.describe(value)}"
+            f"expected a non-empty array of {list(FEED_FORMATS)}, got {values.describe(value)}"
         )
         raise ValueError(message)
     for item in value:
@@ -366,7 +379,7 @@ def _formats(_key: str, value: Any) -> tuple[str, ...]:
 
 
 def _content_mode(key: str, value: Any) -> str:
-    text = checks.text_value(key, value)
+    text = values.text_value(key, value)
     if text not in ("full", "summary"):
         message = f"expected 'full' or 'summary' ({text!r})"
         raise ValueError(message)
@@ -374,7 +387,7 @@ def _content_mode(key: str, value: Any) -> str:
 
 
 def _cadence(key: str, value: Any) -> Cadence:
-    text = checks.non_empty_text(key, value)
+    text = values.non_empty_text(key, value)
     match = _CADENCE.match(text)
     weekday = None
     if match and match.group("day"):

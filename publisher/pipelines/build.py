@@ -23,37 +23,35 @@ from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 from urllib.parse import quote
 
-from publisher import __version__, content, feeds, markup, parallel
+from publisher import __version__, parallel
 from publisher.config import SiteConfig
-from publisher.errors import ConfigError, ContentError, OutputError
-from publisher.indexing import (
+from publisher.content import articles, markup
+from publisher.content.indexing import (
     INDEXED_AT,
     IndexResult,
     content_files,
     defaults_for,
-    display,
     index_content,
     is_racy,
     problem_from_row,
 )
+from publisher.errors import ConfigError, ContentError, OutputError
+from publisher.feeds import render
 from publisher.model import Article, BuildReport, ContentProblem, FeedItem, FeedSpec, Tag
 from publisher.output import OutputWriter
 from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store
+from publisher.text import one_line, slugify
 
 __all__ = [
-    "STATE_DB",
     "build",
     "check",
     "content_files",
-    "display",
     "index_content",
     "new_article",
     "plan_feeds",
 ]
 
 logger = logging.getLogger(__name__)
-
-STATE_DB = "state.db"
 
 
 # -- check ---------------------------------------------------------------------
@@ -74,10 +72,10 @@ def check(site: SiteConfig) -> CheckReport:
     owners: dict[str, str] = {}
     found = content_files(site).files
     for item in found:
-        where = display(site, item.path)
+        where = site.display(item.path)
         try:
-            data, _size, _mtime = content.read_article(item.path, where)
-            parsed = content.parse_article(where, item.relative, data, defaults)
+            data, _size, _mtime = articles.read_article(item.path, where)
+            parsed = articles.parse_article(where, item.relative, data, defaults)
         except ContentError as err:
             problems.append(ContentProblem(where, tuple(err.lines())))
             continue
@@ -100,8 +98,8 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
         an unwritable output folder. Bad articles are reported, never raised.
     """
     # With no state yet every file is read: their stats would be thrown away.
-    scan = content_files(site, with_stat=(site.state_dir / STATE_DB).exists())
-    with open_store(site.state_dir / STATE_DB) as store:
+    scan = content_files(site, with_stat=(site.state_db).exists())
+    with open_store(site.state_db) as store:
         rows = store.files()
         unchanged = _unchanged_report(site, store, scan.files, rows, now=now)
         if unchanged is not None:
@@ -128,7 +126,7 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
             store.set_setting("next_due", min(upcoming).isoformat() if upcoming else "")
             store.set_setting("last_build", now.isoformat())
             if site.feeds.websub_hub and changed_urls:
-                # Sent by the caller once the site lock is released (websub.py):
+                # Sent by the caller once the site lock is released (feeds.websub):
                 # a slow hub must never hold up the build or the lock.
                 store.queue_pings(changed_urls, now=now)
     return _report(counts, index, written, unchanged_paths, removed)
@@ -185,7 +183,7 @@ def _render_fingerprint(site: SiteConfig) -> str:
 def _unchanged_report(
     site: SiteConfig,
     store: Store,
-    found: Sequence[content.FoundFile],
+    found: Sequence[articles.FoundFile],
     rows: Mapping[str, FileRow],
     *,
     now: datetime,
@@ -222,7 +220,7 @@ def _unchanged_report(
             return None
         if stat.st_size != output.size or stat.st_mtime_ns != output.mtime_ns:
             return None  # someone (or a killed build) touched the output
-    root = display(site, site.output_dir)
+    root = site.display(site.output_dir)
     index = IndexResult()
     index.problems = [
         problem_from_row(site, row)
@@ -316,7 +314,7 @@ def _write_feeds(
     :returns: written, unchanged and removed paths (for messages), and the public
         URLs of the feeds that changed (for WebSub).
     """
-    writer = OutputWriter(site.output_dir, display_root=display(site, site.output_dir))
+    writer = OutputWriter(site.output_dir, display_root=site.display(site.output_dir))
     writer.ensure_root()
     previous = store.outputs()
     outputs: dict[str, OutputRow] = {}
@@ -328,7 +326,7 @@ def _write_feeds(
     for plan in plans:
         signature = _signature(site, plan, versions)
         for fmt in site.feeds.formats:
-            relative = f"{plan.spec.folder}/{feeds.FEED_FILES[fmt]}".lstrip("/")
+            relative = f"{plan.spec.folder}/{render.FEED_FILES[fmt]}".lstrip("/")
             old = previous.get(relative)
             if old is not None and old.signature == signature and _is_intact(site, relative, old):
                 outputs[relative] = old
@@ -355,7 +353,7 @@ def _write_feeds(
         for (plan, fmt, relative, _sig), (is_written, row) in zip(jobs, results, strict=True):
             if is_written:
                 written.append(writer.where(relative))
-                changed_urls.append(plan.spec.url(feeds.FEED_FILES[fmt]))
+                changed_urls.append(plan.spec.url(render.FEED_FILES[fmt]))
             else:
                 unchanged.append(writer.where(relative))
             outputs[relative] = row
@@ -397,12 +395,12 @@ def _render_and_write(jobs: Sequence[_FeedJob]) -> Iterator[tuple[bool, OutputRo
     :returns: for each job, whether the file was written and its output row.
     """
     if jobs:
-        feeds.preload()
+        render.preload()
     return parallel.forked_map(_render_job, jobs, threshold=PARALLEL_RENDER_THRESHOLD, chunk=4)
 
 
 def _render_job(job: _FeedJob) -> tuple[bool, OutputRow]:
-    data = feeds.render(job.fmt, job.spec, job.items)
+    data = render.render(job.fmt, job.spec, job.items)
     is_written = job.writer.write_if_changed(job.relative, data)
     stat = job.writer.target(job.relative).stat()
     digest = hashlib.sha256(data).hexdigest()
@@ -488,7 +486,7 @@ def _render_current(job: tuple[str, str, str, str]) -> str | None:
         return None
     if hashlib.sha256(data).hexdigest() != file_hash:
         return None  # changed since it was indexed: the next build picks it up
-    return markup.render_body(content.body_of(data), body_format=body_format, base_url=base_url)
+    return markup.render_body(articles.body_of(data), body_format=body_format, base_url=base_url)
 
 
 # -- new ---------------------------------------------------------------------------
@@ -505,15 +503,15 @@ def new_article(
     from publisher import templating
     from publisher.output import atomic_write
 
-    clean_title = markup.one_line(title)
-    slug = markup.slugify(clean_title)
+    clean_title = one_line(title)
+    slug = slugify(clean_title)
     if not slug:
         where = "TITLE"
         message = f"{title!r} has no letters or digits to make a file name from"
         raise ConfigError(where, message)
     local = now.astimezone(site.timezone).replace(microsecond=0)
     path = site.content_dir / f"{local:%Y-%m-%d}-{slug[:80].rstrip('-')}.md"
-    where = display(site, path)
+    where = site.display(path)
     if path.exists():
         message = "already exists; choose another title or edit that file"
         raise OutputError(where, message)
@@ -526,7 +524,7 @@ def new_article(
         title=clean_title,
         date=local.isoformat(),
         author=site.author.name,
-        tags=[markup.one_line(t) for t in tags],
+        tags=[one_line(t) for t in tags],
         draft=is_draft,
     )
     try:

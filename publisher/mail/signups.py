@@ -18,11 +18,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from publisher import ledger
 from publisher.errors import SubscriberError
+from publisher.mail.subscribers import normalise_address, normalise_name, subscribe_confirmed
 from publisher.model import Subscriber
-from publisher.store import Store
-from publisher.subscribers import normalise_address, normalise_name, subscribe_confirmed
+from publisher.store import Store, ledger
 
 CONFIRMATION_LIFETIME = timedelta(hours=48)
 MAX_CONFIRMATIONS_PER_ADDRESS = 3  # per RATE_WINDOW

@@ -20,7 +20,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from html import escape
 from urllib.parse import quote
 
-from publisher.digest import UNSUBSCRIBE_PLACEHOLDER
+from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
 from publisher.model import Message, RenderedDigest, Subscriber
 
 CRLF = b"\r\n"

@@ -1,4 +1,4 @@
-"""Text helpers with no I/O: Markdown and plain text to safe HTML, plain summaries, slugs.
+"""Markdown and plain text to safe HTML, and plain summaries of them; no I/O.
 
 Markdown is CommonMark with GitHub's extensions (tables, strikethrough,
 autolinks), rendered by cmark-gfm: the C reference implementation is about
@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from collections.abc import Iterator
-from functools import lru_cache
 
 import cmarkgfm
 import nh3
 from cmarkgfm.cmark import Options
+
+from publisher.text import one_line, strip_forbidden
 
 # Bump when a change here changes the HTML of an unchanged article (the
 # sanitising rules, the Markdown options): HTML cached by a build under other
 # rules is then rendered again, and every feed holding it rewritten.
 RENDER_RULES = "2"
 
-# XML 1.0 §2.2 forbids C0 controls other than tab, LF and CR, lone surrogates
-# and U+FFFE/U+FFFF; C1 controls and DEL are allowed but never meant in text,
-# and U+FFFD marks text mis-decoded somewhere (the feed validator reports it).
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd-\uffff]")
-_NOT_SLUG = re.compile(r"[^\w]+")
 _TAG = re.compile(r"<[^>]*>")
 _BLANK_LINE = re.compile(r"\n\s*\n")
 # An inline link whose text and URL hold nothing special: its rendered text is its text
@@ -68,36 +63,6 @@ _URL_NOISE = str.maketrans("", "", "\t\n\r")
 # types only, as an SVG document can carry script.
 _RASTER_MEDIA = re.compile(r"image/(?:png|jpeg|gif|webp|avif)(?:;[^,]*)?,", re.IGNORECASE)
 _PROSE_ATTRIBUTES = {"alt", "title", "summary"}  # "Data: Eurostat" here is text, not a URL
-
-
-def strip_forbidden(text: str) -> str:
-    """Remove characters that XML forbids (or that are never meant in text)."""
-    return _FORBIDDEN.sub("", text)
-
-
-def one_line(text: str) -> str:
-    """Collapse whitespace (including newlines) to single spaces: for titles and names."""
-    # str.split() splits on exactly what \s matches (str.isspace), and faster.
-    return " ".join(strip_forbidden(text).split())
-
-
-# What jekyll-feed's strip_html removes: script and style elements with their
-# content, comments, and tags (a "<" must be followed by a letter or "/": a
-# title's "a < b" is text).
-_MARKUP = re.compile(
-    r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][^<>]*>", re.IGNORECASE | re.DOTALL
-)
-
-
-def strip_tags(text: str) -> str:
-    """Plain text of a field that should hold no markup (a title, a name, a summary).
-
-    Readers that render RSS titles as HTML would run a title's script; the
-    W3C validator warns of any markup there. The result is on one line.
-    """
-    if "<" not in text:
-        return text
-    return one_line(_MARKUP.sub(" ", text))
 
 
 def markdown_to_html(source: str) -> str:
@@ -217,23 +182,3 @@ def _has_markup(block: str) -> bool:
     if _INLINE_MARKUP.search(block):
         return True
     return any(_BLOCK_START.match(line) for line in block.split("\n"))
-
-
-def shorten(text: str, limit: int = 300) -> str:
-    """Cut *text* near *limit* characters on a word boundary, marking the cut with '…'."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit + 1]
-    space = cut.rfind(" ")
-    cut = cut[:space] if space > limit // 2 else cut[:limit]
-    return cut.rstrip(" ,;:.-–—") + "…"
-
-
-@lru_cache(maxsize=4096)  # tags repeat across thousands of articles
-def slugify(text: str) -> str:
-    """Lower-case words joined by '-': accents dropped, other letters (ß, Cyrillic, CJK) kept."""
-    if text.isascii():  # most file names and tags: nothing to decompose
-        return _NOT_SLUG.sub("-", text.lower()).strip("-_")
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NOT_SLUG.sub("-", unicodedata.normalize("NFC", bare).lower()).strip("-_")

@@ -1,8 +1,8 @@
-"""`publisher subscribers …` and `publisher unsubscribe`: thin commands over subscribers.py.
+"""`publisher subscribers …` and `publisher unsubscribe`: thin commands over mail.subscribers.
 
 Each command opens the site's state database, does one thing in one
 transaction and prints one line; errors are PublisherErrors, printed by the
-boundary in cli.py as `error: <where>: <what>`.
+boundary in publisher.cli as `error: <where>: <what>`.
 """
 
 from __future__ import annotations
@@ -13,28 +13,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from publisher import ledger
-from publisher import subscribers as library
+from publisher.cli import _common
+from publisher.cli._common import plural, site_of
 from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.model import SUBSCRIBER_STATUSES, Subscriber
-from publisher.store import Store, open_store
+
+if TYPE_CHECKING:
+    from publisher.store import Store
 
 
 @contextmanager
 def _open(ctx: click.Context) -> Iterator[tuple[SiteConfig, Store, datetime]]:
-    from publisher.cli import _now, _site  # cli imports this module
+    from publisher.store import open_store
 
-    site = _site(ctx)
-    with open_store(site.state_dir / "state.db") as store:
-        yield site, store, _now()
-
-
-def _s(count: int) -> str:
-    return "" if count == 1 else "s"
+    site = site_of(ctx)
+    with open_store(site.state_db) as store:
+        yield site, store, _common.now()
 
 
 @click.group()
@@ -66,6 +65,8 @@ def add(ctx: click.Context, email: str, name: str) -> None:
     Example:
       publisher subscribers add ada@example.org --name "Ada Lovelace"
     """
+    from publisher.mail import subscribers as library
+
     with _open(ctx) as (site, store, now):
         secret = library.load_secret(site.state_dir)
         with store.transaction():
@@ -90,6 +91,8 @@ def remove(ctx: click.Context, email: str) -> None:
     Example:
       publisher subscribers remove ada@example.org
     """
+    from publisher.mail import subscribers as library
+
     with _open(ctx) as (site, store, now):
         secret = library.load_secret(site.state_dir)
         with store.transaction():
@@ -114,6 +117,8 @@ def list_(ctx: click.Context, status: str | None) -> None:
     Example:
       publisher subscribers list --status bounced
     """
+    from publisher.store import ledger
+
     with _open(ctx) as (site, store, _):
         # Two passes, so the columns line up without holding the list in memory.
         widths = [len("email"), len("name"), len("status")]
@@ -169,6 +174,8 @@ def import_(ctx: click.Context, file: Path) -> None:
     Example:
       publisher subscribers import people.csv
     """
+    from publisher.mail import subscribers as library
+
     with _open(ctx) as (site, store, now):
         secret = library.load_secret(site.state_dir)
         with store.transaction():
@@ -177,10 +184,10 @@ def import_(ctx: click.Context, file: Path) -> None:
         click.echo(f"warning: {line}", err=True)
     bad = len(report.problems)
     click.echo(
-        f"imported {report.added} subscriber{_s(report.added)}: "
+        f"imported {report.added} subscriber{plural(report.added)}: "
         f"{report.already_present} already present, "
         f"{report.skipped_unsubscribed} unsubscribed or bounced earlier and skipped, "
-        f"{bad} bad row{_s(bad)}"
+        f"{bad} bad row{plural(bad)}"
     )
     if bad and not report.good_rows:
         ctx.exit(1)
@@ -205,6 +212,8 @@ def export(ctx: click.Context, out: Path | None) -> None:
       publisher subscribers export > subscribers.csv
       publisher subscribers export --out backup/subscribers.csv
     """
+    from publisher.mail import subscribers as library
+
     with _open(ctx) as (_, store, _):
         if out is None:
             library.export_csv(store, sys.stdout)
@@ -215,7 +224,7 @@ def export(ctx: click.Context, out: Path | None) -> None:
         except OSError as err:
             message = f"cannot write the export ({err.strerror or err})"
             raise OutputError(str(out), message) from err
-    click.echo(f"exported {count} subscriber{_s(count)} to {out}")
+    click.echo(f"exported {count} subscriber{plural(count)} to {out}")
 
 
 @click.command()
@@ -231,6 +240,8 @@ def unsubscribe(ctx: click.Context, token: str) -> None:
     Example:
       publisher unsubscribe 42.dGhpcyBpcyBub3QgYSByZWFsIHRva2VuIGF0IGFsbA
     """
+    from publisher.mail import subscribers as library
+
     with _open(ctx) as (site, store, now):
         secret = library.load_secret(site.state_dir)
         with store.transaction():

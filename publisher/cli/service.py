@@ -9,11 +9,22 @@ from typing import TYPE_CHECKING
 
 import click
 
+from publisher.cli import _common
+from publisher.cli._common import (
+    clean_outbox,
+    log_at_info,
+    ping_hub,
+    plural,
+    site_lock,
+    site_of,
+    stop_on_signals,
+    summary,
+)
 from publisher.config import SiteConfig
 
 if TYPE_CHECKING:
+    from publisher.feeds.websub import BackgroundPinger
     from publisher.model import DeliveryCounts
-    from publisher.websub import BackgroundPinger
 
 logger = logging.getLogger("publisher.run")
 
@@ -40,26 +51,17 @@ def run(ctx: click.Context, once: bool) -> None:
       publisher run                  as a service (see the README's systemd unit)
       */5 * * * * cd /srv/site && publisher run --once
     """
-    from publisher import pipeline
-    from publisher.cli import (
-        _now,
-        _site,
-        _summary,
-        log_at_info,
-        ping_hub,
-        site_lock,
-        stop_on_signals,
-    )
-    from publisher.scheduler import DigestClock, Service, next_slot
+    from publisher.pipelines import build
+    from publisher.service.scheduler import DigestClock, Service, next_slot
     from publisher.store import open_store
 
-    site = _site(ctx)
+    site = site_of(ctx)
     log_at_info(logger.name)
     with site_lock(site, "run --once" if once else "run"), stop_on_signals() as stop:
         # The service holds the lock for its lifetime: its pings go out from a
         # thread of their own, so that a slow hub never delays its jobs.
         pinger = _background_pinger(site, once=once)
-        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        with open_store(site.state_db) as store:
             handled = store.get_setting("digest_slot")
         clock = DigestClock(
             site.digest.cadence, site.timezone, datetime.fromisoformat(handled) if handled else None
@@ -68,7 +70,7 @@ def run(ctx: click.Context, once: bool) -> None:
 
         def rebuild() -> None:
             try:
-                report = pipeline.build(site, now=_now())
+                report = build.build(site, now=_common.now())
             finally:
                 if pinger is not None:
                     pinger.wake()  # what this build changed, and earlier pings now due
@@ -77,11 +79,11 @@ def run(ctx: click.Context, once: bool) -> None:
                     logger.warning("%s", line)
             for line in report.warnings:
                 logger.warning("%s", line)
-            logger.info("build: %s", _summary(report))  # also when nothing changed: it ran
-            _record(site, "next_rebuild", _now() + site.rebuild_every)
+            logger.info("build: %s", summary(report))  # also when nothing changed: it ran
+            _record(site, "next_rebuild", _common.now() + site.rebuild_every)
 
         def digest_check() -> None:
-            now = _now()
+            now = _common.now()
             if failed_at and now - failed_at[-1] < DIGEST_RETRY:
                 return
             slot = clock.due(now)
@@ -89,16 +91,15 @@ def run(ctx: click.Context, once: bool) -> None:
             _record(site, "next_digest", next_slot(site.digest.cadence, site.timezone, now))
             if slot is None and not _has_unfinished(site):
                 return
-            from publisher import mailing
-            from publisher.cli import clean_outbox
+            from publisher.pipelines import digests
 
             clean_outbox(site)
             try:
-                report = mailing.send_digests(
-                    site, now=_now, should_stop=stop.is_set, make_new=slot is not None
+                report = digests.send_digests(
+                    site, now=_common.now, should_stop=stop.is_set, make_new=slot is not None
                 )
             except Exception:
-                failed_at.append(_now())
+                failed_at.append(_common.now())
                 raise
             failed_at.clear()
             if slot is not None and not report.stopped:
@@ -138,28 +139,24 @@ def run(ctx: click.Context, once: bool) -> None:
 def _background_pinger(site: SiteConfig, *, once: bool) -> BackgroundPinger | None:
     if once or not site.feeds.websub_hub:
         return None
-    from publisher import pipeline
-    from publisher.cli import _now
-    from publisher.websub import BackgroundPinger
+    from publisher.feeds.websub import BackgroundPinger
 
-    return BackgroundPinger(site.state_dir / pipeline.STATE_DB, site.feeds.websub_hub, now=_now)
+    return BackgroundPinger(site.state_db, site.feeds.websub_hub, now=_common.now)
 
 
 def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:
-    from publisher import pipeline
     from publisher.store import open_store
 
     if moment is None:
         return
-    with open_store(site.state_dir / pipeline.STATE_DB) as store, store.transaction():
+    with open_store(site.state_db) as store, store.transaction():
         store.set_setting(key, moment.isoformat())
 
 
 def _has_unfinished(site: SiteConfig) -> bool:
-    from publisher import ledger, pipeline
-    from publisher.store import open_store
+    from publisher.store import ledger, open_store
 
-    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+    with open_store(site.state_db) as store:
         return bool(ledger.unfinished_digests(store))
 
 
@@ -171,13 +168,11 @@ def status(ctx: click.Context) -> None:
     Then the subscriber counts, and how many addresses are on the suppression
     list (a count only: the list holds no readable address).
     """
-    from publisher import ledger, pipeline
-    from publisher.cli import _now, _s, _site
-    from publisher.lock import holder
-    from publisher.scheduler import next_slot
-    from publisher.store import open_store
+    from publisher.service.lock import holder
+    from publisher.service.scheduler import next_slot
+    from publisher.store import ledger, open_store
 
-    site = _site(ctx)
+    site = site_of(ctx)
     tz = site.timezone
 
     def when(text: str | None) -> str:
@@ -190,7 +185,7 @@ def status(ctx: click.Context) -> None:
     digests: list[DeliveryCounts] = []
     by_status: dict[str, int] = {}
     suppressed = 0
-    database = site.state_dir / pipeline.STATE_DB
+    database = site.state_db
     # A site never built has no state: say so, and create none (opening makes it).
     if database.exists():
         with open_store(database) as store:
@@ -211,8 +206,8 @@ def status(ctx: click.Context) -> None:
     if counts:
         loaded, drafts = counts["loaded"], counts["drafts"]
         line += (
-            f" ({loaded} article{_s(loaded)}: {counts['published']} published, "
-            f"{drafts} draft{_s(drafts)}, {counts['scheduled']} scheduled)"
+            f" ({loaded} article{plural(loaded)}: {counts['published']} published, "
+            f"{drafts} draft{plural(drafts)}, {counts['scheduled']} scheduled)"
         )
     click.echo(line)
     if next_due:
@@ -227,7 +222,7 @@ def status(ctx: click.Context) -> None:
         click.echo(f"service: not running; busy: {running}")
     else:
         click.echo("service: not running")
-    upcoming = next_slot(site.digest.cadence, tz, _now())
+    upcoming = next_slot(site.digest.cadence, tz, _common.now())
     click.echo(
         f"digest cadence: {site.digest.cadence} ({tz.key}); next at "
         f"{upcoming.strftime('%Y-%m-%d %H:%M %Z')}"
@@ -236,7 +231,7 @@ def status(ctx: click.Context) -> None:
         latest = digests[0]
         click.echo(
             f"last digest: {latest.digest_id}, made {when(latest.created_at.isoformat())}, "
-            f"{latest.articles} article{_s(latest.articles)}: sent {latest.sent}, "
+            f"{latest.articles} article{plural(latest.articles)}: sent {latest.sent}, "
             f"pending {latest.pending}, "
             f"uncertain {latest.sending}, failed {latest.failed}"
         )
@@ -274,10 +269,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Example:
       publisher serve --port 8080
     """
-    from publisher.cli import _site, clean_outbox, log_at_info
-    from publisher.web import run_server
+    from publisher.web.app import run_server
 
-    site = _site(ctx)
+    site = site_of(ctx)
     log_at_info("publisher.web")  # the address it listens on, and the access log
     clean_outbox(site)  # confirmation messages go there, without the site lock
     run_server(site, host=host, port=port)

@@ -24,9 +24,10 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from publisher import frontmatter, markup
+from publisher.content import frontmatter, markup
 from publisher.errors import ContentError, FieldProblem
 from publisher.model import Author, Tag
+from publisher.text import one_line, shorten, slugify, strip_forbidden, strip_tags
 
 # The line that closes the front matter (YAML's document end, or a second ---).
 _CLOSING = re.compile(r"^(?:---|\.\.\.)[ \t\f\v]*$", re.MULTILINE)
@@ -262,7 +263,7 @@ def _split_front_matter(where: str, text: str) -> tuple[dict[str, Any], str]:
         raise ContentError(where, [FieldProblem("front matter", message)])
     # Control characters go before YAML sees them (it refuses them); the body
     # is cleaned where it is used (summary, HTML), not here, once per file.
-    source = markup.strip_forbidden(text[first_end + 1 : closing.start()])
+    source = strip_forbidden(text[first_end + 1 : closing.start()])
     try:
         meta = frontmatter.load(source)
     except yaml.YAMLError as err:
@@ -313,7 +314,7 @@ def _validate(
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             problem("title", f"expected text, got {_kind(raw)}")
         else:
-            title = markup.one_line(str(raw))
+            title = one_line(str(raw))
             if not title:
                 problem("title", "must not be empty")
 
@@ -366,12 +367,12 @@ def _validate(
             problem("tags", str(err))
 
     stem = os.path.splitext(os.path.basename(relative))[0]
-    slug = markup.slugify(_strip_date_prefix(stem)) or markup.slugify(stem)
+    slug = slugify(_strip_date_prefix(stem)) or slugify(stem)
     if meta.get("slug") is not None:
         raw_slug = meta["slug"]
         if not isinstance(raw_slug, str | int) or isinstance(raw_slug, bool):
             problem("slug", f"expected text, got {_kind(raw_slug)}")
-        elif markup.slugify(str(raw_slug)) != str(raw_slug):
+        elif slugify(str(raw_slug)) != str(raw_slug):
             problem("slug", f"use lower-case letters, digits and '-' only ({raw_slug!r})")
         else:
             slug = str(raw_slug)
@@ -383,11 +384,9 @@ def _validate(
         if not isinstance(meta["summary"], str):
             problem("summary", f"expected text, got {_kind(meta['summary'])}")
         else:
-            summary = markup.one_line(meta["summary"])
+            summary = one_line(meta["summary"])
     if not summary:
-        summary = markup.shorten(
-            markup.first_paragraph(body, body_format=body_format), SUMMARY_LIMIT
-        )
+        summary = shorten(markup.first_paragraph(body, body_format=body_format), SUMMARY_LIMIT)
 
     link = ""
     if meta.get("link") is not None:
@@ -462,7 +461,7 @@ class _PlainText:
         self.problems: list[FieldProblem] = []
 
     def field(self, name: str, text: str) -> str:
-        clean = markup.strip_tags(text)
+        clean = strip_tags(text)
         if clean == text:
             return text
         if not clean:
@@ -530,13 +529,13 @@ def _author(value: Any) -> Author:
 @lru_cache(maxsize=1024)  # a site has a few dozen authors over thousands of articles
 def _author_from_text(value: str) -> Author:
     # Cleaned first: a name of control characters only (YAML "\a") is no name.
-    text = markup.one_line(value)
+    text = one_line(value)
     if not text:
         message = f"expected a name such as 'Lena Hofbauer <lena@example.org>', got {_kind(value)}"
         raise ValueError(message)
     name, email = parseaddr(text)
     if "<" in text and "@" in email:
-        return Author(markup.one_line(name) or email, email)
+        return Author(one_line(name) or email, email)
     return Author(text)
 
 
@@ -558,11 +557,11 @@ def _tags(value: Any) -> tuple[Tag, ...]:
 
 @lru_cache(maxsize=4096)  # a site has a few dozen tags over thousands of articles
 def _tag(raw: str) -> Tag:
-    name = markup.one_line(raw)
+    name = one_line(raw)
     if "/" in name or "\\" in name or ".." in name:
         message = f"{name!r} may not contain '/', '\\' or '..' (tags name folders)"
         raise ValueError(message)
-    slug = markup.slugify(name)
+    slug = slugify(name)
     if not slug:
         message = f"{name!r} has no letters or digits to make a slug from"
         raise ValueError(message)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from publisher.markup import strip_forbidden
 from publisher.model import Author, FeedItem, FeedSpec
+from publisher.text import strip_forbidden
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry

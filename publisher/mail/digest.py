@@ -1,7 +1,7 @@
 """Choose the articles for the next digest and render it once: MJML → HTML, plus a text part.
 
 Rendering happens once per digest. Per-recipient values (the unsubscribe URL)
-appear in the output as placeholders that mail.py fills in per message, so
+appear in the output as placeholders that mail.compose fills in per message, so
 MJML is never compiled per recipient.
 """
 

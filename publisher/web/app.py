@@ -40,13 +40,14 @@ from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
-from publisher import ledger, pipeline, signups, subscribers, templating
+from publisher import templating
 from publisher.config import SiteConfig
-from publisher.delivery import Sender
+from publisher.delivery.senders import Sender
 from publisher.errors import PublisherError, StoreError, SubscriberError
-from publisher.mail import address_domain, compose_single
+from publisher.mail import signups, subscribers
+from publisher.mail.compose import address_domain, compose_single
 from publisher.model import Subscriber
-from publisher.store import Store, open_store
+from publisher.store import Store, ledger, open_store
 
 logger = logging.getLogger("publisher.web")
 
@@ -307,7 +308,7 @@ def create_app(
         return secret_holder[0]
 
     def store() -> Store:
-        return open_store(site.state_dir / pipeline.STATE_DB)
+        return open_store(site.state_db)
 
     def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = templating.render_template(
@@ -566,7 +567,7 @@ def _send_confirmation(
     environment: Any,
 ) -> None:
 
-    from publisher.mailing import mail_settings, site_sender
+    from publisher.pipelines.digests import mail_settings, site_sender
 
     settings = mail_settings(site)
     link = f"{site.base_url}confirm?token={token}"

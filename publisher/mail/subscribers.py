@@ -31,10 +31,9 @@ from typing import IO, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from publisher import ledger
 from publisher.errors import SubscriberError
 from publisher.model import SUBSCRIBER_STATUSES, Subscriber
-from publisher.store import Store
+from publisher.store import Store, ledger
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import NamedTuple
 from xml.etree import ElementTree
 
-from publisher import content, parallel
+from publisher import parallel
 from publisher.config import SiteConfig
-from publisher.content import ArticleDefaults, FoundFile, ParsedArticle
+from publisher.content import articles
+from publisher.content.articles import ArticleDefaults, FoundFile, ParsedArticle
 from publisher.errors import ConfigError, ContentError
 from publisher.model import Article, ContentProblem
 from publisher.store import (
@@ -46,14 +47,6 @@ def defaults_for(site: SiteConfig) -> ArticleDefaults:
     return ArticleDefaults(site.base_url, site.timezone, site.author, site.permalink)
 
 
-def display(site: SiteConfig, path: Path) -> str:
-    """A path as the user would write it: relative to the site folder when inside it."""
-    try:
-        return path.relative_to(site.root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def content_where(site: SiteConfig, relative: str) -> str:
     """A content file as messages name it (`content/2020/talks.md`), without Path objects."""
     return f"{_content_prefix(site)}/{relative}"
@@ -61,7 +54,7 @@ def content_where(site: SiteConfig, relative: str) -> str:
 
 @lru_cache(maxsize=8)
 def _content_prefix(site: SiteConfig) -> str:
-    return display(site, site.content_dir).rstrip("/")
+    return site.display(site.content_dir).rstrip("/")
 
 
 # A file whose mtime is this close to (or after) the moment its folder was
@@ -84,9 +77,9 @@ def content_files(site: SiteConfig, *, with_stat: bool = True) -> Scan:
     """:raises ConfigError: when the content folder does not exist."""
     started_ns = time.time_ns()  # the file system's clock, not the site's "now"
     try:
-        files = list(content.discover(site.content_dir, with_stat=with_stat))
+        files = list(articles.discover(site.content_dir, with_stat=with_stat))
     except FileNotFoundError:
-        where = display(site, site.content_dir)
+        where = site.display(site.content_dir)
         message = "content folder not found (set [paths] content in publisher.toml)"
         raise ConfigError(where, message) from None
     return Scan(files, started_ns)
@@ -411,7 +404,7 @@ def _load(task: _Task) -> _Loaded:
     relative = task.relative
     path = os.path.join(task.root, relative)
     try:
-        data, size, mtime_ns = content.read_article(path, task.where)
+        data, size, mtime_ns = articles.read_article(path, task.where)
     except ContentError as err:
         stat = _stat_or_zero(path)
         return _Loaded(relative, stat[0], stat[1], "", None, None, tuple(err.lines()), False)
@@ -419,10 +412,10 @@ def _load(task: _Task) -> _Loaded:
     if task.known_hash is not None and task.known_hash == file_hash:
         return _Loaded(relative, size, mtime_ns, file_hash, None, None, None, True)
     try:
-        parsed = content.parse_article(task.where, relative, data, task.context.defaults)
+        parsed = articles.parse_article(task.where, relative, data, task.context.defaults)
     except ContentError as err:
         problem = tuple(err.lines())
-        body_hash = content.body_hash_of(data)
+        body_hash = articles.body_hash_of(data)
         return _Loaded(
             relative, size, mtime_ns, file_hash, None, None, problem, False, body_hash=body_hash
         )

@@ -1,6 +1,6 @@
 """The digest pipeline: index → select → freeze and render → record deliveries → send.
 
-This module knows the order of the digest stages, as pipeline.py does for
+This module knows the order of the digest stages, as build.py does for
 feeds. The ledger is written around every message: a row is committed as
 `sending` before its message leaves and as `sent`, `failed` or back to
 `pending` after, so a crash can at worst leave one row uncertain.
@@ -16,14 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from publisher import ledger, mail, pipeline, subscribers, templating
+from publisher import templating
 from publisher.config import SiteConfig
-from publisher.delivery import PASSWORD_VARIABLE, Sender, SendResult, make_sender
-from publisher.digest import DigestSite, render_digest, select_articles
+from publisher.delivery.senders import PASSWORD_VARIABLE, Sender, SendResult, make_sender
 from publisher.errors import ConfigError, TransientDeliveryError
+from publisher.mail import compose, subscribers
+from publisher.mail.digest import DigestSite, render_digest, select_articles
 from publisher.model import Digest, DigestArticle, Message, RenderedDigest, Subscriber
 from publisher.output import OutputWriter
-from publisher.store import Store, open_store
+from publisher.pipelines import build
+from publisher.store import Store, ledger, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ class Preview:
     example: RenderedDigest  # an example unsubscribe link filled in, to look at
 
 
-def mail_settings(site: SiteConfig) -> mail.MailSettings:
+def mail_settings(site: SiteConfig) -> compose.MailSettings:
     """:raises ConfigError: when no sender address is configured."""
     sender = site.digest.sender
     if sender is None:
@@ -70,7 +72,7 @@ def mail_settings(site: SiteConfig) -> mail.MailSettings:
             "'Meridian Briefing <briefing@example.org>' (or set [site] author_email)"
         )
         raise ConfigError(site.display_path, message)
-    return mail.MailSettings(
+    return compose.MailSettings(
         sender=sender,
         reply_to=site.digest.reply_to,
         list_name=site.title,
@@ -88,7 +90,7 @@ def site_sender(site: SiteConfig, *, sleep: Callable[[float], None] = time.sleep
     return make_sender(
         site.delivery,
         password=os.environ.get(PASSWORD_VARIABLE) or None,
-        outbox_display=pipeline.display(site, site.delivery.outbox_dir),
+        outbox_display=site.display(site.delivery.outbox_dir),
         sleep=sleep,
     )
 
@@ -118,11 +120,11 @@ def web_copy_url(site: SiteConfig, digest_id: int) -> str:
 
 def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
     """Render the digest that `send` would make now; record nothing."""
-    with open_store(site.state_dir / pipeline.STATE_DB) as store:
-        found = pipeline.content_files(site)
+    with open_store(site.state_db) as store:
+        found = build.content_files(site)
         store.conn.execute("BEGIN IMMEDIATE")
         try:
-            pipeline.index_content(site, store, found, now=now)
+            build.index_content(site, store, found, now=now)
             articles = _next_articles(site, store, now=now)
             if not articles:
                 return None
@@ -130,8 +132,10 @@ def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
             rendered = _render(site, articles, number=number, now=now)
         finally:
             store.conn.execute("ROLLBACK")
-    example_link = mail.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
-    return Preview(number, articles, rendered, mail.with_unsubscribe_link(rendered, example_link))
+    example_link = compose.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
+    return Preview(
+        number, articles, rendered, compose.with_unsubscribe_link(rendered, example_link)
+    )
 
 
 # -- send --------------------------------------------------------------------------
@@ -163,7 +167,7 @@ def send_digests(
             report.note = "nothing new since the last digest"
         else:
             report.articles = len(found.articles)
-            with open_store(site.state_dir / pipeline.STATE_DB) as store:
+            with open_store(site.state_db) as store:
                 report.note = (
                     f"would make digest {found.digest_number} with "
                     f"{len(found.articles)} article(s) for "
@@ -173,7 +177,7 @@ def send_digests(
     if sender is None:
         sender = site_sender(site, sleep=sleep)
     secret = subscribers.load_secret(site.state_dir)
-    with open_store(site.state_dir / pipeline.STATE_DB) as store:
+    with open_store(site.state_db) as store:
         try:
             for digest_id in ledger.unfinished_digests(store):
                 report.resumed.append(digest_id)
@@ -219,14 +223,14 @@ def send_digests(
 def _make_digest(
     site: SiteConfig,
     store: Store,
-    settings: mail.MailSettings,
+    settings: compose.MailSettings,
     report: SendReport,
     *,
     now: datetime,
 ) -> int | None:
-    found = pipeline.content_files(site)
+    found = build.content_files(site)
     with store.transaction():
-        pipeline.index_content(site, store, found, now=now)
+        build.index_content(site, store, found, now=now)
     if _active_count(store) == 0:
         report.note = "no active subscribers; no digest made"
         return None
@@ -234,8 +238,8 @@ def _make_digest(
     if not articles:
         report.note = "nothing new since the last digest"
         return None
-    key = mail.site_key(settings.list_id)
-    domain = mail.address_domain(settings.sender)
+    key = compose.site_key(settings.list_id)
+    domain = compose.address_domain(settings.sender)
     with store.transaction():
         digest_id = ledger.insert_digest(store, articles, last_seq=store.publication_seq(), now=now)
         rendered = _render(site, articles, number=digest_id, now=now)
@@ -243,7 +247,7 @@ def _make_digest(
         ledger.create_deliveries(
             store,
             digest_id,
-            lambda d, s: mail.message_id(d, s, domain=domain, site_key=key),
+            lambda d, s: compose.message_id(d, s, domain=domain, site_key=key),
             now=now,
         )
     report.made = digest_id
@@ -297,7 +301,7 @@ def _active_count(store: Store) -> int:
 def _write_web_copy(site: SiteConfig, digest: Digest) -> None:
     if digest.rendered is None:
         return
-    writer = OutputWriter(site.output_dir, display_root=pipeline.display(site, site.output_dir))
+    writer = OutputWriter(site.output_dir, display_root=site.display(site.output_dir))
     writer.ensure_root()
     writer.write_if_changed(web_copy_path(digest.id), digest.rendered.web_html.encode("utf-8"))
 
@@ -306,7 +310,7 @@ def _send_digest(
     site: SiteConfig,
     store: Store,
     digest_id: int,
-    settings: mail.MailSettings,
+    settings: compose.MailSettings,
     sender: Sender,
     secret: bytes,
     report: SendReport,
@@ -321,11 +325,11 @@ def _send_digest(
     if digest is None or digest.rendered is None:  # pragma: no cover - made in one transaction
         return
     _write_web_copy(site, digest)
-    template = mail.prepare(digest_id, digest.rendered, settings, date=now())
+    template = compose.prepare(digest_id, digest.rendered, settings, date=now())
 
     def message_for(subscriber: Subscriber) -> Message:
         token = subscribers.make_token(secret, subscriber.id, subscriber.email)
-        return mail.personalise(template, subscriber, token)
+        return compose.personalise(template, subscriber, token)
 
     # Rows left `sending` by an interrupted run: the outbox can tell whether
     # they arrived; SMTP cannot, so they wait for --resend-uncertain.
@@ -467,7 +471,7 @@ def send_test(
     if found is not None:
         rendered = found.rendered
     else:
-        with open_store(site.state_dir / pipeline.STATE_DB) as store:
+        with open_store(site.state_db) as store:
             latest = ledger.latest_digest(store)
         if latest is None or latest.rendered is None:
             where = "digest test"
@@ -478,12 +482,12 @@ def send_test(
         sender = site_sender(site)
     # Marked, and with an id of its own: providers merge messages that share one.
     marked = replace(rendered, subject=f"{TEST_SUBJECT_PREFIX}{rendered.subject}")
-    template = mail.prepare(0, marked, settings, date=now)
+    template = compose.prepare(0, marked, settings, date=now)
     unique = secrets.token_hex(8)
     # Subscriber 0 does not exist: its unsubscribe link is harmlessly invalid.
     probe = Subscriber(0, address, "", "active", now)
     try:
-        composed = mail.personalise(
+        composed = compose.personalise(
             template,
             probe,
             "test",

@@ -1,0 +1,227 @@
+"""`publisher digest …`: preview, send, test, status and failures of the email digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from publisher.cli import _common
+from publisher.cli._common import (
+    clean_outbox,
+    one_line_reply,
+    plural,
+    progress_bar,
+    site_lock,
+    site_of,
+    stop_on_signals,
+)
+from publisher.errors import OutputError, PublisherError
+
+
+@click.group()
+def digest() -> None:
+    """Make, preview and send the email digest.
+
+    \b
+    Examples:
+      publisher digest preview --out /tmp/digest.html
+      publisher digest send
+      publisher digest status
+      publisher digest failures
+    """
+
+
+@digest.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML part to FILE and the text part beside it as FILE.txt.",
+)
+@click.pass_context
+def preview(ctx: click.Context, out: Path | None) -> None:
+    """Show the digest that `digest send` would make now; record nothing.
+
+    Without --out the text part is printed. The unsubscribe link is an example
+    (token=EXAMPLE): each subscriber's own is filled in when it is sent.
+    """
+    from publisher.output import atomic_write
+    from publisher.pipelines import digests
+
+    site = site_of(ctx)
+    found = digests.preview(site, now=_common.now())
+    if found is None:
+        click.echo("nothing new since the last digest")
+        return
+    rendered = found.example
+    click.echo(
+        f"digest {found.digest_number}: {len(found.articles)} article"
+        f"{plural(len(found.articles))}; subject: {rendered.subject}",
+        err=out is None,
+    )
+    if out is None:
+        click.echo(rendered.text, nl=False)
+        return
+    text_path = out.with_name(out.name + ".txt")  # digest.html -> digest.html.txt
+    for path, part in ((out, rendered.html), (text_path, rendered.text)):
+        try:
+            atomic_write(path, part.encode("utf-8"))
+        except OSError as err:
+            raise OutputError(str(path), f"cannot write ({err.strerror})") from err
+    size = len(rendered.html.encode("utf-8"))
+    click.echo(f"wrote {out} ({size / 1024:.1f} KB HTML) and {text_path}")
+
+
+@digest.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be sent; send and record nothing.")
+@click.option(
+    "--resend-uncertain",
+    is_flag=True,
+    help="Also send messages an interrupted run may or may not have delivered.",
+)
+@click.pass_context
+def send(ctx: click.Context, dry_run: bool, resend_uncertain: bool) -> None:
+    """Finish any interrupted digest, then make and send a new one if anything is new.
+
+    SIGTERM or Ctrl-C finishes the message in flight, records it and stops;
+    the next run carries on where this one stopped.
+    """
+    from publisher.pipelines import digests
+
+    site = site_of(ctx)
+    with (
+        site_lock(site, "digest send") as cleaned,
+        stop_on_signals() as stop,
+        progress_bar() as progress,
+    ):
+        if not cleaned:
+            clean_outbox(site)
+        report = digests.send_digests(
+            site,
+            now=_common.now,
+            dry_run=dry_run,
+            resend_uncertain=resend_uncertain,
+            should_stop=stop.is_set,
+            progress=progress,
+        )
+    for line in _send_summary(report):
+        click.echo(line)
+    for address in report.bounced:
+        click.echo(f"warning: {address}: marked bounced after repeated hard failures", err=True)
+    if report.uncertain:
+        click.echo(
+            f"warning: {report.uncertain} message{plural(report.uncertain)} may or may not have "
+            "been delivered (the connection dropped before the server's reply); "
+            "see `publisher digest failures`, and send them with --resend-uncertain if they "
+            "did not arrive",
+            err=True,
+        )
+
+
+@digest.command(name="test")
+@click.option("--to", "address", required=True, help="The address to send one test message to.")
+@click.pass_context
+def test_message(ctx: click.Context, address: str) -> None:
+    """Send the next digest (or the latest) to one address; record nothing.
+
+    \b
+    Example:
+      publisher digest test --to editor@example.org
+    """
+    from publisher.mail import subscribers
+    from publisher.pipelines import digests
+
+    site = site_of(ctx)
+    recipient = subscribers.normalise_address(address, "--to")
+    reply = digests.send_test(site, recipient, now=_common.now())
+    click.echo(f"sent a test digest to {recipient}: {reply}")
+
+
+@digest.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Per digest: how many messages are sent, pending, uncertain and failed."""
+    from publisher.store import ledger, open_store
+
+    site = site_of(ctx)
+    with open_store(site.state_db) as store:
+        counts = ledger.delivery_counts(store)
+    if not counts:
+        click.echo("no digest made yet")
+        return
+    click.echo(
+        f"{'digest':>6}  {'created':<16}  {'articles':>8}  {'sent':>6}  {'pending':>7}  "
+        f"{'uncertain':>9}  {'failed':>6}"
+    )
+    for row in counts:
+        created = row.created_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
+        click.echo(
+            f"{row.digest_id:>6}  {created:<16}  {row.articles:>8}  {row.sent:>6}  "
+            f"{row.pending:>7}  {row.sending:>9}  {row.failed:>6}"
+        )
+
+
+@digest.command()
+@click.argument("number", metavar="[DIGEST]", type=click.IntRange(min=1), required=False)
+@click.pass_context
+def failures(ctx: click.Context, number: int | None) -> None:
+    """Each failed and uncertain delivery: address, status, when, and the server's last reply.
+
+    "uncertain" rows were sent while the connection dropped before the
+    server answered: check whether they arrived before `digest send
+    --resend-uncertain`. Times are in the site's time zone. Without DIGEST,
+    every digest.
+
+    \b
+    Examples:
+      publisher digest failures
+      publisher digest failures 3
+    """
+    from publisher.store import ledger, open_store
+
+    site = site_of(ctx)
+    with open_store(site.state_db) as store:
+        latest = ledger.latest_digest_id(store)
+        if number is not None and (latest is None or number > latest):
+            known = "none made yet" if latest is None else f"the latest is {latest}"
+            where, message = "DIGEST", f"no digest {number} ({known})"
+            raise PublisherError(where, message)
+        if latest is None:
+            click.echo("no digest made yet")
+            return
+        # Two passes, so the columns line up without holding the rows in memory.
+        width = max((len(f.email) for f in ledger.iter_failures(store, number)), default=0)
+        if not width:
+            where = f" in digest {number}" if number else ""
+            click.echo(f"no failed or uncertain deliveries{where}")
+            return
+        width = max(width, len("address"))
+        click.echo(f"{'digest':>6}  {'address':<{width}}  {'status':<9}  {'when':<16}  reply")
+        for failure in ledger.iter_failures(store, number):
+            when = failure.updated_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
+            status = "uncertain" if failure.status == "sending" else failure.status
+            click.echo(
+                f"{failure.digest_id:>6}  {failure.email:<{width}}  {status:<9}  {when:<16}  "
+                f"{one_line_reply(failure.reply)}"
+            )
+
+
+def _send_summary(report: Any) -> list[str]:
+    lines = []
+    if report.resumed:
+        lines.append("resumed digest " + ", ".join(str(i) for i in report.resumed))
+    if report.made is not None:
+        lines.append(
+            f"made digest {report.made} with {report.articles} article{plural(report.articles)}"
+        )
+    elif report.note:
+        lines.append(report.note)
+    if report.made is not None or report.resumed:
+        lines.append(
+            f"sent {report.sent}, failed {report.failed}, deferred {report.deferred}, "
+            f"uncertain {report.uncertain}"
+            + (f", recovered {report.recovered}" if report.recovered else "")
+            + (" (stopped on request)" if report.stopped else "")
+        )
+    return lines

@@ -1,0 +1,1 @@
+"""The delivery stage: senders (the outbox, SMTP) and the loop that sends a digest's messages."""

@@ -1,0 +1,1 @@
+"""`publisher serve`: the web service subscribers and feed readers reach."""
