@@ -161,14 +161,13 @@ def _stub_ledger_writes() -> None:
     import contextlib
 
     from publisher.pipelines import digests
-    from publisher.store import ledger
 
     real_send_digest = digests._send_digest
 
     def send_digest(site: Any, store: Any, *args: Any, **kwargs: Any) -> None:
         store.transaction = contextlib.nullcontext
-        ledger.set_delivery = lambda *_a, **_k: None
-        ledger.reset_hard_failures = lambda *_a, **_k: None
+        store.set_delivery = lambda *_a, **_k: None
+        store.reset_hard_failures = lambda *_a, **_k: None
         real_send_digest(site, store, *args, **kwargs)
 
     digests._send_digest = send_digest
@@ -324,12 +323,12 @@ def _timed(action: Any) -> float:
 def measure_compose(site: Any, rendered: Any) -> Composed:
     from publisher.mail import compose, subscribers
     from publisher.pipelines import digests
-    from publisher.store import ledger, open_store
+    from publisher.store import open_store
 
     settings = digests.mail_settings(site)
     secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
-        people = list(ledger.iter_subscribers(store, status="active"))
+        people = list(store.iter_subscribers(status="active"))
 
     start = time.perf_counter()
     template = compose.prepare(1, rendered, settings, date=datetime.now(UTC))
@@ -382,13 +381,13 @@ def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     from publisher.mail import compose, subscribers
     from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
     from publisher.pipelines import digests
-    from publisher.store import ledger, open_store
+    from publisher.store import open_store
 
     settings = digests.mail_settings(site)
     secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         people = []
-        for person in ledger.iter_subscribers(store, status="active"):
+        for person in store.iter_subscribers(status="active"):
             people.append(person)
             if len(people) >= count:
                 break
@@ -430,7 +429,7 @@ def measure_ledger(base: Path, work: Path, count: int) -> dict[str, tuple[float,
     from publisher.config import load_config
     from publisher.mail import compose
     from publisher.pipelines import digests
-    from publisher.store import ledger, open_store
+    from publisher.store import open_store
 
     results: dict[str, tuple[float, float]] = {}
     for variant in ("current", "merged", "merged, no reset"):
@@ -440,42 +439,35 @@ def measure_ledger(base: Path, work: Path, count: int) -> dict[str, tuple[float,
         with open_store(site.state_db) as store:
             with store.transaction():
                 articles = digests._next_articles(site, store, now=now)
-                digest_id = ledger.insert_digest(store, articles, watermark=now, now=now)
-                ledger.create_deliveries(
-                    store,
+                digest_id = store.insert_digest(articles, watermark=now, now=now)
+                store.create_deliveries(
                     digest_id,
                     lambda d, s: compose.message_id(d, s, domain="x", site_key="k"),
                     now=now,
                 )
             wall, cpu = time.perf_counter(), time.process_time()
             previous = None
-            for row in ledger.iter_deliveries(store, digest_id, ("pending",)):
+            for row in store.iter_deliveries(digest_id, ("pending",)):
                 sid = row.subscriber.id
                 if variant == "current":
                     with store.transaction():
-                        ledger.set_delivery(
-                            store, digest_id, sid, "sending", now=now, count_attempt=True
-                        )
+                        store.set_delivery(digest_id, sid, "sending", now=now, count_attempt=True)
                     with store.transaction():
-                        ledger.set_delivery(store, digest_id, sid, "sent", now=now, reply="250 ok")
-                        ledger.reset_hard_failures(store, sid)
+                        store.set_delivery(digest_id, sid, "sent", now=now, reply="250 ok")
+                        store.reset_hard_failures(sid)
                     continue
                 with store.transaction():
                     if previous is not None:
-                        ledger.set_delivery(
-                            store, digest_id, previous.id, "sent", now=now, reply="250 ok"
-                        )
+                        store.set_delivery(digest_id, previous.id, "sent", now=now, reply="250 ok")
                         if variant == "merged" or previous.hard_failures:
-                            ledger.reset_hard_failures(store, previous.id)
-                    ledger.set_delivery(
-                        store, digest_id, sid, "sending", now=now, count_attempt=True
-                    )
+                            store.reset_hard_failures(previous.id)
+                    store.set_delivery(digest_id, sid, "sending", now=now, count_attempt=True)
                 previous = row.subscriber
             if previous is not None:
                 with store.transaction():
-                    ledger.set_delivery(store, digest_id, previous.id, "sent", now=now, reply="ok")
+                    store.set_delivery(digest_id, previous.id, "sent", now=now, reply="ok")
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            sent = ledger.count_deliveries(store, digest_id, ("sent",))
+            sent = store.count_deliveries(digest_id, ("sent",))
         assert sent == count, (variant, sent)
         results[variant] = (wall / count, cpu / count)
     return results

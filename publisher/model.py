@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,25 +21,90 @@ class Tag:
     slug: str
 
 
-@dataclass(frozen=True, slots=True)
-class Article:
-    """One publishable article's metadata; its HTML body is fetched separately.
+BodyFormat = Literal["markdown", "text"]
 
-    Bodies stay out of this record so that a build over thousands of articles
-    does not hold every body in memory.
+
+@dataclass(frozen=True, slots=True)
+class ArticleMeta:
+    """What an article's file says about it, validated: the one shape its metadata takes.
+
+    Made by the content stage from front matter and body, kept by the store
+    (one encode, one decode), read by every later stage through Article.
     """
 
-    id: str
     path: str  # relative to the content folder, with forward slashes
     title: str
     date: datetime  # aware
-    updated: datetime | None  # aware, later than date, or None
+    updated: datetime | None  # the front matter's `updated`: later than date, or None
     authors: tuple[Author, ...]
     tags: tuple[Tag, ...]
     summary: str
     link: str
     slug: str
     is_draft: bool = False
+    body_format: BodyFormat = "markdown"
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """An article the store knows: its metadata, its id for life, and when it changed.
+
+    Bodies stay out of this record so that a build over thousands of articles
+    does not hold every body in memory.
+    """
+
+    id: str
+    meta: ArticleMeta
+    first_seen: datetime
+    edited_at: datetime | None = None  # when an edit of its title or body was first seen
+    text_hash: str = ""  # of title and body: a change here is an edit
+    version: str = ""  # changes whenever anything stored about the article changes
+
+    # The metadata's fields, read through the article where it is used.
+    @property
+    def path(self) -> str:
+        return self.meta.path
+
+    @property
+    def title(self) -> str:
+        return self.meta.title
+
+    @property
+    def date(self) -> datetime:
+        return self.meta.date
+
+    @property
+    def authors(self) -> tuple[Author, ...]:
+        return self.meta.authors
+
+    @property
+    def tags(self) -> tuple[Tag, ...]:
+        return self.meta.tags
+
+    @property
+    def summary(self) -> str:
+        return self.meta.summary
+
+    @property
+    def link(self) -> str:
+        return self.meta.link
+
+    @property
+    def slug(self) -> str:
+        return self.meta.slug
+
+    @property
+    def is_draft(self) -> bool:
+        return self.meta.is_draft
+
+    @property
+    def updated(self) -> datetime | None:
+        """The front matter's `updated`; else when an edit was first seen, if after the date."""
+        if self.meta.updated is not None:
+            return self.meta.updated
+        if self.edited_at is not None and self.edited_at > self.meta.date:
+            return self.edited_at
+        return None
 
     @property
     def last_modified(self) -> datetime:
@@ -46,7 +112,7 @@ class Article:
 
     def is_published(self, now: datetime) -> bool:
         """Drafts never publish; a future date publishes on the first build after it."""
-        return not self.is_draft and self.date <= now
+        return not self.meta.is_draft and self.meta.date <= now
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from browser import chromium, require_chromium, serve
 
 from publisher.config import SiteConfig
 from publisher.pipelines import build, digests
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 from publisher.web.app import create_app
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         _no_horizontal_scroll(page)
         _shoot(page, tmp_path, "confirm")
         with open_store(site.state_db) as store:
-            assert ledger.find_subscriber(store, ADDRESS) is None
+            assert store.find_subscriber(ADDRESS) is None
         page.get_by_role("button", name="Confirm subscription").click()
         expect(page.get_by_role("heading", level=1, name="You are subscribed")).to_be_visible()
         expect(page.get_by_text(f"{ADDRESS} will receive the next Test Gazette")).to_be_visible()
@@ -200,7 +200,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         page.screenshot(path=str(tmp_path / "unsubscribe-phone.png"), full_page=True)
         page.set_viewport_size(DESKTOP)
         with open_store(site.state_db) as store:
-            subscriber = ledger.find_subscriber(store, ADDRESS)
+            subscriber = store.find_subscriber(ADDRESS)
             assert subscriber is not None
             assert subscriber.status == "active"  # showing the page changed nothing
         page.get_by_role("button", name="Unsubscribe").click()
@@ -210,7 +210,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         context.close()
 
     with open_store(site.state_db) as store:
-        subscriber = ledger.find_subscriber(store, ADDRESS)
+        subscriber = store.find_subscriber(ADDRESS)
         assert subscriber is not None
         assert subscriber.status == "unsubscribed"
     names = (

@@ -15,7 +15,7 @@ from smtp_server import Faults, SmtpServer
 from publisher import __version__
 from publisher.cli import cli
 from publisher.errors import ConfigError
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 
 COMMANDS = ["build", "check", "new"]
 DRAFT_LINE = (
@@ -487,12 +487,12 @@ def test_digest_failures_prints_each_reply_as_one_harmless_line(runner, site_dir
     # A hostile or broken server's reply, and a row a killed run left `sending`.
     _subscribe(runner, site_dir, "a@example.org", "b@example.org")
     with open_store(site_dir / ".publisher" / "state.db") as store, store.transaction():
-        digest_id = ledger.insert_digest(store, (), last_seq=0, now=now)
-        ledger.create_deliveries(store, digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
-        ledger.set_delivery(
-            store, digest_id, 1, "failed", now=now, error="550 no\r\n  such\x1b[2J user\x9b"
+        digest_id = store.insert_digest((), last_seq=0, now=now)
+        store.create_deliveries(digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
+        store.set_delivery(
+            digest_id, 1, "failed", now=now, error="550 no\r\n  such\x1b[2J user\x9b"
         )
-        ledger.set_delivery(store, digest_id, 2, "sending", now=now)
+        store.set_delivery(digest_id, 2, "sending", now=now)
     result = _invoke(runner, site_dir, "digest", "failures")
     assert result.stdout.splitlines()[1:] == [
         "     1  a@example.org  failed     2026-11-27 13:00  550 no such\\x1b[2J user\\x9b",

@@ -11,7 +11,7 @@ from publisher.config import SiteConfig, load_config
 from publisher.content import articles, markup
 from publisher.content.articles import (
     ArticleDefaults,
-    ParsedArticle,
+    Parsed,
     parse_article,
     read_article_bytes,
 )
@@ -34,7 +34,7 @@ def _article(front: str, body: str = "Body.\n") -> bytes:
     return f"---\n{front}---\n{body}".encode()
 
 
-def _parse(data: bytes, defaults: ArticleDefaults, relative: str = STORY) -> ParsedArticle:
+def _parse(data: bytes, defaults: ArticleDefaults, relative: str = STORY) -> Parsed:
     return parse_article(f"content/{relative}", relative, data, defaults)
 
 
@@ -392,10 +392,10 @@ def test_control_characters_are_removed_and_cdata_end_is_kept(defaults):
         + b"---\nFirst\x00 line\x07 with \x1b]]> and <b>bold</b>.\n\nMore ]]> here.\n"
     )
     article = _parse(data, defaults)
-    assert article.title == "Alarm bell ]]>"  # and its tag removed: titles are plain text
+    assert article.meta.title == "Alarm bell ]]>"  # and its tag removed: titles are plain text
     # The body is kept as written and cleaned where it is used: in the
     # summary now, and in the HTML when a feed renders it.
-    assert article.summary == "First line with ]]> and bold."
+    assert article.meta.summary == "First line with ]]> and bold."
     html = markup.render_body(article.body, body_format="markdown", base_url="https://x.example/")
     assert html == "<p>First line with ]]&gt; and <b>bold</b>.</p>\n<p>More ]]&gt; here.</p>\n"
 
@@ -437,14 +437,14 @@ def test_markup_is_removed_from_plain_text_fields_with_a_warning(
     defaults, front, field, value, warning
 ):
     article = _parse(_article(front + DATE), defaults)
-    assert getattr(article, field) == value
+    assert getattr(article.meta, field) == value
     assert article.warnings == (f"content/{STORY}: {warning}",)
 
 
 @pytest.mark.parametrize("title", ["Prices: a < b and c > d", "AT&T buys <3 hearts", "x<1 or y>2"])
 def test_text_that_only_looks_like_markup_is_kept(defaults, title):
     article = _parse(_article(f"title: {title!r}\n" + DATE), defaults)
-    assert (article.title, article.warnings) == (title, ())
+    assert (article.meta.title, article.warnings) == (title, ())
 
 
 def test_a_title_of_markup_alone_is_a_problem(defaults):
@@ -455,12 +455,12 @@ def test_a_title_of_markup_alone_is_a_problem(defaults):
 
 def test_a_text_body_keeps_its_angle_brackets_in_the_summary(defaults):
     article = _parse(_article(TITLE + DATE, "Use <b> for bold.\n"), defaults, "note.txt")
-    assert (article.summary, article.warnings) == ("Use <b> for bold.", ())
+    assert (article.meta.summary, article.warnings) == ("Use <b> for bold.", ())
 
 
 def test_control_characters_written_as_yaml_escapes_are_removed(defaults):
     article = _parse(_article('title: "A\\x00B\\x07C\\x1bD ]]>"\n' + DATE), defaults)
-    assert article.title == "ABCD ]]>"
+    assert article.meta.title == "ABCD ]]>"
 
 
 def test_text_body_becomes_escaped_paragraphs(defaults):
@@ -468,9 +468,9 @@ def test_text_body_becomes_escaped_paragraphs(defaults):
         TITLE + DATE, "Ferries run every <20> minutes & later.\nAt night too.\n\n\nEnd.\n"
     )
     article = _parse(data, defaults, "2024-05-03-ferries.txt")
-    assert article.body_format == "text"
-    assert article.summary == "Ferries run every <20> minutes & later. At night too."
-    html = markup.render_body(article.body, body_format="text", base_url=article.link)
+    assert article.meta.body_format == "text"
+    assert article.meta.summary == "Ferries run every <20> minutes & later. At night too."
+    html = markup.render_body(article.body, body_format="text", base_url=article.meta.link)
     assert html == (
         "<p>Ferries run every &lt;20&gt; minutes &amp; later.\nAt night too.</p>\n<p>End.</p>\n"
     )
@@ -491,13 +491,15 @@ def test_text_body_becomes_escaped_paragraphs(defaults):
 )
 def test_date_without_offset_is_in_the_site_time_zone(defaults, written, expected):
     article = _parse(_article(f'{TITLE}date: "{written}"\n'), defaults)
-    assert article.date.isoformat() == expected
+    assert article.meta.date.isoformat() == expected
 
 
 def test_unquoted_and_tagged_dates_go_through_the_same_parser(defaults):
     plain = _parse(_article(TITLE + "date: 2020-06-22 10:00:00\n"), defaults)
     tagged = _parse(_article(TITLE + "date: !!timestamp 2020-06-22 10:00:00\n"), defaults)
-    assert plain.date.isoformat() == tagged.date.isoformat() == "2020-06-22T10:00:00+02:00"
+    assert (
+        plain.meta.date.isoformat() == tagged.meta.date.isoformat() == "2020-06-22T10:00:00+02:00"
+    )
 
 
 @pytest.mark.parametrize(
@@ -509,7 +511,7 @@ def test_unquoted_and_tagged_dates_go_through_the_same_parser(defaults):
 )
 def test_updated(defaults, updated, expected):
     article = _parse(_article(f"{TITLE}{DATE}updated: {updated}\n"), defaults)
-    assert (article.updated.isoformat() if article.updated else None) == expected
+    assert (article.meta.updated.isoformat() if article.meta.updated else None) == expected
 
 
 @pytest.mark.parametrize(
@@ -530,7 +532,7 @@ def test_updated(defaults, updated, expected):
     ],
 )
 def test_authors(defaults, front, expected):
-    assert _parse(_article(TITLE + DATE + front), defaults).authors == expected
+    assert _parse(_article(TITLE + DATE + front), defaults).meta.authors == expected
 
 
 @pytest.mark.parametrize(
@@ -542,12 +544,14 @@ def test_authors(defaults, front, expected):
     ],
 )
 def test_tags(defaults, front, expected):
-    tags = _parse(_article(TITLE + DATE + front), defaults).tags
+    tags = _parse(_article(TITLE + DATE + front), defaults).meta.tags
     assert tags == tuple(Tag(name, slugify(name)) for name in expected)
 
 
 def test_comma_separated_tags_get_slugs(defaults):
-    tags = _parse(_article(TITLE + DATE + 'tags: "arms control, Wien-Überblick"\n'), defaults).tags
+    tags = _parse(
+        _article(TITLE + DATE + 'tags: "arms control, Wien-Überblick"\n'), defaults
+    ).meta.tags
     assert tags == (Tag("arms control", "arms-control"), Tag("Wien-Überblick", "wien-uberblick"))
 
 
@@ -558,7 +562,7 @@ def test_summary_defaults_to_the_first_paragraph_as_plain_text(defaults):
         "Second paragraph.\n"
     )
     article = _parse(_article(TITLE + DATE, body), defaults)
-    assert article.summary == "Harbour reopens, see our report & the map."
+    assert article.meta.summary == "Harbour reopens, see our report & the map."
 
 
 @pytest.mark.parametrize(
@@ -572,12 +576,12 @@ def test_summary_is_cut_near_300_characters_on_a_word_boundary(defaults, first, 
     words = [first] + [f"word{n:02d}" for n in range(1, 60)]
     body = " ".join(words[:30]) + "\n" + " ".join(words[30:]) + "\n\nSecond.\n"
     article = _parse(_article(TITLE + DATE, body), defaults)
-    assert article.summary == " ".join(words[:kept]) + "…"
+    assert article.meta.summary == " ".join(words[:kept]) + "…"
 
 
 def test_explicit_summary_is_kept_on_one_line(defaults):
     article = _parse(_article(TITLE + DATE + "summary: |\n  Two\n  lines.\n"), defaults)
-    assert article.summary == "Two lines."
+    assert article.meta.summary == "Two lines."
 
 
 @pytest.mark.parametrize(
@@ -593,7 +597,7 @@ def test_explicit_summary_is_kept_on_one_line(defaults):
     ],
 )
 def test_slug_comes_from_the_file_name_without_a_leading_date(defaults, relative, slug):
-    assert _parse(_article(TITLE + DATE), defaults, relative).slug == slug
+    assert _parse(_article(TITLE + DATE), defaults, relative).meta.slug == slug
 
 
 def test_file_name_without_letters_needs_a_slug(defaults):
@@ -621,18 +625,21 @@ def test_file_name_without_letters_needs_a_slug(defaults):
 )
 def test_link_is_built_from_the_permalink_pattern(defaults, relative, front, link):
     article = _parse(_article(TITLE + DATE + front), defaults, relative)
-    assert article.link == link
+    assert article.meta.link == link
 
 
 def test_link_uses_the_local_date(defaults):
     data = _article(TITLE + 'date: "2020-06-30T23:30:00+00:00"\n')
-    assert _parse(data, defaults).link == "https://gazette.example/news/2020/07/story/"
+    assert _parse(data, defaults).meta.link == "https://gazette.example/news/2020/07/story/"
 
 
 def test_explicit_id_and_draft(defaults):
     data = _article(TITLE + DATE + "id: tag:gazette.example,2024:harbour\ndraft: true\n")
     article = _parse(data, defaults)
-    assert (article.explicit_id, article.is_draft) == ("tag:gazette.example,2024:harbour", True)
+    assert (article.explicit_id, article.meta.is_draft) == (
+        "tag:gazette.example,2024:harbour",
+        True,
+    )
 
 
 def test_crlf_line_endings_and_a_bom_are_accepted(defaults):
@@ -641,16 +648,16 @@ def test_crlf_line_endings_and_a_bom_are_accepted(defaults):
         "First line\r\nsecond line.\r\n\r\nNext.\r\n"
     ).encode()
     article = _parse(data, defaults)
-    assert article.title == "Harbour reopens"
-    assert article.tags == (Tag("a", "a"), Tag("b", "b"))
+    assert article.meta.title == "Harbour reopens"
+    assert article.meta.tags == (Tag("a", "a"), Tag("b", "b"))
     assert article.body == "First line\nsecond line.\n\nNext."
-    assert article.summary == "First line second line."
+    assert article.meta.summary == "First line second line."
     assert article.text_hash == _parse(data.replace(b"\r\n", b"\n")[3:], defaults).text_hash
 
 
 def test_front_matter_may_end_with_three_dots_and_be_empty_of_extras(defaults):
     article = _parse(f"---\n{TITLE}{DATE}...\nBody.\n".encode(), defaults)
-    assert (article.title, article.body, article.tags, article.updated) == (
+    assert (article.meta.title, article.body, article.meta.tags, article.meta.updated) == (
         "Harbour reopens",
         "Body.",
         (),

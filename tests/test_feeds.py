@@ -25,7 +25,7 @@ from lxml import etree
 
 from publisher.config import SiteConfig, load_config
 from publisher.feeds import render
-from publisher.model import Article, Author, FeedItem, FeedSpec, Tag
+from publisher.model import Article, ArticleMeta, Author, FeedItem, FeedSpec, Tag
 from publisher.pipelines.build import build
 
 REPO = Path(__file__).parents[1]
@@ -51,10 +51,13 @@ CHECK_NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def make_item(n: int, content_html: str | None = "", **changes: Any) -> FeedItem:
-    """Article n of March 2021 (dated the nth, 09:00 UTC), with a link and an image."""
+    """Article n of March 2021 (dated the nth, 09:00 UTC), with a link and an image.
+
+    *changes* replace the article's metadata fields (or its id).
+    """
     link = f"https://gazette.example/news/2021/03/article-{n}/"
-    article = Article(
-        id=f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
+    article_id = changes.pop("id", f"urn:uuid:00000000-0000-4000-8000-{n:012d}")
+    meta = ArticleMeta(
         path=f"2021-03-0{n}-article-{n}.md",
         title=f"Article {n}",
         date=datetime(2021, 3, n, 9, 0, tzinfo=UTC),
@@ -70,7 +73,8 @@ def make_item(n: int, content_html: str | None = "", **changes: Any) -> FeedItem
             f'<p>Body {n}, <a href="{link}#fn-1">a note</a>.</p>\n'
             f'<p><img src="{link}figure-{n}.png" alt="Figure {n}"></p>\n'
         )
-    return FeedItem(replace(article, **changes), content_html)
+    meta = replace(meta, **changes)
+    return FeedItem(Article(article_id, meta, first_seen=meta.date), content_html)
 
 
 def render_all(items: list[FeedItem], spec: FeedSpec = SPEC) -> dict[str, bytes]:

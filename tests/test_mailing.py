@@ -18,7 +18,7 @@ from publisher.errors import TransientDeliveryError
 from publisher.mail import subscribers
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 
 ADDRESSES = [f"reader{n}@example.org" for n in range(1, 6)]
 
@@ -110,7 +110,7 @@ def _article(site, name: str, title: str, date: str, body: str = "Body.") -> Pat
 
 def _digest_titles(site, digest_id: int) -> list[str]:
     with open_store(site.state_db) as store:
-        digest = ledger.get_digest(store, digest_id)
+        digest = store.get_digest(digest_id)
     assert digest is not None
     return [a.title for a in digest.articles]
 
@@ -173,7 +173,7 @@ def test_dry_run_records_nothing(site, now):
     assert report.note == "would make digest 1 with 3 article(s) for 2 active subscriber(s)"
     assert _eml_files(site) == []
     with open_store(site.state_db) as store:
-        assert ledger.delivery_counts(store) == []
+        assert store.delivery_counts() == []
 
 
 def test_smtp_delivery_headers_and_personal_links(site_dir, now):
@@ -199,12 +199,12 @@ def test_smtp_delivery_headers_and_personal_links(site_dir, now):
             token = _token_of(message)
             assert f"token={token}" in plain
             assert f"token={token}" in html
-            subscriber = ledger.find_subscriber(store, address)
+            subscriber = store.find_subscriber(address)
             assert subscriber is not None
             assert subscribers.check_token(secret, token, subscriber)
             for other in ADDRESSES[:3]:
                 if other != address:
-                    other_subscriber = ledger.find_subscriber(store, other)
+                    other_subscriber = store.find_subscriber(other)
                     assert not subscribers.check_token(secret, token, other_subscriber)
         rows = store.conn.execute("SELECT status, reply FROM deliveries").fetchall()
     assert all(status == "sent" and reply.startswith("250 2.0.0 Ok") for status, reply in rows)
@@ -219,7 +219,7 @@ def test_refused_connection_keeps_everything_pending(site_dir, now):
         digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
     assert str(raised.value).startswith(f"smtp 127.0.0.1:{site.delivery.smtp.port}: cannot connect")
     with open_store(site.state_db) as store:
-        counts = ledger.delivery_counts(store)[0]
+        counts = store.delivery_counts()[0]
     assert (counts.pending, counts.sent, counts.sending) == (2, 0, 0)
     # The server comes up: the next run finishes the same digest, once each.
     with SmtpServer(port=site.delivery.smtp.port) as server:
@@ -282,7 +282,7 @@ def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, 
         "(only a sign-up they confirm themselves lifts this)\n",
     )
     with open_store(site.state_db) as store:
-        assert ledger.find_subscriber(store, "reader2@example.org") is None
+        assert store.find_subscriber("reader2@example.org") is None
 
 
 def test_connection_dropped_mid_session_is_retried(site_dir, now):
@@ -317,7 +317,7 @@ def test_stored_then_dropped_is_uncertain_and_not_resent_unless_asked(site_dir, 
         again = digests.send_digests(site, now=Clock(now + timedelta(minutes=1)))
         assert (again.sent, again.uncertain) == (0, 1)
         with open_store(site.state_db) as store:
-            counts = ledger.delivery_counts(store)[0]
+            counts = store.delivery_counts()[0]
         assert (counts.sent, counts.sending, counts.pending) == (2, 1, 0)
         # Every subscriber has exactly one message, the uncertain one included.
         assert sorted(server.by_recipient()) == ADDRESSES[:3]
@@ -425,7 +425,7 @@ def test_a_test_message_has_a_marked_subject_still_encoded_for_non_ascii(site_di
     assert message["Subject"] == "[Test] Grüße aus Wien: 3 neue Artikel"
     assert message["Message-ID"].endswith("@gazette.example>")
     with open_store(site.state_db) as store:
-        assert ledger.delivery_counts(store) == []
+        assert store.delivery_counts() == []
 
 
 class _Links(HTMLParser):

@@ -165,7 +165,7 @@ FILE_NAMES = st.tuples(
 def test_parse_article_returns_an_article_or_raises_content_error(data, relative):
     where = f"content/{relative}"
     try:
-        article = parse_article(where, relative, data, DEFAULTS)
+        parsed = parse_article(where, relative, data, DEFAULTS)
     except ContentError as err:
         lines = err.lines()
         assert lines
@@ -173,12 +173,13 @@ def test_parse_article_returns_an_article_or_raises_content_error(data, relative
             assert line.startswith(f"{where}: ")
             assert "\n" not in line
         return
+    article = parsed.meta
     assert article.title
     assert article.title == one_line(article.title)
     for text in (article.title, article.summary, article.link, article.slug):
         assert strip_forbidden(text) == text
     # The body is kept as written; what is made from it is clean.
-    html = markup.render_body(article.body, body_format=article.body_format, base_url=article.link)
+    html = markup.render_body(parsed.body, body_format=article.body_format, base_url=article.link)
     assert strip_forbidden(html) == html
     assert article.date.utcoffset() is not None
     assert article.updated is None or article.updated > article.date

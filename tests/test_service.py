@@ -24,7 +24,7 @@ from publisher.cli import cli
 from publisher.config import load_config
 from publisher.mail import subscribers
 from publisher.service.scheduler import latest_slot, next_slot
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
 FAST = '\n[schedule]\nrebuild_every = "10s"\n'
@@ -228,7 +228,7 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     noted = _setting(site_dir, "digest_slot")
     assert noted in (before.isoformat(), after.isoformat())
     with open_store(site.state_db) as store:
-        assert ledger.delivery_counts(store) == []
+        assert store.delivery_counts() == []
     assert not site.delivery.outbox_dir.exists()
 
     again = run_publisher(site_dir, "run", "--once")

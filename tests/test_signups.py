@@ -8,7 +8,7 @@ import pytest
 
 from publisher.errors import SubscriberError
 from publisher.mail import signups, subscribers
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 
 SECRET = b"s" * 32
 
@@ -48,7 +48,7 @@ def test_checking_a_link_changes_nothing(store, now):
         for table in ("signups", "subscribers", "suppressions")
     ]
     assert after == before
-    assert ledger.find_subscriber(store, "ada@example.org") is None
+    assert store.find_subscriber("ada@example.org") is None
 
 
 def test_a_used_link_does_not_resubscribe_after_an_unsubscribe(store, now):
@@ -61,7 +61,7 @@ def test_a_used_link_does_not_resubscribe_after_an_unsubscribe(store, now):
         with pytest.raises(SubscriberError) as raised, store.transaction():
             step(store, SECRET, request.token, now=now)
         assert raised.value.message == signups.USED_LINK
-    assert ledger.find_subscriber(store, "ada@example.org").status == "unsubscribed"
+    assert store.find_subscriber("ada@example.org").status == "unsubscribed"
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_spoiled_links(store, now, spoil, message):
     with pytest.raises(SubscriberError) as raised, store.transaction():
         signups.confirm(store, SECRET, spoil(request.token), now=now)
     assert raised.value.message == message
-    assert ledger.find_subscriber(store, "ada@example.org") is None
+    assert store.find_subscriber("ada@example.org") is None
 
 
 def test_expired_link(store, now):
@@ -128,8 +128,8 @@ def test_a_confirmed_sign_up_reactivates_an_opted_out_row(store, now, status):
     with store.transaction():
         ada, _ = subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
         for _ in range(3):
-            ledger.record_hard_failure(store, ada.id, bounce_after=9, now=now)
-        ledger.set_subscriber_status(store, ada.id, status, now=now)
+            store.record_hard_failure(ada.id, bounce_after=9, now=now)
+        store.set_subscriber_status(ada.id, status, now=now)
         subscribers.suppress(store, SECRET, ada.email, status, now=now)
     with pytest.raises(SubscriberError), store.transaction():
         subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)

@@ -18,7 +18,7 @@ from publisher.errors import MigrationError, StoreError
 from publisher.mail import subscribers
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
-from publisher.store import SCHEMA_VERSION, ledger, open_store
+from publisher.store import SCHEMA_VERSION, open_store
 
 
 def test_new_database_has_the_current_schema_and_wal(tmp_path):
@@ -126,7 +126,7 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
     sent = digests.send_digests(site, now=lambda: UPGRADE_NOW)
 
     with open_store(site.state_db) as store:
-        digest = ledger.get_digest(store, sent.made or 0)
+        digest = store.get_digest(sent.made or 0)
         rows = store.conn.execute(
             "SELECT d.digest_id, s.email, d.status FROM deliveries d "
             "JOIN subscribers s ON s.id = d.subscriber_id ORDER BY 1, 2 COLLATE NOCASE"

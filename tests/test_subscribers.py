@@ -32,7 +32,7 @@ from publisher.mail.subscribers import (
     suppression_key,
 )
 from publisher.mail.subscribers import unsubscribe as unsubscribe_token
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 
 DATA = Path(__file__).parent / "data" / "subscribers"
 SECRET = b"s" * 32
@@ -137,8 +137,8 @@ def _add(store, address, name="", *, now, status="active"):
     with store.transaction():
         subscriber, _ = add_subscriber(store, SECRET, address, name, now=now)
         if status != "active":
-            ledger.set_subscriber_status(store, subscriber.id, status, now=now)
-    return ledger.get_subscriber(store, subscriber.id)
+            store.set_subscriber_status(subscriber.id, status, now=now)
+    return store.get_subscriber(subscriber.id)
 
 
 # -- addresses and names --------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_unsubscribe_is_idempotent(store, now):
     with store.transaction():
         second = unsubscribe_token(store, SECRET, token, now=later)
     assert first.status == second.status == "unsubscribed"
-    assert ledger.get_subscriber(store, ada.id) == first
+    assert store.get_subscriber(ada.id) == first
     row = store.conn.execute("SELECT updated_at FROM subscribers WHERE id = ?", (ada.id,))
     assert row.fetchone()[0] == now.isoformat()  # the second call wrote nothing
 
@@ -348,7 +348,7 @@ def test_token_does_not_pass_to_a_reused_id(store, now):
     assert grace.id == ada.id
     with pytest.raises(SubscriberError), store.transaction():
         unsubscribe_token(store, SECRET, token, now=now)
-    assert ledger.get_subscriber(store, grace.id) == grace
+    assert store.get_subscriber(grace.id) == grace
 
 
 # -- add and remove ---------------------------------------------------------------
@@ -391,19 +391,19 @@ def test_add_refuses_an_address_that_opted_out(store, now, status, why):
         f"EMAIL: ADA@example.org {why}; skipped (only a sign-up they confirm themselves lifts this)"
     )
     assert _dump(store.path) == before
-    assert ledger.get_subscriber(store, ada.id).status == status
+    assert store.get_subscriber(ada.id).status == status
 
 
 def test_remove_deletes_the_ledger_rows(store, now):
     ada = _add(store, "ada@example.org", now=now)
     grace = _add(store, "grace@example.org", now=now)
     with store.transaction():
-        digest_id = ledger.insert_digest(store, (), last_seq=0, now=now)
-        ledger.create_deliveries(store, digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
+        digest_id = store.insert_digest((), last_seq=0, now=now)
+        store.create_deliveries(digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
     with store.transaction():
         removed = remove_subscriber(store, SECRET, "ADA@example.org", now=now)
     assert removed == ada
-    assert ledger.get_subscriber(store, ada.id) is None
+    assert store.get_subscriber(ada.id) is None
     deliveries = store.conn.execute("SELECT subscriber_id FROM deliveries").fetchall()
     assert deliveries == [(grace.id,)]
 
@@ -458,7 +458,7 @@ def test_a_suppressed_address_is_refused_whatever_its_spelling(store, now):
         with pytest.raises(SubscriberError) as caught:
             add_subscriber(store, SECRET, spelling, "", now=now)
         assert "asked not to receive the digest; skipped" in str(caught.value)
-    assert list(ledger.iter_subscribers(store)) == []
+    assert list(store.iter_subscribers()) == []
 
 
 def test_remove_unknown(store, now):
@@ -488,7 +488,7 @@ def test_import_reports_bad_rows_and_imports_the_good(store, now, csv_copy):
     with store.transaction():
         report = import_csv(store, SECRET, csv_copy("mixed.csv"), now=now)
     assert report == ImportReport(3, 0, 0, MIXED_PROBLEMS)
-    assert [(s.email, s.name, s.status) for s in ledger.iter_subscribers(store)] == [
+    assert [(s.email, s.name, s.status) for s in store.iter_subscribers()] == [
         ("ada@example.org", "Ada Lovelace", "active"),
         ("carl@example.org", "Line break", "active"),
         ("dora@example.org", "Dora", "active"),
@@ -510,7 +510,7 @@ def test_import_never_resubscribes(store, now, csv_copy):
             "known.csv:4: bounced@example.org bounced earlier; skipped",
         ),
     )
-    assert [(s.email, s.name, s.status) for s in ledger.iter_subscribers(store)] == [
+    assert [(s.email, s.name, s.status) for s in store.iter_subscribers()] == [
         ("active@example.org", "Old name", "active"),
         ("gone@example.org", "", "unsubscribed"),
         ("bounced@example.org", "", "bounced"),
@@ -534,7 +534,7 @@ def test_import_bom_crlf_semicolons(store, now, csv_copy):
             "(Internationalized characters before the @-sign are not supported: 'ë'.)",
         ),
     )
-    assert [(s.email, s.name) for s in ledger.iter_subscribers(store)] == [
+    assert [(s.email, s.name) for s in store.iter_subscribers()] == [
         ("ada@example.org", "Ada Lovelace"),
         ("juergen@xn--exmple-cua.org", "Jürgen Müller"),
     ]
@@ -578,7 +578,7 @@ def test_import_refuses_unusable_files(store, now, csv_copy, name, message):
     with pytest.raises(SubscriberError) as caught, store.transaction():
         import_csv(store, SECRET, path, now=now)
     assert str(caught.value) == message
-    assert list(ledger.iter_subscribers(store)) == []
+    assert list(store.iter_subscribers()) == []
 
 
 def test_import_a_folder(store, now, tmp_path):
@@ -625,7 +625,7 @@ def test_export_then_import_round_trips(tmp_path, now):
         with second.transaction():
             report = import_csv(second, SECRET, tmp_path / "out.csv", now=now)
         assert report == ImportReport(1, 0, 1)
-        assert [(s.email, s.name, s.status) for s in ledger.iter_subscribers(second)] == [
+        assert [(s.email, s.name, s.status) for s in second.iter_subscribers()] == [
             ("ada@example.org", "Ada, Countess of Lovelace", "active"),
             ("grace@example.org", "Grace", "unsubscribed"),
         ]
@@ -637,7 +637,7 @@ def test_import_honours_a_status_column(store, now, csv_copy):
     assert report == ImportReport(
         2, 0, 2, ("exported.csv:6: status 'paused' is not one of active, unsubscribed, bounced",)
     )
-    assert [(s.email, s.status) for s in ledger.iter_subscribers(store)] == [
+    assert [(s.email, s.status) for s in store.iter_subscribers()] == [
         ("ada@example.org", "active"),
         ("gone@example.org", "unsubscribed"),
         ("bounced@example.org", "bounced"),
@@ -712,7 +712,7 @@ def test_cli_list(runner, site_dir, fixed_now):
     ):
         assert _invoke(runner, site_dir, "subscribers", "add", *args).exit_code == 0
     with open_store(site_dir / ".publisher" / "state.db") as store, store.transaction():
-        ledger.set_subscriber_status(store, 2, "unsubscribed", now=fixed_now)
+        store.set_subscriber_status(2, "unsubscribed", now=fixed_now)
     result = _invoke(runner, site_dir, "subscribers", "list")
     assert result.exit_code == 0
     assert result.stdout == (

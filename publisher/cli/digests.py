@@ -142,11 +142,11 @@ def test_message(ctx: click.Context, address: str) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Per digest: how many messages are sent, pending, uncertain and failed."""
-    from publisher.store import ledger, open_store
+    from publisher.store import open_store
 
     site = site_of(ctx)
     with open_store(site.state_db) as store:
-        counts = ledger.delivery_counts(store)
+        counts = store.delivery_counts()
     if not counts:
         click.echo("no digest made yet")
         return
@@ -178,11 +178,11 @@ def failures(ctx: click.Context, number: int | None) -> None:
       publisher digest failures
       publisher digest failures 3
     """
-    from publisher.store import ledger, open_store
+    from publisher.store import open_store
 
     site = site_of(ctx)
     with open_store(site.state_db) as store:
-        latest = ledger.latest_digest_id(store)
+        latest = store.latest_digest_id()
         if number is not None and (latest is None or number > latest):
             known = "none made yet" if latest is None else f"the latest is {latest}"
             where, message = "DIGEST", f"no digest {number} ({known})"
@@ -191,14 +191,14 @@ def failures(ctx: click.Context, number: int | None) -> None:
             click.echo("no digest made yet")
             return
         # Two passes, so the columns line up without holding the rows in memory.
-        width = max((len(f.email) for f in ledger.iter_failures(store, number)), default=0)
+        width = max((len(f.email) for f in store.iter_failures(number)), default=0)
         if not width:
             where = f" in digest {number}" if number else ""
             click.echo(f"no failed or uncertain deliveries{where}")
             return
         width = max(width, len("address"))
         click.echo(f"{'digest':>6}  {'address':<{width}}  {'status':<9}  {'when':<16}  reply")
-        for failure in ledger.iter_failures(store, number):
+        for failure in store.iter_failures(number):
             when = failure.updated_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
             status = "uncertain" if failure.status == "sending" else failure.status
             click.echo(

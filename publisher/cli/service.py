@@ -21,6 +21,7 @@ from publisher.cli._common import (
     summary,
 )
 from publisher.config import SiteConfig
+from publisher.store import settings
 
 if TYPE_CHECKING:
     from publisher.feeds.websub import BackgroundPinger
@@ -62,7 +63,7 @@ def run(ctx: click.Context, once: bool) -> None:
         # thread of their own, so that a slow hub never delays its jobs.
         pinger = _background_pinger(site, once=once)
         with open_store(site.state_db) as store:
-            handled = store.get_setting("digest_slot")
+            handled = store.get_setting(settings.DIGEST_SLOT)
         clock = DigestClock(
             site.digest.cadence, site.timezone, datetime.fromisoformat(handled) if handled else None
         )
@@ -80,15 +81,15 @@ def run(ctx: click.Context, once: bool) -> None:
             for line in report.warnings:
                 logger.warning("%s", line)
             logger.info("build: %s", summary(report))  # also when nothing changed: it ran
-            _record(site, "next_rebuild", _common.now() + site.rebuild_every)
+            _record(site, settings.NEXT_REBUILD, _common.now() + site.rebuild_every)
 
         def digest_check() -> None:
             now = _common.now()
             if failed_at and now - failed_at[-1] < DIGEST_RETRY:
                 return
             slot = clock.due(now)
-            _record(site, "digest_slot", clock.handled)
-            _record(site, "next_digest", next_slot(site.digest.cadence, site.timezone, now))
+            _record(site, settings.DIGEST_SLOT, clock.handled)
+            _record(site, settings.NEXT_DIGEST, next_slot(site.digest.cadence, site.timezone, now))
             if slot is None and not _has_unfinished(site):
                 return
             from publisher.pipelines import digests
@@ -104,7 +105,7 @@ def run(ctx: click.Context, once: bool) -> None:
             failed_at.clear()
             if slot is not None and not report.stopped:
                 clock.handled = slot
-                _record(site, "digest_slot", slot)
+                _record(site, settings.DIGEST_SLOT, slot)
             logger.info(
                 "digest: made %s, sent %d, failed %d, deferred %d, uncertain %d%s",
                 report.made or "none",
@@ -154,10 +155,10 @@ def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:
 
 
 def _has_unfinished(site: SiteConfig) -> bool:
-    from publisher.store import ledger, open_store
+    from publisher.store import open_store
 
     with open_store(site.state_db) as store:
-        return bool(ledger.unfinished_digests(store))
+        return bool(store.unfinished_digests())
 
 
 @click.command()
@@ -170,7 +171,7 @@ def status(ctx: click.Context) -> None:
     """
     from publisher.service.lock import holder
     from publisher.service.scheduler import next_slot
-    from publisher.store import ledger, open_store
+    from publisher.store import open_store
 
     site = site_of(ctx)
     tz = site.timezone
@@ -189,18 +190,14 @@ def status(ctx: click.Context) -> None:
     # A site never built has no state: say so, and create none (opening makes it).
     if database.exists():
         with open_store(database) as store:
-            last_build = store.get_setting("last_build")
-            counts = json.loads(store.get_setting("counts") or "{}")
-            next_due = store.get_setting("next_due")
-            next_rebuild = store.get_setting("next_rebuild")
-            next_digest_run = store.get_setting("next_digest")
-            digests = ledger.delivery_counts(store)
-            by_status = dict(
-                store.conn.execute(
-                    "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
-                ).fetchall()
-            )
-            suppressed = ledger.count_suppressions(store)
+            last_build = store.get_setting(settings.LAST_BUILD)
+            counts = json.loads(store.get_setting(settings.COUNTS) or "{}")
+            next_due = store.get_setting(settings.NEXT_DUE)
+            next_rebuild = store.get_setting(settings.NEXT_REBUILD)
+            next_digest_run = store.get_setting(settings.NEXT_DIGEST)
+            digests = store.delivery_counts()
+            by_status = store.subscriber_counts()
+            suppressed = store.count_suppressions()
     click.echo(f"site: {site.title} ({site.display_path})")
     line = f"last build: {when(last_build)}"
     if counts:

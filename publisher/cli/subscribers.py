@@ -117,13 +117,12 @@ def list_(ctx: click.Context, status: str | None) -> None:
     Example:
       publisher subscribers list --status bounced
     """
-    from publisher.store import ledger
 
     with _open(ctx) as (site, store, _):
         # Two passes, so the columns line up without holding the list in memory.
         widths = [len("email"), len("name"), len("status")]
         count = 0
-        for subscriber in ledger.iter_subscribers(store, status=status):
+        for subscriber in store.iter_subscribers(status=status):
             count += 1
             for column, text in enumerate(_cells(subscriber, site)[:3]):
                 widths[column] = max(widths[column], _width(text))
@@ -131,7 +130,7 @@ def list_(ctx: click.Context, status: str | None) -> None:
             click.echo(f"no {status + ' ' if status else ''}subscribers")
             return
         click.echo(_row(("email", "name", "status", "since"), widths))
-        for subscriber in ledger.iter_subscribers(store, status=status):
+        for subscriber in store.iter_subscribers(status=status):
             click.echo(_row(_cells(subscriber, site), widths))
 
 

@@ -1,4 +1,4 @@
-"""Discover article files; parse each into a ParsedArticle or a ContentError naming every problem.
+"""Discover article files; parse each into its metadata, or a ContentError naming every problem.
 
 A file is YAML front matter between `---` lines, then a body: Markdown for
 `.md`, plain text for `.txt`. Parsing is pure: it needs only the file's bytes
@@ -18,7 +18,7 @@ from datetime import datetime, time
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -26,12 +26,16 @@ import yaml
 
 from publisher.content import frontmatter, markup
 from publisher.errors import ContentError, FieldProblem
-from publisher.model import Author, Tag
+from publisher.model import ArticleMeta, Author, BodyFormat, Tag
 from publisher.text import one_line, shorten, slugify, strip_forbidden, strip_tags
 
 # The line that closes the front matter (YAML's document end, or a second ---).
 _CLOSING = re.compile(r"^(?:---|\.\.\.)[ \t\f\v]*$", re.MULTILINE)
-ARTICLE_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text"}
+ARTICLE_SUFFIXES: dict[str, BodyFormat] = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+}
 MAX_FILE_BYTES = 5 * 1024 * 1024
 SUMMARY_LIMIT = 300
 FIELDS = (
@@ -59,26 +63,15 @@ class ArticleDefaults:
     permalink: str
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedArticle:
-    """One file's validated fields and body, before the store gives it an id."""
+class Parsed(NamedTuple):
+    """One file, parsed: its metadata, and what indexing needs besides (before an id)."""
 
-    path: str
-    title: str
-    date: datetime
-    updated: datetime | None
-    authors: tuple[Author, ...]
-    tags: tuple[Tag, ...]
-    summary: str
-    link: str
-    slug: str
+    meta: ArticleMeta
     explicit_id: str | None
-    is_draft: bool
     body: str
-    body_format: str  # "markdown" | "text"
-    text_hash: str = ""  # of title and body: a change here is an edit (set by parse_article)
-    body_hash: str = ""  # of the body alone: what a renamed file is recognised by
-    warnings: tuple[str, ...] = ()  # `path: field: what was changed`; the article still loads
+    text_hash: str  # of title and body: a change here is an edit
+    body_hash: str  # of the body alone: what a renamed file is recognised by
+    warnings: tuple[str, ...]  # `path: field: what was changed`; the article still loads
 
 
 def text_hash(title: str, body: str) -> str:
@@ -226,9 +219,7 @@ def _read_to_end(fd: int, size: int) -> bytes:
     return data
 
 
-def parse_article(
-    where: str, relative: str, data: bytes, defaults: ArticleDefaults
-) -> ParsedArticle:
+def parse_article(where: str, relative: str, data: bytes, defaults: ArticleDefaults) -> Parsed:
     """Validate one file completely and return its fields.
 
     :raises ContentError: listing every problem in the file (all at once).
@@ -291,148 +282,32 @@ def _validate(
     relative: str,
     meta: dict[str, Any],
     body: str,
-    body_format: str,
+    body_format: BodyFormat,
     defaults: ArticleDefaults,
-) -> ParsedArticle:
-    problems: list[FieldProblem] = []
-    keys = {str(k) for k in meta}
-
-    def problem(field: str, message: str) -> None:
-        problems.append(FieldProblem(field, message))
-
-    def missing(field: str) -> None:
-        unknown = sorted(keys - set(FIELDS))
-        close = difflib.get_close_matches(field, unknown, n=1)
-        hint = f" (did you mean to write '{field}' instead of '{close[0]}'?)" if close else ""
-        problem(field, f"missing (required){hint}")
-
-    title = ""
-    if "title" not in meta or meta["title"] is None:
-        missing("title")
-    else:
-        raw = meta["title"]
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            problem("title", f"expected text, got {_kind(raw)}")
-        else:
-            title = one_line(str(raw))
-            if not title:
-                problem("title", "must not be empty")
-
-    date: datetime | None = None
-    if "date" not in meta or meta["date"] is None:
-        missing("date")
-    else:
-        try:
-            date = _parse_date(meta["date"], defaults.timezone)
-        except ValueError as err:
-            problem("date", str(err))
-
-    updated: datetime | None = None
-    if meta.get("updated") is not None:
-        try:
-            updated = _parse_date(meta["updated"], defaults.timezone)
-        except ValueError as err:
-            problem("updated", str(err))
-        else:
-            if date is not None and updated < date:
-                problem("updated", f"{updated.isoformat()} is before date {date.isoformat()}")
-            elif date is not None and updated == date:
-                updated = None
-
-    authors: tuple[Author, ...] = (defaults.author,)
-    if "author" in meta and "authors" in meta:
-        problem("authors", "give either author or authors, not both")
-    elif meta.get("author") is not None:
-        try:
-            authors = (_author(meta["author"]),)
-        except ValueError as err:
-            problem("author", str(err))
-    elif meta.get("authors") is not None:
-        raw_authors = meta["authors"]
-        if isinstance(raw_authors, str):
-            raw_authors = [raw_authors]
-        if not isinstance(raw_authors, list) or not raw_authors:
-            problem("authors", f"expected a list of names, got {_kind(raw_authors)}")
-        else:
-            try:
-                authors = tuple(_author(a) for a in raw_authors)
-            except ValueError as err:
-                problem("authors", str(err))
-
-    tags: tuple[Tag, ...] = ()
-    if meta.get("tags") is not None:
-        try:
-            tags = _tags(meta["tags"])
-        except ValueError as err:
-            problem("tags", str(err))
-
-    stem = os.path.splitext(os.path.basename(relative))[0]
-    slug = slugify(_strip_date_prefix(stem)) or slugify(stem)
-    if meta.get("slug") is not None:
-        raw_slug = meta["slug"]
-        if not isinstance(raw_slug, str | int) or isinstance(raw_slug, bool):
-            problem("slug", f"expected text, got {_kind(raw_slug)}")
-        elif slugify(str(raw_slug)) != str(raw_slug):
-            problem("slug", f"use lower-case letters, digits and '-' only ({raw_slug!r})")
-        else:
-            slug = str(raw_slug)
-    if not slug:
-        problem("slug", f"cannot make one from the file name {stem!r}; add a slug field")
-
-    summary = ""
-    if meta.get("summary") is not None:
-        if not isinstance(meta["summary"], str):
-            problem("summary", f"expected text, got {_kind(meta['summary'])}")
-        else:
-            summary = one_line(meta["summary"])
-    if not summary:
-        summary = shorten(markup.first_paragraph(body, body_format=body_format), SUMMARY_LIMIT)
-
-    link = ""
-    if meta.get("link") is not None:
-        raw_link = meta["link"]
-        if not isinstance(raw_link, str) or not _is_absolute_url(raw_link.strip()):
-            problem("link", f"expected an absolute http(s) URL ({raw_link!r})")
-        else:
-            link = raw_link.strip()
-    if not link and date is not None and slug:
-        local = date.astimezone(defaults.timezone)
-        path = defaults.permalink.format(
-            year=f"{local.year:04d}",
-            month=f"{local.month:02d}",
-            day=f"{local.day:02d}",
-            slug=quote(slug),
-        )
-        link = defaults.base_url + path
-
-    explicit_id: str | None = None
-    if meta.get("id") is not None:
-        raw_id = meta["id"]
-        if not isinstance(raw_id, str) or not _is_uri(raw_id.strip()):
-            problem(
-                "id",
-                f"expected an absolute URI such as 'urn:uuid:…' or "
-                f"'tag:example.org,2020:post' ({raw_id!r})",
-            )
-        else:
-            explicit_id = raw_id.strip()
-
-    is_draft = False
-    if meta.get("draft") is not None:
-        if not isinstance(meta["draft"], bool):
-            problem("draft", f"expected true or false, got {_kind(meta['draft'])}")
-        else:
-            is_draft = meta["draft"]
-
+) -> Parsed:
+    """Every field checked in turn, every problem collected; raises once at the end."""
+    fields = _Fields(meta, defaults.timezone)
+    title = fields.title()
+    date = fields.date()
+    updated = fields.updated(date)
+    authors = fields.authors(defaults.author)
+    tags = fields.tags()
+    slug = fields.slug(relative)
+    summary = fields.summary() or shorten(
+        markup.first_paragraph(body, body_format=body_format), SUMMARY_LIMIT
+    )
+    link = fields.link() or _permalink(date, slug, defaults)
+    explicit_id = fields.explicit_id()
+    is_draft = fields.draft()
     plain = _PlainText(where)
     title = plain.field("title", title)
     authors = tuple(plain.author(author) for author in authors)
     if meta.get("summary") is not None:
         summary = plain.field("summary", summary)
-    problems.extend(plain.problems)
+    problems = [*fields.problems, *plain.problems]
     if problems or date is None:
         raise ContentError(where, problems)
-    return ParsedArticle(
+    article = ArticleMeta(
         path=relative,
         title=title,
         date=date,
@@ -442,14 +317,168 @@ def _validate(
         summary=summary,
         link=link,
         slug=slug,
-        explicit_id=explicit_id,
         is_draft=is_draft,
-        body=body,
         body_format=body_format,
-        text_hash=text_hash(title, body),
-        body_hash=hashlib.sha256(body.encode()).hexdigest(),
-        warnings=tuple(plain.warnings),
     )
+    return Parsed(
+        article,
+        explicit_id,
+        body,
+        text_hash(title, body),
+        hashlib.sha256(body.encode()).hexdigest(),
+        tuple(plain.warnings),
+    )
+
+
+class _Fields:
+    """Reads one front matter's fields, each with its own check, and keeps every problem."""
+
+    def __init__(self, meta: dict[str, Any], timezone: ZoneInfo) -> None:
+        self.meta = meta
+        self.timezone = timezone  # of a date or time without an offset
+        self.problems: list[FieldProblem] = []
+
+    def problem(self, field: str, message: str) -> None:
+        self.problems.append(FieldProblem(field, message))
+
+    def given(self, field: str) -> bool:
+        return self.meta.get(field) is not None
+
+    def missing(self, field: str) -> None:
+        unknown = sorted({str(k) for k in self.meta} - set(FIELDS))
+        close = difflib.get_close_matches(field, unknown, n=1)
+        hint = f" (did you mean to write '{field}' instead of '{close[0]}'?)" if close else ""
+        self.problem(field, f"missing (required){hint}")
+
+    def title(self) -> str:
+        if not self.given("title"):
+            self.missing("title")
+            return ""
+        raw = self.meta["title"]
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            self.problem("title", f"expected text, got {_kind(raw)}")
+            return ""
+        title = one_line(str(raw))
+        if not title:
+            self.problem("title", "must not be empty")
+        return title
+
+    def date(self) -> datetime | None:
+        if not self.given("date"):
+            self.missing("date")
+            return None
+        try:
+            return _parse_date(self.meta["date"], self.timezone)
+        except ValueError as err:
+            self.problem("date", str(err))
+            return None
+
+    def updated(self, date: datetime | None) -> datetime | None:
+        if not self.given("updated"):
+            return None
+        try:
+            updated = _parse_date(self.meta["updated"], self.timezone)
+        except ValueError as err:
+            self.problem("updated", str(err))
+            return None
+        if date is not None and updated < date:
+            self.problem("updated", f"{updated.isoformat()} is before date {date.isoformat()}")
+        return None if updated == date else updated
+
+    def authors(self, default: Author) -> tuple[Author, ...]:
+        if "author" in self.meta and "authors" in self.meta:
+            self.problem("authors", "give either author or authors, not both")
+            return (default,)
+        field = "author" if self.given("author") else "authors"
+        if not self.given(field):
+            return (default,)
+        raw = self.meta[field]
+        names = [raw] if isinstance(raw, str) or field == "author" else raw
+        if not isinstance(names, list) or not names:
+            self.problem("authors", f"expected a list of names, got {_kind(raw)}")
+            return (default,)
+        try:
+            return tuple(_author(name) for name in names)
+        except ValueError as err:
+            self.problem(field, str(err))
+            return (default,)
+
+    def tags(self) -> tuple[Tag, ...]:
+        if not self.given("tags"):
+            return ()
+        try:
+            return _tags(self.meta["tags"])
+        except ValueError as err:
+            self.problem("tags", str(err))
+            return ()
+
+    def slug(self, relative: str) -> str:
+        stem = os.path.splitext(os.path.basename(relative))[0]
+        slug = slugify(_strip_date_prefix(stem)) or slugify(stem)
+        raw = self.meta.get("slug")
+        if raw is None:
+            pass
+        elif not isinstance(raw, str | int) or isinstance(raw, bool):
+            self.problem("slug", f"expected text, got {_kind(raw)}")
+        elif slugify(str(raw)) != str(raw):
+            self.problem("slug", f"use lower-case letters, digits and '-' only ({raw!r})")
+        else:
+            slug = str(raw)
+        if not slug:
+            self.problem("slug", f"cannot make one from the file name {stem!r}; add a slug field")
+        return slug
+
+    def summary(self) -> str:
+        if not self.given("summary"):
+            return ""
+        if not isinstance(self.meta["summary"], str):
+            self.problem("summary", f"expected text, got {_kind(self.meta['summary'])}")
+            return ""
+        return one_line(self.meta["summary"])
+
+    def link(self) -> str:
+        if not self.given("link"):
+            return ""
+        raw = self.meta["link"]
+        if not isinstance(raw, str) or not _is_absolute_url(raw.strip()):
+            self.problem("link", f"expected an absolute http(s) URL ({raw!r})")
+            return ""
+        return raw.strip()
+
+    def explicit_id(self) -> str | None:
+        if not self.given("id"):
+            return None
+        raw = self.meta["id"]
+        if not isinstance(raw, str) or not _is_uri(raw.strip()):
+            self.problem(
+                "id",
+                f"expected an absolute URI such as 'urn:uuid:…' or "
+                f"'tag:example.org,2020:post' ({raw!r})",
+            )
+            return None
+        return raw.strip()
+
+    def draft(self) -> bool:
+        if not self.given("draft"):
+            return False
+        if not isinstance(self.meta["draft"], bool):
+            self.problem("draft", f"expected true or false, got {_kind(self.meta['draft'])}")
+            return False
+        return bool(self.meta["draft"])
+
+
+def _permalink(date: datetime | None, slug: str, defaults: ArticleDefaults) -> str:
+    """base_url + the site's permalink pattern, in the site's time zone."""
+    if date is None or not slug:
+        return ""
+    local = date.astimezone(defaults.timezone)
+    path = defaults.permalink.format(
+        year=f"{local.year:04d}",
+        month=f"{local.month:02d}",
+        day=f"{local.day:02d}",
+        slug=quote(slug),
+    )
+    return defaults.base_url + path
 
 
 class _PlainText:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from publisher.errors import SubscriberError
 from publisher.mail.subscribers import normalise_address, normalise_name, subscribe_confirmed
 from publisher.model import Subscriber
-from publisher.store import Store, ledger
+from publisher.store import Store
 
 CONFIRMATION_LIFETIME = timedelta(hours=48)
 MAX_CONFIRMATIONS_PER_ADDRESS = 3  # per RATE_WINDOW
@@ -50,38 +50,19 @@ def request_signup(
     """
     email = normalise_address(address, "email")
     clean_name = normalise_name(name, "name")
-    since = (now - RATE_WINDOW).isoformat()
-    (sent_recently,) = store.conn.execute(
-        "SELECT COUNT(*) FROM signup_requests WHERE email = ? AND at > ? AND was_sent = 1",
-        (email, since),
-    ).fetchone()
+    sent_recently = store.confirmations_sent(email, since=now - RATE_WINDOW)
     # Any capitals: `Bob@example.org` is the subscriber `bob@example.org`.
-    is_active = (
-        store.conn.execute(
-            "SELECT 1 FROM subscribers WHERE email = ? COLLATE NOCASE AND status = 'active'",
-            (email,),
-        ).fetchone()
-        is not None
+    will_send = (
+        not store.is_active_subscriber(email) and sent_recently < MAX_CONFIRMATIONS_PER_ADDRESS
     )
-    will_send = not is_active and sent_recently < MAX_CONFIRMATIONS_PER_ADDRESS
-    store.conn.execute(
-        "INSERT INTO signup_requests (email, client, at, was_sent) VALUES (?, ?, ?, ?)",
-        (email, client, now.isoformat(), int(will_send)),
-    )
-    store.conn.execute("DELETE FROM signup_requests WHERE at < ?", (since,))
+    store.record_signup_request(email, client=client, now=now, was_sent=will_send)
     # Unconfirmed addresses are kept no longer than their last link works.
-    store.conn.execute(
-        "DELETE FROM signups WHERE created_at < ?", ((now - CONFIRMATION_LIFETIME).isoformat(),)
+    store.forget_signups(
+        requests_before=now - RATE_WINDOW, signups_before=now - CONFIRMATION_LIFETIME
     )
     if not will_send:
         return SignupRequest(email, None)
-    store.conn.execute(
-        "INSERT INTO signups (email, name, created_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (email) DO UPDATE SET name = excluded.name, "
-        "created_at = excluded.created_at, confirmed_at = NULL",
-        (email, clean_name, now.isoformat()),
-    )
-    (signup_id,) = store.conn.execute("SELECT id FROM signups WHERE email = ?", (email,)).fetchone()
+    signup_id = store.save_signup(email, clean_name, now=now)
     expires = int((now + CONFIRMATION_LIFETIME).timestamp())
     return SignupRequest(email, _token(secret, signup_id, email, expires))
 
@@ -109,21 +90,19 @@ def check_confirmation(store: Store, secret: bytes, token: str, *, now: datetime
     if not match:
         raise SubscriberError(_WHERE, INVALID_LINK)
     signup_id, expires = int(match.group(1)), int(match.group(2))
-    row = store.conn.execute(
-        "SELECT email, name, confirmed_at FROM signups WHERE id = ?", (signup_id,)
-    ).fetchone()
-    if row is None or not hmac.compare_digest(
-        _token(secret, signup_id, row[0], expires), token.strip()
+    signup = store.get_signup(signup_id)
+    if signup is None or not hmac.compare_digest(
+        _token(secret, signup_id, signup.email, expires), token.strip()
     ):
         raise SubscriberError(_WHERE, INVALID_LINK)
     if now.timestamp() > expires:
         raise SubscriberError(_WHERE, EXPIRED_LINK)
     subscriber = None
-    if row[2] is not None:
-        subscriber = ledger.find_subscriber(store, row[0])
+    if signup.confirmed_at is not None:
+        subscriber = store.find_subscriber(signup.email)
         if subscriber is None or subscriber.status != "active":
             raise SubscriberError(_WHERE, USED_LINK)
-    return Confirmation(signup_id, row[0], row[1], subscriber)
+    return Confirmation(signup_id, signup.email, signup.name, subscriber)
 
 
 def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
@@ -137,9 +116,7 @@ def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscr
     # The person's own confirmation: it lifts an earlier opt-out, which the
     # operator's `subscribers add` and an import never can.
     subscriber = subscribe_confirmed(store, secret, checked.email, checked.name, now=now)
-    store.conn.execute(
-        "UPDATE signups SET confirmed_at = ? WHERE id = ?", (now.isoformat(), checked.signup_id)
-    )
+    store.mark_signup_confirmed(checked.signup_id, now=now)
     return subscriber
 
 

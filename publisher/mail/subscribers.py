@@ -33,7 +33,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import SubscriberError
 from publisher.model import SUBSCRIBER_STATUSES, Subscriber
-from publisher.store import Store, ledger
+from publisher.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -104,19 +104,6 @@ def normalise_name(text: str, where: str) -> str:
 
 def _key(address: str) -> str:
     return address.lower()
-
-
-def _find(store: Store, address: str) -> Subscriber | None:
-    """The subscriber with *address*, ignoring case (an exact match first)."""
-    found = ledger.find_subscriber(store, address)
-    if found is not None:
-        return found
-    # COLLATE NOCASE folds ASCII only, which is all a stored address holds.
-    row = store.conn.execute(
-        "SELECT id FROM subscribers WHERE email = ? COLLATE NOCASE ORDER BY id LIMIT 1",
-        (address,),
-    ).fetchone()
-    return None if row is None else ledger.get_subscriber(store, row[0])
 
 
 # -- the secret and tokens ------------------------------------------------------------
@@ -246,7 +233,7 @@ def suppression_key(secret: bytes, email: str) -> str:
 
 def suppress(store: Store, secret: bytes, email: str, reason: str, *, now: datetime) -> None:
     """Keep *email* from being subscribed again except by their own confirmed sign-up."""
-    ledger.insert_suppression(store, suppression_key(secret, email), reason, now=now)
+    store.insert_suppression(suppression_key(secret, email), reason, now=now)
 
 
 def _refusal(store: Store, secret: bytes, email: str, status: str | None) -> str | None:
@@ -259,7 +246,7 @@ def _refusal(store: Store, secret: bytes, email: str, status: str | None) -> str
     if status is not None:
         reason = None if status == "active" else status
     else:
-        reason = ledger.suppression_reason(store, suppression_key(secret, email))
+        reason = store.suppression_reason(suppression_key(secret, email))
     return None if reason is None else f"{email} {_REFUSALS[reason]}; skipped"
 
 
@@ -279,16 +266,16 @@ def add_subscriber(
     """
     email = normalise_address(address, where)
     name = normalise_name(name, where)
-    existing = _find(store, email)
+    existing = store.find_subscriber_any_case(email)
     refusal = _refusal(store, secret, email, existing.status if existing else None)
     if refusal is not None:
         message = f"{refusal} ({_ONLY_THEY})"
         raise SubscriberError(where, message)
     if existing is None:
-        subscriber_id = ledger.insert_subscriber(store, email, name, status="active", now=now)
+        subscriber_id = store.insert_subscriber(email, name, status="active", now=now)
         return _get(store, subscriber_id), "added"
     if name and name != existing.name:
-        ledger.set_subscriber_name(store, existing.id, name, now=now)
+        store.set_subscriber_name(existing.id, name, now=now)
         return _get(store, existing.id), "name updated"
     return existing, "already subscribed"
 
@@ -306,15 +293,15 @@ def subscribe_confirmed(
     """
     email = normalise_address(email, "email")
     name = normalise_name(name, "name")
-    ledger.delete_suppression(store, suppression_key(secret, email))
-    existing = _find(store, email)
+    store.delete_suppression(suppression_key(secret, email))
+    existing = store.find_subscriber_any_case(email)
     if existing is None:
-        return _get(store, ledger.insert_subscriber(store, email, name, status="active", now=now))
+        return _get(store, store.insert_subscriber(email, name, status="active", now=now))
     if name and name != existing.name:
-        ledger.set_subscriber_name(store, existing.id, name, now=now)
+        store.set_subscriber_name(existing.id, name, now=now)
     if existing.status != "active":
-        ledger.set_subscriber_status(store, existing.id, "active", now=now)
-        ledger.reset_hard_failures(store, existing.id)
+        store.set_subscriber_status(existing.id, "active", now=now)
+        store.reset_hard_failures(existing.id)
     return _get(store, existing.id)
 
 
@@ -331,14 +318,14 @@ def remove_subscriber(
     :raises SubscriberError: for an invalid address or one that is not subscribed.
     """
     email = normalise_address(address, where)
-    existing = _find(store, email)
+    existing = store.find_subscriber_any_case(email)
     if existing is None:
         message = f"no subscriber has the address {email!r}"
         raise SubscriberError(where, message)
     reason = "removed" if existing.status == "active" else existing.status
     suppress(store, secret, existing.email, reason, now=now)
-    ledger.delete_subscriber(store, existing.id)
-    ledger.delete_signups(store, existing.email)
+    store.delete_subscriber(existing.id)
+    store.delete_signups(existing.email)
     return existing
 
 
@@ -349,7 +336,7 @@ def token_owner(store: Store, secret: bytes, token: str) -> Subscriber:
         token and for an unknown id.
     """
     subscriber_id, _ = parse_token(token)
-    subscriber = ledger.get_subscriber(store, subscriber_id)
+    subscriber = store.get_subscriber(subscriber_id)
     if subscriber is None or not check_token(secret, token, subscriber):
         raise SubscriberError(_TOKEN_WHERE, _BAD_TOKEN)
     return subscriber
@@ -367,12 +354,12 @@ def unsubscribe(store: Store, secret: bytes, token: str, *, now: datetime) -> Su
     suppress(store, secret, subscriber.email, "unsubscribed", now=now)
     if subscriber.status == "unsubscribed":
         return subscriber
-    ledger.set_subscriber_status(store, subscriber.id, "unsubscribed", now=now)
+    store.set_subscriber_status(subscriber.id, "unsubscribed", now=now)
     return replace(subscriber, status="unsubscribed")
 
 
 def _get(store: Store, subscriber_id: int) -> Subscriber:
-    subscriber = ledger.get_subscriber(store, subscriber_id)
+    subscriber = store.get_subscriber(subscriber_id)
     assert subscriber is not None, subscriber_id  # written in this same transaction
     return subscriber
 
@@ -423,7 +410,7 @@ def import_csv(store: Store, secret: bytes, path: Path, *, now: datetime) -> Imp
         raise SubscriberError(name, message)
     email_column, name_column, status_column = _columns(name, header[1])
 
-    existing = {_key(s.email): s.status for s in ledger.iter_subscribers(store)}
+    existing = {_key(s.email): s.status for s in store.iter_subscribers()}
     seen: dict[str, int] = {}
     problems: list[str] = []
     skipped_rows: list[str] = []
@@ -472,7 +459,7 @@ def _import_one(
         return "skipped", refusal
     # A new address marked unsubscribed or bounced (an export's status column)
     # is recorded so, never active, and no later import can subscribe it.
-    ledger.insert_subscriber(store, email, name, status=wanted, now=now)
+    store.insert_subscriber(email, name, status=wanted, now=now)
     return ("added", None) if wanted == "active" else ("skipped", None)
 
 
@@ -571,7 +558,7 @@ def export_csv(store: Store, stream: IO[str]) -> int:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     count = 0
-    for subscriber in ledger.iter_subscribers(store):
+    for subscriber in store.iter_subscribers():
         writer.writerow(
             (
                 subscriber.email,

@@ -27,7 +27,6 @@ from publisher import __version__, parallel
 from publisher.config import SiteConfig
 from publisher.content import articles, markup
 from publisher.content.indexing import (
-    INDEXED_AT,
     IndexResult,
     content_files,
     defaults_for,
@@ -39,7 +38,8 @@ from publisher.errors import ConfigError, ContentError, OutputError
 from publisher.feeds import render
 from publisher.model import Article, BuildReport, ContentProblem, FeedItem, FeedSpec, Tag
 from publisher.output import OutputWriter
-from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store
+from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store, settings
+from publisher.store.settings import INDEXED_AT
 from publisher.text import one_line, slugify
 
 __all__ = [
@@ -107,24 +107,22 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
         with store.transaction():
             # Until this build completes, the next one may not take the quick path:
             # "counts" is written back only at the end.
-            store.delete_setting("counts")
+            store.delete_setting(settings.COUNTS)
             index = index_content(site, store, scan, now=now, rows=rows)
         keys = store.article_keys()
         versions = {key.id: key.version for key in keys}
         planned = _plan(site, keys, now=now)
         # Full records only for the articles that appear in some feed.
-        full = store.stored_articles(key.id for _spec, items in planned for key in items)
-        plans = [
-            FeedPlan(spec, tuple(full[key.id].article for key in items)) for spec, items in planned
-        ]
+        full = store.articles(key.id for _spec, items in planned for key in items)
+        plans = [FeedPlan(spec, tuple(full[key.id] for key in items)) for spec, items in planned]
         written, unchanged_paths, removed, changed_urls = _write_feeds(site, store, plans, versions)
         counts = _counts(keys, now=now)
         upcoming = [key.date for key in keys if not key.is_draft and key.date > now]
         with store.transaction():
-            store.set_setting("render", _render_fingerprint(site))
-            store.set_setting("counts", json.dumps(counts))
-            store.set_setting("next_due", min(upcoming).isoformat() if upcoming else "")
-            store.set_setting("last_build", now.isoformat())
+            store.set_setting(settings.RENDER, _render_fingerprint(site))
+            store.set_setting(settings.COUNTS, json.dumps(counts))
+            store.set_setting(settings.NEXT_DUE, min(upcoming).isoformat() if upcoming else "")
+            store.set_setting(settings.LAST_BUILD, now.isoformat())
             if site.feeds.websub_hub and changed_urls:
                 # Sent by the caller once the site lock is released (feeds.websub):
                 # a slow hub must never hold up the build or the lock.
@@ -193,12 +191,12 @@ def _unchanged_report(
     Reads only the store and the file system's stat data: nothing is parsed,
     rendered or written.
     """
-    counts_json = store.get_setting("counts")
-    if counts_json is None or store.get_setting("render") != _render_fingerprint(site):
+    counts_json = store.get_setting(settings.COUNTS)
+    if counts_json is None or store.get_setting(settings.RENDER) != _render_fingerprint(site):
         return None
-    if store.get_setting("config") != site.fingerprint():
+    if store.get_setting(settings.CONFIG) != site.fingerprint():
         return None
-    next_due = store.get_setting("next_due")
+    next_due = store.get_setting(settings.NEXT_DUE)
     if next_due and datetime.fromisoformat(next_due) <= now:
         return None  # a scheduled article has come due
     if len(rows) != len(found):

@@ -18,14 +18,14 @@ from datetime import datetime
 
 from publisher import templating
 from publisher.config import SiteConfig
+from publisher.content import indexing
 from publisher.delivery.senders import PASSWORD_VARIABLE, Sender, SendResult, make_sender
 from publisher.errors import ConfigError, TransientDeliveryError
 from publisher.mail import compose, subscribers
 from publisher.mail.digest import DigestSite, render_digest, select_articles
 from publisher.model import Digest, DigestArticle, Message, RenderedDigest, Subscriber
 from publisher.output import OutputWriter
-from publisher.pipelines import build
-from publisher.store import Store, ledger, open_store
+from publisher.store import Store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -121,17 +121,14 @@ def web_copy_url(site: SiteConfig, digest_id: int) -> str:
 def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
     """Render the digest that `send` would make now; record nothing."""
     with open_store(site.state_db) as store:
-        found = build.content_files(site)
-        store.conn.execute("BEGIN IMMEDIATE")
-        try:
-            build.index_content(site, store, found, now=now)
+        found = indexing.content_files(site)
+        with store.trial():
+            indexing.index_content(site, store, found, now=now)
             articles = _next_articles(site, store, now=now)
             if not articles:
                 return None
             number = _next_digest_number(store)
             rendered = _render(site, articles, number=number, now=now)
-        finally:
-            store.conn.execute("ROLLBACK")
     example_link = compose.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
     return Preview(
         number, articles, rendered, compose.with_unsubscribe_link(rendered, example_link)
@@ -179,7 +176,7 @@ def send_digests(
     secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         try:
-            for digest_id in ledger.unfinished_digests(store):
+            for digest_id in store.unfinished_digests():
                 report.resumed.append(digest_id)
                 _send_digest(
                     site,
@@ -228,9 +225,9 @@ def _make_digest(
     *,
     now: datetime,
 ) -> int | None:
-    found = build.content_files(site)
+    found = indexing.content_files(site)
     with store.transaction():
-        build.index_content(site, store, found, now=now)
+        indexing.index_content(site, store, found, now=now)
     if _active_count(store) == 0:
         report.note = "no active subscribers; no digest made"
         return None
@@ -241,11 +238,10 @@ def _make_digest(
     key = compose.site_key(settings.list_id)
     domain = compose.address_domain(settings.sender)
     with store.transaction():
-        digest_id = ledger.insert_digest(store, articles, last_seq=store.publication_seq(), now=now)
+        digest_id = store.insert_digest(articles, last_seq=store.publication_seq(), now=now)
         rendered = _render(site, articles, number=digest_id, now=now)
-        ledger.save_rendered(store, digest_id, rendered)
-        ledger.create_deliveries(
-            store,
+        store.save_rendered(digest_id, rendered)
+        store.create_deliveries(
             digest_id,
             lambda d, s: compose.message_id(d, s, domain=domain, site_key=key),
             now=now,
@@ -263,17 +259,17 @@ def _next_articles(site: SiteConfig, store: Store, *, now: datetime) -> tuple[Di
     after it, every article numbered later goes out once, whenever it was
     dated (a back-dated article added today is news to subscribers).
     """
-    cutoff = ledger.first_digest_cutoff(store)
-    stored = store.stored_articles(ledger.undigested_article_ids(store, after=cutoff))
+    cutoff = store.first_digest_cutoff()
+    stored = store.articles(store.undigested_article_ids(after=cutoff))
     return select_articles(
-        (s.article for s in stored.values()),
+        stored.values(),
         now=now,
         limit=site.digest.max_articles if cutoff is None else None,
     )
 
 
 def _next_digest_number(store: Store) -> int:
-    latest = ledger.latest_digest(store)
+    latest = store.latest_digest()
     return (latest.id if latest else 0) + 1
 
 
@@ -294,8 +290,7 @@ def _render(
 
 
 def _active_count(store: Store) -> int:
-    row = store.conn.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'active'").fetchone()
-    return int(row[0])
+    return store.subscriber_counts().get("active", 0)
 
 
 def _write_web_copy(site: SiteConfig, digest: Digest) -> None:
@@ -321,7 +316,7 @@ def _send_digest(
     progress: Callable[[int], Progress] | None,
     sleep: Callable[[float], None],
 ) -> None:
-    digest = ledger.get_digest(store, digest_id)
+    digest = store.get_digest(digest_id)
     if digest is None or digest.rendered is None:  # pragma: no cover - made in one transaction
         return
     _write_web_copy(site, digest)
@@ -333,14 +328,13 @@ def _send_digest(
 
     # Rows left `sending` by an interrupted run: the outbox can tell whether
     # they arrived; SMTP cannot, so they wait for --resend-uncertain.
-    for row in list(ledger.iter_deliveries(store, digest_id, ("sending",))):
+    for row in list(store.iter_deliveries(digest_id, ("sending",))):
         if resend_uncertain:
             continue
         delivered = sender.is_delivered(message_for(row.subscriber))
         if delivered is True:
             with store.transaction():
-                ledger.set_delivery(
-                    store,
+                store.set_delivery(
                     digest_id,
                     row.subscriber.id,
                     "sent",
@@ -350,12 +344,12 @@ def _send_digest(
             report.recovered += 1
         elif delivered is False:
             with store.transaction():
-                ledger.set_delivery(store, digest_id, row.subscriber.id, "pending", now=now())
+                store.set_delivery(digest_id, row.subscriber.id, "pending", now=now())
         else:
             report.uncertain += 1
 
     statuses = ("pending", "sending") if resend_uncertain else ("pending",)
-    total = ledger.count_deliveries(store, digest_id, statuses)
+    total = store.count_deliveries(digest_id, statuses)
     tick = progress(total) if progress and total else None
     interval = 1 / site.delivery.rate if site.delivery.rate > 0 else 0.0
     last_start = 0.0
@@ -365,7 +359,7 @@ def _send_digest(
     # leaves one row `sending`, exactly as a commit of its own would.
     outcome: tuple[Subscriber, SendResult] | None = None
     try:
-        for row in ledger.iter_deliveries(store, digest_id, statuses):
+        for row in store.iter_deliveries(digest_id, statuses):
             if should_stop():
                 report.stopped = True
                 break
@@ -374,8 +368,7 @@ def _send_digest(
                 with store.transaction():
                     _record(site, store, secret, digest_id, outcome, report, now=now())
                     outcome = None
-                    ledger.set_delivery(
-                        store,
+                    store.set_delivery(
                         digest_id,
                         subscriber.id,
                         "failed",
@@ -393,8 +386,8 @@ def _send_digest(
             with store.transaction():
                 _record(site, store, secret, digest_id, outcome, report, now=now())
                 outcome = None
-                ledger.set_delivery(
-                    store, digest_id, subscriber.id, "sending", now=now(), count_attempt=True
+                store.set_delivery(
+                    digest_id, subscriber.id, "sending", now=now(), count_attempt=True
                 )
             result = sender.send(message)
             outcome = (subscriber, result)
@@ -407,9 +400,9 @@ def _send_digest(
         if outcome is not None:
             with store.transaction():
                 _record(site, store, secret, digest_id, outcome, report, now=now())
-    if ledger.count_deliveries(store, digest_id, ("pending", "sending")) == 0:
+    if store.count_deliveries(digest_id, ("pending", "sending")) == 0:
         with store.transaction():
-            ledger.finish_digest(store, digest_id, now=now())
+            store.finish_digest(digest_id, now=now())
     if stop_error is not None:
         raise stop_error
 
@@ -431,17 +424,15 @@ def _record(
     # uncertain stays `sending`: reported, and not sent again unless asked.
     status = _LEDGER_STATUS[result.outcome]
     error = None if result.outcome == "sent" else result.reply
-    ledger.set_delivery(
-        store, digest_id, subscriber.id, status, now=now, error=error, reply=result.reply
-    )
+    store.set_delivery(digest_id, subscriber.id, status, now=now, error=error, reply=result.reply)
     if result.outcome == "sent":
         if subscriber.hard_failures:
-            ledger.reset_hard_failures(store, subscriber.id)
+            store.reset_hard_failures(subscriber.id)
         report.sent += 1
     elif result.outcome == "permanent":
         report.failed += 1
-        if ledger.record_hard_failure(
-            store, subscriber.id, bounce_after=site.delivery.bounce_after, now=now
+        if store.record_hard_failure(
+            subscriber.id, bounce_after=site.delivery.bounce_after, now=now
         ):
             # Kept beyond the row, so that a removal and a re-import cannot revive it.
             subscribers.suppress(store, secret, subscriber.email, "bounced", now=now)
@@ -472,7 +463,7 @@ def send_test(
         rendered = found.rendered
     else:
         with open_store(site.state_db) as store:
-            latest = ledger.latest_digest(store)
+            latest = store.latest_digest()
         if latest is None or latest.rendered is None:
             where = "digest test"
             message = "nothing to send: no article is published yet"

@@ -47,7 +47,7 @@ from publisher.errors import PublisherError, StoreError, SubscriberError
 from publisher.mail import signups, subscribers
 from publisher.mail.compose import address_domain, compose_single
 from publisher.model import Subscriber
-from publisher.store import Store, ledger, open_store
+from publisher.store import Store, open_store
 
 logger = logging.getLogger("publisher.web")
 
@@ -329,8 +329,8 @@ def create_app(
         with store() as db:
             keys = [k for k in db.article_keys() if k.is_published(moment)]
             keys.sort(key=lambda k: (k.date, k.id), reverse=True)
-            latest = db.stored_articles(k.id for k in keys[:10])
-        articles = [latest[k.id].article for k in keys[:10] if k.id in latest]
+            latest = db.articles(k.id for k in keys[:10])
+        articles = [latest[k.id] for k in keys[:10] if k.id in latest]
         return page("home.html.j2", articles=articles, honeypot=HONEYPOT_FIELD)
 
     async def subscribe(request: Request) -> Response:
@@ -471,7 +471,7 @@ def create_app(
 
     def digests(_request: Request) -> Response:
         with store() as db:
-            rows = ledger.delivery_counts(db)
+            rows = db.delivery_counts()
         items = [
             {
                 "number": row.digest_id,

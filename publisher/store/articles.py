@@ -1,0 +1,342 @@
+"""Articles, the file manifest and the outputs the builds wrote.
+
+An article is stored as a row of plain values: `encode` makes it (a pure
+function, so worker processes can make the rows of the files they parse)
+and `decode` reads it back. Bodies stay in their files; what the store keeps
+is each article's rendered HTML once a feed has needed it, which is what a
+last good version must show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from publisher.model import Article, ArticleMeta, Author, BodyFormat, Tag
+from publisher.store.base import StoreBase
+from publisher.store.settings import PUBLICATION_SEQ, SettingQueries
+
+# What json.dumps(..., ensure_ascii=False[, sort_keys=True]) writes, without
+# making an encoder per call: a cold build writes 10,000 of each.
+JSON = json.JSONEncoder(ensure_ascii=False)
+_SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+class ArticleRow(NamedTuple):
+    """An article as `save_articles` writes it: what `encode` makes and `decode` reads."""
+
+    id: str
+    path: str
+    first_seen: str
+    edited_at: str | None
+    text_hash: str
+    meta: str  # the metadata as JSON (hashed into the version)
+    body_format: str
+    date: str  # the columns planning reads without decoding the metadata
+    is_draft: int
+    tags: str
+    version: str
+
+
+class ArticleKey(NamedTuple):
+    """The little about an article that deciding which feeds it goes in needs."""
+
+    id: str
+    date: datetime
+    is_draft: bool
+    tags: tuple[Tag, ...]
+    version: str
+
+    def is_published(self, now: datetime) -> bool:
+        return not self.is_draft and self.date <= now
+
+
+class FileRow(NamedTuple):
+    """One content file as the manifest knows it, and the article it holds (if any)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    file_hash: str
+    article_id: str | None
+    problem: tuple[str, ...] | None  # the lines that say why it does not load
+    body_hash: str | None = None  # of the body as last read, valid front matter or not
+
+
+class OutputRow(NamedTuple):
+    """A file the last build wrote: its hash, its stat, and the signature of what went in."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+    signature: str
+
+
+def encode(article: Article) -> ArticleRow:
+    """The row that stores *article* (its version is computed here, from the rest)."""
+    meta = article.meta
+    date = meta.date.isoformat()
+    tags = [[t.name, t.slug] for t in meta.tags]
+    document: dict[str, object] = {
+        "path": meta.path,
+        "title": meta.title,
+        "date": date,
+        "updated": meta.updated.isoformat() if meta.updated else None,
+        "authors": [[a.name, a.email] for a in meta.authors],
+        "tags": tags,
+        "summary": meta.summary,
+        "link": meta.link,
+        "slug": meta.slug,
+        "draft": meta.is_draft,
+    }
+    meta_json = _SORTED_JSON.encode(document)
+    edited = article.edited_at.isoformat() if article.edited_at else None
+    return ArticleRow(
+        id=article.id,
+        path=meta.path,
+        first_seen=article.first_seen.isoformat(),
+        edited_at=edited,
+        text_hash=article.text_hash,
+        meta=meta_json,
+        body_format=meta.body_format,
+        date=date,
+        is_draft=int(meta.is_draft),
+        tags=JSON.encode(tags),
+        version=article_version(meta_json, article.text_hash, edited),
+    )
+
+
+def decode(row: Sequence[Any]) -> Article:
+    """The article a row of `_ARTICLE_COLUMNS` stores."""
+    article_id, first_seen, edited_at, text_hash, meta_json, body_format = row
+    meta = json.loads(meta_json)
+    return Article(
+        id=article_id,
+        meta=ArticleMeta(
+            path=meta["path"],
+            title=meta["title"],
+            date=datetime.fromisoformat(meta["date"]),
+            updated=datetime.fromisoformat(meta["updated"]) if meta["updated"] else None,
+            authors=tuple(Author(name, email) for name, email in meta["authors"]),
+            tags=tuple(Tag(name, slug) for name, slug in meta["tags"]),
+            summary=meta["summary"],
+            link=meta["link"],
+            slug=meta["slug"],
+            is_draft=meta["draft"],
+            body_format=_body_format(body_format),
+        ),
+        first_seen=datetime.fromisoformat(first_seen),
+        edited_at=datetime.fromisoformat(edited_at) if edited_at else None,
+        text_hash=text_hash,
+        version=article_version(meta_json, text_hash, edited_at),
+    )
+
+
+def from_row(row: ArticleRow) -> Article:
+    """The article a row made by `encode` stores (before it is written)."""
+    return decode((row.id, row.first_seen, row.edited_at, row.text_hash, row.meta, row.body_format))
+
+
+def restamp(
+    row: ArticleRow, *, article_id: str, first_seen: datetime, edited_at: datetime | None
+) -> ArticleRow:
+    """*row* as the article the store already has: its id, its first sight, its last edit."""
+    edited = edited_at.isoformat() if edited_at else None
+    return row._replace(
+        id=article_id,
+        first_seen=first_seen.isoformat(),
+        edited_at=edited,
+        version=article_version(row.meta, row.text_hash, edited),
+    )
+
+
+def article_version(meta_json: str, text_hash: str, edited_at: str | None) -> str:
+    return hashlib.sha1(f"{meta_json}\0{text_hash}\0{edited_at}".encode()).hexdigest()
+
+
+def _body_format(text: str) -> BodyFormat:
+    return "text" if text == "text" else "markdown"
+
+
+_ARTICLE_COLUMNS = "id, first_seen, edited_at, text_hash, meta, body_format"
+_FILE_COLUMNS = "path, size, mtime_ns, file_hash, article_id, problem, body_hash"
+
+
+def _file_row(row: Sequence[Any]) -> FileRow:
+    problem = tuple(json.loads(row[5])) if row[5] else None
+    return FileRow(row[0], row[1], row[2], row[3], row[4], problem, row[6])
+
+
+class ArticleQueries(SettingQueries, StoreBase):
+    # -- files (the manifest) ---------------------------------------------
+
+    def files(self) -> dict[str, FileRow]:
+        rows = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files")
+        return {row[0]: _file_row(row) for row in rows}
+
+    def save_files(self, rows: Iterable[FileRow]) -> None:
+        self.conn.executemany(
+            f"INSERT INTO files ({_FILE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, file_hash = excluded.file_hash, "
+            "article_id = excluded.article_id, problem = excluded.problem, "
+            "body_hash = excluded.body_hash",
+            (
+                (*row[:5], json.dumps(list(row.problem)) if row.problem else None, row.body_hash)
+                for row in rows
+            ),
+        )
+
+    def files_for(self, paths: Iterable[str]) -> dict[str, FileRow]:
+        """The manifest rows of *paths* (those that exist)."""
+        result: dict[str, FileRow] = {}
+        for path in paths:
+            row = self.conn.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)
+            ).fetchone()
+            if row is not None:
+                result[path] = _file_row(row)
+        return result
+
+    def delete_file(self, path: str) -> None:
+        self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    # -- articles -----------------------------------------------------------
+
+    def articles(self, ids: Iterable[str] | None = None) -> dict[str, Article]:
+        """Stored articles by id (all of them, or those in *ids*), without bodies."""
+        columns = f"SELECT {_ARTICLE_COLUMNS} FROM articles"
+        if ids is None:
+            return {row[0]: decode(row) for row in self.conn.execute(columns)}
+        wanted = sorted(set(ids))
+        result: dict[str, Article] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.conn.execute(f"{columns} WHERE id IN ({marks})", chunk):
+                result[row[0]] = decode(row)
+        return result
+
+    def article_keys(self) -> list[ArticleKey]:
+        """Every article's id, date, draft flag, tags and version: enough to plan feeds."""
+        tags: dict[str, tuple[Tag, ...]] = {}  # articles share tag lists: decode each once
+        keys = []
+        for row in self.conn.execute("SELECT id, date, is_draft, tags, version FROM articles"):
+            article_tags = tags.get(row[3])
+            if article_tags is None:
+                article_tags = tags[row[3]] = tuple(Tag(n, s) for n, s in json.loads(row[3]))
+            keys.append(
+                ArticleKey(
+                    row[0], datetime.fromisoformat(row[1]), bool(row[2]), article_tags, row[4]
+                )
+            )
+        return keys
+
+    def article_ids(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT id FROM articles")}
+
+    def text_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for article_id in ids:
+            row = self.conn.execute(
+                "SELECT text_hash FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
+            if row is not None:
+                result[article_id] = row[0]
+        return result
+
+    def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """path -> (article id, text hash) for articles that came from *paths*."""
+        result: dict[str, tuple[str, str]] = {}
+        for path in paths:
+            for row in self.conn.execute(
+                "SELECT id, text_hash FROM articles WHERE path = ?", (path,)
+            ):
+                result[path] = (row[0], row[1])
+        return result
+
+    def save_articles(self, rows: Iterable[ArticleRow]) -> None:
+        """Insert or update articles from their rows (made by `encode`)."""
+        self.conn.executemany(
+            "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
+            "body_format, html, html_key, date, is_draft, tags, version) "
+            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
+            "text_hash = excluded.text_hash, meta = excluded.meta, "
+            "body_format = excluded.body_format, date = excluded.date, "
+            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version",
+            # An edit keeps the old HTML until the new one is rendered: it is the
+            # last good version should the file break before that.
+            rows,
+        )
+
+    def delete_article(self, article_id: str) -> None:
+        self.conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+
+    def number_publications(self, now: datetime) -> int:
+        """Give the next publication numbers to articles published for the first time.
+
+        An article is numbered once, by the first index that finds it published
+        (not a draft, dated at or before *now*), oldest first; it keeps its
+        number whatever happens to it later. Returns how many were numbered.
+        """
+        rows = self.conn.execute(
+            "SELECT date, id FROM articles WHERE published_seq IS NULL AND is_draft = 0"
+        )
+        dated = ((datetime.fromisoformat(date), article_id) for date, article_id in rows)
+        due = sorted(pair for pair in dated if pair[0] <= now)
+        if not due:
+            return 0
+        last = self.publication_seq()
+        self.conn.executemany(
+            "UPDATE articles SET published_seq = ? WHERE id = ?",
+            [(number, article_id) for number, (_date, article_id) in enumerate(due, last + 1)],
+        )
+        self.set_setting(PUBLICATION_SEQ, str(last + len(due)))
+        return len(due)
+
+    def publication_seq(self) -> int:
+        """The last publication number given (0 before the first)."""
+        return int(self.get_setting(PUBLICATION_SEQ) or 0)
+
+    def numbered_article_ids(self) -> set[str]:
+        """Every article that has been published (has a publication number)."""
+        rows = self.conn.execute("SELECT id FROM articles WHERE published_seq IS NOT NULL")
+        return {row[0] for row in rows}
+
+    # -- the HTML cache -------------------------------------------------------
+
+    def cached_html(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(id, body_format, html, html_key) for *ids*, one row at a time."""
+        for article_id in ids:
+            row = self.conn.execute(
+                "SELECT id, body_format, html, html_key FROM articles WHERE id = ?",
+                (article_id,),
+            ).fetchone()
+            if row is not None:
+                yield row[0], row[1], row[2], row[3]
+
+    def save_html(self, article_id: str, html: str, html_key: str) -> None:
+        self.conn.execute(
+            "UPDATE articles SET html = ?, html_key = ? WHERE id = ?", (html, html_key, article_id)
+        )
+
+    # -- outputs ------------------------------------------------------------
+
+    def outputs(self) -> dict[str, OutputRow]:
+        rows = self.conn.execute("SELECT path, sha256, size, mtime_ns, signature FROM outputs")
+        return {row[0]: OutputRow(row[1], row[2] or 0, row[3] or 0, row[4] or "") for row in rows}
+
+    def update_outputs(self, outputs: dict[str, OutputRow]) -> None:
+        self.conn.executemany(
+            "INSERT INTO outputs (path, sha256, size, mtime_ns, signature) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, signature = excluded.signature",
+            [(path, *row) for path, row in sorted(outputs.items())],
+        )
+
+    def delete_outputs(self, paths: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in sorted(paths)])

@@ -1,0 +1,152 @@
+"""The delivery ledger: one row per (digest, subscriber), pending → sending → sent | failed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from publisher.errors import StoreError
+from publisher.model import DeliveryCounts, Subscriber
+from publisher.store.base import StoreBase
+from publisher.store.subscribers import _SUBSCRIBER_COLUMNS, SubscriberQueries, subscriber_from
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    digest_id: int
+    subscriber: Subscriber
+    status: str
+    attempts: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A delivery that did not (or may not have) arrived, with what the server said."""
+
+    digest_id: int
+    email: str
+    status: str  # "failed", or "sending": uncertain
+    updated_at: datetime
+    reply: str | None  # the last error or reply recorded, None when there is none
+
+
+class DeliveryQueries(SubscriberQueries, StoreBase):
+    def create_deliveries(self, digest_id: int, message_id_for: Any, *, now: datetime) -> int:
+        """One pending row per active subscriber, for a digest just made. Returns the count."""
+        count = 0
+        for subscriber in self.iter_subscribers(status="active"):
+            self.conn.execute(
+                "INSERT OR IGNORE INTO deliveries (digest_id, subscriber_id, status, message_id, "
+                "updated_at) VALUES (?, ?, 'pending', ?, ?)",
+                (
+                    digest_id,
+                    subscriber.id,
+                    message_id_for(digest_id, subscriber.id),
+                    now.isoformat(),
+                ),
+            )
+            count += 1
+        return count
+
+    def iter_deliveries(
+        self, digest_id: int, statuses: tuple[str, ...]
+    ) -> Iterator[PendingDelivery]:
+        """Rows of *digest_id* in *statuses*, by subscriber id, streamed in pages."""
+        last = 0
+        marks = ", ".join("?" for _ in statuses)
+        columns = ", ".join(f"s.{c.strip()}" for c in _SUBSCRIBER_COLUMNS.split(","))
+        while True:
+            rows = self.conn.execute(
+                f"SELECT d.status, d.attempts, d.message_id, {columns} FROM deliveries d "
+                f"JOIN subscribers s ON s.id = d.subscriber_id "
+                f"WHERE d.digest_id = ? AND d.status IN ({marks}) AND d.subscriber_id > ? "
+                f"ORDER BY d.subscriber_id LIMIT 500",
+                (digest_id, *statuses, last),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield PendingDelivery(digest_id, subscriber_from(row[3:]), row[0], row[1], row[2])
+            last = rows[-1][3]
+
+    def set_delivery(
+        self,
+        digest_id: int,
+        subscriber_id: int,
+        status: str,
+        *,
+        now: datetime,
+        error: str | None = None,
+        reply: str | None = None,
+        count_attempt: bool = False,
+    ) -> None:
+        cursor = self.conn.execute(
+            "UPDATE deliveries SET status = ?, updated_at = ?, "
+            "last_error = COALESCE(?, last_error), reply = COALESCE(?, reply), "
+            "attempts = attempts + ? "
+            "WHERE digest_id = ? AND subscriber_id = ?",
+            (
+                status,
+                now.isoformat(),
+                error,
+                reply,
+                1 if count_attempt else 0,
+                digest_id,
+                subscriber_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            message = f"no delivery row for digest {digest_id}, subscriber {subscriber_id}"
+            raise StoreError(str(self.path), message)
+
+    def count_deliveries(self, digest_id: int, statuses: tuple[str, ...]) -> int:
+        marks = ", ".join("?" for _ in statuses)
+        row = self.conn.execute(
+            f"SELECT COUNT(*) FROM deliveries WHERE digest_id = ? AND status IN ({marks})",
+            (digest_id, *statuses),
+        ).fetchone()
+        return int(row[0])
+
+    def delivery_counts(self, digest_id: int | None = None) -> list[DeliveryCounts]:
+        """Per digest (newest first): how many rows are in each ledger state."""
+        where = "" if digest_id is None else "WHERE g.id = ?"
+        params: tuple[Any, ...] = () if digest_id is None else (digest_id,)
+        rows = self.conn.execute(
+            "SELECT g.id, g.created_at, json_array_length(g.articles), "
+            "SUM(d.status = 'pending'), SUM(d.status = 'sending'), SUM(d.status = 'sent'), "
+            "SUM(d.status = 'failed') FROM digests g LEFT JOIN deliveries d ON d.digest_id = g.id "
+            f"{where} GROUP BY g.id ORDER BY g.id DESC",
+            params,
+        ).fetchall()
+        return [
+            DeliveryCounts(
+                row[0],
+                datetime.fromisoformat(row[1]),
+                row[2],
+                row[3] or 0,
+                row[4] or 0,
+                row[5] or 0,
+                row[6] or 0,
+            )
+            for row in rows
+        ]
+
+    def iter_failures(self, digest_id: int | None = None) -> Iterator[FailedDelivery]:
+        """Failed and uncertain rows (of *digest_id*, or every digest), by digest then address.
+
+        Streamed from the cursor: SQLite sorts, Python holds one row at a time.
+        """
+        where = "" if digest_id is None else "AND d.digest_id = ? "
+        params: tuple[Any, ...] = () if digest_id is None else (digest_id,)
+        rows = self.conn.execute(
+            "SELECT d.digest_id, s.email, d.status, d.updated_at, COALESCE(d.last_error, d.reply) "
+            "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+            f"WHERE d.status IN ('failed', 'sending') {where}"
+            "ORDER BY d.digest_id, s.email COLLATE NOCASE, s.id",
+            params,
+        )
+        for row in rows:
+            yield FailedDelivery(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])

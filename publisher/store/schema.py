@@ -1,0 +1,228 @@
+"""The schema: forward-only migrations, applied in order, one transaction each.
+
+The version is SQLite's PRAGMA user_version. Never edit a released step: add
+one. A step is an SQL statement, or a function for what SQL alone cannot do.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+
+from publisher.store.articles import JSON, article_version
+from publisher.store.base import Step
+from publisher.store.settings import PUBLICATION_SEQ
+
+
+def _backfill_article_columns(conn: sqlite3.Connection) -> None:
+    """Fill the planning columns that schema 5 added empty, from each article's metadata.
+
+    Schema 5 left them NULL and relied on the next build re-indexing every
+    file; an article kept at its last good version (its file broken) is never
+    re-indexed, and every build then failed on it.
+    """
+    rows = conn.execute(
+        "SELECT id, meta, text_hash, edited_at FROM articles "
+        "WHERE date IS NULL OR is_draft IS NULL OR tags IS NULL OR version IS NULL"
+    ).fetchall()
+    for article_id, meta_text, text_hash, edited_at in rows:
+        meta = json.loads(meta_text)
+        conn.execute(
+            "UPDATE articles SET date = ?, is_draft = ?, tags = ?, version = ? WHERE id = ?",
+            (
+                meta["date"],
+                int(bool(meta["draft"])),
+                JSON.encode([[name, slug] for name, slug in meta["tags"]]),
+                article_version(meta_text, text_hash, edited_at),
+                article_id,
+            ),
+        )
+
+
+def _number_covered_articles(conn: sqlite3.Connection) -> None:
+    """Give publication numbers to what the digests made so far have covered.
+
+    Before schema 7 a digest took the articles that became public after the
+    previous digest's watermark, a time. The articles public before the
+    latest watermark are numbered here, and every digest covers them; the
+    rest are numbered by the next build, so they go out in the next digest.
+    The comparison is to the whole second below the watermark: the old rule
+    lost an article first seen in the same second as a digest (its first
+    sight was kept in whole seconds), and this gives it back. An article that
+    did go out is known by digest_articles and is never sent again.
+    """
+    rows = conn.execute("SELECT watermark FROM digests").fetchall()
+    if not rows:
+        return
+    cut = max(datetime.fromisoformat(row[0]) for row in rows).replace(microsecond=0)
+    articles = conn.execute("SELECT date, first_seen, id FROM articles WHERE NOT is_draft")
+    covered = sorted(
+        (date, article_id)
+        for date, first_seen, article_id in (
+            (datetime.fromisoformat(d), datetime.fromisoformat(f), i) for d, f, i in articles
+        )
+        if max(date, first_seen) < cut
+    )
+    conn.executemany(
+        "UPDATE articles SET published_seq = ? WHERE id = ?",
+        [(number, article_id) for number, (_date, article_id) in enumerate(covered, 1)],
+    )
+    conn.execute("UPDATE digests SET last_seq = ?", (len(covered),))
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (PUBLICATION_SEQ, str(len(covered))),
+    )
+
+
+# Each migration is applied once, in order, inside its own transaction; the
+# schema version is PRAGMA user_version. Never edit a released step: add one.
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
+    (
+        """CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            file_hash TEXT NOT NULL,
+            article_id TEXT,
+            problem TEXT
+        )""",
+        """CREATE TABLE articles (
+            id TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            edited_at TEXT,
+            text_hash TEXT NOT NULL,
+            meta TEXT NOT NULL,
+            body TEXT NOT NULL,
+            body_format TEXT NOT NULL,
+            html TEXT,
+            html_key TEXT
+        )""",
+        "CREATE INDEX articles_text_hash ON articles (text_hash)",
+        "CREATE TABLE outputs (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL)",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    (
+        """CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ('active', 'unsubscribed', 'bounced')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            hard_failures INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            watermark TEXT NOT NULL,
+            articles TEXT NOT NULL,
+            subject TEXT,
+            html TEXT,
+            text TEXT,
+            web_html TEXT,
+            finished_at TEXT
+        )""",
+        """CREATE TABLE digest_articles (
+            digest_id INTEGER NOT NULL REFERENCES digests (id),
+            article_id TEXT NOT NULL,
+            PRIMARY KEY (article_id, digest_id)
+        )""",
+        """CREATE TABLE deliveries (
+            digest_id INTEGER NOT NULL REFERENCES digests (id),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            reply TEXT,
+            message_id TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (digest_id, subscriber_id)
+        )""",
+        "CREATE INDEX deliveries_status ON deliveries (digest_id, status, subscriber_id)",
+    ),
+    (
+        # The stat of each output lets a build with nothing to do prove it
+        # without reading them; the signature says what went into each.
+        "ALTER TABLE outputs ADD COLUMN size INTEGER",
+        "ALTER TABLE outputs ADD COLUMN mtime_ns INTEGER",
+        "ALTER TABLE outputs ADD COLUMN signature TEXT",
+    ),
+    (
+        # Double opt-in: a sign-up waits here until its address is confirmed,
+        # and every request is logged for the per-address rate limit.
+        """CREATE TABLE signups (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            confirmed_at TEXT
+        )""",
+        """CREATE TABLE signup_requests (
+            email TEXT NOT NULL COLLATE NOCASE,
+            client TEXT NOT NULL,
+            at TEXT NOT NULL,
+            was_sent INTEGER NOT NULL
+        )""",
+        "CREATE INDEX signup_requests_email ON signup_requests (email, at)",
+    ),
+    (
+        # What planning the feeds needs, in columns: a build after one edit
+        # reads these for every article and the full record only for the few
+        # in feeds. Clearing the config fingerprint re-indexes every file,
+        # which fills them.
+        "ALTER TABLE articles ADD COLUMN date TEXT",
+        "ALTER TABLE articles ADD COLUMN is_draft INTEGER",
+        "ALTER TABLE articles ADD COLUMN tags TEXT",
+        "ALTER TABLE articles ADD COLUMN version TEXT",
+        "DELETE FROM settings WHERE key = 'config'",
+    ),
+    (_backfill_article_columns,),
+    (
+        # Which articles a digest has not covered yet is decided by numbers, not
+        # times (#9): a build gives each article a publication number when it
+        # first publishes it, and a digest records the last number it covered.
+        # A file's body hash (valid front matter or not) recognises it renamed
+        # with a new title; clearing the config fingerprint re-indexes every
+        # file, which fills it.
+        "ALTER TABLE articles ADD COLUMN published_seq INTEGER",
+        "ALTER TABLE files ADD COLUMN body_hash TEXT",
+        "ALTER TABLE digests ADD COLUMN last_seq INTEGER",
+        "CREATE UNIQUE INDEX articles_published_seq ON articles (published_seq)",
+        _number_covered_articles,
+        "DELETE FROM settings WHERE key = 'config'",
+    ),
+    (
+        # Addresses that must not be mailed again unless the person confirms a
+        # sign-up themselves: kept when their subscriber row is removed, so an
+        # old list cannot bring them back. `key` is an HMAC of the address
+        # under the site secret, never the address (the migration cannot
+        # compute it, so rows already unsubscribed or bounced are respected
+        # through their row until they are removed).
+        """CREATE TABLE suppressions (
+            key TEXT PRIMARY KEY,
+            reason TEXT NOT NULL
+                CHECK (reason IN ('unsubscribed', 'bounced', 'removed', 'complained')),
+            created_at TEXT NOT NULL
+        )""",
+    ),
+    (
+        # WebSub pings still to send, one row per feed URL: a build records
+        # them in its last commit, and pingers send them after the site lock
+        # is released, backing off after each failure. The list earlier
+        # versions kept in the `websub_pending` setting moves here, due now.
+        """CREATE TABLE websub_pings (
+            url TEXT PRIMARY KEY,
+            attempts INTEGER NOT NULL,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT
+        )""",
+        "INSERT OR IGNORE INTO websub_pings (url, attempts, next_attempt) "
+        "SELECT value, 1, '' FROM json_each((SELECT value FROM settings "
+        "WHERE key = 'websub_pending'))",
+        "DELETE FROM settings WHERE key = 'websub_pending'",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,68 @@
+"""Sign-ups waiting for their confirmation, and the log of requests the rate limit reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from publisher.store.base import StoreBase
+
+
+class Signup(NamedTuple):
+    email: str
+    name: str
+    confirmed_at: str | None
+
+
+class SignupQueries(StoreBase):
+    def confirmations_sent(self, email: str, *, since: datetime) -> int:
+        """How many confirmation messages went to *email* after *since*."""
+        (count,) = self.conn.execute(
+            "SELECT COUNT(*) FROM signup_requests WHERE email = ? AND at > ? AND was_sent = 1",
+            (email, since.isoformat()),
+        ).fetchone()
+        return int(count)
+
+    def record_signup_request(
+        self, email: str, *, client: str, now: datetime, was_sent: bool
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO signup_requests (email, client, at, was_sent) VALUES (?, ?, ?, ?)",
+            (email, client, now.isoformat(), int(was_sent)),
+        )
+
+    def forget_signups(self, *, requests_before: datetime, signups_before: datetime) -> None:
+        """Drop the request log older than the rate window and unconfirmed sign-ups expired."""
+        self.conn.execute(
+            "DELETE FROM signup_requests WHERE at < ?", (requests_before.isoformat(),)
+        )
+        self.conn.execute("DELETE FROM signups WHERE created_at < ?", (signups_before.isoformat(),))
+
+    def save_signup(self, email: str, name: str, *, now: datetime) -> int:
+        """Record (or renew) the pending sign-up of *email*; returns its id."""
+        self.conn.execute(
+            "INSERT INTO signups (email, name, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (email) DO UPDATE SET name = excluded.name, "
+            "created_at = excluded.created_at, confirmed_at = NULL",
+            (email, name, now.isoformat()),
+        )
+        (signup_id,) = self.conn.execute(
+            "SELECT id FROM signups WHERE email = ?", (email,)
+        ).fetchone()
+        return int(signup_id)
+
+    def get_signup(self, signup_id: int) -> Signup | None:
+        row = self.conn.execute(
+            "SELECT email, name, confirmed_at FROM signups WHERE id = ?", (signup_id,)
+        ).fetchone()
+        return None if row is None else Signup(*row)
+
+    def mark_signup_confirmed(self, signup_id: int, *, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE signups SET confirmed_at = ? WHERE id = ?", (now.isoformat(), signup_id)
+        )
+
+    def delete_signups(self, email: str) -> None:
+        """Forget *email*'s sign-ups and sign-up requests (the columns ignore case)."""
+        self.conn.execute("DELETE FROM signups WHERE email = ?", (email,))
+        self.conn.execute("DELETE FROM signup_requests WHERE email = ?", (email,))
