@@ -322,10 +322,9 @@ def _timed(action: Any) -> float:
 
 def measure_compose(site: Any, rendered: Any) -> Composed:
     from publisher.mail import compose, subscribers
-    from publisher.pipelines import digests
     from publisher.store import open_store
 
-    settings = digests.mail_settings(site)
+    settings = compose.mail_settings(site)
     secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         people = list(store.iter_subscribers(status="active"))
@@ -380,10 +379,9 @@ def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     """Messages/s for a fresh EmailMessage per recipient, serialised with policy SMTP."""
     from publisher.mail import compose, subscribers
     from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
-    from publisher.pipelines import digests
     from publisher.store import open_store
 
-    settings = digests.mail_settings(site)
+    settings = compose.mail_settings(site)
     secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         people = []

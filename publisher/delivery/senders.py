@@ -11,6 +11,7 @@ the operator asks.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import smtplib
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from publisher.config import DeliveryOptions, SmtpOptions
+from publisher.config import DeliveryOptions, SiteConfig, SmtpOptions
 from publisher.errors import ConfigError, PermanentDeliveryError
 from publisher.model import Message
 from publisher.output import atomic_write
@@ -312,3 +313,18 @@ def make_sender(
             sleep=sleep,
         )
     return OutboxSender(options.outbox_dir, display=outbox_display)
+
+
+def site_sender(
+    site: SiteConfig, *, sleep: Callable[[float], None] = time.sleep
+) -> OutboxSender | SmtpSender:
+    """The sender the site's [delivery] asks for, its SMTP password from the environment.
+
+    :raises ConfigError: when SMTP needs a password that the environment lacks.
+    """
+    return make_sender(
+        site.delivery,
+        password=os.environ.get(PASSWORD_VARIABLE) or None,
+        outbox_display=site.display(site.delivery.outbox_dir),
+        sleep=sleep,
+    )

@@ -20,6 +20,8 @@ from email.utils import format_datetime, formataddr, parseaddr
 from html import escape
 from urllib.parse import quote
 
+from publisher.config import SiteConfig
+from publisher.errors import ConfigError
 from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
 from publisher.model import Message, RenderedDigest, Subscriber
 
@@ -294,4 +296,23 @@ def compose_single(
         message_id=message_id,
         data=message.as_bytes(),
         outbox_name=outbox_name,
+    )
+
+
+def mail_settings(site: SiteConfig) -> MailSettings:
+    """:raises ConfigError: when no sender address is configured."""
+    sender = site.digest.sender
+    if sender is None:
+        message = (
+            "[digest] from: missing; digests need a sender such as "
+            "'Meridian Briefing <briefing@example.org>' (or set [site] author_email)"
+        )
+        raise ConfigError(site.display_path, message)
+    return MailSettings(
+        sender=sender,
+        reply_to=site.digest.reply_to,
+        list_name=site.title,
+        list_id=site.digest.list_id,
+        unsubscribe_url=site.digest.unsubscribe_url,
+        unsubscribe_mailto=site.digest.unsubscribe_mailto,
     )

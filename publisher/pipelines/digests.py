@@ -9,7 +9,6 @@ feeds. The ledger is written around every message: a row is committed as
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -19,7 +18,8 @@ from datetime import datetime
 from publisher import templating
 from publisher.config import SiteConfig
 from publisher.content import indexing
-from publisher.delivery.senders import PASSWORD_VARIABLE, Sender, SendResult, make_sender
+from publisher.delivery import senders
+from publisher.delivery.senders import Sender, SendResult
 from publisher.errors import ConfigError, TransientDeliveryError
 from publisher.mail import compose, subscribers
 from publisher.mail.digest import DigestSite, render_digest, select_articles
@@ -61,38 +61,6 @@ class Preview:
     articles: tuple[DigestArticle, ...]
     rendered: RenderedDigest  # with the per-recipient placeholders, ready to send
     example: RenderedDigest  # an example unsubscribe link filled in, to look at
-
-
-def mail_settings(site: SiteConfig) -> compose.MailSettings:
-    """:raises ConfigError: when no sender address is configured."""
-    sender = site.digest.sender
-    if sender is None:
-        message = (
-            "[digest] from: missing; digests need a sender such as "
-            "'Meridian Briefing <briefing@example.org>' (or set [site] author_email)"
-        )
-        raise ConfigError(site.display_path, message)
-    return compose.MailSettings(
-        sender=sender,
-        reply_to=site.digest.reply_to,
-        list_name=site.title,
-        list_id=site.digest.list_id,
-        unsubscribe_url=site.digest.unsubscribe_url,
-        unsubscribe_mailto=site.digest.unsubscribe_mailto,
-    )
-
-
-def site_sender(site: SiteConfig, *, sleep: Callable[[float], None] = time.sleep) -> Sender:
-    """The sender the site's [delivery] asks for, its SMTP password from the environment.
-
-    :raises ConfigError: when SMTP needs a password that the environment lacks.
-    """
-    return make_sender(
-        site.delivery,
-        password=os.environ.get(PASSWORD_VARIABLE) or None,
-        outbox_display=site.display(site.delivery.outbox_dir),
-        sleep=sleep,
-    )
 
 
 def digest_site(site: SiteConfig) -> DigestSite:
@@ -156,7 +124,7 @@ def send_digests(
     :raises TransientDeliveryError: when the server stays unreachable; what is
         left stays pending for the next run.
     """
-    settings = mail_settings(site)
+    settings = compose.mail_settings(site)
     report = SendReport()
     if dry_run:
         found = preview(site, now=now())
@@ -172,7 +140,7 @@ def send_digests(
                 )
         return report
     if sender is None:
-        sender = site_sender(site, sleep=sleep)
+        sender = senders.site_sender(site, sleep=sleep)
     secret = subscribers.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         try:
@@ -457,7 +425,7 @@ def send_test(
 
     :returns: what the sender reported.
     """
-    settings = mail_settings(site)
+    settings = compose.mail_settings(site)
     found = preview(site, now=now)
     if found is not None:
         rendered = found.rendered
@@ -470,7 +438,7 @@ def send_test(
             raise ConfigError(where, message)
         rendered = latest.rendered
     if sender is None:
-        sender = site_sender(site)
+        sender = senders.site_sender(site)
     # Marked, and with an id of its own: providers merge messages that share one.
     marked = replace(rendered, subject=f"{TEST_SUBJECT_PREFIX}{rendered.subject}")
     template = compose.prepare(0, marked, settings, date=now)

@@ -567,7 +567,8 @@ def _send_confirmation(
     environment: Any,
 ) -> None:
 
-    from publisher.pipelines.digests import mail_settings, site_sender
+    from publisher.delivery.senders import site_sender
+    from publisher.mail.compose import mail_settings
 
     settings = mail_settings(site)
     link = f"{site.base_url}confirm?token={token}"
