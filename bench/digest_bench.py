@@ -87,6 +87,7 @@ def smtp_delivery(port: int) -> str:
 
 def build_site(folder: Path, count: int) -> float:
     """A copy of the example site with *count* active subscribers; returns seconds to add them."""
+    from publisher import tokens
     from publisher.config import load_config
     from publisher.mail import subscribers
 
@@ -103,7 +104,7 @@ def build_site(folder: Path, count: int) -> float:
     (folder / "publisher.toml").write_text(_config_text(OUTBOX_DELIVERY), encoding="utf-8")
     site = load_config(folder / "publisher.toml")
     now = datetime.now(UTC)
-    secret = subscribers.load_secret(site.state_dir)  # made once, shared by every copy
+    secret = tokens.load_secret(site.state_dir)  # made once, shared by every copy
     with open_store(site.state_db) as store:
         with store.transaction():
             index_content(site, store, content_files(site), now=now)
@@ -321,11 +322,12 @@ def _timed(action: Any) -> float:
 
 
 def measure_compose(site: Any, rendered: Any) -> Composed:
-    from publisher.mail import compose, subscribers
+    from publisher import tokens
+    from publisher.mail import compose
     from publisher.store import open_store
 
     settings = compose.mail_settings(site)
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         people = list(store.iter_subscribers(status="active"))
 
@@ -334,13 +336,13 @@ def measure_compose(site: Any, rendered: Any) -> Composed:
     total = 0
     sample = b""
     for person in people:
-        token = subscribers.make_token(secret, person.id, person.email)
+        token = tokens.make_token(secret, person.id, person.email)
         message = compose.personalise(template, person, token)
         total += len(message.data)
         if not sample:
             sample = message.data
     seconds = time.perf_counter() - start
-    token_seconds = _timed(lambda: [subscribers.make_token(secret, p.id, p.email) for p in people])
+    token_seconds = _timed(lambda: [tokens.make_token(secret, p.id, p.email) for p in people])
     _check_sample(sample, people[0], secret)
     return Composed(
         rate=len(people) / seconds,
@@ -357,7 +359,7 @@ def _check_sample(data: bytes, person: Any, secret: bytes) -> None:
     """The composed bytes parse, carry both parts, and the link unsubscribes this person."""
     from urllib.parse import parse_qs, urlsplit
 
-    from publisher.mail import subscribers
+    from publisher import tokens
 
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     assert parsed["To"] is not None
@@ -368,7 +370,7 @@ def _check_sample(data: bytes, person: Any, secret: bytes) -> None:
     assert html is not None
     link = parsed["List-Unsubscribe"].split(",")[0].strip("<> ")
     token = parse_qs(urlsplit(link).query)["token"][0]
-    assert subscribers.check_token(secret, token, person)
+    assert tokens.check_token(secret, token, person)
     assert link in text.get_content()
     assert link.replace("&", "&amp;") in html.get_content()
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
@@ -377,12 +379,13 @@ def _check_sample(data: bytes, person: Any, secret: bytes) -> None:
 
 def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     """Messages/s for a fresh EmailMessage per recipient, serialised with policy SMTP."""
-    from publisher.mail import compose, subscribers
+    from publisher import tokens
+    from publisher.mail import compose
     from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
     from publisher.store import open_store
 
     settings = compose.mail_settings(site)
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         people = []
         for person in store.iter_subscribers(status="active"):
@@ -392,7 +395,7 @@ def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     date = format_datetime(datetime.now(UTC))
     start = time.perf_counter()
     for person in people:
-        token = subscribers.make_token(secret, person.id, person.email)
+        token = tokens.make_token(secret, person.id, person.email)
         url = compose.unsubscribe_link(settings.unsubscribe_url, token)
         message = EmailMessage()
         message["From"] = settings.sender

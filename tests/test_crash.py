@@ -15,6 +15,7 @@ import pytest
 from processes import ENV, run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
 
+from publisher import tokens
 from publisher.config import load_config
 from publisher.mail import subscribers
 from publisher.store import open_store
@@ -35,7 +36,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
             encoding="utf-8",
         )
         site = load_config(config)
-        secret = subscribers.load_secret(site.state_dir)
+        secret = tokens.load_secret(site.state_dir)
         with open_store(site.state_db) as store, store.transaction():
             for address in ADDRESSES:
                 subscribers.add_subscriber(store, secret, address, "", now=now)
@@ -141,7 +142,7 @@ def test_temp_files_of_a_run_killed_mid_write_are_removed_by_the_next(
     site_dir, now, command, marker, folder, name
 ):
     site = load_config(site_dir / "publisher.toml")
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store, store.transaction():
         for address in ADDRESSES[:3]:
             subscribers.add_subscriber(store, secret, address, "", now=now)
@@ -172,7 +173,7 @@ def test_digest_send_clears_temp_files_a_killed_serve_left_in_the_outbox(site_di
     # `publisher serve` writes confirmations without the site lock: its leftovers
     # are not found by the lock's check, so digest send looks in the outbox itself.
     site = load_config(site_dir / "publisher.toml")
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store, store.transaction():
         subscribers.add_subscriber(store, secret, ADDRESSES[0], "", now=now)
     confirmations = site.delivery.outbox_dir / "confirmations"

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from smtp_server import Faults, SmtpServer
 
+from publisher import tokens
 from publisher.config import load_config
 from publisher.errors import TransientDeliveryError
 from publisher.mail import subscribers
@@ -32,7 +33,7 @@ class Clock:
 
 
 def _add(site, addresses, now):
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)
@@ -184,7 +185,7 @@ def test_smtp_delivery_headers_and_personal_links(site_dir, now):
     assert report.sent == 3
     by_recipient = server.by_recipient()
     assert sorted(by_recipient) == ADDRESSES[:3]
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         for address, received in by_recipient.items():
             assert len(received) == 1
@@ -201,11 +202,11 @@ def test_smtp_delivery_headers_and_personal_links(site_dir, now):
             assert f"token={token}" in html
             subscriber = store.find_subscriber(address)
             assert subscriber is not None
-            assert subscribers.check_token(secret, token, subscriber)
+            assert tokens.check_token(secret, token, subscriber)
             for other in ADDRESSES[:3]:
                 if other != address:
                     other_subscriber = store.find_subscriber(other)
-                    assert not subscribers.check_token(secret, token, other_subscriber)
+                    assert not tokens.check_token(secret, token, other_subscriber)
         rows = store.conn.execute("SELECT status, reply FROM deliveries").fetchall()
     assert all(status == "sent" and reply.startswith("250 2.0.0 Ok") for status, reply in rows)
 
@@ -263,8 +264,8 @@ def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, 
     assert report.bounced == ["reader2@example.org"]
     with open_store(site.state_db) as store:
         rows = store.conn.execute("SELECT key, reason FROM suppressions").fetchall()
-    secret = subscribers.load_secret(site.state_dir)
-    assert rows == [(subscribers.suppression_key(secret, "reader2@example.org"), "bounced")]
+    secret = tokens.load_secret(site.state_dir)
+    assert rows == [(tokens.suppression_key(secret, "reader2@example.org"), "bounced")]
 
     config = ["--config", str(site_dir / "publisher.toml")]
     removed = runner.invoke(cli, [*config, "subscribers", "remove", "reader2@example.org"])

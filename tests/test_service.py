@@ -20,6 +20,7 @@ from processes import run_publisher, start_publisher
 from smtp_server import Faults, SmtpServer
 from websub_hub import SilentHub
 
+from publisher import tokens
 from publisher.cli import cli
 from publisher.config import load_config
 from publisher.mail import subscribers
@@ -128,7 +129,7 @@ def _setting(site_dir: Path, key: str) -> str | None:
 def _subscribe(site_dir: Path, addresses: list[str]) -> None:
     site = load_config(site_dir / "publisher.toml")
     now = datetime.now(UTC)
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from publisher import tokens
 from publisher.errors import SubscriberError
 from publisher.mail import signups, subscribers
 from publisher.store import open_store
@@ -55,7 +56,7 @@ def test_a_used_link_does_not_resubscribe_after_an_unsubscribe(store, now):
     request = _request(store, "ada@example.org", now)
     with store.transaction():
         subscriber = signups.confirm(store, SECRET, request.token, now=now)
-        token = subscribers.make_token(SECRET, subscriber.id, subscriber.email)
+        token = tokens.make_token(SECRET, subscriber.id, subscriber.email)
         subscribers.unsubscribe(store, SECRET, token, now=now)
     for step in (signups.check_confirmation, signups.confirm):
         with pytest.raises(SubscriberError) as raised, store.transaction():

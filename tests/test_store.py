@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import database_before
 
+from publisher import tokens
 from publisher.config import load_config
 from publisher.errors import MigrationError, StoreError
 from publisher.mail import subscribers
@@ -118,7 +119,7 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
         with open_store(site.state_db) as store, store.transaction():
             subscribers.add_subscriber(
                 store,
-                subscribers.load_secret(site.state_dir),
+                tokens.load_secret(site.state_dir),
                 "ada@example.org",
                 "",
                 now=UPGRADE_NOW,

@@ -17,22 +17,16 @@ import pytest
 from publisher.cli import cli
 from publisher.cli.subscribers import _row, _width
 from publisher.errors import SubscriberError
+from publisher.mail.lists import ImportReport, export_csv, import_csv
 from publisher.mail.subscribers import (
-    ImportReport,
     add_subscriber,
-    check_token,
-    export_csv,
-    import_csv,
-    load_secret,
-    make_token,
     normalise_address,
     normalise_name,
-    parse_token,
     remove_subscriber,
-    suppression_key,
 )
 from publisher.mail.subscribers import unsubscribe as unsubscribe_token
 from publisher.store import open_store
+from publisher.tokens import check_token, load_secret, make_token, parse_token, suppression_key
 
 DATA = Path(__file__).parent / "data" / "subscribers"
 SECRET = b"s" * 32

@@ -32,6 +32,7 @@ from conftest import NOW, SITES
 from fetches import foreign_fetches
 from web_server import WebServer
 
+from publisher import tokens
 from publisher.config import SiteConfig, load_config
 from publisher.mail import subscribers
 from publisher.pipelines import build, digests
@@ -145,7 +146,7 @@ def _statuses(site: SiteConfig) -> dict[str, str]:
 
 
 def _add(site: SiteConfig, addresses: list[str], now: datetime) -> None:
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)
@@ -595,7 +596,7 @@ def test_an_oversized_body_gets_413(built, client):
 
 def test_an_oversized_unsubscribe_body_gets_413(built, client, now):
     _add(built, ["ada@example.org"], now)
-    token = subscribers.make_token(subscribers.load_secret(built.state_dir), 1, "ada@example.org")
+    token = tokens.make_token(tokens.load_secret(built.state_dir), 1, "ada@example.org")
     response = client.post(
         _unsubscribe_path(built),
         params={"token": token},
@@ -849,11 +850,11 @@ def test_a_link_is_still_good_after_47_hours(built, client, clock, now):
 
 def test_a_confirmation_link_from_another_site_gets_400(built, clock, tmp_path, monkeypatch):
     # Another site: its own copy, its own secret, the same address pending (id 1 too).
-    monkeypatch.setenv(subscribers.SECRET_ENV, "another-site-secret-" + "a" * 20)
+    monkeypatch.setenv(tokens.SECRET_ENV, "another-site-secret-" + "a" * 20)
     other = load_config(shutil.copytree(SITES / "basic", tmp_path / "other") / "publisher.toml")
     with WebServer(other, now=clock) as server, httpx.Client(base_url=server.origin) as client:
         foreign = _pending_link(client, other, "ada@example.org")
-    monkeypatch.setenv(subscribers.SECRET_ENV, "this-site-secret-" + "b" * 20)
+    monkeypatch.setenv(tokens.SECRET_ENV, "this-site-secret-" + "b" * 20)
     with WebServer(built, now=clock) as server, httpx.Client(base_url=server.origin) as client:
         own = _pending_link(client, built, "ada@example.org")
         assert _token(own).split(".")[0] == _token(foreign).split(".")[0] == "1"
@@ -965,7 +966,7 @@ def test_an_unsubscribe_on_the_web_outlives_remove_and_an_old_list(
         lambda token: token.split(".", 1)[0],
         lambda token: "2." + token.split(".", 1)[1],  # another subscriber's id
         lambda token: "99." + token.split(".", 1)[1],  # nobody's id
-        lambda _token: subscribers.make_token(b"another site's secret!!", 1, "ada@example.org"),
+        lambda _token: tokens.make_token(b"another site's secret!!", 1, "ada@example.org"),
         lambda _token: "",
         lambda token: token + "x",
     ],

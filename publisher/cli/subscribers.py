@@ -65,10 +65,11 @@ def add(ctx: click.Context, email: str, name: str) -> None:
     Example:
       publisher subscribers add ada@example.org --name "Ada Lovelace"
     """
+    from publisher import tokens
     from publisher.mail import subscribers as library
 
     with _open(ctx) as (site, store, now):
-        secret = library.load_secret(site.state_dir)
+        secret = tokens.load_secret(site.state_dir)
         with store.transaction():
             subscriber, outcome = library.add_subscriber(store, secret, email, name, now=now)
     if outcome == "already subscribed":
@@ -91,10 +92,11 @@ def remove(ctx: click.Context, email: str) -> None:
     Example:
       publisher subscribers remove ada@example.org
     """
+    from publisher import tokens
     from publisher.mail import subscribers as library
 
     with _open(ctx) as (site, store, now):
-        secret = library.load_secret(site.state_dir)
+        secret = tokens.load_secret(site.state_dir)
         with store.transaction():
             subscriber = library.remove_subscriber(store, secret, email, now=now)
     click.echo(f"removed {subscriber.email}")
@@ -173,12 +175,13 @@ def import_(ctx: click.Context, file: Path) -> None:
     Example:
       publisher subscribers import people.csv
     """
-    from publisher.mail import subscribers as library
+    from publisher import tokens
+    from publisher.mail import lists
 
     with _open(ctx) as (site, store, now):
-        secret = library.load_secret(site.state_dir)
+        secret = tokens.load_secret(site.state_dir)
         with store.transaction():
-            report = library.import_csv(store, secret, file, now=now)
+            report = lists.import_csv(store, secret, file, now=now)
     for line in (*report.problems, *report.skipped_rows):
         click.echo(f"warning: {line}", err=True)
     bad = len(report.problems)
@@ -211,15 +214,15 @@ def export(ctx: click.Context, out: Path | None) -> None:
       publisher subscribers export > subscribers.csv
       publisher subscribers export --out backup/subscribers.csv
     """
-    from publisher.mail import subscribers as library
+    from publisher.mail import lists
 
     with _open(ctx) as (_, store, _):
         if out is None:
-            library.export_csv(store, sys.stdout)
+            lists.export_csv(store, sys.stdout)
             return
         try:
             with click.open_file(str(out), "w", encoding="utf-8", atomic=True) as stream:
-                count = library.export_csv(store, stream)
+                count = lists.export_csv(store, stream)
         except OSError as err:
             message = f"cannot write the export ({err.strerror or err})"
             raise OutputError(str(out), message) from err
@@ -239,10 +242,11 @@ def unsubscribe(ctx: click.Context, token: str) -> None:
     Example:
       publisher unsubscribe 42.dGhpcyBpcyBub3QgYSByZWFsIHRva2VuIGF0IGFsbA
     """
+    from publisher import tokens
     from publisher.mail import subscribers as library
 
     with _open(ctx) as (site, store, now):
-        secret = library.load_secret(site.state_dir)
+        secret = tokens.load_secret(site.state_dir)
         with store.transaction():
             subscriber = library.unsubscribe(store, secret, token, now=now)
     click.echo(f"unsubscribed {subscriber.email}")

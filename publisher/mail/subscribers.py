@@ -1,4 +1,4 @@
-"""Subscribers: validated addresses, the unsubscribe secret and tokens, CSV in and out.
+"""Subscribers: validated addresses, and adding, removing and unsubscribing them.
 
 Library code for the `publisher subscribers …` and `publisher unsubscribe`
 commands. Functions that write take an open Store and expect the caller to
@@ -12,50 +12,34 @@ re-importing the same address in other capitals.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import csv
-import hashlib
-import hmac
-import io
 import logging
-import os
 import re
-import secrets
-import stat
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import SubscriberError
-from publisher.model import SUBSCRIBER_STATUSES, Subscriber
+from publisher.model import Subscriber
 from publisher.store import Store
+from publisher.tokens import (
+    BAD_TOKEN,
+    TOKEN_WHERE,
+    check_token,
+    parse_token,
+    suppression_key,
+)
 
 logger = logging.getLogger(__name__)
 
-SECRET_ENV = "PUBLISHER_SECRET"
-SECRET_FILE = "secret"
-MIN_SECRET_LENGTH = 16
-MAX_TOKEN_LENGTH = 200
 MAX_NAME_LENGTH = 200
-EXPORT_COLUMNS = ("email", "name", "status", "created_at")
 
 AddOutcome = Literal["added", "name updated", "already subscribed"]
 
 # C0 and C1 control characters and DEL: in an address they can only be a
 # header injection attempt (CR/LF) or garbage; in a name, terminal escapes.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# "<id>.<mac>": a positive id small enough for SQLite's 64-bit integers, and
-# the 43 characters of an unpadded URL-safe base64 HMAC-SHA256.
-_TOKEN = re.compile(r"([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})")
-_BAD_TOKEN = "not a valid unsubscribe token"
-_TOKEN_WHERE = "TOKEN"
-_BOM = b"\xef\xbb\xbf"
-_DELIMITERS = (",", ";", "\t")
 
 
 # -- addresses and names -------------------------------------------------------------
@@ -102,109 +86,9 @@ def normalise_name(text: str, where: str) -> str:
     return name
 
 
-def _key(address: str) -> str:
+def address_key(address: str) -> str:
+    """The form two addresses are compared in: case does not matter (module docstring)."""
     return address.lower()
-
-
-# -- the secret and tokens ------------------------------------------------------------
-
-
-def load_secret(state_dir: Path) -> bytes:
-    """The key for unsubscribe tokens: $PUBLISHER_SECRET, else state_dir/secret.
-
-    The file is made once, with mode 0600: written under a temporary name and
-    published with os.link, which fails when another process got there first,
-    so two processes starting at once agree on one secret and neither can read
-    a half-written file. Changing the secret invalidates every link sent.
-
-    :raises SubscriberError: for a short $PUBLISHER_SECRET or an unusable file.
-    """
-    value = os.environ.get(SECRET_ENV, "")
-    if value:
-        if len(value) < MIN_SECRET_LENGTH:
-            message = (
-                f"must be at least {MIN_SECRET_LENGTH} characters long (it has {len(value)}); "
-                "make one with: python -c 'import secrets; print(secrets.token_hex(32))'"
-            )
-            raise SubscriberError(SECRET_ENV, message)
-        return value.encode("utf-8")
-    path = state_dir / SECRET_FILE
-    try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
-        if not path.exists():
-            _create_secret(path)
-        return _read_secret(path)
-    except OSError as err:
-        message = f"cannot read or create the unsubscribe secret ({err.strerror or err})"
-        raise SubscriberError(str(path), message) from err
-
-
-def _create_secret(path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(secrets.token_bytes(32).hex() + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        with contextlib.suppress(FileExistsError):  # another process won: use theirs
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # make the new name durable where the OS allows
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-
-
-def _read_secret(path: Path) -> bytes:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        path.chmod(0o600)
-        logger.warning("%s: was readable by others (mode %04o); changed it to 0600", path, mode)
-    text = path.read_text(encoding="ascii", errors="replace").strip()
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-        message = (
-            "not a valid secret (expected 64 hexadecimal characters); restore it from a "
-            "backup, or delete it to make a new one (links already sent then stop working)"
-        )
-        raise SubscriberError(str(path), message)
-    return bytes.fromhex(text)
-
-
-def _mac(secret: bytes, subscriber_id: int, email: str) -> str:
-    digest = hmac.new(
-        secret, f"unsubscribe\0{subscriber_id}\0{email}".encode(), hashlib.sha256
-    ).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def make_token(secret: bytes, subscriber_id: int, email: str) -> str:
-    """`<id>.<mac>`: safe in a URL query and a mailto subject, bound to the address."""
-    return f"{subscriber_id}.{_mac(secret, subscriber_id, email)}"
-
-
-def parse_token(token: str) -> tuple[int, str]:
-    """(subscriber id, mac) of a well-formed token; says nothing about its validity.
-
-    :raises SubscriberError: for anything that is not a whole token.
-    """
-    match = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_LENGTH else None
-    if match is None:
-        raise SubscriberError(_TOKEN_WHERE, _BAD_TOKEN)
-    return int(match.group(1)), match.group(2)
-
-
-def check_token(secret: bytes, token: str, subscriber: Subscriber) -> bool:
-    """Whether *token* was made with *secret* for exactly this subscriber."""
-    try:
-        subscriber_id, mac = parse_token(token)
-    except SubscriberError:
-        return False
-    expected = _mac(secret, subscriber.id, subscriber.email)
-    return subscriber_id == subscriber.id and hmac.compare_digest(mac, expected)
 
 
 # -- suppressions -------------------------------------------------------------------
@@ -220,23 +104,12 @@ _REFUSALS = {
 _ONLY_THEY = "only a sign-up they confirm themselves lifts this"
 
 
-def suppression_key(secret: bytes, email: str) -> str:
-    """The keyed hash a suppression entry stores instead of the address.
-
-    Case-insensitive, as addresses are matched (module docstring). Keyed with
-    the site secret, so the table alone cannot be checked against a list of
-    guessed addresses; domain-separated from the unsubscribe MACs.
-    """
-    message = f"suppress\0{_key(email)}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
-
-
 def suppress(store: Store, secret: bytes, email: str, reason: str, *, now: datetime) -> None:
     """Keep *email* from being subscribed again except by their own confirmed sign-up."""
     store.insert_suppression(suppression_key(secret, email), reason, now=now)
 
 
-def _refusal(store: Store, secret: bytes, email: str, status: str | None) -> str | None:
+def refusal(store: Store, secret: bytes, email: str, status: str | None) -> str | None:
     """Why *email* must not be subscribed for the operator, or None when it may be.
 
     *status* is that of the address's subscriber row, which speaks for itself
@@ -267,9 +140,9 @@ def add_subscriber(
     email = normalise_address(address, where)
     name = normalise_name(name, where)
     existing = store.find_subscriber_any_case(email)
-    refusal = _refusal(store, secret, email, existing.status if existing else None)
-    if refusal is not None:
-        message = f"{refusal} ({_ONLY_THEY})"
+    refused = refusal(store, secret, email, existing.status if existing else None)
+    if refused is not None:
+        message = f"{refused} ({_ONLY_THEY})"
         raise SubscriberError(where, message)
     if existing is None:
         subscriber_id = store.insert_subscriber(email, name, status="active", now=now)
@@ -338,7 +211,7 @@ def token_owner(store: Store, secret: bytes, token: str) -> Subscriber:
     subscriber_id, _ = parse_token(token)
     subscriber = store.get_subscriber(subscriber_id)
     if subscriber is None or not check_token(secret, token, subscriber):
-        raise SubscriberError(_TOKEN_WHERE, _BAD_TOKEN)
+        raise SubscriberError(TOKEN_WHERE, BAD_TOKEN)
     return subscriber
 
 
@@ -362,210 +235,3 @@ def _get(store: Store, subscriber_id: int) -> Subscriber:
     subscriber = store.get_subscriber(subscriber_id)
     assert subscriber is not None, subscriber_id  # written in this same transaction
     return subscriber
-
-
-# -- CSV ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ImportReport:
-    """What an import did.
-
-    `problems` are the bad rows, as `file.csv:LINE: problem`; `skipped_rows`
-    the addresses refused because they opted out, as `file.csv:LINE: why`.
-    """
-
-    added: int
-    already_present: int
-    skipped_unsubscribed: int  # unsubscribed, bounced or removed: never resubscribed by import
-    problems: tuple[str, ...] = ()
-    skipped_rows: tuple[str, ...] = ()
-
-    @property
-    def good_rows(self) -> int:
-        return self.added + self.already_present + self.skipped_unsubscribed
-
-
-def import_csv(store: Store, secret: bytes, path: Path, *, now: datetime) -> ImportReport:
-    """Add every good row of a CSV file with an `email` (and optional `name`) column.
-
-    Bad rows and duplicates within the file are reported and left out; the
-    rest goes in (the caller's transaction makes that all or nothing). An
-    address already present is not touched, whatever its status: one that
-    unsubscribed or bounced, or was removed (its suppression entry), is
-    counted and skipped with a line saying why, because consent to mail it
-    again cannot come from a list. For the same reason an optional `status`
-    column (as `export_csv` writes) is honoured: a new address marked
-    unsubscribed or bounced is recorded so, never as active, and counted as
-    skipped. Accepts a UTF-8 BOM, CRLF line ends and `,`, `;` or tab delimiters.
-
-    :raises SubscriberError: for a missing or unreadable file, one that is not
-        UTF-8, or a header without an `email` column; nothing is imported then.
-    """
-    name = str(path)
-    records = _records(name, _read_text(path))
-    header = next(records, None)
-    if header is None:
-        message = "is empty; expected a header row with an 'email' column, e.g. 'email,name'"
-        raise SubscriberError(name, message)
-    email_column, name_column, status_column = _columns(name, header[1])
-
-    existing = {_key(s.email): s.status for s in store.iter_subscribers()}
-    seen: dict[str, int] = {}
-    problems: list[str] = []
-    skipped_rows: list[str] = []
-    counts = {"added": 0, "present": 0, "skipped": 0}
-    for line, row in records:
-        where = f"{name}:{line}"
-        try:
-            email = normalise_address(_cell(row, email_column), where)
-            person = normalise_name(_cell(row, name_column), where)
-            wanted = _status(_cell(row, status_column), where)
-        except SubscriberError as err:
-            problems.append(str(err))
-            continue
-        key = _key(email)
-        if key in seen:
-            problems.append(f"{where}: duplicate of line {seen[key]} ({email!r})")
-            continue
-        seen[key] = line
-        outcome, why = _import_one(store, secret, email, person, wanted, existing.get(key), now=now)
-        counts[outcome] += 1
-        if why is not None:
-            skipped_rows.append(f"{where}: {why}")
-    return ImportReport(
-        counts["added"], counts["present"], counts["skipped"], tuple(problems), tuple(skipped_rows)
-    )
-
-
-def _import_one(
-    store: Store,
-    secret: bytes,
-    email: str,
-    name: str,
-    wanted: str,
-    status: str | None,
-    *,
-    now: datetime,
-) -> tuple[Literal["added", "present", "skipped"], str | None]:
-    """What importing one good row did, and why it was skipped if it was refused.
-
-    *status* is that of the address's subscriber row, None when it has none.
-    """
-    if status == "active":
-        return "present", None
-    refusal = _refusal(store, secret, email, status)
-    if refusal is not None:
-        return "skipped", refusal
-    # A new address marked unsubscribed or bounced (an export's status column)
-    # is recorded so, never active, and no later import can subscribe it.
-    store.insert_subscriber(email, name, status=wanted, now=now)
-    return ("added", None) if wanted == "active" else ("skipped", None)
-
-
-def _read_text(path: Path) -> str:
-    where = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as err:
-        raise SubscriberError(where, "file not found") from err
-    except IsADirectoryError as err:
-        raise SubscriberError(where, "is a folder, not a CSV file") from err
-    except OSError as err:
-        message = f"cannot read the file ({err.strerror or err})"
-        raise SubscriberError(where, message) from err
-    start = len(_BOM) if data.startswith(_BOM) else 0
-    try:
-        return data[start:].decode("utf-8")
-    except UnicodeDecodeError as err:
-        offset = start + err.start
-        line = data.count(b"\n", 0, offset) + 1
-        where = f"{where}:{line}"
-        message = (
-            f"not UTF-8 (byte 0x{data[offset]:02x} at offset {offset}); "
-            "save the file as UTF-8 CSV and import it again"
-        )
-        raise SubscriberError(where, message) from err
-
-
-def _records(name: str, text: str) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, cells) of each non-blank record; the delimiter is the header's."""
-    delimiter = _delimiter(re.split(r"\r\n|\r|\n", text.lstrip("\r\n"), maxsplit=1)[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    line = 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            where = f"{name}:{reader.line_num}"
-            message = f"not a readable CSV file ({err})"
-            raise SubscriberError(where, message) from err
-        if any(cell.strip() for cell in row):
-            yield line, row
-        line = reader.line_num + 1
-
-
-def _delimiter(header: str) -> str:
-    """The delimiter that makes an `email` column appear, else the most frequent one."""
-    for delimiter in _DELIMITERS:
-        if "email" in _names(next(csv.reader([header], delimiter=delimiter), [])):
-            return delimiter
-    return max(_DELIMITERS, key=header.count)
-
-
-def _names(row: list[str]) -> list[str]:
-    return [cell.strip().lower() for cell in row]
-
-
-def _columns(name: str, header: list[str]) -> tuple[int, int | None, int | None]:
-    names = _names(header)
-    if "email" not in names:
-        found = ", ".join(repr(cell) for cell in header)
-        message = (
-            f"the header row has no 'email' column (found {found}); expected 'email' "
-            "and optionally 'name', e.g. 'email,name'"
-        )
-        if "@" in found:
-            message += " (the first row looks like data: add a header row)"
-        raise SubscriberError(name, message)
-    return (
-        names.index("email"),
-        names.index("name") if "name" in names else None,
-        names.index("status") if "status" in names else None,
-    )
-
-
-def _status(text: str, where: str) -> str:
-    status = text.strip().lower() or "active"
-    if status not in SUBSCRIBER_STATUSES:
-        message = f"status {text!r} is not one of {', '.join(SUBSCRIBER_STATUSES)}"
-        raise SubscriberError(where, message)
-    return status
-
-
-def _cell(row: list[str], column: int | None) -> str:
-    return row[column] if column is not None and column < len(row) else ""
-
-
-def export_csv(store: Store, stream: IO[str]) -> int:
-    """Write every subscriber (any status) as CSV to *stream*; returns how many.
-
-    Streamed from the database, so a long list is never held in memory. The
-    columns are email, name, status, created_at (ISO 8601).
-    """
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    count = 0
-    for subscriber in store.iter_subscribers():
-        writer.writerow(
-            (
-                subscriber.email,
-                subscriber.name,
-                subscriber.status,
-                subscriber.created_at.isoformat(),
-            )
-        )
-        count += 1
-    return count

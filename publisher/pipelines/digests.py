@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from publisher import templating
+from publisher import templating, tokens
 from publisher.config import SiteConfig
 from publisher.content import indexing
 from publisher.delivery import senders
@@ -141,7 +141,7 @@ def send_digests(
         return report
     if sender is None:
         sender = senders.site_sender(site, sleep=sleep)
-    secret = subscribers.load_secret(site.state_dir)
+    secret = tokens.load_secret(site.state_dir)
     with open_store(site.state_db) as store:
         try:
             for digest_id in store.unfinished_digests():
@@ -291,7 +291,7 @@ def _send_digest(
     template = compose.prepare(digest_id, digest.rendered, settings, date=now())
 
     def message_for(subscriber: Subscriber) -> Message:
-        token = subscribers.make_token(secret, subscriber.id, subscriber.email)
+        token = tokens.make_token(secret, subscriber.id, subscriber.email)
         return compose.personalise(template, subscriber, token)
 
     # Rows left `sending` by an interrupted run: the outbox can tell whether

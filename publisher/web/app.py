@@ -40,7 +40,7 @@ from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
-from publisher import templating
+from publisher import templating, tokens
 from publisher.config import SiteConfig
 from publisher.delivery.senders import Sender
 from publisher.errors import PublisherError, StoreError, SubscriberError
@@ -304,7 +304,7 @@ def create_app(
 
     def secret() -> bytes:
         if not secret_holder:
-            secret_holder.append(subscribers.load_secret(site.state_dir))
+            secret_holder.append(tokens.load_secret(site.state_dir))
         return secret_holder[0]
 
     def store() -> Store:

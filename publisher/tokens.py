@@ -1,0 +1,143 @@
+"""The site's secret, and what is made with it: unsubscribe tokens and suppression keys.
+
+Below the stages, because composing, sending, the web service and the
+command line all need them, and the store keeps only what they produce.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+
+from publisher.errors import SubscriberError
+from publisher.model import Subscriber
+
+logger = logging.getLogger(__name__)
+
+SECRET_ENV = "PUBLISHER_SECRET"
+SECRET_FILE = "secret"
+MIN_SECRET_LENGTH = 16
+MAX_TOKEN_LENGTH = 200
+
+# "<id>.<mac>": a positive id small enough for SQLite's 64-bit integers, and
+# the 43 characters of an unpadded URL-safe base64 HMAC-SHA256.
+_TOKEN = re.compile(r"([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})")
+BAD_TOKEN = "not a valid unsubscribe token"
+TOKEN_WHERE = "TOKEN"
+
+
+def load_secret(state_dir: Path) -> bytes:
+    """The key for unsubscribe tokens: $PUBLISHER_SECRET, else state_dir/secret.
+
+    The file is made once, with mode 0600: written under a temporary name and
+    published with os.link, which fails when another process got there first,
+    so two processes starting at once agree on one secret and neither can read
+    a half-written file. Changing the secret invalidates every link sent.
+
+    :raises SubscriberError: for a short $PUBLISHER_SECRET or an unusable file.
+    """
+    value = os.environ.get(SECRET_ENV, "")
+    if value:
+        if len(value) < MIN_SECRET_LENGTH:
+            message = (
+                f"must be at least {MIN_SECRET_LENGTH} characters long (it has {len(value)}); "
+                "make one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+            raise SubscriberError(SECRET_ENV, message)
+        return value.encode("utf-8")
+    path = state_dir / SECRET_FILE
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
+        if not path.exists():
+            _create_secret(path)
+        return _read_secret(path)
+    except OSError as err:
+        message = f"cannot read or create the unsubscribe secret ({err.strerror or err})"
+        raise SubscriberError(str(path), message) from err
+
+
+def _create_secret(path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(secrets.token_bytes(32).hex() + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: use theirs
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # make the new name durable where the OS allows
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _read_secret(path: Path) -> bytes:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        path.chmod(0o600)
+        logger.warning("%s: was readable by others (mode %04o); changed it to 0600", path, mode)
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        message = (
+            "not a valid secret (expected 64 hexadecimal characters); restore it from a "
+            "backup, or delete it to make a new one (links already sent then stop working)"
+        )
+        raise SubscriberError(str(path), message)
+    return bytes.fromhex(text)
+
+
+def _mac(secret: bytes, subscriber_id: int, email: str) -> str:
+    digest = hmac.new(
+        secret, f"unsubscribe\0{subscriber_id}\0{email}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def make_token(secret: bytes, subscriber_id: int, email: str) -> str:
+    """`<id>.<mac>`: safe in a URL query and a mailto subject, bound to the address."""
+    return f"{subscriber_id}.{_mac(secret, subscriber_id, email)}"
+
+
+def parse_token(token: str) -> tuple[int, str]:
+    """(subscriber id, mac) of a well-formed token; says nothing about its validity.
+
+    :raises SubscriberError: for anything that is not a whole token.
+    """
+    match = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_LENGTH else None
+    if match is None:
+        raise SubscriberError(TOKEN_WHERE, BAD_TOKEN)
+    return int(match.group(1)), match.group(2)
+
+
+def check_token(secret: bytes, token: str, subscriber: Subscriber) -> bool:
+    """Whether *token* was made with *secret* for exactly this subscriber."""
+    try:
+        subscriber_id, mac = parse_token(token)
+    except SubscriberError:
+        return False
+    expected = _mac(secret, subscriber.id, subscriber.email)
+    return subscriber_id == subscriber.id and hmac.compare_digest(mac, expected)
+
+
+def suppression_key(secret: bytes, email: str) -> str:
+    """The keyed hash a suppression entry stores instead of the address.
+
+    Case-insensitive, as addresses are matched (RFC 5321 §2.4: see mail.subscribers). Keyed with
+    the site secret, so the table alone cannot be checked against a list of
+    guessed addresses; domain-separated from the unsubscribe MACs.
+    """
+    message = f"suppress\0{email.lower()}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
