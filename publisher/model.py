@@ -171,8 +171,15 @@ class BuildReport:
         return len(self.problems)
 
 
-SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced")
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+SubscriberStatus = Literal["active", "unsubscribed", "bounced"]
+SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced")
+# A ledger row: `sending` is committed before the message leaves, so after a
+# crash it means "may have been delivered" (reported as uncertain).
+DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
+# What a sender reports: 2xx, 4xx (retried), 5xx, or a connection lost after the body.
+SendOutcome = Literal["sent", "transient", "permanent", "uncertain"]
+# Why an address is on the suppression list.
+SuppressionReason = Literal["unsubscribed", "bounced", "removed", "complained"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +187,7 @@ class Subscriber:
     id: int
     email: str  # normalised
     name: str
-    status: str  # one of SUBSCRIBER_STATUSES
+    status: SubscriberStatus
     created_at: datetime
     hard_failures: int = 0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import smtplib
 import ssl
 import time
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from publisher.config import DeliveryOptions, SiteConfig, SmtpOptions
 from publisher.errors import ConfigError, PermanentDeliveryError
-from publisher.model import Message
+from publisher.model import Message, SendOutcome
 from publisher.output import atomic_write
 
 if TYPE_CHECKING:
@@ -33,22 +32,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PASSWORD_VARIABLE = "PUBLISHER_SMTP_PASSWORD"
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    outcome: str  # "sent" | "transient" | "permanent" | "uncertain"
+    outcome: SendOutcome
     reply: str  # the server's reply (code, enhanced code, text) or what happened
     is_connection_problem: bool = False  # transient for every message, not this recipient
-
-    @property
-    def enhanced_code(self) -> str | None:
-        """RFC 3463 status such as 5.1.1 (no such user) or 4.2.2 (mailbox full)."""
-        parts = self.reply.split(" ", 2)
-        if len(parts) > 1 and _ENHANCED.match(parts[1]):
-            return parts[1]
-        return None
 
 
 class Sender(Protocol):

@@ -1,9 +1,8 @@
 """The digest pipeline: index → select → freeze and render → record deliveries → send.
 
-This module knows the order of the digest stages, as build.py does for
-feeds. The ledger is written around every message: a row is committed as
-`sending` before its message leaves and as `sent`, `failed` or back to
-`pending` after, so a crash can at worst leave one row uncertain.
+This module knows the order of the digest stages, as pipelines.build does
+for feeds: content indexes the folder, mail chooses, renders and composes,
+delivery sends each recipient's bytes and keeps the ledger.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from datetime import datetime
 from publisher import templating, tokens
 from publisher.config import SiteConfig
 from publisher.content import indexing
-from publisher.delivery import senders
-from publisher.delivery.senders import Sender, SendResult
+from publisher.delivery import send, senders
+from publisher.delivery.send import Progress, SendRules, SendTally
+from publisher.delivery.senders import Sender
 from publisher.errors import ConfigError, TransientDeliveryError
-from publisher.mail import compose, subscribers
+from publisher.mail import compose
 from publisher.mail.digest import DigestSite, render_digest, select_articles
 from publisher.model import Digest, DigestArticle, Message, RenderedDigest, Subscriber
 from publisher.output import OutputWriter
@@ -29,29 +29,17 @@ from publisher.store import Store, open_store
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int], None]
 TEST_SUBJECT_PREFIX = "[Test] "
 EXAMPLE_TOKEN = "EXAMPLE"  # in a preview's unsubscribe link: plainly no one's
-_LEDGER_STATUS = {
-    "sent": "sent",
-    "permanent": "failed",
-    "transient": "pending",
-    "uncertain": "sending",
-}
 
 
 @dataclass
-class SendReport:
+class SendReport(SendTally):
+    """What `send_digests` did: the digests it resumed and made, and the sends' tally."""
+
     made: int | None = None  # the id of the digest this run made, if any
     articles: int = 0
     resumed: list[int] = field(default_factory=list)
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0  # transient failures left pending for the next run
-    uncertain: int = 0  # rows left in `sending`
-    recovered: int = 0  # uncertain rows found delivered (outbox) and marked sent
-    bounced: list[str] = field(default_factory=list)
-    stopped: bool = False  # a stop was requested and honoured
     note: str = ""
 
 
@@ -125,63 +113,62 @@ def send_digests(
         left stays pending for the next run.
     """
     settings = compose.mail_settings(site)
-    report = SendReport()
     if dry_run:
-        found = preview(site, now=now())
-        if found is None:
-            report.note = "nothing new since the last digest"
-        else:
-            report.articles = len(found.articles)
-            with open_store(site.state_db) as store:
-                report.note = (
-                    f"would make digest {found.digest_number} with "
-                    f"{len(found.articles)} article(s) for "
-                    f"{_active_count(store)} active subscriber(s)"
-                )
-        return report
+        return _dry_run(site, now=now())
+    report = SendReport()
     if sender is None:
         sender = senders.site_sender(site, sleep=sleep)
-    secret = tokens.load_secret(site.state_dir)
+    rules = SendRules(
+        rate=site.delivery.rate,
+        bounce_after=site.delivery.bounce_after,
+        resend_uncertain=resend_uncertain,
+        secret=tokens.load_secret(site.state_dir),
+    )
     with open_store(site.state_db) as store:
+
+        def send_one(digest_id: int, rules: SendRules) -> None:
+            _send_digest(
+                site,
+                store,
+                digest_id,
+                settings,
+                sender,
+                report,
+                rules=rules,
+                now=now,
+                should_stop=should_stop,
+                progress=progress,
+                sleep=sleep,
+            )
+
         try:
             for digest_id in store.unfinished_digests():
                 report.resumed.append(digest_id)
-                _send_digest(
-                    site,
-                    store,
-                    digest_id,
-                    settings,
-                    sender,
-                    secret,
-                    report,
-                    now=now,
-                    resend_uncertain=resend_uncertain,
-                    should_stop=should_stop,
-                    progress=progress,
-                    sleep=sleep,
-                )
+                send_one(digest_id, rules)
                 if report.stopped:
                     return report
-            if not make_new:
-                return report
-            made_id = _make_digest(site, store, settings, report, now=now())
+            made_id = _make_digest(site, store, settings, report, now=now()) if make_new else None
             if made_id is not None:
-                _send_digest(
-                    site,
-                    store,
-                    made_id,
-                    settings,
-                    sender,
-                    secret,
-                    report,
-                    now=now,
-                    resend_uncertain=False,
-                    should_stop=should_stop,
-                    progress=progress,
-                    sleep=sleep,
-                )
+                send_one(made_id, replace(rules, resend_uncertain=False))
         finally:
             sender.close()
+    return report
+
+
+def _dry_run(site: SiteConfig, *, now: datetime) -> SendReport:
+    """What `send` would do: the digest it would make, for how many; records nothing."""
+    report = SendReport()
+    found = preview(site, now=now)
+    if found is None:
+        report.note = "nothing new since the last digest"
+        return report
+    report.articles = len(found.articles)
+    with open_store(site.state_db) as store:
+        report.note = (
+            f"would make digest {found.digest_number} with "
+            f"{len(found.articles)} article(s) for "
+            f"{_active_count(store)} active subscriber(s)"
+        )
     return report
 
 
@@ -275,15 +262,15 @@ def _send_digest(
     digest_id: int,
     settings: compose.MailSettings,
     sender: Sender,
-    secret: bytes,
     report: SendReport,
     *,
+    rules: SendRules,
     now: Callable[[], datetime],
-    resend_uncertain: bool,
     should_stop: Callable[[], bool],
     progress: Callable[[int], Progress] | None,
     sleep: Callable[[float], None],
 ) -> None:
+    """Write the digest's web copy, compose once, and hand each recipient's bytes to delivery."""
     digest = store.get_digest(digest_id)
     if digest is None or digest.rendered is None:  # pragma: no cover - made in one transaction
         return
@@ -291,125 +278,21 @@ def _send_digest(
     template = compose.prepare(digest_id, digest.rendered, settings, date=now())
 
     def message_for(subscriber: Subscriber) -> Message:
-        token = tokens.make_token(secret, subscriber.id, subscriber.email)
+        token = tokens.make_token(rules.secret, subscriber.id, subscriber.email)
         return compose.personalise(template, subscriber, token)
 
-    # Rows left `sending` by an interrupted run: the outbox can tell whether
-    # they arrived; SMTP cannot, so they wait for --resend-uncertain.
-    for row in list(store.iter_deliveries(digest_id, ("sending",))):
-        if resend_uncertain:
-            continue
-        delivered = sender.is_delivered(message_for(row.subscriber))
-        if delivered is True:
-            with store.transaction():
-                store.set_delivery(
-                    digest_id,
-                    row.subscriber.id,
-                    "sent",
-                    now=now(),
-                    reply="found delivered after an interrupted run",
-                )
-            report.recovered += 1
-        elif delivered is False:
-            with store.transaction():
-                store.set_delivery(digest_id, row.subscriber.id, "pending", now=now())
-        else:
-            report.uncertain += 1
-
-    statuses = ("pending", "sending") if resend_uncertain else ("pending",)
-    total = store.count_deliveries(digest_id, statuses)
-    tick = progress(total) if progress and total else None
-    interval = 1 / site.delivery.rate if site.delivery.rate > 0 else 0.0
-    last_start = 0.0
-    stop_error: TransientDeliveryError | None = None
-    # One commit per message: the outcome of message i goes in the transaction
-    # that marks message i+1 `sending`. A crash between a send and that commit
-    # leaves one row `sending`, exactly as a commit of its own would.
-    outcome: tuple[Subscriber, SendResult] | None = None
-    try:
-        for row in store.iter_deliveries(digest_id, statuses):
-            if should_stop():
-                report.stopped = True
-                break
-            subscriber = row.subscriber
-            if subscriber.status != "active":
-                with store.transaction():
-                    _record(site, store, secret, digest_id, outcome, report, now=now())
-                    outcome = None
-                    store.set_delivery(
-                        digest_id,
-                        subscriber.id,
-                        "failed",
-                        now=now(),
-                        error=f"not sent: the subscriber is {subscriber.status}",
-                    )
-                report.failed += 1
-                continue
-            if interval:
-                wait = last_start + interval - time.monotonic()
-                if wait > 0:
-                    sleep(wait)
-            last_start = time.monotonic()
-            message = message_for(subscriber)
-            with store.transaction():
-                _record(site, store, secret, digest_id, outcome, report, now=now())
-                outcome = None
-                store.set_delivery(
-                    digest_id, subscriber.id, "sending", now=now(), count_attempt=True
-                )
-            result = sender.send(message)
-            outcome = (subscriber, result)
-            if tick:
-                tick(1)
-            if result.outcome == "transient" and result.is_connection_problem:
-                stop_error = TransientDeliveryError(sender.description, result.reply)
-                break
-    finally:
-        if outcome is not None:
-            with store.transaction():
-                _record(site, store, secret, digest_id, outcome, report, now=now())
-    if store.count_deliveries(digest_id, ("pending", "sending")) == 0:
-        with store.transaction():
-            store.finish_digest(digest_id, now=now())
-    if stop_error is not None:
-        raise stop_error
-
-
-def _record(
-    site: SiteConfig,
-    store: Store,
-    secret: bytes,
-    digest_id: int,
-    outcome: tuple[Subscriber, SendResult] | None,
-    report: SendReport,
-    *,
-    now: datetime,
-) -> None:
-    """Write one send's outcome to the ledger (inside the caller's transaction)."""
-    if outcome is None:
-        return
-    subscriber, result = outcome
-    # uncertain stays `sending`: reported, and not sent again unless asked.
-    status = _LEDGER_STATUS[result.outcome]
-    error = None if result.outcome == "sent" else result.reply
-    store.set_delivery(digest_id, subscriber.id, status, now=now, error=error, reply=result.reply)
-    if result.outcome == "sent":
-        if subscriber.hard_failures:
-            store.reset_hard_failures(subscriber.id)
-        report.sent += 1
-    elif result.outcome == "permanent":
-        report.failed += 1
-        if store.record_hard_failure(
-            subscriber.id, bounce_after=site.delivery.bounce_after, now=now
-        ):
-            # Kept beyond the row, so that a removal and a re-import cannot revive it.
-            subscribers.suppress(store, secret, subscriber.email, "bounced", now=now)
-            report.bounced.append(subscriber.email)
-    elif result.outcome == "transient":
-        report.deferred += 1
-    else:
-        report.uncertain += 1
-        logger.warning("%s: %s", subscriber.email, result.reply)
+    send.send_digest(
+        store,
+        digest_id,
+        sender,
+        message_for,
+        rules=rules,
+        tally=report,
+        now=now,
+        should_stop=should_stop,
+        progress=progress,
+        sleep=sleep,
+    )
 
 
 # -- test --------------------------------------------------------------------------
