@@ -490,8 +490,8 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypat
     import multiprocessing
 
     from publisher import parallel
-    from publisher.content import indexing
-    from publisher.pipelines import build as pipeline
+    from publisher.content import bodies, indexing
+    from publisher.feeds import write
 
     real_get_context = multiprocessing.get_context
     pools: list[str] = []
@@ -504,13 +504,13 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypat
     _many_articles(site, indexing.PARALLEL_THRESHOLD + 20)
     report = build(site, now=now)  # big enough for worker processes on every step
     assert pools == ["fork", "fork", "fork"]  # parsing, Markdown, feeds
-    assert len(report.written) >= pipeline.PARALLEL_RENDER_THRESHOLD
+    assert len(report.written) >= write.PARALLEL_RENDER_THRESHOLD
     in_parallel = _contents(site.output_dir)
     for folder in (site.output_dir, site.state_dir):
         shutil.rmtree(folder)
     monkeypatch.setattr(indexing, "PARALLEL_THRESHOLD", 10**9)
-    monkeypatch.setattr(pipeline, "PARALLEL_HTML_THRESHOLD", 10**9)
-    monkeypatch.setattr(pipeline, "PARALLEL_RENDER_THRESHOLD", 10**9)
+    monkeypatch.setattr(bodies, "PARALLEL_HTML_THRESHOLD", 10**9)
+    monkeypatch.setattr(write, "PARALLEL_RENDER_THRESHOLD", 10**9)
     build(site, now=now)
     assert pools == ["fork", "fork", "fork"]
     assert _contents(site.output_dir) == in_parallel

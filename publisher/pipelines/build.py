@@ -1,4 +1,4 @@
-"""The one place that knows the order of stages: index → plan → render → write.
+"""The build pipeline, the one place that knows its order: index → plan → render → write.
 
 `build` first asks whether anything can have changed: the same files with the
 same sizes and mtimes, the same settings, no scheduled article come due and
@@ -15,17 +15,15 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple, Protocol, TypeVar
-from urllib.parse import quote
 
-from publisher import __version__, parallel
+from publisher import __version__
 from publisher.config import SiteConfig
-from publisher.content import articles, markup
+from publisher.content import articles, bodies, markup
 from publisher.content.indexing import (
     IndexResult,
     content_files,
@@ -35,21 +33,13 @@ from publisher.content.indexing import (
     problem_from_row,
 )
 from publisher.errors import ConfigError, ContentError, OutputError
-from publisher.feeds import render
-from publisher.model import Article, BuildReport, ContentProblem, FeedItem, FeedSpec, Tag
-from publisher.output import OutputWriter
+from publisher.feeds import plan
+from publisher.feeds.plan import FeedPlan
+from publisher.feeds.write import FeedWrites, write_feeds
+from publisher.model import BuildReport, ContentProblem
 from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store, settings
 from publisher.store.settings import INDEXED_AT
 from publisher.text import one_line, slugify
-
-__all__ = [
-    "build",
-    "check",
-    "content_files",
-    "index_content",
-    "new_article",
-    "plan_feeds",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +88,7 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
         an unwritable output folder. Bad articles are reported, never raised.
     """
     # With no state yet every file is read: their stats would be thrown away.
-    scan = content_files(site, with_stat=(site.state_db).exists())
+    scan = content_files(site, with_stat=site.state_db.exists())
     with open_store(site.state_db) as store:
         rows = store.files()
         unchanged = _unchanged_report(site, store, scan.files, rows, now=now)
@@ -110,24 +100,49 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
             store.delete_setting(settings.COUNTS)
             index = index_content(site, store, scan, now=now, rows=rows)
         keys = store.article_keys()
-        versions = {key.id: key.version for key in keys}
-        planned = _plan(site, keys, now=now)
-        # Full records only for the articles that appear in some feed.
-        full = store.articles(key.id for _spec, items in planned for key in items)
-        plans = [FeedPlan(spec, tuple(full[key.id] for key in items)) for spec, items in planned]
-        written, unchanged_paths, removed, changed_urls = _write_feeds(site, store, plans, versions)
+        writes = _write_feeds(site, store, keys, now=now)
         counts = _counts(keys, now=now)
-        upcoming = [key.date for key in keys if not key.is_draft and key.date > now]
-        with store.transaction():
-            store.set_setting(settings.RENDER, _render_fingerprint(site))
-            store.set_setting(settings.COUNTS, json.dumps(counts))
-            store.set_setting(settings.NEXT_DUE, min(upcoming).isoformat() if upcoming else "")
-            store.set_setting(settings.LAST_BUILD, now.isoformat())
-            if site.feeds.websub_hub and changed_urls:
-                # Sent by the caller once the site lock is released (feeds.websub):
-                # a slow hub must never hold up the build or the lock.
-                store.queue_pings(changed_urls, now=now)
-    return _report(counts, index, written, unchanged_paths, removed)
+        _record_build(site, store, keys, counts, writes, now=now)
+    return _report(counts, index, writes.written, writes.unchanged, writes.removed)
+
+
+def _write_feeds(
+    site: SiteConfig, store: Store, keys: Sequence[ArticleKey], *, now: datetime
+) -> FeedWrites:
+    planned = plan.plan(site, keys, now=now)
+    # Full records only for the articles that appear in some feed.
+    full = store.articles(key.id for _spec, items in planned for key in items)
+    plans = [FeedPlan(spec, tuple(full[key.id] for key in items)) for spec, items in planned]
+    return write_feeds(
+        site,
+        store,
+        plans,
+        {key.id: key.version for key in keys},
+        fingerprint=_render_fingerprint(site),
+        html_for=partial(bodies.html_for, site, store),
+    )
+
+
+def _record_build(
+    site: SiteConfig,
+    store: Store,
+    keys: Sequence[ArticleKey],
+    counts: Mapping[str, int],
+    writes: FeedWrites,
+    *,
+    now: datetime,
+) -> None:
+    """What the next build's quick path and `status` read: only once everything is written."""
+    upcoming = [key.date for key in keys if not key.is_draft and key.date > now]
+    with store.transaction():
+        store.set_setting(settings.RENDER, _render_fingerprint(site))
+        store.set_setting(settings.COUNTS, json.dumps(counts))
+        store.set_setting(settings.NEXT_DUE, min(upcoming).isoformat() if upcoming else "")
+        store.set_setting(settings.LAST_BUILD, now.isoformat())
+        if site.feeds.websub_hub and writes.changed_urls:
+            # Sent by the caller once the site lock is released (feeds.websub):
+            # a slow hub must never hold up the build or the lock.
+            store.queue_pings(writes.changed_urls, now=now)
 
 
 def _report(
@@ -151,14 +166,14 @@ def _report(
     )
 
 
-def _counts(articles: Sequence[ArticleKey], *, now: datetime) -> dict[str, int]:
-    published = sum(1 for a in articles if a.is_published(now))
-    drafts = sum(1 for a in articles if a.is_draft)
+def _counts(keys: Sequence[ArticleKey], *, now: datetime) -> dict[str, int]:
+    published = sum(1 for a in keys if a.is_published(now))
+    drafts = sum(1 for a in keys if a.is_draft)
     return {
-        "loaded": len(articles),
+        "loaded": len(keys),
         "published": published,
         "drafts": drafts,
-        "scheduled": len(articles) - published - drafts,
+        "scheduled": len(keys) - published - drafts,
     }
 
 
@@ -178,6 +193,9 @@ def _render_fingerprint(site: SiteConfig) -> str:
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
 
+# -- the quick path -----------------------------------------------------------------
+
+
 def _unchanged_report(
     site: SiteConfig,
     store: Store,
@@ -192,32 +210,13 @@ def _unchanged_report(
     rendered or written.
     """
     counts_json = store.get_setting(settings.COUNTS)
-    if counts_json is None or store.get_setting(settings.RENDER) != _render_fingerprint(site):
+    if counts_json is None or not _settings_unchanged(site, store, now=now):
         return None
-    if store.get_setting(settings.CONFIG) != site.fingerprint():
+    if not _files_unchanged(found, rows, store.get_setting(INDEXED_AT)):
         return None
-    next_due = store.get_setting(settings.NEXT_DUE)
-    if next_due and datetime.fromisoformat(next_due) <= now:
-        return None  # a scheduled article has come due
-    if len(rows) != len(found):
-        return None
-    indexed_at = store.get_setting(INDEXED_AT)
-    for item in found:
-        row = rows.get(item.relative)
-        if row is None or row.size != item.size or row.mtime_ns != item.mtime_ns:
-            return None
-        if is_racy(row, indexed_at):
-            return None  # it may have changed since without its stat showing it
     outputs = store.outputs()
-    if not outputs:
+    if not outputs or not _outputs_intact(site, outputs):
         return None
-    for relative, output in outputs.items():
-        try:
-            stat = os.stat(site.output_dir / relative)
-        except OSError:
-            return None
-        if stat.st_size != output.size or stat.st_mtime_ns != output.mtime_ns:
-            return None  # someone (or a killed build) touched the output
     root = site.display(site.output_dir)
     index = IndexResult()
     index.problems = [
@@ -228,263 +227,41 @@ def _unchanged_report(
     return _report(json.loads(counts_json), index, (), [f"{root}/{p}" for p in outputs], ())
 
 
-# -- plan, render and write -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FeedPlan:
-    spec: FeedSpec
-    articles: tuple[Article, ...]
-
-
-class _Plannable(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def date(self) -> datetime: ...
-    @property
-    def tags(self) -> tuple[Tag, ...]: ...
-    def is_published(self, now: datetime) -> bool: ...
-
-
-_Item = TypeVar("_Item", bound=_Plannable)
-
-
-def plan_feeds(site: SiteConfig, articles: Iterable[Article], *, now: datetime) -> list[FeedPlan]:
-    """Which articles go into which feed: newest first, at most max_items each."""
-    return [FeedPlan(spec, items) for spec, items in _plan(site, articles, now=now)]
-
-
-def _plan(
-    site: SiteConfig, articles: Iterable[_Item], *, now: datetime
-) -> list[tuple[FeedSpec, tuple[_Item, ...]]]:
-    published = sorted(
-        (a for a in articles if a.is_published(now)), key=attrgetter("date", "id"), reverse=True
-    )
-    limit = site.feeds.max_items
-    base = FeedSpec(
-        title=site.title,
-        description=site.description,
-        home_url=site.base_url,
-        folder_url=site.feeds.url,
-        folder="",
-        language=site.language,
-        author=site.author,
-        generator_version=__version__,
-        hub=site.feeds.websub_hub,
-    )
-    plans = [(base, tuple(published[:limit]))]
-    if site.feeds.tag_feeds:
-        by_tag: dict[str, list[_Item]] = {}
-        names: dict[str, Tag] = {}
-        for article in published:
-            for tag in article.tags:
-                by_tag.setdefault(tag.slug, []).append(article)
-                names.setdefault(tag.slug, tag)  # the newest article's spelling
-        for slug in sorted(by_tag):
-            tag = names[slug]
-            spec = replace(
-                base,
-                title=f"{site.title}: {tag.name}",
-                description=f"{site.description} Articles tagged “{tag.name}”.",
-                folder_url=f"{site.feeds.url}tags/{quote(slug)}/",
-                folder=f"tags/{slug}",
-                tag=tag,
-            )
-            plans.append((spec, tuple(by_tag[slug][:limit])))
-    return plans
-
-
-def _signature(site: SiteConfig, plan: FeedPlan, versions: Mapping[str, str]) -> str:
-    """Changes when anything that goes into this feed's bytes changes."""
-    digest = hashlib.sha256(_render_fingerprint(site).encode())
-    digest.update(repr(plan.spec).encode())
-    for article in plan.articles:
-        digest.update(f"\0{article.id}\0{versions.get(article.id, '')}".encode())
-    return digest.hexdigest()
-
-
-def _write_feeds(
-    site: SiteConfig, store: Store, plans: Sequence[FeedPlan], versions: Mapping[str, str]
-) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Render and write the feeds whose items changed; remove the ones no longer made.
-
-    :returns: written, unchanged and removed paths (for messages), and the public
-        URLs of the feeds that changed (for WebSub).
-    """
-    writer = OutputWriter(site.output_dir, display_root=site.display(site.output_dir))
-    writer.ensure_root()
-    previous = store.outputs()
-    outputs: dict[str, OutputRow] = {}
-    written: list[str] = []
-    unchanged: list[str] = []
-    changed_urls: list[str] = []
-    # Which files need rendering: those whose inputs changed or that were touched.
-    jobs: list[tuple[FeedPlan, str, str, str]] = []  # plan, format, path, signature
-    for plan in plans:
-        signature = _signature(site, plan, versions)
-        for fmt in site.feeds.formats:
-            relative = f"{plan.spec.folder}/{render.FEED_FILES[fmt]}".lstrip("/")
-            old = previous.get(relative)
-            if old is not None and old.signature == signature and _is_intact(site, relative, old):
-                outputs[relative] = old
-                unchanged.append(writer.where(relative))
-            else:
-                jobs.append((plan, fmt, relative, signature))
-    html: dict[str, str] = {}
-    if site.feeds.full_content and jobs:
-        html = _html_for(site, store, (a for plan, *_ in jobs for a in plan.articles))
-    results = _render_and_write(
-        [
-            _FeedJob(
-                writer,
-                fmt,
-                plan.spec,
-                [FeedItem(a, html.get(a.id)) for a in plan.articles],
-                relative,
-                signature,
-            )
-            for plan, fmt, relative, signature in jobs
-        ]
-    )
-    try:
-        for (plan, fmt, relative, _sig), (is_written, row) in zip(jobs, results, strict=True):
-            if is_written:
-                written.append(writer.where(relative))
-                changed_urls.append(plan.spec.url(render.FEED_FILES[fmt]))
-            else:
-                unchanged.append(writer.where(relative))
-            outputs[relative] = row
-    finally:
-        # What was written is recorded even if a later write fails, so the
-        # next build compares against the truth.
-        if outputs:
-            with store.transaction():
-                store.update_outputs(outputs)
-    removed: list[str] = []
-    for relative in sorted(set(previous) - set(outputs)):
-        if writer.remove(relative):
-            removed.append(writer.where(relative))
-    if previous.keys() - outputs.keys():
-        with store.transaction():
-            store.delete_outputs(previous.keys() - outputs.keys())
-    return written, unchanged, removed, changed_urls
-
-
-class _FeedJob(NamedTuple):
-    writer: OutputWriter
-    fmt: str
-    spec: FeedSpec
-    items: list[FeedItem]
-    relative: str
-    signature: str
-
-
-# A cold build of a big site renders ~100 feed files: worth two cores.
-PARALLEL_RENDER_THRESHOLD = 40
-
-
-def _render_and_write(jobs: Sequence[_FeedJob]) -> Iterator[tuple[bool, OutputRow]]:
-    """Render and write each feed file (on several cores for a big batch), in order.
-
-    Workers write the files themselves: sending ~30 MB of feeds back to be
-    written here cost more than rendering them on two cores saved.
-
-    :returns: for each job, whether the file was written and its output row.
-    """
-    if jobs:
-        render.preload()
-    return parallel.forked_map(_render_job, jobs, threshold=PARALLEL_RENDER_THRESHOLD, chunk=4)
-
-
-def _render_job(job: _FeedJob) -> tuple[bool, OutputRow]:
-    data = render.render(job.fmt, job.spec, job.items)
-    is_written = job.writer.write_if_changed(job.relative, data)
-    stat = job.writer.target(job.relative).stat()
-    digest = hashlib.sha256(data).hexdigest()
-    return is_written, OutputRow(digest, stat.st_size, stat.st_mtime_ns, job.signature)
-
-
-def _is_intact(site: SiteConfig, relative: str, row: OutputRow) -> bool:
-    try:
-        stat = os.stat(site.output_dir / relative)
-    except OSError:
+def _settings_unchanged(site: SiteConfig, store: Store, *, now: datetime) -> bool:
+    """The same settings as the last build, and no scheduled article come due since."""
+    if store.get_setting(settings.RENDER) != _render_fingerprint(site):
         return False
-    return stat.st_size == row.size and stat.st_mtime_ns == row.mtime_ns
+    if store.get_setting(settings.CONFIG) != site.fingerprint():
+        return False
+    next_due = store.get_setting(settings.NEXT_DUE)
+    return not next_due or datetime.fromisoformat(next_due) > now
 
 
-# Rendering one article's Markdown and cleaning it costs ~0.3 ms: a cold build
-# renders the ~1,000 articles its feeds show, worth two cores from this many.
-PARALLEL_HTML_THRESHOLD = 200
+def _files_unchanged(
+    found: Sequence[articles.FoundFile], rows: Mapping[str, FileRow], indexed_at: str | None
+) -> bool:
+    """The same files with the same stats, none modified near the last scan."""
+    if len(rows) != len(found):
+        return False
+    for item in found:
+        row = rows.get(item.relative)
+        if row is None or (row.size, row.mtime_ns) != (item.size, item.mtime_ns):
+            return False
+        if is_racy(row, indexed_at):
+            return False  # it may have changed since without its stat showing it
+    return True
 
 
-def _html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> dict[str, str]:
-    """Rendered bodies of *articles*: from the cache when still fresh, else from their files.
-
-    The cache key is the article's text hash and link (links are made absolute
-    against it). A file is rendered only while it still holds the version the
-    store has (same bytes as when it was indexed); otherwise the last HTML
-    rendered stays, and an article never rendered before goes out with its
-    summary only (logged).
-    """
-    needed = {article.id: article for article in articles}
-    files = store.files_for(article.path for article in needed.values())
-    text_hashes = store.text_hashes(needed)
-    html: dict[str, str] = {}
-    stale: list[tuple[str, str | None, str]] = []  # id, cached HTML, cache key
-    jobs: list[tuple[str, str, str, str]] = []  # file, its indexed hash, body format, base URL
-    for article_id, body_format, cached, cached_key in store.cached_html(sorted(needed)):
-        article = needed[article_id]
-        key = _html_key(article.link, text_hashes.get(article_id))
-        if cached is not None and cached_key == key:
-            html[article_id] = cached
-            continue
-        row = files.get(article.path)
-        is_current = row is not None and not row.problem and row.article_id == article_id
-        file_path = str(site.content_dir / row.path) if is_current and row is not None else ""
-        stale.append((article_id, cached, key))
-        jobs.append((file_path, row.file_hash if row else "", body_format, article.link))
-    rendered = parallel.forked_map(
-        _render_current, jobs, threshold=PARALLEL_HTML_THRESHOLD, chunk=16
-    )
-    fresh: list[tuple[str, str, str]] = []
-    for (article_id, cached, key), body_html in zip(stale, rendered, strict=True):
-        if body_html is not None:
-            html[article_id] = body_html
-            fresh.append((article_id, body_html, key))
-        elif cached is not None:
-            html[article_id] = cached  # the last good version
-        else:
-            path = needed[article_id].path
-            logger.warning("%s: cannot render its last good version; summary only", path)
-    if fresh:
-        with store.transaction():
-            for article_id, body_html, key in fresh:
-                store.save_html(article_id, body_html, key)
-    return html
-
-
-def _html_key(link: str, text_hash: str | None) -> str:
-    """What an article's cached HTML was made from: links are made absolute against *link*."""
-    return hashlib.sha256(f"{markup.RENDER_RULES}\0{link}\0{text_hash}".encode()).hexdigest()
-
-
-def _render_current(job: tuple[str, str, str, str]) -> str | None:
-    """An article file's body as HTML, if the file still holds the indexed version.
-
-    An empty path means the store has no current file for the article.
-    """
-    path, file_hash, body_format, base_url = job
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    if hashlib.sha256(data).hexdigest() != file_hash:
-        return None  # changed since it was indexed: the next build picks it up
-    return markup.render_body(articles.body_of(data), body_format=body_format, base_url=base_url)
+def _outputs_intact(site: SiteConfig, outputs: Mapping[str, OutputRow]) -> bool:
+    """Every output file as the last build left it: nobody (and no killed build) touched it."""
+    for relative, output in outputs.items():
+        try:
+            stat = os.stat(site.output_dir / relative)
+        except OSError:
+            return False
+        if (stat.st_size, stat.st_mtime_ns) != (output.size, output.mtime_ns):
+            return False
+    return True
 
 
 # -- new ---------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Which articles go into which feed: the site feed and one per tag, newest first.
+
+Planning reads only what the store keeps in columns (ArticleKey), so a build
+after one edit decides every feed's items without decoding 10,000 articles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from operator import attrgetter
+from typing import Protocol, TypeVar
+from urllib.parse import quote
+
+from publisher import __version__
+from publisher.config import SiteConfig
+from publisher.model import Article, FeedSpec, Tag
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    spec: FeedSpec
+    articles: tuple[Article, ...]
+
+
+class Plannable(Protocol):
+    """What planning needs of an article: an ArticleKey or an Article will do."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def date(self) -> datetime: ...
+    @property
+    def tags(self) -> tuple[Tag, ...]: ...
+    def is_published(self, now: datetime) -> bool: ...
+
+
+Item = TypeVar("Item", bound=Plannable)
+
+
+def plan(
+    site: SiteConfig, articles: Iterable[Item], *, now: datetime
+) -> list[tuple[FeedSpec, tuple[Item, ...]]]:
+    """Each feed's spec and items: newest first, at most `max_items`, tags sorted by slug."""
+    published = sorted(
+        (a for a in articles if a.is_published(now)), key=attrgetter("date", "id"), reverse=True
+    )
+    limit = site.feeds.max_items
+    base = site_feed(site)
+    plans = [(base, tuple(published[:limit]))]
+    if site.feeds.tag_feeds:
+        for tag, items in _by_tag(published):
+            plans.append((tag_feed(site, base, tag), tuple(items[:limit])))
+    return plans
+
+
+def site_feed(site: SiteConfig) -> FeedSpec:
+    return FeedSpec(
+        title=site.title,
+        description=site.description,
+        home_url=site.base_url,
+        folder_url=site.feeds.url,
+        folder="",
+        language=site.language,
+        author=site.author,
+        generator_version=__version__,
+        hub=site.feeds.websub_hub,
+    )
+
+
+def tag_feed(site: SiteConfig, base: FeedSpec, tag: Tag) -> FeedSpec:
+    return replace(
+        base,
+        title=f"{site.title}: {tag.name}",
+        description=f"{site.description} Articles tagged “{tag.name}”.",
+        folder_url=f"{site.feeds.url}tags/{quote(tag.slug)}/",
+        folder=f"tags/{tag.slug}",
+        tag=tag,
+    )
+
+
+def _by_tag(published: Sequence[Item]) -> list[tuple[Tag, list[Item]]]:
+    """Each tag (as the newest article spells it) with its articles, by slug."""
+    by_tag: dict[str, list[Item]] = {}
+    names: dict[str, Tag] = {}
+    for article in published:
+        for tag in article.tags:
+            by_tag.setdefault(tag.slug, []).append(article)
+            names.setdefault(tag.slug, tag)
+    return [(names[slug], by_tag[slug]) for slug in sorted(by_tag)]
+
+
+def signature(fingerprint: str, feed: FeedPlan, versions: Mapping[str, str]) -> str:
+    """Changes when anything that goes into this feed's bytes changes.
+
+    *fingerprint* stands for everything besides the articles (the site's
+    settings, the program's version); *versions* for each article's stored
+    version.
+    """
+    digest = hashlib.sha256(fingerprint.encode())
+    digest.update(repr(feed.spec).encode())
+    for article in feed.articles:
+        digest.update(f"\0{article.id}\0{versions.get(article.id, '')}".encode())
+    return digest.hexdigest()
