@@ -8,13 +8,8 @@ import os
 import pytest
 
 from publisher.config import SiteConfig, load_config
-from publisher.content import articles, markup
-from publisher.content.articles import (
-    ArticleDefaults,
-    Parsed,
-    parse_article,
-    read_article_bytes,
-)
+from publisher.content import files, markup
+from publisher.content.articles import ArticleDefaults, Parsed, parse_article
 from publisher.errors import ContentError
 from publisher.model import Author, Tag
 from publisher.pipelines.build import build, check, defaults_for
@@ -340,7 +335,7 @@ def test_content_error_str_joins_the_problems(defaults):
 
 
 def test_parse_refuses_bytes_over_the_limit(defaults):
-    data = _article(TITLE + DATE, "x" * (articles.MAX_FILE_BYTES + 1))
+    data = _article(TITLE + DATE, "x" * (files.MAX_FILE_BYTES + 1))
     assert _lines(data, defaults) == [f"{WHERE}: file: over the 5 MB limit for one article"]
 
 
@@ -355,7 +350,7 @@ def test_read_refuses_a_20_mb_file_by_its_size_before_reading(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "read", refuse)
     with pytest.raises(ContentError) as caught:
-        read_article_bytes(path, "content/huge.md")
+        files.read_article(path, "content/huge.md")[0]
     assert caught.value.lines() == [
         "content/huge.md: file: 20.0 MB is over the 5 MB limit for one article"
     ]
@@ -363,8 +358,8 @@ def test_read_refuses_a_20_mb_file_by_its_size_before_reading(tmp_path, monkeypa
 
 def test_read_accepts_a_file_of_exactly_5_mb(tmp_path):
     path = tmp_path / "big.md"
-    path.write_bytes(b"x" * articles.MAX_FILE_BYTES)
-    assert len(read_article_bytes(path, "content/big.md")) == articles.MAX_FILE_BYTES
+    path.write_bytes(b"x" * files.MAX_FILE_BYTES)
+    assert len(files.read_article(path, "content/big.md")[0]) == files.MAX_FILE_BYTES
 
 
 @pytest.mark.parametrize(
@@ -378,7 +373,7 @@ def test_read_reports_an_unreadable_file(tmp_path, make, expected):
     path = tmp_path / "gone.md"
     make(path)
     with pytest.raises(ContentError) as caught:
-        read_article_bytes(path, "content/gone.md")
+        files.read_article(path, "content/gone.md")[0]
     assert caught.value.lines() == [f"content/gone.md: file: {expected}"]
 
 
@@ -670,7 +665,7 @@ def test_front_matter_may_end_with_three_dots_and_be_empty_of_extras(defaults):
 
 def test_discover_finds_articles_sorted_and_skips_hidden_and_underscore(make_site):
     folder = make_site("discover") / "content"
-    found = list(articles.discover(folder))
+    found = list(files.discover(folder))
     assert [f.relative for f in found] == [
         "2020-01-01-first.md",
         "B.TXT",
@@ -682,8 +677,8 @@ def test_discover_finds_articles_sorted_and_skips_hidden_and_underscore(make_sit
 
 def test_discover_without_stat_finds_the_same_files(make_site):
     folder = make_site("discover") / "content"
-    with_stat = [f.relative for f in articles.discover(folder)]
-    found = list(articles.discover(folder, with_stat=False))
+    with_stat = [f.relative for f in files.discover(folder)]
+    found = list(files.discover(folder, with_stat=False))
     assert [f.relative for f in found] == with_stat
     assert {(f.size, f.mtime_ns) for f in found} == {(-1, -1)}
 
@@ -694,13 +689,13 @@ def test_discover_skips_what_is_not_a_regular_file(tmp_path, with_stat):
     (tmp_path / "linked.md").symlink_to(tmp_path / "real.md")
     (tmp_path / "broken.md").symlink_to(tmp_path / "gone.md")
     os.mkfifo(tmp_path / "pipe.md")  # reading it would wait for a writer forever
-    found = [f.relative for f in articles.discover(tmp_path, with_stat=with_stat)]
+    found = [f.relative for f in files.discover(tmp_path, with_stat=with_stat)]
     assert found == ["linked.md", "real.md"]
 
 
 def test_discover_refuses_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
-        list(articles.discover(tmp_path / "nowhere"))
+        list(files.discover(tmp_path / "nowhere"))
 
 
 # -- markup helpers ---------------------------------------------------------------------

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from publisher.config import load_config
 from publisher.content import markup
-from publisher.content.articles import FIELDS, parse_article
+from publisher.content.articles import parse_article
+from publisher.content.fields import FIELDS
 from publisher.errors import ContentError
 from publisher.pipelines.build import build, defaults_for
 from publisher.text import one_line, slugify, strip_forbidden

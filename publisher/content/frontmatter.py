@@ -151,6 +151,16 @@ def _plain(raw: str) -> Any:
     return _UNSURE  # numbers and the rest: PyYAML's constructors decide
 
 
+def _flow_value(double: str | None, single: str | None, plain: str | None) -> Any:
+    """One flow-list item's value, or _UNSURE (a null item, or a plain one we cannot read)."""
+    if double is not None:
+        return double
+    if single is not None:
+        return single.replace("''", "'")
+    value = _plain(plain or "")
+    return _UNSURE if value is None else value
+
+
 def _flow_list(raw: str) -> Any:
     if _QUOTED_LIST.fullmatch(raw):
         return _QUOTED_ITEM.findall(raw)
@@ -165,18 +175,12 @@ def _flow_list(raw: str) -> Any:
         item = _FLOW_ITEM.match(inner, position)
         if item is None or item.end() == position:
             return _UNSURE
-        double, single, plain, comma = item.groups()
-        if double is not None:
-            items.append(double)
-        elif single is not None:
-            items.append(single.replace("''", "'"))
-        else:
-            value = _plain(plain)
-            if value is _UNSURE or value is None:
-                return _UNSURE
-            items.append(value)
+        value = _flow_value(*item.groups()[:3])
+        if value is _UNSURE:
+            return _UNSURE
+        items.append(value)
         position = item.end()
-        if not comma:
+        if not item.group(4):  # no comma: the last item
             break
         if position == len(inner):
             return _UNSURE  # a trailing comma: leave it to PyYAML

@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 from publisher import parallel
 from publisher.config import SiteConfig
-from publisher.content import articles
-from publisher.content.articles import ArticleDefaults, FoundFile
+from publisher.content import articles, files
+from publisher.content.articles import ArticleDefaults
+from publisher.content.files import FoundFile
 from publisher.content.identity import (
     IdContext,
     Renames,
@@ -70,12 +71,12 @@ def content_files(site: SiteConfig, *, with_stat: bool = True) -> Scan:
     """:raises ConfigError: when the content folder does not exist."""
     started_ns = time.time_ns()  # the file system's clock, not the site's "now"
     try:
-        files = list(articles.discover(site.content_dir, with_stat=with_stat))
+        found = list(files.discover(site.content_dir, with_stat=with_stat))
     except FileNotFoundError:
         where = site.display(site.content_dir)
         message = "content folder not found (set [paths] content in publisher.toml)"
         raise ConfigError(where, message) from None
-    return Scan(files, started_ns)
+    return Scan(found, started_ns)
 
 
 def is_racy(row: FileRow, indexed_at: str | None) -> bool:
@@ -362,7 +363,7 @@ def _load(task: _Task) -> _Loaded:
     relative = task.relative
     path = os.path.join(task.root, relative)
     try:
-        data, size, mtime_ns = articles.read_article(path, task.where)
+        data, size, mtime_ns = files.read_article(path, task.where)
     except ContentError as err:
         size, mtime_ns = _stat_or_zero(path)
         return _Loaded(relative, size, mtime_ns, "", None, False, tuple(err.lines()), False)

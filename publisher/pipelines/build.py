@@ -23,7 +23,8 @@ from pathlib import Path
 
 from publisher import __version__
 from publisher.config import SiteConfig
-from publisher.content import articles, bodies, markup
+from publisher.content import articles, bodies, files, markup
+from publisher.content.files import FoundFile
 from publisher.content.indexing import (
     IndexResult,
     content_files,
@@ -64,7 +65,7 @@ def check(site: SiteConfig) -> CheckReport:
     for item in found:
         where = site.display(item.path)
         try:
-            data, _size, _mtime = articles.read_article(item.path, where)
+            data, _size, _mtime = files.read_article(item.path, where)
             parsed = articles.parse_article(where, item.relative, data, defaults)
         except ContentError as err:
             problems.append(ContentProblem(where, tuple(err.lines())))
@@ -199,7 +200,7 @@ def _render_fingerprint(site: SiteConfig) -> str:
 def _unchanged_report(
     site: SiteConfig,
     store: Store,
-    found: Sequence[articles.FoundFile],
+    found: Sequence[FoundFile],
     rows: Mapping[str, FileRow],
     *,
     now: datetime,
@@ -238,7 +239,7 @@ def _settings_unchanged(site: SiteConfig, store: Store, *, now: datetime) -> boo
 
 
 def _files_unchanged(
-    found: Sequence[articles.FoundFile], rows: Mapping[str, FileRow], indexed_at: str | None
+    found: Sequence[FoundFile], rows: Mapping[str, FileRow], indexed_at: str | None
 ) -> bool:
     """The same files with the same stats, none modified near the last scan."""
     if len(rows) != len(found):
