@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -24,13 +24,16 @@ from publisher.model import Author
 
 CONFIG_NAME = "publisher.toml"
 STATE_DB = "state.db"
-FEED_FORMATS = ("rss", "atom", "json")
+FeedFormat = Literal["rss", "atom", "json"]
+FEED_FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
+SmtpSecurity = Literal["none", "starttls", "tls"]
+DeliveryMethod = Literal["outbox", "smtp"]
 PERMALINK_FIELDS = frozenset({"year", "month", "day", "slug"})
 
 
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
-    formats: tuple[str, ...] = FEED_FORMATS
+    formats: tuple[FeedFormat, ...] = FEED_FORMATS
     max_items: int = 50
     tag_feeds: bool = True
     full_content: bool = True
@@ -79,7 +82,7 @@ class DigestOptions:
 class SmtpOptions:
     host: str = "127.0.0.1"
     port: int = 25
-    security: str = "none"  # "none" | "starttls" | "tls"
+    security: SmtpSecurity = "none"
     username: str = ""
     timeout: float = 30.0
     max_per_connection: int = 100
@@ -87,7 +90,7 @@ class SmtpOptions:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOptions:
-    method: str = "outbox"  # "outbox" | "smtp"
+    method: DeliveryMethod = "outbox"
     outbox_dir: Path = Path("outbox")
     rate: float = 0.0  # messages per second; 0 is unlimited
     max_attempts: int = 5  # per message and run, for 4xx replies and dropped connections
