@@ -18,9 +18,6 @@ import logging
 import secrets
 import signal
 import socket
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -33,8 +30,6 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.types import Message as AsgiMessage
 
 from publisher import templating
 from publisher.config import SiteConfig
@@ -45,113 +40,22 @@ from publisher.mail.compose import address_domain, compose_single
 from publisher.model import Subscriber
 from publisher.store import Store, open_store
 from publisher.web.files import GZIP_MINIMUM_SIZE, FeedFiles, GzipValidators, HeadAsGet
+from publisher.web.middleware import (
+    CLIENT_LIMIT,
+    CLIENT_WINDOW,
+    AccessLog,
+    BodyLimit,
+    ClientLimiter,
+)
 
 logger = logging.getLogger("publisher.web")
 
-MAX_BODY_BYTES = 8 * 1024
-CLIENT_LIMIT = 5  # sign-ups per client ...
-CLIENT_WINDOW = 600.0  # ... per this many seconds
 HONEYPOT_FIELD = "website"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' "
     "https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
 }
-
-
-class _ClientLimiter:
-    """At most `limit` events per client in `window` seconds (sliding, in memory)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self.events: dict[str, deque[float]] = {}
-        self.lock = threading.Lock()
-
-    def allow(self, client: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            events = self.events.setdefault(client, deque())
-            while events and now - events[0] > self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            if len(self.events) > 10_000:  # forget idle clients
-                for key in [k for k, v in self.events.items() if not v]:
-                    del self.events[key]
-            return True
-
-
-class _BodyLimit:
-    """Refuse request bodies over MAX_BODY_BYTES with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
-                await _plain(413, "request body too large")(scope, receive, send)
-                return
-        received = 0
-
-        async def limited() -> AsgiMessage:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
-                    raise _TooLargeError
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLargeError:
-            await _plain(413, "request body too large")(scope, receive, send)
-
-
-class _TooLargeError(Exception):
-    pass
-
-
-class _AccessLog:
-    """One line per request, without query strings: tokens stay out of the logs."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [0]
-
-        async def record(message: AsgiMessage) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            client = scope.get("client") or ("-", 0)
-            logger.info(
-                "%s %s %s %d %.1fms",
-                client[0],
-                scope["method"],
-                scope["path"],
-                status[0],
-                (time.perf_counter() - started) * 1000,
-            )
-
-
-def _plain(status: int, text: str) -> Response:
-    return Response(text + "\n", status_code=status, media_type="text/plain; charset=utf-8")
 
 
 def _now() -> datetime:
@@ -168,7 +72,7 @@ def create_app(
 ) -> Starlette:
     """The application for *site*. *sender* defaults to the site's [delivery]."""
     environment = templating.make_environment(site.templates_dir)
-    limiter = _ClientLimiter(client_limit, client_window)
+    limiter = ClientLimiter(client_limit, client_window)
     base = urlsplit(site.base_url).path or "/"
     feeds_path = urlsplit(site.feeds.url).path.rstrip("/") or "/feeds"
     unsubscribe_path = urlsplit(site.digest.unsubscribe_url).path or "/unsubscribe"
@@ -381,8 +285,8 @@ def create_app(
         routes=routes,
         exception_handlers={StoreError: busy},
         middleware=[
-            Middleware(_AccessLog),
-            Middleware(_BodyLimit),
+            Middleware(AccessLog),
+            Middleware(BodyLimit),
             Middleware(HeadAsGet),
             Middleware(GzipValidators),
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE),
