@@ -696,6 +696,30 @@ def test_a_slow_database_does_not_stall_other_requests(built, client):
     assert _recipients(_confirmations(built)) == ["ada@example.org"]
 
 
+def test_a_confirmation_that_cannot_be_sent_gets_503(built, client, caplog):
+    # The outbox cannot take the message: the visitor is asked to come back, the operator told why.
+    caplog.set_level(logging.INFO, logger="publisher.web")
+    built.delivery.outbox_dir.mkdir(parents=True, exist_ok=True)
+    (built.delivery.outbox_dir / "confirmations").write_text("not a folder", encoding="utf-8")
+    response = _signup(client, built, "ada@example.org")
+    assert response.status_code == 503
+    assert "Please try again later" in response.text
+    assert "We could not send the confirmation message just now." in response.text
+    errors = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "publisher.web" and record.levelno == logging.ERROR
+    ]
+    assert len(errors) == 1, errors
+    assert re.fullmatch(
+        r"confirmation to ada@example\.org not sent: the outbox \(\S+\): transient: "
+        r"cannot write \d{8}-\d{6}-[0-9a-f]{16}\.eml: File exists",
+        errors[0],
+    ), errors[0]
+    assert _statuses(built) == {}
+    assert _rows(built, "SELECT email, confirmed_at FROM signups") == [("ada@example.org", None)]
+
+
 def test_an_unusable_state_database_gets_503(built, client):
     database = built.state_db
     for path in built.state_dir.glob(built.state_db.name + "*"):

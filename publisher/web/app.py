@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import signal
 import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,10 +35,11 @@ from publisher.config import SiteConfig
 from publisher.delivery.senders import Sender
 from publisher.errors import PublisherError, StoreError, SubscriberError
 from publisher.mail import signups, subscribers
-from publisher.mail.compose import address_domain, compose_single
 from publisher.model import Subscriber
 from publisher.store import Store, open_store
+from publisher.web.confirmation import Confirmations
 from publisher.web.files import GZIP_MINIMUM_SIZE, FeedFiles, GzipValidators, HeadAsGet
+from publisher.web.forms import read_form
 from publisher.web.middleware import (
     CLIENT_LIMIT,
     CLIENT_WINDOW,
@@ -72,6 +72,7 @@ def create_app(
 ) -> Starlette:
     """The application for *site*. *sender* defaults to the site's [delivery]."""
     environment = templating.make_environment(site.templates_dir)
+    confirmations = Confirmations(site, environment, sender)
     limiter = ClientLimiter(client_limit, client_window)
     base = urlsplit(site.base_url).path or "/"
     feeds_path = urlsplit(site.feeds.url).path.rstrip("/") or "/feeds"
@@ -111,7 +112,7 @@ def create_app(
         return page("home.html.j2", articles=articles, honeypot=HONEYPOT_FIELD)
 
     async def subscribe(request: Request) -> Response:
-        form = await _read_form(request)
+        form = await read_form(request)
         client = request.client.host if request.client else "unknown"
         # SQLite (which may wait on `publisher run`'s lock) and SMTP block:
         # off the event loop, so one slow sign-up cannot stall every request.
@@ -153,7 +154,7 @@ def create_app(
             )
         if request_.token is not None:
             try:
-                _send_confirmation(site, request_.email, request_.token, sender, now(), environment)
+                confirmations.send(request_.email, request_.token, now())
             except PublisherError as err:
                 logger.error("confirmation to %s not sent: %s", request_.email, err)
                 return page(
@@ -169,7 +170,7 @@ def create_app(
         # the page; its one button POSTs back here, and only that subscribes.
         token = request.query_params.get("token", "")
         if request.method == "POST":
-            if await _read_form(request) is None:
+            if await read_form(request) is None:
                 return page(
                     "message.html.j2",
                     400,
@@ -294,27 +295,6 @@ def create_app(
     )
 
 
-async def _read_form(request: Request) -> dict[str, str] | None:
-    """The urlencoded form, strictly parsed; None for anything malformed."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        return None
-    try:
-        text = (await request.body()).decode("utf-8")
-        fields = parse_qs(
-            text,
-            strict_parsing=bool(text),
-            max_num_fields=10,
-            errors="strict",
-            keep_blank_values=True,
-        )
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if any(len(values) != 1 for values in fields.values()):
-        return None
-    return {key: values[0] for key, values in fields.items()}
-
-
 def _check_inbox(page: Callable[..., HTMLResponse]) -> HTMLResponse:
     # The same answer whether or not the address was known: the form reveals nothing.
     return page(
@@ -333,47 +313,6 @@ def _bad_unsubscribe(page: Callable[..., HTMLResponse]) -> HTMLResponse:
         message="It may be incomplete: copy the whole link from the email, or use the "
         "unsubscribe link in the latest digest you received.",
     )
-
-
-def _send_confirmation(
-    site: SiteConfig,
-    email: str,
-    token: str,
-    sender: Sender | None,
-    now: datetime,
-    environment: Any,
-) -> None:
-
-    from publisher.delivery.senders import site_sender
-    from publisher.mail.compose import mail_settings
-
-    settings = mail_settings(site)
-    link = f"{site.base_url}confirm?token={token}"
-    context = {"site": site, "link": link, "email": email}
-    text = templating.render_template(environment, "web/confirm-email.txt.j2", **context)
-    html = templating.render_template(environment, "web/confirm-email.html.j2", **context)
-    domain = address_domain(settings.sender)
-    unique = secrets.token_hex(8)
-    message = compose_single(
-        settings.sender,
-        email,
-        f"Confirm your subscription to {site.title}",
-        text=text,
-        html=html,
-        message_id=f"<confirm-{unique}@{domain}>",
-        date=now,
-        outbox_name=f"confirmations/{now:%Y%m%d-%H%M%S}-{unique}.eml",
-    )
-    own_sender = sender is None
-    active = sender or site_sender(site)
-    try:
-        result = active.send(message)
-    finally:
-        if own_sender:
-            active.close()
-    if result.outcome != "sent":
-        where = active.description
-        raise SubscriberError(where, f"{result.outcome}: {result.reply}")
 
 
 def run_server(site: SiteConfig, *, host: str, port: int) -> None:
