@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from publisher.config import SiteConfig
-from publisher.web.app import create_app
+from publisher.web import create_app
 
 
 def free_port() -> int:
