@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -35,7 +36,7 @@ from web_server import WebServer
 from publisher.config import SiteConfig, load_config
 from publisher.mail import subscribers
 from publisher.pipelines import build, digests
-from publisher.store import open_store
+from publisher.store import Store, open_store
 
 FORM = "application/x-www-form-urlencoded"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
@@ -666,10 +667,19 @@ def test_a_signup_without_a_content_type_gets_400(built, server):
     _nothing_stored(built)
 
 
-def test_a_slow_database_does_not_stall_other_requests(built, client):
+def test_a_slow_database_does_not_stall_other_requests(built, client, monkeypatch):
     # `publisher run` holding the write lock: the sign-up waits, feeds do not.
     lock = sqlite3.connect(built.state_db, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")
+    # Told when the sign-up begins its transaction: from there it waits on the lock.
+    waiting_for_lock = threading.Event()
+    transaction = Store.transaction
+
+    def announced(store: Store) -> AbstractContextManager[None]:
+        waiting_for_lock.set()
+        return transaction(store)
+
+    monkeypatch.setattr(Store, "transaction", announced)
     answers: list[httpx.Response] = []
     waiting = threading.Thread(
         target=lambda: answers.append(
@@ -682,7 +692,7 @@ def test_a_slow_database_does_not_stall_other_requests(built, client):
     )
     waiting.start()
     try:
-        time.sleep(0.3)
+        assert waiting_for_lock.wait(10), "the sign-up never reached the database"
         started = time.monotonic()
         feed = client.get(_feeds(built) + "rss.xml", timeout=5)
         assert feed.status_code == 200
