@@ -24,7 +24,7 @@ from browser import chromium, require_chromium, serve
 from publisher.config import SiteConfig
 from publisher.pipelines import build, digests
 from publisher.store import open_store
-from publisher.web.app import create_app
+from publisher.web import create_app
 
 if TYPE_CHECKING:
     from datetime import datetime

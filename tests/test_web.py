@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -36,7 +37,7 @@ from publisher import tokens
 from publisher.config import SiteConfig, load_config
 from publisher.mail import subscribers
 from publisher.pipelines import build, digests
-from publisher.store import open_store
+from publisher.store import Store, open_store
 
 FORM = "application/x-www-form-urlencoded"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
@@ -667,10 +668,19 @@ def test_a_signup_without_a_content_type_gets_400(built, server):
     _nothing_stored(built)
 
 
-def test_a_slow_database_does_not_stall_other_requests(built, client):
+def test_a_slow_database_does_not_stall_other_requests(built, client, monkeypatch):
     # `publisher run` holding the write lock: the sign-up waits, feeds do not.
     lock = sqlite3.connect(built.state_db, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")
+    # Told when the sign-up begins its transaction: from there it waits on the lock.
+    waiting_for_lock = threading.Event()
+    transaction = Store.transaction
+
+    def announced(store: Store) -> AbstractContextManager[None]:
+        waiting_for_lock.set()
+        return transaction(store)
+
+    monkeypatch.setattr(Store, "transaction", announced)
     answers: list[httpx.Response] = []
     waiting = threading.Thread(
         target=lambda: answers.append(
@@ -683,7 +693,7 @@ def test_a_slow_database_does_not_stall_other_requests(built, client):
     )
     waiting.start()
     try:
-        time.sleep(0.3)
+        assert waiting_for_lock.wait(10), "the sign-up never reached the database"
         started = time.monotonic()
         feed = client.get(_feeds(built) + "rss.xml", timeout=5)
         assert feed.status_code == 200
@@ -695,6 +705,30 @@ def test_a_slow_database_does_not_stall_other_requests(built, client):
         waiting.join(20)
     assert [a.status_code for a in answers] == [200]
     assert _recipients(_confirmations(built)) == ["ada@example.org"]
+
+
+def test_a_confirmation_that_cannot_be_sent_gets_503(built, client, caplog):
+    # The outbox cannot take the message: the visitor is asked to come back, the operator told why.
+    caplog.set_level(logging.INFO, logger="publisher.web")
+    built.delivery.outbox_dir.mkdir(parents=True, exist_ok=True)
+    (built.delivery.outbox_dir / "confirmations").write_text("not a folder", encoding="utf-8")
+    response = _signup(client, built, "ada@example.org")
+    assert response.status_code == 503
+    assert "Please try again later" in response.text
+    assert "We could not send the confirmation message just now." in response.text
+    errors = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "publisher.web" and record.levelno == logging.ERROR
+    ]
+    assert len(errors) == 1, errors
+    assert re.fullmatch(
+        r"confirmation to ada@example\.org not sent: the outbox \(\S+\): transient: "
+        r"cannot write \d{8}-\d{6}-[0-9a-f]{16}\.eml: File exists",
+        errors[0],
+    ), errors[0]
+    assert _statuses(built) == {}
+    assert _rows(built, "SELECT email, confirmed_at FROM signups") == [("ada@example.org", None)]
 
 
 def test_an_unusable_state_database_gets_503(built, client):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
@@ -18,13 +17,33 @@ from typing import Any
 import uvicorn
 
 from publisher.config import SiteConfig
-from publisher.web.app import create_app
+from publisher.web import create_app
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that says when it is listening, so a test waits for exactly that."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.settled = threading.Event()  # listening, or given up
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.settled.set()
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            super().run(sockets)
+        finally:
+            self.settled.set()  # it failed before start-up, or has stopped
 
 
 class WebServer:
@@ -44,7 +63,7 @@ class WebServer:
             options["client_limit"] = client_limit
         self.app = create_app(site, **options)
         self.port = free_port()
-        self.server = uvicorn.Server(
+        self.server = _Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         )
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
@@ -58,14 +77,11 @@ class WebServer:
 
     def __enter__(self) -> WebServer:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                self.server.should_exit = True
-                self.thread.join(5)
-                message = f"uvicorn did not start on 127.0.0.1:{self.port}"
-                raise RuntimeError(message)
-            time.sleep(0.01)
+        if not self.server.settled.wait(10) or not self.server.started:
+            self.server.should_exit = True
+            self.thread.join(5)
+            message = f"uvicorn did not start on 127.0.0.1:{self.port}"
+            raise RuntimeError(message)
         return self
 
     def __exit__(

@@ -1,12 +1,9 @@
 """`publisher serve`: feeds over HTTP, sign-up with double opt-in, one-click
 unsubscribe and the digest archive, as one Starlette application.
 
-Links in messages change state only on POST: a GET (or HEAD) of a
-confirmation or unsubscribe link shows a page with one button, so a mail
-provider's link scanner changes nothing.
-
-Routes follow the site's URLs: the home page at base_url's path, feeds at
-[feeds] url's path, unsubscribe at [digest] unsubscribe_url's path. The state
+create_app puts the parts together: the routes (paths.py) to the handlers
+(handlers.py) and the output folder (files.py), inside the middleware stack
+(middleware.py, files.py). run_server serves it with uvicorn. The state
 database is shared with `publisher run` (WAL; each request opens its own
 connection and waits on a busy lock instead of failing).
 """
@@ -15,270 +12,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import signal
 import socket
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import NotModifiedResponse, StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.types import Message as AsgiMessage
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import BaseRoute, Mount, Route
 
-from publisher import templating, tokens
+from publisher import templating
 from publisher.config import SiteConfig
 from publisher.delivery.senders import Sender
-from publisher.errors import PublisherError, StoreError, SubscriberError
-from publisher.mail import signups, subscribers
-from publisher.mail.compose import address_domain, compose_single
-from publisher.model import Subscriber
-from publisher.store import Store, open_store
+from publisher.errors import StoreError
+from publisher.web.confirmation import Confirmations
+from publisher.web.files import GZIP_MINIMUM_SIZE, FeedFiles, GzipValidators, HeadAsGet
+from publisher.web.handlers import Handlers
+from publisher.web.middleware import (
+    CLIENT_LIMIT,
+    CLIENT_WINDOW,
+    AccessLog,
+    BodyLimit,
+    ClientLimiter,
+)
+from publisher.web.pages import Pages
+from publisher.web.paths import SitePaths
 
+# The package's one logger: its lines are named "publisher.web", as the service's always were.
 logger = logging.getLogger("publisher.web")
-
-MAX_BODY_BYTES = 8 * 1024
-CLIENT_LIMIT = 5  # sign-ups per client ...
-CLIENT_WINDOW = 600.0  # ... per this many seconds
-HONEYPOT_FIELD = "website"
-FEED_TYPES = {
-    "rss.xml": "application/rss+xml; charset=utf-8",
-    "atom.xml": "application/atom+xml; charset=utf-8",
-    "feed.json": "application/feed+json; charset=utf-8",
-}
-FEED_CACHE_CONTROL = "public, max-age=300"
-GZIP_MINIMUM_SIZE = 500  # bytes; smaller bodies go out as they are
-GZIP_TAG = "-gzip"  # "etag" of a body becomes "etag-gzip" once compressed
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' "
-    "https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "Cache-Control": "no-store",
-}
-
-
-class FeedFiles(StaticFiles):
-    """The output folder: feeds with their registered types, validators and caching.
-
-    StaticFiles already answers ETag / If-None-Match and Last-Modified /
-    If-Modified-Since with 304, refuses paths that leave the folder, and
-    handles HEAD. Dot-files are never served: the temp file of a write in
-    flight, or one a killed run left behind, is not part of the site.
-    """
-
-    async def get_response(self, path: str, scope: Scope) -> Response:
-        # *path* is normalised ("a/../.x" is ".x"); "." alone is the folder itself.
-        if any(part.startswith(".") for part in Path(path).parts if part != "."):
-            raise HTTPException(status_code=404)
-        return await super().get_response(path, scope)
-
-    def file_response(
-        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
-    ) -> Response:
-        response = FileResponse(full_path, status_code=status_code, stat_result=stat_result)
-        name = Path(str(full_path)).name
-        if name in FEED_TYPES:
-            response.headers["content-type"] = FEED_TYPES[name]
-        elif name.endswith(".html"):
-            response.headers["content-type"] = "text/html; charset=utf-8"
-        response.headers["cache-control"] = FEED_CACHE_CONTROL
-        response.headers["x-content-type-options"] = "nosniff"
-        if not self.is_not_modified(response.headers, Headers(scope=scope)):
-            return response
-        # A 304 carries the validators the 200 would (RFC 9110 §15.4.5): the
-        # gzip body's ETag when that is the body this client would get.
-        if _is_compressible(response.headers):
-            response.headers["vary"] = "Accept-Encoding"
-            if "gzip" in Headers(scope=scope).get("accept-encoding", ""):
-                response.headers["etag"] = _gzip_tag(response.headers["etag"])
-        return NotModifiedResponse(response.headers)
-
-
-def _is_compressible(headers: MutableHeaders) -> bool:
-    """Whether GZipMiddleware compresses this body for a client that accepts gzip."""
-    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    kinds = {media_type, media_type.partition("/")[0] + "/*"}
-    size = int(headers.get("content-length", "0"))
-    return size >= GZIP_MINIMUM_SIZE and kinds.isdisjoint(DEFAULT_EXCLUDED_CONTENT_TYPES)
-
-
-class _ClientLimiter:
-    """At most `limit` events per client in `window` seconds (sliding, in memory)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self.events: dict[str, deque[float]] = {}
-        self.lock = threading.Lock()
-
-    def allow(self, client: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            events = self.events.setdefault(client, deque())
-            while events and now - events[0] > self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            if len(self.events) > 10_000:  # forget idle clients
-                for key in [k for k, v in self.events.items() if not v]:
-                    del self.events[key]
-            return True
-
-
-class _BodyLimit:
-    """Refuse request bodies over MAX_BODY_BYTES with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
-                await _plain(413, "request body too large")(scope, receive, send)
-                return
-        received = 0
-
-        async def limited() -> AsgiMessage:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
-                    raise _TooLargeError
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLargeError:
-            await _plain(413, "request body too large")(scope, receive, send)
-
-
-class _TooLargeError(Exception):
-    pass
-
-
-class _AccessLog:
-    """One line per request, without query strings: tokens stay out of the logs."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [0]
-
-        async def record(message: AsgiMessage) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            client = scope.get("client") or ("-", 0)
-            logger.info(
-                "%s %s %s %d %.1fms",
-                client[0],
-                scope["method"],
-                scope["path"],
-                status[0],
-                (time.perf_counter() - started) * 1000,
-            )
-
-
-class _HeadAsGet:
-    """HEAD is answered as GET would be, without the body (RFC 9110 §9.3.2).
-
-    Static files answer HEAD with the headers alone, and the gzip middleware,
-    seeing no body, then leaves out the Content-Encoding, the compressed
-    Content-Length and the Vary that GET would carry.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-
-        async def headers_only(message: AsgiMessage) -> None:
-            if message["type"] == "http.response.start":
-                await send(message)
-            elif message["type"] in ("http.response.body", "http.response.pathsend"):
-                if not message.get("more_body", False):
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-            else:
-                await send(message)
-
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
-
-
-class _GzipValidators:
-    """A compressed body gets its own ETag (`"x"` becomes `"x-gzip"`); either gets its 304.
-
-    A strong ETag promises the same bytes: shared by the gzip and identity
-    bodies, a cache could take one for the other. Outside the gzip middleware
-    this sees the final headers; the static files inside see the plain tag
-    of any gzip tag a client sends back, so either validator matches.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = [
-            (name, _plain_tags(value) if name == b"if-none-match" else value)
-            for name, value in scope["headers"]
-        ]
-
-        async def tagged(message: AsgiMessage) -> None:
-            if message["type"] == "http.response.start":
-                response_headers = MutableHeaders(scope=message)
-                etag = response_headers.get("etag")
-                if etag and response_headers.get("content-encoding") == "gzip":
-                    response_headers["etag"] = _gzip_tag(etag)
-            await send(message)
-
-        await self.app({**scope, "headers": headers}, receive, tagged)
-
-
-def _gzip_tag(etag: str) -> str:
-    return etag[:-1] + GZIP_TAG + '"' if etag.endswith('"') else etag
-
-
-def _plain_tags(if_none_match: bytes) -> bytes:
-    """If-None-Match with each gzip entity tag made plain (`W/` kept)."""
-    suffix = GZIP_TAG.encode() + b'"'
-    tags = [tag.strip() for tag in if_none_match.split(b",")]
-    return b", ".join(tag[: -len(suffix)] + b'"' if tag.endswith(suffix) else tag for tag in tags)
-
-
-def _plain(status: int, text: str) -> Response:
-    return Response(text + "\n", status_code=status, media_type="text/plain; charset=utf-8")
 
 
 def _now() -> datetime:
@@ -295,308 +57,37 @@ def create_app(
 ) -> Starlette:
     """The application for *site*. *sender* defaults to the site's [delivery]."""
     environment = templating.make_environment(site.templates_dir)
-    limiter = _ClientLimiter(client_limit, client_window)
-    base = urlsplit(site.base_url).path or "/"
-    feeds_path = urlsplit(site.feeds.url).path.rstrip("/") or "/feeds"
-    unsubscribe_path = urlsplit(site.digest.unsubscribe_url).path or "/unsubscribe"
-    confirm_path = base + "confirm"
-    secret_holder: list[bytes] = []
-
-    def secret() -> bytes:
-        if not secret_holder:
-            secret_holder.append(tokens.load_secret(site.state_dir))
-        return secret_holder[0]
-
-    def store() -> Store:
-        return open_store(site.state_db)
-
-    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = templating.render_template(
-            environment,
-            f"web/{template}",
-            site=site,
-            base=base,
-            feeds_url=site.feeds.url,
-            subscribe_url=base + "subscribe",
-            **context,
-        )
-        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
-
-    def home(_request: Request) -> Response:
-        # Keys for all, full records for the ten shown: a page view on a site of
-        # 10,000 articles should not build 10,000 articles.
-        moment = now()
-        with store() as db:
-            keys = [k for k in db.article_keys() if k.is_published(moment)]
-            keys.sort(key=lambda k: (k.date, k.id), reverse=True)
-            latest = db.articles(k.id for k in keys[:10])
-        articles = [latest[k.id] for k in keys[:10] if k.id in latest]
-        return page("home.html.j2", articles=articles, honeypot=HONEYPOT_FIELD)
-
-    async def subscribe(request: Request) -> Response:
-        form = await _read_form(request)
-        client = request.client.host if request.client else "unknown"
-        # SQLite (which may wait on `publisher run`'s lock) and SMTP block:
-        # off the event loop, so one slow sign-up cannot stall every request.
-        return await run_in_threadpool(answer_signup, form, client)
-
-    def answer_signup(form: dict[str, str] | None, client: str) -> Response:
-        if form is None:
-            return page(
-                "message.html.j2",
-                400,
-                title="That form could not be read",
-                message="Please go back and submit the sign-up form again.",
-            )
-        if not limiter.allow(client):
-            response = page(
-                "message.html.j2",
-                429,
-                title="Too many sign-ups",
-                message="Too many sign-ups from your network; please try again in a few minutes.",
-            )
-            response.headers["Retry-After"] = str(int(client_window))
-            return response
-        if form.get(HONEYPOT_FIELD, "").strip():
-            logger.info("sign-up from %s ignored: the honeypot field was filled", client)
-            return _check_inbox(page)
-        address, name = form.get("email", ""), form.get("name", "")
-        key = secret()  # outside the try: a bad secret is the operator's error, not the visitor's
-        try:
-            with store() as db, db.transaction():
-                request_ = signups.request_signup(db, key, address, name, client=client, now=now())
-        except SubscriberError as err:
-            return page(
-                "message.html.j2",
-                400,
-                title="That address will not work",
-                message=f"{err.message}. Please check it and try again.",
-                link=base,
-                link_text="Back to the sign-up form",
-            )
-        if request_.token is not None:
-            try:
-                _send_confirmation(site, request_.email, request_.token, sender, now(), environment)
-            except PublisherError as err:
-                logger.error("confirmation to %s not sent: %s", request_.email, err)
-                return page(
-                    "message.html.j2",
-                    503,
-                    title="Please try again later",
-                    message="We could not send the confirmation message just now.",
-                )
-        return _check_inbox(page)
-
-    async def confirm(request: Request) -> Response:
-        # GET and HEAD (a person, or a mail provider's link scanner) only show
-        # the page; its one button POSTs back here, and only that subscribes.
-        token = request.query_params.get("token", "")
-        if request.method == "POST":
-            if await _read_form(request) is None:
-                return page(
-                    "message.html.j2",
-                    400,
-                    title="That form could not be read",
-                    message="Please open the link in the email again and press the button.",
-                )
-            return await run_in_threadpool(do_confirm, token)
-        return await run_in_threadpool(confirm_page, token)
-
-    def bad_link(err: SubscriberError) -> Response:
-        return page(
-            "message.html.j2",
-            400,
-            title="That link did not work",
-            message=f"{err.message[0].upper()}{err.message[1:]}.",
-            link=base,
-            link_text="Sign up again",
-        )
-
-    def subscribed(subscriber: Subscriber) -> Response:
-        return page(
-            "message.html.j2",
-            title="You are subscribed",
-            message=f"{subscriber.email} will receive the next {site.title} digest.",
-        )
-
-    def confirm_page(token: str) -> Response:
-        key = secret()
-        try:
-            with store() as db:
-                checked = signups.check_confirmation(db, key, token, now=now())
-        except SubscriberError as err:
-            return bad_link(err)
-        if checked.subscriber is not None:  # already confirmed: nothing left to press
-            return subscribed(checked.subscriber)
-        return page("confirm.html.j2", email=checked.email, token=token, action=confirm_path)
-
-    def do_confirm(token: str) -> Response:
-        key = secret()
-        try:
-            with store() as db, db.transaction():
-                subscriber = signups.confirm(db, key, token, now=now())
-        except SubscriberError as err:
-            return bad_link(err)
-        return subscribed(subscriber)
-
-    async def unsubscribe(request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        if request.method == "POST":
-            await request.body()  # RFC 8058: "List-Unsubscribe=One-Click"; the token is the key
-            return await run_in_threadpool(do_unsubscribe, token)
-        return await run_in_threadpool(unsubscribe_page, token)
-
-    def do_unsubscribe(token: str) -> Response:
-        key = secret()
-        try:
-            with store() as db, db.transaction():
-                subscriber = subscribers.unsubscribe(db, key, token, now=now())
-        except SubscriberError:
-            return _bad_unsubscribe(page)
-        return page(
-            "message.html.j2",
-            title="You are unsubscribed",
-            message=f"{subscriber.email} will receive no more digests from {site.title}.",
-        )
-
-    def unsubscribe_page(token: str) -> Response:
-        try:
-            with store() as db:
-                subscriber = subscribers.token_owner(db, secret(), token)
-        except SubscriberError:
-            return _bad_unsubscribe(page)
-        return page(
-            "unsubscribe.html.j2", email=subscriber.email, token=token, action=unsubscribe_path
-        )
-
-    def digests(_request: Request) -> Response:
-        with store() as db:
-            rows = db.delivery_counts()
-        items = [
-            {
-                "number": row.digest_id,
-                "date": row.created_at.astimezone(site.timezone),
-                "articles": row.articles,
-                "url": f"{site.feeds.url}digests/{row.digest_id}/",
-            }
-            for row in rows
-            if (site.output_dir / "digests" / str(row.digest_id) / "index.html").is_file()
-        ]
-        return page("digests.html.j2", digests=items)
-
-    def busy(_request: Request, exc: Exception) -> Response:
-        # The state database stayed locked past its busy timeout, or could not be opened.
-        logger.error("%s", exc)
-        response = page(
-            "message.html.j2",
-            503,
-            title="Please try again later",
-            message="The service is busy just now; please try again in a minute.",
-        )
-        response.headers["Retry-After"] = "60"
-        return response
-
-    routes = [
-        Route(base, home, methods=["GET"]),
-        Route(base + "subscribe", subscribe, methods=["POST"]),
-        Route(confirm_path, confirm, methods=["GET", "POST"]),
-        Route(unsubscribe_path, unsubscribe, methods=["GET", "POST"]),
-        Route(base + "digests/", digests, methods=["GET"]),
-        Mount(feeds_path, app=FeedFiles(directory=site.output_dir, html=True, check_dir=False)),
-    ]
+    paths = SitePaths.of(site)
+    handlers = Handlers(
+        site,
+        pages=Pages(site, environment, paths),
+        confirmations=Confirmations(site, environment, sender),
+        limiter=ClientLimiter(client_limit, client_window),
+        now=now,
+    )
     return Starlette(
-        routes=routes,
-        exception_handlers={StoreError: busy},
+        routes=_routes(site, paths, handlers),
+        exception_handlers={StoreError: handlers.busy},
         middleware=[
-            Middleware(_AccessLog),
-            Middleware(_BodyLimit),
-            Middleware(_HeadAsGet),
-            Middleware(_GzipValidators),
+            Middleware(AccessLog),
+            Middleware(BodyLimit),
+            Middleware(HeadAsGet),
+            Middleware(GzipValidators),
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE),
         ],
     )
 
 
-async def _read_form(request: Request) -> dict[str, str] | None:
-    """The urlencoded form, strictly parsed; None for anything malformed."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        return None
-    try:
-        text = (await request.body()).decode("utf-8")
-        fields = parse_qs(
-            text,
-            strict_parsing=bool(text),
-            max_num_fields=10,
-            errors="strict",
-            keep_blank_values=True,
-        )
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if any(len(values) != 1 for values in fields.values()):
-        return None
-    return {key: values[0] for key, values in fields.items()}
-
-
-def _check_inbox(page: Callable[..., HTMLResponse]) -> HTMLResponse:
-    # The same answer whether or not the address was known: the form reveals nothing.
-    return page(
-        "message.html.j2",
-        title="Check your inbox",
-        message="If that address is not subscribed yet, a message with a confirmation "
-        "link is on its way. The link works for 48 hours.",
-    )
-
-
-def _bad_unsubscribe(page: Callable[..., HTMLResponse]) -> HTMLResponse:
-    return page(
-        "message.html.j2",
-        400,
-        title="That unsubscribe link is not valid",
-        message="It may be incomplete: copy the whole link from the email, or use the "
-        "unsubscribe link in the latest digest you received.",
-    )
-
-
-def _send_confirmation(
-    site: SiteConfig,
-    email: str,
-    token: str,
-    sender: Sender | None,
-    now: datetime,
-    environment: Any,
-) -> None:
-
-    from publisher.delivery.senders import site_sender
-    from publisher.mail.compose import mail_settings
-
-    settings = mail_settings(site)
-    link = f"{site.base_url}confirm?token={token}"
-    context = {"site": site, "link": link, "email": email}
-    text = templating.render_template(environment, "web/confirm-email.txt.j2", **context)
-    html = templating.render_template(environment, "web/confirm-email.html.j2", **context)
-    domain = address_domain(settings.sender)
-    unique = secrets.token_hex(8)
-    message = compose_single(
-        settings.sender,
-        email,
-        f"Confirm your subscription to {site.title}",
-        text=text,
-        html=html,
-        message_id=f"<confirm-{unique}@{domain}>",
-        date=now,
-        outbox_name=f"confirmations/{now:%Y%m%d-%H%M%S}-{unique}.eml",
-    )
-    own_sender = sender is None
-    active = sender or site_sender(site)
-    try:
-        result = active.send(message)
-    finally:
-        if own_sender:
-            active.close()
-    if result.outcome != "sent":
-        where = active.description
-        raise SubscriberError(where, f"{result.outcome}: {result.reply}")
+def _routes(site: SiteConfig, paths: SitePaths, handlers: Handlers) -> list[BaseRoute]:
+    """Every route the service answers; GET routes answer HEAD too."""
+    return [
+        Route(paths.home, handlers.home, methods=["GET"]),
+        Route(paths.subscribe, handlers.subscribe, methods=["POST"]),
+        Route(paths.confirm, handlers.confirm, methods=["GET", "POST"]),
+        Route(paths.unsubscribe, handlers.unsubscribe, methods=["GET", "POST"]),
+        Route(paths.digests, handlers.digests, methods=["GET"]),
+        Mount(paths.feeds, app=FeedFiles(directory=site.output_dir, html=True, check_dir=False)),
+    ]
 
 
 def run_server(site: SiteConfig, *, host: str, port: int) -> None:
@@ -624,7 +115,7 @@ def run_server(site: SiteConfig, *, host: str, port: int) -> None:
                 # The one start-up line at the default level: where to point the proxy.
                 port = self.servers[0].sockets[0].getsockname()[1]
                 shown = f"[{host}]" if ":" in host else host
-                path = urlsplit(site.base_url).path or "/"
+                path = SitePaths.of(site).home
                 logger.info("serving %s on http://%s:%d%s", site.title, shown, port, path)
 
     config = uvicorn.Config(

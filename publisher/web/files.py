@@ -1,0 +1,145 @@
+"""The output folder over HTTP: feeds, tag feeds and digests' web copies.
+
+FeedFiles serves the folder with each feed's registered type, validators
+(ETag, Last-Modified, 304) and caching; HeadAsGet and GzipValidators sit
+around it in the middleware stack so HEAD and gzip answers keep the headers
+and validators GET and identity answers have.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
+from starlette.responses import FileResponse, Response
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
+
+FEED_TYPES = {
+    "rss.xml": "application/rss+xml; charset=utf-8",
+    "atom.xml": "application/atom+xml; charset=utf-8",
+    "feed.json": "application/feed+json; charset=utf-8",
+}
+FEED_CACHE_CONTROL = "public, max-age=300"
+GZIP_MINIMUM_SIZE = 500  # bytes; smaller bodies go out as they are
+GZIP_TAG = "-gzip"  # "etag" of a body becomes "etag-gzip" once compressed
+
+
+class FeedFiles(StaticFiles):
+    """The output folder: feeds with their registered types, validators and caching.
+
+    StaticFiles already answers ETag / If-None-Match and Last-Modified /
+    If-Modified-Since with 304, refuses paths that leave the folder, and
+    handles HEAD. Dot-files are never served: the temp file of a write in
+    flight, or one a killed run left behind, is not part of the site.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        # *path* is normalised ("a/../.x" is ".x"); "." alone is the folder itself.
+        if any(part.startswith(".") for part in Path(path).parts if part != "."):
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = FileResponse(full_path, status_code=status_code, stat_result=stat_result)
+        name = Path(str(full_path)).name
+        if name in FEED_TYPES:
+            response.headers["content-type"] = FEED_TYPES[name]
+        elif name.endswith(".html"):
+            response.headers["content-type"] = "text/html; charset=utf-8"
+        response.headers["cache-control"] = FEED_CACHE_CONTROL
+        response.headers["x-content-type-options"] = "nosniff"
+        if not self.is_not_modified(response.headers, Headers(scope=scope)):
+            return response
+        # A 304 carries the validators the 200 would (RFC 9110 §15.4.5): the
+        # gzip body's ETag when that is the body this client would get.
+        if _is_compressible(response.headers):
+            response.headers["vary"] = "Accept-Encoding"
+            if "gzip" in Headers(scope=scope).get("accept-encoding", ""):
+                response.headers["etag"] = _gzip_tag(response.headers["etag"])
+        return NotModifiedResponse(response.headers)
+
+
+def _is_compressible(headers: MutableHeaders) -> bool:
+    """Whether GZipMiddleware compresses this body for a client that accepts gzip."""
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    kinds = {media_type, media_type.partition("/")[0] + "/*"}
+    size = int(headers.get("content-length", "0"))
+    return size >= GZIP_MINIMUM_SIZE and kinds.isdisjoint(DEFAULT_EXCLUDED_CONTENT_TYPES)
+
+
+class HeadAsGet:
+    """HEAD is answered as GET would be, without the body (RFC 9110 §9.3.2).
+
+    Static files answer HEAD with the headers alone, and the gzip middleware,
+    seeing no body, then leaves out the Content-Encoding, the compressed
+    Content-Length and the Vary that GET would carry.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] in ("http.response.body", "http.response.pathsend"):
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class GzipValidators:
+    """A compressed body gets its own ETag (`"x"` becomes `"x-gzip"`); either gets its 304.
+
+    A strong ETag promises the same bytes: shared by the gzip and identity
+    bodies, a cache could take one for the other. Outside the gzip middleware
+    this sees the final headers; the static files inside see the plain tag
+    of any gzip tag a client sends back, so either validator matches.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [
+            (name, _plain_tags(value) if name == b"if-none-match" else value)
+            for name, value in scope["headers"]
+        ]
+
+        async def tagged(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                etag = response_headers.get("etag")
+                if etag and response_headers.get("content-encoding") == "gzip":
+                    response_headers["etag"] = _gzip_tag(etag)
+            await send(message)
+
+        await self.app({**scope, "headers": headers}, receive, tagged)
+
+
+def _gzip_tag(etag: str) -> str:
+    return etag[:-1] + GZIP_TAG + '"' if etag.endswith('"') else etag
+
+
+def _plain_tags(if_none_match: bytes) -> bytes:
+    """If-None-Match with each gzip entity tag made plain (`W/` kept)."""
+    suffix = GZIP_TAG.encode() + b'"'
+    tags = [tag.strip() for tag in if_none_match.split(b",")]
+    return b", ".join(tag[: -len(suffix)] + b'"' if tag.endswith(suffix) else tag for tag in tags)

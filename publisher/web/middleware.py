@@ -1,0 +1,119 @@
+"""What stands between the network and the handlers: a cap on request
+bodies, an access log that leaves query strings (and so tokens) out, and the
+per-client limit on sign-ups.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
+
+# The package's one logger: the access log is named "publisher.web" in every line.
+logger = logging.getLogger("publisher.web")
+
+MAX_BODY_BYTES = 8 * 1024
+CLIENT_LIMIT = 5  # sign-ups per client ...
+CLIENT_WINDOW = 600.0  # ... per this many seconds
+
+
+class ClientLimiter:
+    """At most `limit` events per client in `window` seconds (sliding, in memory)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.events: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            events = self.events.setdefault(client, deque())
+            while events and now - events[0] > self.window:
+                events.popleft()
+            if len(events) >= self.limit:
+                return False
+            events.append(now)
+            if len(self.events) > 10_000:  # forget idle clients
+                for key in [k for k, v in self.events.items() if not v]:
+                    del self.events[key]
+            return True
+
+
+class BodyLimit:
+    """Refuse request bodies over MAX_BODY_BYTES with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+                await _too_large()(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> AsgiMessage:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLargeError:
+            await _too_large()(scope, receive, send)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+def _too_large() -> Response:
+    return Response(
+        "request body too large\n", status_code=413, media_type="text/plain; charset=utf-8"
+    )
+
+
+class AccessLog:
+    """One line per request, without query strings: tokens stay out of the logs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [0]
+
+        async def record(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            logger.info(
+                "%s %s %s %d %.1fms",
+                client[0],
+                scope["method"],
+                scope["path"],
+                status[0],
+                (time.perf_counter() - started) * 1000,
+            )

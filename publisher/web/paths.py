@@ -1,0 +1,37 @@
+"""Where each page lives: the site's public URLs read as the paths to route.
+
+The service sits behind a proxy at the site's own addresses, so the routes
+follow the configuration: the home page at base_url's path, the feeds at
+[feeds] url's path, unsubscribe at [digest] unsubscribe_url's path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from publisher.config import SiteConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SitePaths:
+    """The path of each route; every one but `feeds` ends as the page's URL does."""
+
+    home: str
+    subscribe: str
+    confirm: str
+    unsubscribe: str
+    digests: str
+    feeds: str  # a mount point: no trailing slash
+
+    @classmethod
+    def of(cls, site: SiteConfig) -> SitePaths:
+        home = urlsplit(site.base_url).path or "/"
+        return cls(
+            home=home,
+            subscribe=home + "subscribe",
+            confirm=home + "confirm",
+            unsubscribe=urlsplit(site.digest.unsubscribe_url).path or "/unsubscribe",
+            digests=home + "digests/",
+            feeds=urlsplit(site.feeds.url).path.rstrip("/") or "/feeds",
+        )
