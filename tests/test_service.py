@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -22,8 +23,11 @@ from websub_hub import SilentHub
 
 from publisher.cli import cli
 from publisher.config import load_config
+from publisher.errors import TransientDeliveryError
 from publisher.mail import subscribers
-from publisher.service.scheduler import latest_slot, next_slot
+from publisher.pipelines.build import build as build_site
+from publisher.service.run import DIGEST_RETRY, Jobs
+from publisher.service.scheduler import DigestClock, latest_slot, next_slot
 from publisher.store import open_store
 
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
@@ -531,3 +535,63 @@ def test_status_counts_one_of_a_kind_in_the_singular(site_dir, runner):
         lines[5]
         == "subscribers: 1 active, 0 unsubscribed, 0 bounced; suppression list: 0 addresses"
     )
+
+
+# -- the service's jobs, in process ------------------------------------------------------
+
+
+class Clock:
+    """The `now` the jobs are given; the test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+
+def test_after_a_failed_send_the_digest_job_waits_digest_retry_before_trying_again(
+    site_dir, caplog
+):
+    port = free_port()  # nothing listens there yet
+    _append(
+        site_dir,
+        '\n[delivery]\nmethod = "smtp"\nmax_attempts = 1\nbackoff = 0.01\n\n'
+        f"[delivery.smtp]\nport = {port}\ntimeout = 5\n",
+    )
+    _subscribe(site_dir, ADDRESSES[:2])
+    site = load_config(site_dir / "publisher.toml")
+    clock = Clock(datetime(2026, 11, 30, 8, 0, tzinfo=UTC))  # a Monday, 09:00 in Vienna
+    build_site(site, now=clock())
+    slot = latest_slot(site.digest.cadence, site.timezone, clock())
+    week_before = slot - timedelta(days=7)
+    jobs = Jobs(
+        site,
+        now=clock,
+        stop=threading.Event(),
+        clock=DigestClock(site.digest.cadence, site.timezone, week_before),
+        rebuild_every=site.rebuild_every,
+    )
+    with caplog.at_level(logging.INFO, logger="publisher.run"):
+        with pytest.raises(TransientDeliveryError):
+            jobs.digest_check()
+        clock.current += DIGEST_RETRY - timedelta(seconds=1)
+        jobs.digest_check()  # too soon: not tried (a try would fail again)
+        clock.current += timedelta(seconds=1)
+        with pytest.raises(TransientDeliveryError):
+            jobs.digest_check()
+        # Not sent: the slot stays due.
+        assert _setting(site_dir, "digest_slot") == week_before.isoformat()
+        with SmtpServer(port=port) as server:
+            clock.current += DIGEST_RETRY - timedelta(seconds=1)
+            jobs.digest_check()  # five minutes after the second failure, not the first
+            assert server.received == []
+            clock.current += timedelta(seconds=1)
+            jobs.digest_check()
+            assert sorted(server.by_recipient()) == ADDRESSES[:2]
+    assert [r.getMessage() for r in caplog.records if r.name == "publisher.run"] == [
+        "digest: made none, sent 2, failed 0, deferred 0, uncertain 0 "
+        "(nothing new since the last digest)"
+    ]
+    assert jobs.clock.handled == slot
+    assert _setting(site_dir, "digest_slot") == slot.isoformat()
