@@ -309,14 +309,18 @@ def test_run_forever_stops_promptly_when_asked_from_another_thread(caplog):
     jobs.failures["rebuild"].append(RuntimeError("first pass fails"))
     service = make_service(jobs, seconds=3600)
     idle_passes = []
-    service.on_idle = idle_passes.append
+    idle = threading.Event()
+
+    def on_idle(scheduler: schedule.Scheduler) -> None:
+        idle_passes.append(scheduler)
+        idle.set()
+
+    service.on_idle = on_idle
     worker = threading.Thread(target=service.run_forever)
     with caplog.at_level(logging.INFO, logger="publisher.service.scheduler"):
         worker.start()
         assert jobs.ran.wait(5)
-        deadline = time.monotonic() + 5
-        while not idle_passes and time.monotonic() < deadline:
-            time.sleep(0.01)
+        idle.wait(5)  # the loop is past the first pass, waiting for the next job
         started = time.monotonic()
         service.stop.set()
         worker.join(timeout=5)

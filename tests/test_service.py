@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -16,15 +17,18 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from processes import run_publisher, start_publisher
-from smtp_server import Faults, SmtpServer
+from processes import ENV, run_publisher, start_publisher
+from smtp_server import Faults, SmtpServer, free_port
 from websub_hub import SilentHub
 
 from publisher import tokens
 from publisher.cli import cli
 from publisher.config import load_config
+from publisher.errors import TransientDeliveryError
 from publisher.mail import subscribers
-from publisher.service.scheduler import latest_slot, next_slot
+from publisher.pipelines.build import build as build_site
+from publisher.service.run import DIGEST_RETRY, Jobs
+from publisher.service.scheduler import DigestClock, latest_slot, next_slot
 from publisher.store import open_store
 
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
@@ -37,6 +41,18 @@ tags: [vienna]
 
 Filed while the service was running.
 """
+# `python -m publisher …`, but the service rebuilds every argv[1] seconds instead of the
+# site's [schedule] rebuild_every (10 s at the least): run_service's keyword for tests,
+# handed in where the command calls it. Everything else is the command line's own.
+RUN_REBUILDING_EVERY = """
+import functools, sys
+from datetime import timedelta
+from publisher.cli import main
+from publisher.service import run
+every = timedelta(seconds=float(sys.argv.pop(1)))
+run.run_service = functools.partial(run.run_service, rebuild_every=every)
+main()
+"""
 WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d CES?T"
 SINCE = r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 
@@ -47,6 +63,7 @@ def _append(site_dir: Path, text: str) -> None:
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """For what no log line or callback announces (a setting, a mailbox): probed every 50 ms."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -56,21 +73,48 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 class Running:
-    """`publisher -v run` in a subprocess, its log lines collected as they come."""
+    """`publisher -v run` in a subprocess, its log lines collected as they come.
 
-    def __init__(self, site_dir: Path) -> None:
-        self.process = start_publisher(site_dir, "-v", "run")
+    With *rebuild_every* (seconds), the service rebuilds that often instead of
+    at the site's interval.
+    """
+
+    def __init__(self, site_dir: Path, rebuild_every: float | None = None) -> None:
+        if rebuild_every is None:
+            self.process = start_publisher(site_dir, "-v", "run")
+        else:
+            command = [sys.executable, "-c", RUN_REBUILDING_EVERY, str(rebuild_every)]
+            self.process = subprocess.Popen(
+                [*command, "--config", str(site_dir / "publisher.toml"), "-v", "run"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=ENV,
+            )
         self.log: list[str] = []
+        self.arrived = threading.Condition()  # notified at each line, and at the end
+        self.ended = False
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
-            self.log.append(line.rstrip("\n"))
+            with self.arrived:
+                self.log.append(line.rstrip("\n"))
+                self.arrived.notify_all()
+        with self.arrived:
+            self.ended = True
+            self.arrived.notify_all()
 
     def logged(self, pattern: str) -> bool:
         return any(re.search(pattern, line) for line in self.log)
+
+    def wait_for(self, pattern: str, timeout: float) -> bool:
+        """Until a line matching *pattern* is logged: False at *timeout* or the process's end."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: self.ended or self.logged(pattern), timeout)
+            return self.logged(pattern)
 
     def stop(self, signum: signal.Signals) -> tuple[int, str]:
         """Send *signum*; the exit code and stdout once the process is gone."""
@@ -90,8 +134,8 @@ class Running:
 def start_service():
     services: list[Running] = []
 
-    def start(site_dir: Path) -> Running:
-        services.append(Running(site_dir))
+    def start(site_dir: Path, rebuild_every: float | None = None) -> Running:
+        services.append(Running(site_dir, rebuild_every))
         return services[-1]
 
     yield start
@@ -140,8 +184,10 @@ def _subscribe(site_dir: Path, addresses: list[str]) -> None:
 
 def test_run_builds_rebuilds_and_stops_on_sigterm(site_dir, runner, start_service):
     _append(site_dir, FAST)
-    service = start_service(site_dir)
-    # The first pass runs at start: a build, then the digest clock notes its slot.
+    service = start_service(site_dir, rebuild_every=1)
+    # The first pass runs at start: a build, then the digest clock notes its slot. The
+    # loop's first rebuild, a second later, finds nothing changed.
+    service.wait_for(r"^INFO: publisher\.run: build: .*, 0 files written, 18 unchanged$", 15)
     assert _wait_until(lambda: _setting(site_dir, "next_digest") is not None, 15), service.log
     first_titles = _titles(site_dir)
     assert len(first_titles) == 3
@@ -163,7 +209,8 @@ def test_run_builds_rebuilds_and_stops_on_sigterm(site_dir, runner, start_servic
     )
 
     (site_dir / "content" / "2026-01-05-late-story.md").write_text(NEW_ARTICLE, encoding="utf-8")
-    # The next rebuild is due 10 s after the start.
+    # The next rebuild (within a second) reads it.
+    service.wait_for(r"^INFO: publisher\.run: build: 6 articles loaded ", 15)
     assert _wait_until(lambda: "Night shift picks up a late story" in _titles(site_dir), 15)
     assert _titles(site_dir) == ["Night shift picks up a late story", *first_titles]
 
@@ -358,7 +405,6 @@ def test_invalid_rebuild_every_exits_2(site_dir, runner, value, message):
 
 def test_serve_answers_logs_without_tokens_and_stops_on_sigterm(site_dir):
     import httpx
-    from smtp_server import free_port
 
     assert run_publisher(site_dir, "build").returncode == 0
     port = free_port()
@@ -405,7 +451,8 @@ def _ping_attempts(site_dir: Path) -> list[int]:
 
 
 def test_run_pings_in_the_background_and_its_jobs_never_wait_for_the_hub(site_dir, start_service):
-    with SilentHub() as hub:
+    connected = threading.Event()
+    with SilentHub(on_connect=connected.set) as hub:
         _append(site_dir, FAST + f'\n[feeds]\nwebsub_hub = "{hub.url}"\n')
         service = start_service(site_dir)
         assert _wait_until(lambda: _setting(site_dir, "next_digest") is not None, 15), service.log
@@ -413,6 +460,7 @@ def test_run_pings_in_the_background_and_its_jobs_never_wait_for_the_hub(site_di
         # hung on the hub (none has failed yet: the hub never answers, so the
         # pinger waits out its whole deadline).
         assert _ping_attempts(site_dir) == [0] * 18
+        connected.wait(15)
         assert _wait_until(lambda: len(hub.connections) >= 1, 15)
         code, _stdout = service.stop(signal.SIGTERM)
     assert code == 0, service.log
@@ -424,8 +472,6 @@ def test_run_pings_in_the_background_and_its_jobs_never_wait_for_the_hub(site_di
 
 
 def test_serve_clears_temp_files_dead_writers_left_in_the_outbox(site_dir):
-    from smtp_server import free_port
-
     confirmations = site_dir / "outbox" / "confirmations"
     confirmations.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", ""])
@@ -490,3 +536,63 @@ def test_status_counts_one_of_a_kind_in_the_singular(site_dir, runner):
         lines[5]
         == "subscribers: 1 active, 0 unsubscribed, 0 bounced; suppression list: 0 addresses"
     )
+
+
+# -- the service's jobs, in process ------------------------------------------------------
+
+
+class Clock:
+    """The `now` the jobs are given; the test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+
+def test_after_a_failed_send_the_digest_job_waits_digest_retry_before_trying_again(
+    site_dir, caplog
+):
+    port = free_port()  # nothing listens there yet
+    _append(
+        site_dir,
+        '\n[delivery]\nmethod = "smtp"\nmax_attempts = 1\nbackoff = 0.01\n\n'
+        f"[delivery.smtp]\nport = {port}\ntimeout = 5\n",
+    )
+    _subscribe(site_dir, ADDRESSES[:2])
+    site = load_config(site_dir / "publisher.toml")
+    clock = Clock(datetime(2026, 11, 30, 8, 0, tzinfo=UTC))  # a Monday, 09:00 in Vienna
+    build_site(site, now=clock())
+    slot = latest_slot(site.digest.cadence, site.timezone, clock())
+    week_before = slot - timedelta(days=7)
+    jobs = Jobs(
+        site,
+        now=clock,
+        stop=threading.Event(),
+        clock=DigestClock(site.digest.cadence, site.timezone, week_before),
+        rebuild_every=site.rebuild_every,
+    )
+    with caplog.at_level(logging.INFO, logger="publisher.run"):
+        with pytest.raises(TransientDeliveryError):
+            jobs.digest_check()
+        clock.current += DIGEST_RETRY - timedelta(seconds=1)
+        jobs.digest_check()  # too soon: not tried (a try would fail again)
+        clock.current += timedelta(seconds=1)
+        with pytest.raises(TransientDeliveryError):
+            jobs.digest_check()
+        # Not sent: the slot stays due.
+        assert _setting(site_dir, "digest_slot") == week_before.isoformat()
+        with SmtpServer(port=port) as server:
+            clock.current += DIGEST_RETRY - timedelta(seconds=1)
+            jobs.digest_check()  # five minutes after the second failure, not the first
+            assert server.received == []
+            clock.current += timedelta(seconds=1)
+            jobs.digest_check()
+            assert sorted(server.by_recipient()) == ADDRESSES[:2]
+    assert [r.getMessage() for r in caplog.records if r.name == "publisher.run"] == [
+        "digest: made none, sent 2, failed 0, deferred 0, uncertain 0 "
+        "(nothing new since the last digest)"
+    ]
+    assert jobs.clock.handled == slot
+    assert _setting(site_dir, "digest_slot") == slot.isoformat()

@@ -22,7 +22,8 @@ import click
 
 from publisher.config import SiteConfig, load_config
 from publisher.errors import PublisherError
-from publisher.model import BuildReport, ContentProblem
+from publisher.model import ContentProblem
+from publisher.service.summary import build_summary
 
 logger = logging.getLogger("publisher")
 
@@ -164,15 +165,8 @@ def print_problems(problems: tuple[ContentProblem, ...], *, prefix: str) -> None
             click.echo(f"{prefix}: {problem.path}: its last good version stays published", err=True)
 
 
-def summary(report: BuildReport) -> str:
-    return (
-        f"{report.loaded} article{plural(report.loaded)} loaded "
-        f"({report.published} published, {report.drafts} draft{plural(report.drafts)}, "
-        f"{report.scheduled} scheduled), {report.skipped} skipped with errors, "
-        f"{len(report.written)} file{plural(len(report.written))} written, "
-        f"{len(report.unchanged)} unchanged"
-        + (f", {len(report.removed)} removed" if report.removed else "")
-    )
+# `publisher build` prints the line the service logs for each rebuild: one definition, below both.
+summary = build_summary
 
 
 def one_line_reply(reply: str | None) -> str:

@@ -1,10 +1,12 @@
-"""`publisher run` (the service, or one pass for cron) and `publisher status`."""
+"""`publisher run` (the service, or one pass for cron), `publisher status` and `publisher serve`.
+
+Thin commands: each takes what the command line gives (the site, the lock,
+the signals, the clock), calls the service or the web stack, and prints.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -18,18 +20,14 @@ from publisher.cli._common import (
     site_lock,
     site_of,
     stop_on_signals,
-    summary,
 )
-from publisher.config import SiteConfig
-from publisher.store import settings
 
 if TYPE_CHECKING:
-    from publisher.feeds.websub import BackgroundPinger
+    from zoneinfo import ZoneInfo
+
+    from publisher.config import SiteConfig
     from publisher.model import DeliveryCounts
-
-logger = logging.getLogger("publisher.run")
-
-DIGEST_RETRY = timedelta(minutes=5)  # after a failed send, before trying again
+    from publisher.service.status import SiteStatus
 
 
 @click.command()
@@ -52,113 +50,14 @@ def run(ctx: click.Context, once: bool) -> None:
       publisher run                  as a service (see the README's systemd unit)
       */5 * * * * cd /srv/site && publisher run --once
     """
-    from publisher.pipelines import build
-    from publisher.service.scheduler import DigestClock, Service, next_slot
-    from publisher.store import open_store
+    from publisher.service import run as service
 
     site = site_of(ctx)
-    log_at_info(logger.name)
+    log_at_info(service.logger.name)
     with site_lock(site, "run --once" if once else "run"), stop_on_signals() as stop:
-        # The service holds the lock for its lifetime: its pings go out from a
-        # thread of their own, so that a slow hub never delays its jobs.
-        pinger = _background_pinger(site, once=once)
-        with open_store(site.state_db) as store:
-            handled = store.get_setting(settings.DIGEST_SLOT)
-        clock = DigestClock(
-            site.digest.cadence, site.timezone, datetime.fromisoformat(handled) if handled else None
-        )
-        failed_at: list[datetime] = []
-
-        def rebuild() -> None:
-            try:
-                report = build.build(site, now=_common.now())
-            finally:
-                if pinger is not None:
-                    pinger.wake()  # what this build changed, and earlier pings now due
-            for problem in report.problems:
-                for line in problem.lines:
-                    logger.warning("%s", line)
-            for line in report.warnings:
-                logger.warning("%s", line)
-            logger.info("build: %s", summary(report))  # also when nothing changed: it ran
-            _record(site, settings.NEXT_REBUILD, _common.now() + site.rebuild_every)
-
-        def digest_check() -> None:
-            now = _common.now()
-            if failed_at and now - failed_at[-1] < DIGEST_RETRY:
-                return
-            slot = clock.due(now)
-            _record(site, settings.DIGEST_SLOT, clock.handled)
-            _record(site, settings.NEXT_DIGEST, next_slot(site.digest.cadence, site.timezone, now))
-            if slot is None and not _has_unfinished(site):
-                return
-            from publisher.pipelines import digests
-
-            clean_outbox(site)
-            try:
-                report = digests.send_digests(
-                    site, now=_common.now, should_stop=stop.is_set, make_new=slot is not None
-                )
-            except Exception:
-                failed_at.append(_common.now())
-                raise
-            failed_at.clear()
-            if slot is not None and not report.stopped:
-                clock.handled = slot
-                _record(site, settings.DIGEST_SLOT, slot)
-            logger.info(
-                "digest: made %s, sent %d, failed %d, deferred %d, uncertain %d%s",
-                report.made or "none",
-                report.sent,
-                report.failed,
-                report.deferred,
-                report.uncertain,
-                f" ({report.note})" if report.note else "",
-            )
-
-        service = Service(
-            rebuild=rebuild, digest_check=digest_check, rebuild_every=site.rebuild_every, stop=stop
-        )
-        if once:
-            service.run_once()
-        else:
-            logger.info(
-                "running: rebuild every %s, digest %s (%s)",
-                site.rebuild_every,
-                site.digest.cadence,
-                site.timezone.key,
-            )
-            try:
-                service.run_forever()
-            finally:
-                if pinger is not None:
-                    pinger.close()
+        service.run_service(site, once=once, stop=stop, now=_common.now)
     if once:
-        ping_hub(site)
-
-
-def _background_pinger(site: SiteConfig, *, once: bool) -> BackgroundPinger | None:
-    if once or not site.feeds.websub_hub:
-        return None
-    from publisher.feeds.websub import BackgroundPinger
-
-    return BackgroundPinger(site.state_db, site.feeds.websub_hub, now=_common.now)
-
-
-def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:
-    from publisher.store import open_store
-
-    if moment is None:
-        return
-    with open_store(site.state_db) as store, store.transaction():
-        store.set_setting(key, moment.isoformat())
-
-
-def _has_unfinished(site: SiteConfig) -> bool:
-    from publisher.store import open_store
-
-    with open_store(site.state_db) as store:
-        return bool(store.unfinished_digests())
+        ping_hub(site)  # with the lock released: a slow hub holds up no other run
 
 
 @click.command()
@@ -169,75 +68,65 @@ def status(ctx: click.Context) -> None:
     Then the subscriber counts, and how many addresses are on the suppression
     list (a count only: the list holds no readable address).
     """
-    from publisher.service.lock import holder
-    from publisher.service.scheduler import next_slot
-    from publisher.store import open_store
+    from publisher.service.status import site_status
 
     site = site_of(ctx)
+    for line in _status_lines(site, site_status(site, now=_common.now())):
+        click.echo(line)
+
+
+def _status_lines(site: SiteConfig, status: SiteStatus) -> list[str]:
     tz = site.timezone
+    lines = [f"site: {site.title} ({site.display_path})", _build_line(status, tz)]
+    if status.next_article:
+        lines.append(f"next scheduled article: {_when(status.next_article, tz)}")
+    upcoming = status.upcoming_digest.strftime("%Y-%m-%d %H:%M %Z")
+    return [
+        *lines,
+        _service_line(status, tz),
+        f"digest cadence: {site.digest.cadence} ({tz.key}); next at {upcoming}",
+        _digest_line(status.last_digest, tz),
+        f"subscribers: {status.active} active, {status.unsubscribed} unsubscribed, "
+        f"{status.bounced} bounced; suppression list: {status.suppressed} "
+        f"address{'' if status.suppressed == 1 else 'es'}",
+    ]
 
-    def when(text: str | None) -> str:
-        if not text:
-            return "never"
-        return datetime.fromisoformat(text).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
-    last_build = next_due = next_rebuild = next_digest_run = None
-    counts: dict[str, int] = {}
-    digests: list[DeliveryCounts] = []
-    by_status: dict[str, int] = {}
-    suppressed = 0
-    database = site.state_db
-    # A site never built has no state: say so, and create none (opening makes it).
-    if database.exists():
-        with open_store(database) as store:
-            last_build = store.get_setting(settings.LAST_BUILD)
-            counts = json.loads(store.get_setting(settings.COUNTS) or "{}")
-            next_due = store.get_setting(settings.NEXT_DUE)
-            next_rebuild = store.get_setting(settings.NEXT_REBUILD)
-            next_digest_run = store.get_setting(settings.NEXT_DIGEST)
-            digests = store.delivery_counts()
-            by_status = store.subscriber_counts()
-            suppressed = store.count_suppressions()
-    click.echo(f"site: {site.title} ({site.display_path})")
-    line = f"last build: {when(last_build)}"
-    if counts:
-        loaded, drafts = counts["loaded"], counts["drafts"]
-        line += (
-            f" ({loaded} article{plural(loaded)}: {counts['published']} published, "
-            f"{drafts} draft{plural(drafts)}, {counts['scheduled']} scheduled)"
-        )
-    click.echo(line)
-    if next_due:
-        click.echo(f"next scheduled article: {when(next_due)}")
-    running = holder(site.state_dir)
-    if running and "`publisher run`" in running:
-        click.echo(
-            f"service: running ({running}); next rebuild {when(next_rebuild)}, "
-            f"next digest {when(next_digest_run)}"
-        )
-    elif running:
-        click.echo(f"service: not running; busy: {running}")
-    else:
-        click.echo("service: not running")
-    upcoming = next_slot(site.digest.cadence, tz, _common.now())
-    click.echo(
-        f"digest cadence: {site.digest.cadence} ({tz.key}); next at "
-        f"{upcoming.strftime('%Y-%m-%d %H:%M %Z')}"
+def _when(moment: datetime | None, tz: ZoneInfo) -> str:
+    if moment is None:
+        return "never"
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _build_line(status: SiteStatus, tz: ZoneInfo) -> str:
+    line = f"last build: {_when(status.last_build, tz)}"
+    counts = status.counts
+    if counts is None:
+        return line
+    return line + (
+        f" ({counts.loaded} article{plural(counts.loaded)}: {counts.published} published, "
+        f"{counts.drafts} draft{plural(counts.drafts)}, {counts.scheduled} scheduled)"
     )
-    if digests:
-        latest = digests[0]
-        click.echo(
-            f"last digest: {latest.digest_id}, made {when(latest.created_at.isoformat())}, "
-            f"{latest.articles} article{plural(latest.articles)}: sent {latest.sent}, "
-            f"pending {latest.pending}, "
-            f"uncertain {latest.sending}, failed {latest.failed}"
+
+
+def _service_line(status: SiteStatus, tz: ZoneInfo) -> str:
+    if status.service_running:
+        return (
+            f"service: running ({status.lock_holder}); next rebuild "
+            f"{_when(status.next_rebuild, tz)}, next digest {_when(status.next_digest, tz)}"
         )
-    else:
-        click.echo("last digest: none yet")
-    click.echo(
-        f"subscribers: {by_status.get('active', 0)} active, "
-        f"{by_status.get('unsubscribed', 0)} unsubscribed, {by_status.get('bounced', 0)} bounced; "
-        f"suppression list: {suppressed} address{'' if suppressed == 1 else 'es'}"
+    if status.lock_holder:
+        return f"service: not running; busy: {status.lock_holder}"
+    return "service: not running"
+
+
+def _digest_line(latest: DeliveryCounts | None, tz: ZoneInfo) -> str:
+    if latest is None:
+        return "last digest: none yet"
+    return (
+        f"last digest: {latest.digest_id}, made {_when(latest.created_at, tz)}, "
+        f"{latest.articles} article{plural(latest.articles)}: sent {latest.sent}, "
+        f"pending {latest.pending}, uncertain {latest.sending}, failed {latest.failed}"
     )
 
 

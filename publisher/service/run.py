@@ -1,0 +1,173 @@
+"""`publisher run`: its two jobs (rebuild, digest), the line each logs, and the loop that runs them.
+
+The command line holds the site lock for the service's lifetime and turns
+SIGTERM and SIGINT into `stop`; everything between is here. The rebuild job
+builds, wakes the WebSub pinger (a thread of its own, so a slow hub never
+delays a job) and notes when it will rebuild next. The digest job asks the
+digest clock whether a slot has come, finishes any digest left unfinished,
+and after a failed send waits DIGEST_RETRY before it tries again, rather
+than every 30 s. Each job logs one line on "publisher.run" whatever it
+found, so the journal shows what the service did.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from publisher.config import SiteConfig
+from publisher.feeds.websub import BackgroundPinger
+from publisher.output import remove_stale_temps
+from publisher.pipelines import build
+from publisher.service.scheduler import DigestClock, Service, next_slot
+from publisher.service.summary import build_summary
+from publisher.store import open_store, settings
+
+if TYPE_CHECKING:
+    from publisher.pipelines.digests import SendReport
+
+# Not __name__: operators filter their journals on this name, and the README shows it.
+logger = logging.getLogger("publisher.run")
+
+DIGEST_RETRY = timedelta(minutes=5)  # after a failed send, before trying again
+
+
+def run_service(
+    site: SiteConfig,
+    *,
+    once: bool,
+    stop: threading.Event,
+    now: Callable[[], datetime],
+    rebuild_every: timedelta | None = None,
+) -> None:
+    """Run the jobs as they fall due until *stop* is set; with *once*, one pass of each.
+
+    The caller holds the site lock. *rebuild_every* replaces the site's
+    `[schedule] rebuild_every` as the loop's interval (the start-up line still
+    names the configured one): a test then need not wait out its 10 s minimum.
+    `run --once` pings the hub itself once the lock is released; the service
+    pings from its own thread, and waits for the pings in flight when it stops.
+    """
+    interval = site.rebuild_every if rebuild_every is None else rebuild_every
+    jobs = Jobs(site, now=now, stop=stop, clock=digest_clock(site), rebuild_every=interval)
+    service = Service(
+        rebuild=jobs.rebuild, digest_check=jobs.digest_check, rebuild_every=interval, stop=stop
+    )
+    if once:
+        service.run_once()
+        return
+    if site.feeds.websub_hub:
+        jobs.pinger = BackgroundPinger(site.state_db, site.feeds.websub_hub, now=now)
+    logger.info(
+        "running: rebuild every %s, digest %s (%s)",
+        site.rebuild_every,
+        site.digest.cadence,
+        site.timezone.key,
+    )
+    try:
+        service.run_forever()
+    finally:
+        if jobs.pinger is not None:
+            jobs.pinger.close()
+
+
+def digest_clock(site: SiteConfig) -> DigestClock:
+    """The site's digest clock, starting from the last slot a run handled (kept in the store)."""
+    with open_store(site.state_db) as store:
+        handled = store.get_setting(settings.DIGEST_SLOT)
+    return DigestClock(
+        site.digest.cadence, site.timezone, datetime.fromisoformat(handled) if handled else None
+    )
+
+
+@dataclass
+class Jobs:
+    """The rebuild and digest jobs of one service, and what they keep between runs."""
+
+    site: SiteConfig
+    now: Callable[[], datetime]
+    stop: threading.Event
+    clock: DigestClock
+    rebuild_every: timedelta
+    pinger: BackgroundPinger | None = None
+    failed_at: datetime | None = None  # when the last digest send failed, until one succeeds
+
+    def rebuild(self) -> None:
+        """Build, log the build's warnings and its summary, note when the next rebuild is."""
+        try:
+            report = build.build(self.site, now=self.now())
+        finally:
+            if self.pinger is not None:
+                self.pinger.wake()  # what this build changed, and earlier pings now due
+        for problem in report.problems:
+            for line in problem.lines:
+                logger.warning("%s", line)
+        for line in report.warnings:
+            logger.warning("%s", line)
+        logger.info("build: %s", build_summary(report))  # also when nothing changed: it ran
+        _record(self.site, settings.NEXT_REBUILD, self.now() + self.rebuild_every)
+
+    def digest_check(self) -> None:
+        """Send the digest whose slot has come, or finish one left unfinished; else note the time.
+
+        A slot is handled once its digest went out, not when a stop cut the
+        send short: the next run finishes it.
+        """
+        now = self.now()
+        if self.failed_at is not None and now - self.failed_at < DIGEST_RETRY:
+            return
+        slot = self.clock.due(now)
+        _record(self.site, settings.DIGEST_SLOT, self.clock.handled)
+        _record(
+            self.site,
+            settings.NEXT_DIGEST,
+            next_slot(self.site.digest.cadence, self.site.timezone, now),
+        )
+        if slot is None and not _has_unfinished(self.site):
+            return
+        report = self._send(make_new=slot is not None)
+        if slot is not None and not report.stopped:
+            self.clock.handled = slot
+            _record(self.site, settings.DIGEST_SLOT, slot)
+        logger.info(
+            "digest: made %s, sent %d, failed %d, deferred %d, uncertain %d%s",
+            report.made or "none",
+            report.sent,
+            report.failed,
+            report.deferred,
+            report.uncertain,
+            f" ({report.note})" if report.note else "",
+        )
+
+    def _send(self, *, make_new: bool) -> SendReport:
+        """Send what is pending (and a new digest when *make_new*); a failure starts the wait."""
+        # Imported here: a pass with no digest due loads none of the mail stack.
+        from publisher.pipelines import digests
+
+        # `serve` writes confirmations to the outbox without the site lock.
+        remove_stale_temps([self.site.delivery.outbox_dir], now=self.now())
+        try:
+            report = digests.send_digests(
+                self.site, now=self.now, should_stop=self.stop.is_set, make_new=make_new
+            )
+        except Exception:
+            self.failed_at = self.now()
+            raise
+        self.failed_at = None
+        return report
+
+
+def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:
+    if moment is None:
+        return
+    with open_store(site.state_db) as store, store.transaction():
+        store.set_setting(key, moment.isoformat())
+
+
+def _has_unfinished(site: SiteConfig) -> bool:
+    with open_store(site.state_db) as store:
+        return bool(store.unfinished_digests())
