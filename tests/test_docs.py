@@ -32,9 +32,29 @@ def test_readme_opens_with_exactly_two_setup_commands():
     assert "pytest" in commands[1]
 
 
-def test_ci_runs_the_readme_test_command_verbatim():
+def _ci_lines() -> list[str]:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert _setup_commands()[1] in ci.splitlines()
+    return [line.strip() for line in ci.splitlines()]
+
+
+def _lint_command() -> str:
+    development = README[README.index("\n## Development\n") :]
+    block = re.search(r"```sh\n(.*?)```", development, re.S)
+    assert block, "README's Development section must show the lint command in a sh block"
+    (command,) = block.group(1).splitlines()
+    return command
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    assert _setup_commands()[1] in _ci_lines()
+
+
+def test_ci_runs_the_readme_lint_command_verbatim():
+    command = _lint_command()
+    assert "'.[lint]'" in command
+    for check in ("ruff check .", "ruff format --check .", "mypy"):
+        assert f"/{check}" in command, f"the lint command lacks {check}"
+    assert command in _ci_lines()
 
 
 def _commands(group, prefix=""):
