@@ -52,7 +52,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_ci_runs_the_readme_lint_command_verbatim():
     command = _lint_command()
     assert "'.[lint]'" in command
-    for check in ("ruff check .", "ruff format --check .", "mypy"):
+    for check in ("ruff check .", "ruff format --check .", "mypy", "lint-imports"):
         assert f"/{check}" in command, f"the lint command lacks {check}"
     assert command in _ci_lines()
 
