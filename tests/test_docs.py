@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import click
 import pytest
 from import_rules import find_violations
 
@@ -59,23 +60,84 @@ def test_ci_runs_the_readme_lint_command_verbatim():
     assert command in _ci_lines()
 
 
-def _commands(group, prefix=""):
-    for name, command in sorted(group.commands.items()):
-        yield f"{prefix}{name}", command
-        if hasattr(command, "commands"):
-            yield from _commands(command, f"{prefix}{name} ")
+def _commands() -> list[tuple[str, click.Command]]:
+    """Every command and group under `publisher`, found the way Click finds them.
+
+    `list_commands` and `get_command`, not a group's `commands` dict, so a
+    group that makes its commands on demand is seen whole too.
+    """
+    found: list[tuple[str, click.Command]] = []
+
+    def visit(group: click.Command, ctx: click.Context, path: tuple[str, ...]) -> None:
+        if not isinstance(group, click.Group):
+            return
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None, f"{' '.join(path)} lists {name!r} but has no such command"
+            found.append((" ".join((*path, name)), command))
+            visit(command, click.Context(command, info_name=name, parent=ctx), (*path, name))
+
+    visit(cli, click.Context(cli, info_name="publisher"), ())
+    return found
 
 
-@pytest.mark.parametrize(("name", "command"), list(_commands(cli)))
-def test_every_command_is_documented_and_has_help(name, command):
-    assert f"`publisher {name}" in README, f"README lacks `publisher {name}`"
-    assert command.help
-    assert len(command.help.strip()) > 20
+COMMANDS = _commands()
+LEAVES = [(name, command) for name, command in COMMANDS if not isinstance(command, click.Group)]
+COMMAND_LINE = README[README.index("\n## Command line\n") :].split("\n## ", 2)[1]
+
+
+def _readme_rows() -> dict[str, str]:
+    """The rows of the README's command table, by the command they name."""
+    rows = {}
+    for row in re.findall(r"^\| `publisher ([^`]*)` \|.*$", COMMAND_LINE, re.M):
+        words = re.match(r"[a-z][a-z-]*(?: [a-z][a-z-]*)*", row)
+        if words:  # `publisher --version` names no command
+            rows[words.group(0)] = row
+    return rows
+
+
+def _long_names(param: click.Parameter) -> list[str]:
+    return [o for o in param.opts + param.secondary_opts if o.startswith("--")]
+
+
+def test_commands_are_found_in_groups():
+    names = [name for name, _command in COMMANDS]
+    assert "build" in names
+    assert "digest" in names
+    assert "digest send" in names
+    assert "subscribers import" in names
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[name for name, _c in COMMANDS])
+def test_every_command_and_group_has_help(name, command):
+    assert command.help, f"`publisher {name}` has no help text"
+    assert len(command.help.strip()) > 20, f"`publisher {name}` help is too short"
     for param in command.params:
         if param.param_type_name == "option":
-            assert param.help, f"{name} {param.opts} has no help text"
-            long_names = [o for o in param.opts + param.secondary_opts if o.startswith("--")]
-            assert any(o in README for o in long_names), f"README lacks {long_names}"
+            assert param.help, f"`publisher {name}` {param.opts} has no help text"
+
+
+@pytest.mark.parametrize(("name", "command"), LEAVES, ids=[name for name, _c in LEAVES])
+def test_every_command_has_a_row_in_the_readme_naming_its_options(name, command):
+    rows = _readme_rows()
+    assert name in rows, f"README's command table has no row for `publisher {name}`"
+    for param in command.params:
+        if param.param_type_name == "option":
+            names = _long_names(param)
+            assert any(o in rows[name] for o in names), f"README's `publisher {name}` lacks {names}"
+
+
+def test_every_row_of_the_readme_names_a_command():
+    assert set(_readme_rows()) <= {name for name, _command in LEAVES}
+
+
+def test_the_global_options_are_documented():
+    assert cli.help
+    for param in cli.params:
+        if param.param_type_name == "option":
+            assert param.help, f"publisher {param.opts} has no help text"
+            names = param.opts + param.secondary_opts
+            assert any(o in COMMAND_LINE for o in names), f"README lacks publisher {names}"
 
 
 def test_every_config_key_is_documented():
@@ -105,12 +167,16 @@ def test_the_wheel_ships_the_templates(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    wheel = next(tmp_path.glob("publisher-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    templates = sorted(p.name for p in (ROOT / "templates").iterdir() if p.is_file())
-    assert templates
-    for name in templates:
-        assert f"publisher/templates/{name}" in names
+    (wheel,) = tmp_path.glob("publisher-*.whl")
+    templates = ROOT / "templates"
+    shipped = sorted(p for p in templates.rglob("*") if p.is_file())
+    assert templates / "web" / "base.html.j2" in shipped  # sub-folders are walked too
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for path in shipped:
+            name = f"publisher/templates/{path.relative_to(templates).as_posix()}"
+            assert name in names, f"the wheel lacks {name}"
+            assert archive.read(name) == path.read_bytes(), f"the wheel's {name} differs"
 
 
 # Breaks of the import rules in today's code, to be fixed where they live: the
