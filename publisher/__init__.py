@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from publisher.config import SiteConfig, load_config
 from publisher.errors import PublisherError
+from publisher.version import __version__
 
 if TYPE_CHECKING:
     from publisher.pipelines.build import build, check

@@ -64,3 +64,20 @@ def slugify(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _NOT_SLUG.sub("-", unicodedata.normalize("NFC", bare).lower()).strip("-_")
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: wide East Asian characters take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
+def columns(cells: tuple[str, ...], widths: list[int]) -> str:
+    """*cells* padded to *widths* (in terminal columns) and joined; cells past them as they are."""
+    padded = [
+        cell + " " * (width - display_width(cell))
+        for cell, width in zip(cells, widths, strict=False)
+    ]
+    return "  ".join([*padded, *cells[len(widths) :]]).rstrip()

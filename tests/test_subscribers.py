@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from publisher.cli import cli
-from publisher.cli.subscribers import _row, _width
 from publisher.errors import SubscriberError
 from publisher.mail.lists import ImportReport, export_csv, import_csv
 from publisher.mail.subscribers import (
@@ -26,6 +25,7 @@ from publisher.mail.subscribers import (
 )
 from publisher.mail.subscribers import unsubscribe as unsubscribe_token
 from publisher.store import open_store
+from publisher.text import columns, display_width
 from publisher.tokens import check_token, load_secret, make_token, parse_token, suppression_key
 
 DATA = Path(__file__).parent / "data" / "subscribers"
@@ -727,10 +727,10 @@ def test_cli_list(runner, site_dir, fixed_now):
 
 
 def test_width_counts_terminal_columns():
-    assert _width("Ada") == 3
-    assert _width("山田") == 4
-    assert _width("e\u0301") == 1  # e + combining acute
-    assert _row(("a", "bb", "c"), [3, 3]) == "a    bb   c"
+    assert display_width("Ada") == 3
+    assert display_width("山田") == 4
+    assert display_width("e\u0301") == 1  # e + combining acute
+    assert columns(("a", "bb", "c"), [3, 3]) == "a    bb   c"
 
 
 def test_cli_import(runner, site_dir, csv_copy):

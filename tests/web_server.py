@@ -53,12 +53,10 @@ class WebServer:
         self,
         site: SiteConfig,
         *,
-        now: Callable[[], datetime] | None = None,
+        now: Callable[[], datetime],
         client_limit: int | None = None,
     ) -> None:
-        options: dict[str, Any] = {}
-        if now is not None:
-            options["now"] = now
+        options: dict[str, Any] = {"now": now}
         if client_limit is not None:
             options["client_limit"] = client_limit
         self.app = create_app(site, **options)

@@ -15,11 +15,11 @@ from typing import Any
 
 import click
 
-from publisher import __version__
 from publisher.cli import articles, digests, service, subscribers
 from publisher.cli._common import JsonFormatter
 from publisher.config import CONFIG_NAME
 from publisher.errors import PublisherError
+from publisher.version import __version__
 
 
 class _Group(click.Group):

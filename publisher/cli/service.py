@@ -160,4 +160,4 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     site = site_of(ctx)
     log_at_info("publisher.web")  # the address it listens on, and the access log
     clean_outbox(site)  # confirmation messages go there, without the site lock
-    run_server(site, host=host, port=port)
+    run_server(site, host=host, port=port, now=_common.now)

@@ -8,7 +8,6 @@ boundary in publisher.cli as `error: <where>: <what>`.
 from __future__ import annotations
 
 import sys
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,6 +21,7 @@ from publisher.cli._common import plural, site_of
 from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.model import SUBSCRIBER_STATUSES, Subscriber
+from publisher.text import columns, display_width
 
 if TYPE_CHECKING:
     from publisher.store import Store
@@ -127,33 +127,18 @@ def list_(ctx: click.Context, status: str | None) -> None:
         for subscriber in store.iter_subscribers(status=status):
             count += 1
             for column, text in enumerate(_cells(subscriber, site)[:3]):
-                widths[column] = max(widths[column], _width(text))
+                widths[column] = max(widths[column], display_width(text))
         if not count:
             click.echo(f"no {status + ' ' if status else ''}subscribers")
             return
-        click.echo(_row(("email", "name", "status", "since"), widths))
+        click.echo(columns(("email", "name", "status", "since"), widths))
         for subscriber in store.iter_subscribers(status=status):
-            click.echo(_row(_cells(subscriber, site), widths))
+            click.echo(columns(_cells(subscriber, site), widths))
 
 
 def _cells(subscriber: Subscriber, site: SiteConfig) -> tuple[str, str, str, str]:
     since = subscriber.created_at.astimezone(site.timezone).date().isoformat()
     return subscriber.email, subscriber.name, subscriber.status, since
-
-
-def _row(cells: tuple[str, ...], widths: list[int]) -> str:
-    padded = [
-        cell + " " * (width - _width(cell)) for cell, width in zip(cells, widths, strict=False)
-    ]
-    return "  ".join([*padded, *cells[len(widths) :]]).rstrip()
-
-
-def _width(text: str) -> int:
-    """Terminal columns: wide East Asian characters take two, combining marks none."""
-    return sum(
-        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
-        for char in text
-    )
 
 
 @subscribers.command(name="import")

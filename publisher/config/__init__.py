@@ -1,10 +1,10 @@
 """The site's configuration: publisher.toml read and checked into a frozen SiteConfig.
 
-`site` holds the dataclasses and the reader; `values` the checks of single
-TOML values. Everything else imports from here.
+`options` holds the dataclasses, `reading` reads and checks the file table by
+table, `values` checks single TOML values. Everything else imports from here.
 """
 
-from publisher.config.site import (
+from publisher.config.options import (
     CONFIG_NAME,
     DEFAULT_CADENCE,
     DEFAULT_SUBJECT,
@@ -16,9 +16,8 @@ from publisher.config.site import (
     FeedOptions,
     SiteConfig,
     SmtpOptions,
-    load_config,
-    parse_config,
 )
+from publisher.config.reading import load_config, parse_config
 
 __all__ = [
     "CONFIG_NAME",

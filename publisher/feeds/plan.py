@@ -14,9 +14,9 @@ from operator import attrgetter
 from typing import Protocol, TypeVar
 from urllib.parse import quote
 
-from publisher import __version__
 from publisher.config import SiteConfig
 from publisher.model import Article, FeedSpec, Tag
+from publisher.version import __version__
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from publisher import __version__
 from publisher.config import SiteConfig
 from publisher.content import articles, bodies, files, markup
 from publisher.content.files import FoundFile
@@ -41,6 +40,7 @@ from publisher.model import BuildReport, ContentProblem
 from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store, settings
 from publisher.store.settings import INDEXED_AT
 from publisher.text import one_line, slugify
+from publisher.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from publisher.errors import StoreError
 from publisher.model import DeliveryCounts, Subscriber
 from publisher.store.base import StoreBase
-from publisher.store.subscribers import _SUBSCRIBER_COLUMNS, SubscriberQueries, subscriber_from
+from publisher.store.subscribers import SUBSCRIBER_COLUMNS, SubscriberQueries, subscriber_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
         """Rows of *digest_id* in *statuses*, by subscriber id, streamed in pages."""
         last = 0
         marks = ", ".join("?" for _ in statuses)
-        columns = ", ".join(f"s.{c.strip()}" for c in _SUBSCRIBER_COLUMNS.split(","))
+        columns = ", ".join(f"s.{c.strip()}" for c in SUBSCRIBER_COLUMNS.split(","))
         while True:
             rows = self.conn.execute(
                 f"SELECT d.status, d.attempts, d.message_id, {columns} FROM deliveries d "

@@ -9,7 +9,7 @@ from typing import Any
 from publisher.model import Subscriber
 from publisher.store.base import StoreBase
 
-_SUBSCRIBER_COLUMNS = "id, email, name, status, created_at, hard_failures"
+SUBSCRIBER_COLUMNS = "id, email, name, status, created_at, hard_failures"
 
 
 def subscriber_from(row: Sequence[Any]) -> Subscriber:
@@ -19,13 +19,13 @@ def subscriber_from(row: Sequence[Any]) -> Subscriber:
 class SubscriberQueries(StoreBase):
     def find_subscriber(self, email: str) -> Subscriber | None:
         row = self.conn.execute(
-            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?", (email,)
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?", (email,)
         ).fetchone()
         return None if row is None else subscriber_from(row)
 
     def get_subscriber(self, subscriber_id: int) -> Subscriber | None:
         row = self.conn.execute(
-            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?", (subscriber_id,)
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?", (subscriber_id,)
         ).fetchone()
         return None if row is None else subscriber_from(row)
 
@@ -57,7 +57,7 @@ class SubscriberQueries(StoreBase):
         """All subscribers (or those with *status*) by id, streamed in pages."""
         last = 0
         while True:
-            query = f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id > ?"
+            query = f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id > ?"
             params: tuple[Any, ...] = (last,)
             if status is not None:
                 query += " AND status = ?"

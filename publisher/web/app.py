@@ -15,7 +15,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -43,14 +43,10 @@ from publisher.web.paths import SitePaths
 logger = logging.getLogger("publisher.web")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_app(
     site: SiteConfig,
     *,
-    now: Callable[[], datetime] = _now,
+    now: Callable[[], datetime],
     sender: Sender | None = None,
     client_limit: int = CLIENT_LIMIT,
     client_window: float = CLIENT_WINDOW,
@@ -90,7 +86,7 @@ def _routes(site: SiteConfig, paths: SitePaths, handlers: Handlers) -> list[Base
     ]
 
 
-def run_server(site: SiteConfig, *, host: str, port: int) -> None:
+def run_server(site: SiteConfig, *, host: str, port: int, now: Callable[[], datetime]) -> None:
     """Serve until SIGTERM or SIGINT (uvicorn finishes the requests in flight)."""
     import uvicorn
 
@@ -119,7 +115,7 @@ def run_server(site: SiteConfig, *, host: str, port: int) -> None:
                 logger.info("serving %s on http://%s:%d%s", site.title, shown, port, path)
 
     config = uvicorn.Config(
-        create_app(site),
+        create_app(site, now=now),
         host=host,
         port=port,
         log_config=None,

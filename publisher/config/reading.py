@@ -1,157 +1,39 @@
-"""Load and validate publisher.toml into a frozen SiteConfig.
+"""Read publisher.toml into a frozen SiteConfig, checking every table key by key.
 
 This is the only module that reads the configuration file. Every check names
-the table and key, shows the bad value and says what is accepted.
+the table and key, shows the bad value and says what is accepted; every
+problem in the file is reported at once.
 """
 
 from __future__ import annotations
 
-import re
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from publisher.config import values
+from publisher.config.options import (
+    CADENCE,
+    DEFAULT_CADENCE,
+    DEFAULT_SUBJECT,
+    FEED_FORMATS,
+    PERMALINK_FIELDS,
+    WEEKDAYS,
+    Cadence,
+    DeliveryOptions,
+    DigestOptions,
+    FeedOptions,
+    SiteConfig,
+    SmtpOptions,
+)
 from publisher.errors import ConfigError
 from publisher.model import Author
-
-CONFIG_NAME = "publisher.toml"
-STATE_DB = "state.db"
-FeedFormat = Literal["rss", "atom", "json"]
-FEED_FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
-SmtpSecurity = Literal["none", "starttls", "tls"]
-DeliveryMethod = Literal["outbox", "smtp"]
-PERMALINK_FIELDS = frozenset({"year", "month", "day", "slug"})
-
-
-@dataclass(frozen=True, slots=True)
-class FeedOptions:
-    formats: tuple[FeedFormat, ...] = FEED_FORMATS
-    max_items: int = 50
-    tag_feeds: bool = True
-    full_content: bool = True
-    url: str = ""  # public URL of the output folder, ending in "/"
-    websub_hub: str | None = None  # a WebSub hub pinged when a feed changes
-
-
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_CADENCE = re.compile(
-    r"^\s*(?:(?P<daily>daily)|weekly\s+on\s+(?P<day>[a-z]+))\s+at\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})\s*$",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Cadence:
-    """When digests go out, in the site's time zone."""
-
-    weekday: int | None  # 0 = Monday; None = every day
-    hour: int
-    minute: int
-
-    def __str__(self) -> str:
-        when = "daily" if self.weekday is None else f"weekly on {WEEKDAYS[self.weekday]}"
-        return f"{when} at {self.hour:02d}:{self.minute:02d}"
-
-
-DEFAULT_CADENCE = Cadence(0, 7, 0)
-DEFAULT_SUBJECT = "{{ site_title }}: {{ count }} new article{{ '' if count == 1 else 's' }}"
-
-
-@dataclass(frozen=True, slots=True)
-class DigestOptions:
-    cadence: Cadence = DEFAULT_CADENCE
-    max_articles: int = 20
-    subject: str = DEFAULT_SUBJECT  # a Jinja2 template (no HTML escaping)
-    sender: str | None = None  # "Name <address>"; required to send
-    reply_to: str | None = None
-    postal_address: str | None = None
-    unsubscribe_url: str = ""  # https URL the one-click POST and the footer link go to
-    unsubscribe_mailto: str | None = None
-    list_id: str = ""  # the List-Id's id part, e.g. "digest.meridian.example"
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpOptions:
-    host: str = "127.0.0.1"
-    port: int = 25
-    security: SmtpSecurity = "none"
-    username: str = ""
-    timeout: float = 30.0
-    max_per_connection: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOptions:
-    method: DeliveryMethod = "outbox"
-    outbox_dir: Path = Path("outbox")
-    rate: float = 0.0  # messages per second; 0 is unlimited
-    max_attempts: int = 5  # per message and run, for 4xx replies and dropped connections
-    backoff: float = 1.0  # seconds before the first retry; doubled each time, with jitter
-    bounce_after: int = 3  # hard (5xx) failures before a subscriber is marked bounced
-    smtp: SmtpOptions = SmtpOptions()
-
-
-@dataclass(frozen=True, slots=True)
-class SiteConfig:
-    """A validated site: every path absolute, every URL absolute and ending in '/'."""
-
-    config_path: Path
-    display_path: str  # the config path as the user would write it, for messages
-    title: str
-    description: str
-    base_url: str
-    language: str
-    timezone: ZoneInfo
-    author: Author
-    permalink: str
-    content_dir: Path
-    output_dir: Path
-    state_dir: Path
-    feeds: FeedOptions
-    digest: DigestOptions = DigestOptions()
-    delivery: DeliveryOptions = DeliveryOptions()
-    rebuild_every: timedelta = timedelta(minutes=5)  # `publisher run` rebuilds this often
-
-    @property
-    def root(self) -> Path:
-        return self.config_path.parent
-
-    @property
-    def templates_dir(self) -> Path:
-        return self.root / "templates"
-
-    @property
-    def state_db(self) -> Path:
-        """The SQLite state database in the state folder."""
-        return self.state_dir / STATE_DB
-
-    def display(self, path: Path) -> str:
-        """A path as the user would write it: relative to the site folder when inside it."""
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
-
-    def fingerprint(self) -> str:
-        """What cached article data depends on: a change here re-reads every article."""
-        return "|".join(
-            (
-                self.base_url,
-                self.timezone.key,
-                self.author.name,
-                self.author.email or "",
-                self.permalink,
-                str(self.content_dir),
-            )
-        )
 
 
 def load_config(path: Path | str) -> SiteConfig:
@@ -196,11 +78,11 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
         },
     )
     site = reader.table(data, "site", required=True)
-    reader.known_keys("site", site, _SITE_KEYS)
+    reader.known_keys("site", site, SITE_KEYS)
     paths = reader.table(data, "paths")
-    reader.known_keys("paths", paths, _PATHS_KEYS)
+    reader.known_keys("paths", paths, PATHS_KEYS)
     feeds = reader.table(data, "feeds")
-    reader.known_keys("feeds", feeds, _FEEDS_KEYS)
+    reader.known_keys("feeds", feeds, FEEDS_KEYS)
 
     title = reader.get(site, "site", "title", values.non_empty_text, required=True)
     base_url = reader.get(site, "site", "base_url", values.absolute_url, required=True)
@@ -242,7 +124,7 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
     feeds_url = reader.get(feeds, "feeds", "url", values.absolute_url, default=None)
     websub_hub = reader.get(feeds, "feeds", "websub_hub", values.absolute_url_as_is, default=None)
     schedule = reader.table(data, "schedule")
-    reader.known_keys("schedule", schedule, _SCHEDULE_KEYS)
+    reader.known_keys("schedule", schedule, SCHEDULE_KEYS)
     rebuild_every = reader.get(
         schedule, "schedule", "rebuild_every", values.interval, default=timedelta(minutes=5)
     )
@@ -285,7 +167,7 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
 def _digest_options(
     reader: values.Reader, table: dict[str, Any], base_url: str, author: Author
 ) -> DigestOptions:
-    reader.known_keys("digest", table, _DIGEST_KEYS)
+    reader.known_keys("digest", table, DIGEST_KEYS)
     get = reader.get
     host = urlsplit(base_url).hostname or "localhost"
     return DigestOptions(
@@ -305,14 +187,14 @@ def _digest_options(
 
 
 def _delivery_options(reader: values.Reader, table: dict[str, Any], root: Path) -> DeliveryOptions:
-    reader.known_keys("delivery", table, _DELIVERY_KEYS)
+    reader.known_keys("delivery", table, DELIVERY_KEYS)
     get = reader.get
     smtp_table = table.get("smtp", {}) if isinstance(table.get("smtp", {}), dict) else {}
     if not isinstance(table.get("smtp", {}), dict):
         reader.problems.append(
             f"[delivery] smtp: expected a table, got {values.describe(table['smtp'])}"
         )
-    reader.known_keys("delivery.smtp", smtp_table, _SMTP_KEYS)
+    reader.known_keys("delivery.smtp", smtp_table, SMTP_KEYS)
     smtp = SmtpOptions(
         host=get(smtp_table, "delivery.smtp", "host", values.host, default="127.0.0.1"),
         port=get(smtp_table, "delivery.smtp", "port", values.port, default=25),
@@ -391,7 +273,7 @@ def _content_mode(key: str, value: Any) -> str:
 
 def _cadence(key: str, value: Any) -> Cadence:
     text = values.non_empty_text(key, value)
-    match = _CADENCE.match(text)
+    match = CADENCE.match(text)
     weekday = None
     if match and match.group("day"):
         day = match.group("day").lower()
@@ -407,7 +289,7 @@ def _cadence(key: str, value: Any) -> Cadence:
     return Cadence(weekday, int(match.group("hour")), int(match.group("minute")))
 
 
-_SITE_KEYS = dict.fromkeys(
+SITE_KEYS = dict.fromkeys(
     (
         "title",
         "description",
@@ -419,10 +301,10 @@ _SITE_KEYS = dict.fromkeys(
         "permalink",
     )
 )
-_PATHS_KEYS = dict.fromkeys(("content", "output", "state"))
-_FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url", "websub_hub"))
-_SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))
-_DIGEST_KEYS = dict.fromkeys(
+PATHS_KEYS = dict.fromkeys(("content", "output", "state"))
+FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url", "websub_hub"))
+SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))
+DIGEST_KEYS = dict.fromkeys(
     (
         "cadence",
         "max_articles",
@@ -435,9 +317,9 @@ _DIGEST_KEYS = dict.fromkeys(
         "list_id",
     )
 )
-_DELIVERY_KEYS = dict.fromkeys(
+DELIVERY_KEYS = dict.fromkeys(
     ("method", "outbox", "rate", "max_attempts", "backoff", "bounce_after", "smtp")
 )
-_SMTP_KEYS = dict.fromkeys(
+SMTP_KEYS = dict.fromkeys(
     ("host", "port", "security", "username", "timeout", "max_per_connection", "password")
 )

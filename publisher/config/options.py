@@ -1,0 +1,147 @@
+"""What publisher.toml says, once checked: the frozen SiteConfig and its tables.
+
+Every path in it is absolute and every URL absolute and ending in "/";
+`reading` makes it, and nothing else reads the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from publisher.model import Author
+
+CONFIG_NAME = "publisher.toml"
+STATE_DB = "state.db"
+FeedFormat = Literal["rss", "atom", "json"]
+FEED_FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
+SmtpSecurity = Literal["none", "starttls", "tls"]
+DeliveryMethod = Literal["outbox", "smtp"]
+PERMALINK_FIELDS = frozenset({"year", "month", "day", "slug"})
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    formats: tuple[FeedFormat, ...] = FEED_FORMATS
+    max_items: int = 50
+    tag_feeds: bool = True
+    full_content: bool = True
+    url: str = ""  # public URL of the output folder, ending in "/"
+    websub_hub: str | None = None  # a WebSub hub pinged when a feed changes
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+CADENCE = re.compile(
+    r"^\s*(?:(?P<daily>daily)|weekly\s+on\s+(?P<day>[a-z]+))\s+at\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """When digests go out, in the site's time zone."""
+
+    weekday: int | None  # 0 = Monday; None = every day
+    hour: int
+    minute: int
+
+    def __str__(self) -> str:
+        when = "daily" if self.weekday is None else f"weekly on {WEEKDAYS[self.weekday]}"
+        return f"{when} at {self.hour:02d}:{self.minute:02d}"
+
+
+DEFAULT_CADENCE = Cadence(0, 7, 0)
+DEFAULT_SUBJECT = "{{ site_title }}: {{ count }} new article{{ '' if count == 1 else 's' }}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOptions:
+    cadence: Cadence = DEFAULT_CADENCE
+    max_articles: int = 20
+    subject: str = DEFAULT_SUBJECT  # a Jinja2 template (no HTML escaping)
+    sender: str | None = None  # "Name <address>"; required to send
+    reply_to: str | None = None
+    postal_address: str | None = None
+    unsubscribe_url: str = ""  # https URL the one-click POST and the footer link go to
+    unsubscribe_mailto: str | None = None
+    list_id: str = ""  # the List-Id's id part, e.g. "digest.meridian.example"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOptions:
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: SmtpSecurity = "none"
+    username: str = ""
+    timeout: float = 30.0
+    max_per_connection: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    method: DeliveryMethod = "outbox"
+    outbox_dir: Path = Path("outbox")
+    rate: float = 0.0  # messages per second; 0 is unlimited
+    max_attempts: int = 5  # per message and run, for 4xx replies and dropped connections
+    backoff: float = 1.0  # seconds before the first retry; doubled each time, with jitter
+    bounce_after: int = 3  # hard (5xx) failures before a subscriber is marked bounced
+    smtp: SmtpOptions = SmtpOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """A validated site: every path absolute, every URL absolute and ending in '/'."""
+
+    config_path: Path
+    display_path: str  # the config path as the user would write it, for messages
+    title: str
+    description: str
+    base_url: str
+    language: str
+    timezone: ZoneInfo
+    author: Author
+    permalink: str
+    content_dir: Path
+    output_dir: Path
+    state_dir: Path
+    feeds: FeedOptions
+    digest: DigestOptions = DigestOptions()
+    delivery: DeliveryOptions = DeliveryOptions()
+    rebuild_every: timedelta = timedelta(minutes=5)  # `publisher run` rebuilds this often
+
+    @property
+    def root(self) -> Path:
+        return self.config_path.parent
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def state_db(self) -> Path:
+        """The SQLite state database in the state folder."""
+        return self.state_dir / STATE_DB
+
+    def display(self, path: Path) -> str:
+        """A path as the user would write it: relative to the site folder when inside it."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def fingerprint(self) -> str:
+        """What cached article data depends on: a change here re-reads every article."""
+        return "|".join(
+            (
+                self.base_url,
+                self.timezone.key,
+                self.author.name,
+                self.author.email or "",
+                self.permalink,
+                str(self.content_dir),
+            )
+        )
