@@ -281,7 +281,7 @@ class _Pass:
             self.article_rows.append(_edited(new, previous, self.now))
         else:
             self.article_rows.append(new)
-            if is_fresh:
+            if is_fresh and self.vanished:  # only a vanished file's article can be lost
                 self.fresh.append(new)
         self.stored.add(article_id)
         self.file_rows.append(
