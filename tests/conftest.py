@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from publisher.config import SiteConfig, load_config
-from publisher.store import MIGRATIONS
+from publisher.store import MIGRATIONS, sqlite
+from publisher.store.base import migrate
 
 SITES = Path(__file__).parent / "sites"
 # A fixed "now" for builds: after every dated test article except the 2031 one.
@@ -30,15 +31,8 @@ def database_before(path: Path, table: str) -> sqlite3.Connection:
         for number, steps in enumerate(MIGRATIONS)
         if any(isinstance(s, str) and f"CREATE TABLE {table} " in s for s in steps)
     ]
-    conn = sqlite3.connect(path, isolation_level=None)
-    for steps in MIGRATIONS[:step]:
-        for statement in steps:
-            if isinstance(statement, str):
-                conn.execute(statement)
-            else:
-                statement(conn)
-    conn.execute(f"PRAGMA user_version = {step}")
-    return conn
+    migrate(sqlite.connect(path), MIGRATIONS[:step])
+    return sqlite3.connect(path, isolation_level=None)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

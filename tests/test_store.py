@@ -198,7 +198,7 @@ def test_a_database_from_before_the_suppression_list_gains_it_and_keeps_its_rows
             ("gone@example.org", "unsubscribed")
         ]
         assert store.conn.execute("SELECT * FROM suppressions").fetchall() == []
-        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        with pytest.raises(StoreError, match="CHECK constraint failed"), store.transaction():
             store.conn.execute(
                 "INSERT INTO suppressions (key, reason, created_at) VALUES ('k', 'forgot', 'x')"
             )

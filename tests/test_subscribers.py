@@ -301,11 +301,11 @@ BAD_TOKEN_KINDS = list(_bad_tokens(SECRET, 1, "x@example.org"))
 def test_unsubscribe_rejects_bad_tokens(store, now, kind):
     ada = _add(store, "ada@example.org", now=now)
     token = _bad_tokens(SECRET, ada.id, ada.email)[kind]
-    before = _dump(store.path)
+    before = _dump(Path(store.where))
     with pytest.raises(SubscriberError) as caught, store.transaction():
         unsubscribe_token(store, SECRET, token, now=now)
     assert str(caught.value) == "TOKEN: not a valid unsubscribe token"
-    assert _dump(store.path) == before
+    assert _dump(Path(store.where)) == before
 
 
 @pytest.mark.parametrize(
@@ -378,13 +378,13 @@ def test_add_outcomes(store, now):
 )
 def test_add_refuses_an_address_that_opted_out(store, now, status, why):
     ada = _add(store, "ada@example.org", now=now, status=status)
-    before = _dump(store.path)
+    before = _dump(Path(store.where))
     with pytest.raises(SubscriberError) as caught, store.transaction():
         add_subscriber(store, SECRET, "ADA@example.org", "Ada", now=now)
     assert str(caught.value) == (
         f"EMAIL: ADA@example.org {why}; skipped (only a sign-up they confirm themselves lifts this)"
     )
-    assert _dump(store.path) == before
+    assert _dump(Path(store.where)) == before
     assert store.get_subscriber(ada.id).status == status
 
 

@@ -114,7 +114,7 @@ def ping_hub(site: SiteConfig) -> None:
     from publisher.feeds import websub
 
     try:
-        websub.ping_pending(site.state_db, site.feeds.websub_hub, now=now())
+        websub.ping_pending(site.state, site.feeds.websub_hub, now=now())
     except PublisherError as err:
         for line in err.lines():
             logger.warning("websub: %s", line)

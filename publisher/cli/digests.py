@@ -145,7 +145,7 @@ def status(ctx: click.Context) -> None:
     from publisher.store import open_store
 
     site = site_of(ctx)
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         counts = store.delivery_counts()
     if not counts:
         click.echo("no digest made yet")
@@ -181,7 +181,7 @@ def failures(ctx: click.Context, number: int | None) -> None:
     from publisher.store import open_store
 
     site = site_of(ctx)
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         latest = store.latest_digest_id()
         if number is not None and (latest is None or number > latest):
             known = "none made yet" if latest is None else f"the latest is {latest}"

@@ -32,7 +32,7 @@ def _open(ctx: click.Context) -> Iterator[tuple[SiteConfig, Store, datetime]]:
     from publisher.store import open_store
 
     site = site_of(ctx)
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         yield site, store, _common.now()
 
 

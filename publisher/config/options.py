@@ -112,6 +112,7 @@ class SiteConfig:
     digest: DigestOptions = DigestOptions()
     delivery: DeliveryOptions = DeliveryOptions()
     rebuild_every: timedelta = timedelta(minutes=5)  # `publisher run` rebuilds this often
+    state_url: str | None = None  # a PostgreSQL database instead of the SQLite file
 
     @property
     def root(self) -> Path:
@@ -123,8 +124,13 @@ class SiteConfig:
 
     @property
     def state_db(self) -> Path:
-        """The SQLite state database in the state folder."""
+        """The SQLite state database in the state folder (used when there is no state URL)."""
         return self.state_dir / STATE_DB
+
+    @property
+    def state(self) -> Path | str:
+        """Where the state lives: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.state_url or self.state_db
 
     def display(self, path: Path) -> str:
         """A path as the user would write it: relative to the site folder when inside it."""

@@ -7,6 +7,7 @@ problem in the file is reported at once.
 
 from __future__ import annotations
 
+import os
 import string
 import tomllib
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ from publisher.config.options import (
 from publisher.errors import ConfigError
 from publisher.model import Author
 
+DATABASE_URL_VARIABLE = "PUBLISHER_DATABASE_URL"
+
 
 def load_config(path: Path | str) -> SiteConfig:
     """Read publisher.toml at *path*.
@@ -59,11 +62,23 @@ def load_config(path: Path | str) -> SiteConfig:
     except tomllib.TOMLDecodeError as err:
         message = f"invalid TOML: {err}"
         raise ConfigError(display, message) from err
-    return parse_config(data, config_path=config_path.resolve(), display_path=display)
+    return parse_config(
+        data, config_path=config_path.resolve(), display_path=display, environ=os.environ
+    )
 
 
-def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: str) -> SiteConfig:
-    """Validate an already-parsed TOML document (the part of load_config tests drive)."""
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    config_path: Path,
+    display_path: str,
+    environ: Mapping[str, str] | None = None,
+) -> SiteConfig:
+    """Validate an already-parsed TOML document (the part of load_config tests drive).
+
+    *environ* is where PUBLISHER_DATABASE_URL is read from (the process's own
+    environment when load_config reads the file).
+    """
     reader = values.Reader(display_path)
     reader.known_keys(
         "",
@@ -75,6 +90,7 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
             "digest": dict,
             "delivery": dict,
             "schedule": dict,
+            "state": dict,
         },
     )
     site = reader.table(data, "site", required=True)
@@ -133,6 +149,7 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
         reader, reader.table(data, "digest"), base_url or "https://invalid.example/", author
     )
     delivery = _delivery_options(reader, reader.table(data, "delivery"), root)
+    state_url = _state_url(reader, reader.table(data, "state"), environ or {})
     reader.raise_if_any()
 
     if feeds_url is None:
@@ -161,7 +178,26 @@ def parse_config(data: Mapping[str, Any], *, config_path: Path, display_path: st
         digest=digest,
         delivery=delivery,
         rebuild_every=rebuild_every,
+        state_url=state_url,
     )
+
+
+def _state_url(
+    reader: values.Reader, table: dict[str, Any], environ: Mapping[str, str]
+) -> str | None:
+    """The PostgreSQL URL of the state, if any: the environment's wins over the file's.
+
+    :raises ConfigError: for a PUBLISHER_DATABASE_URL that is not one.
+    """
+    reader.known_keys("state", table, STATE_KEYS)
+    configured = reader.get(table, "state", "url", values.state_url, default=None)
+    override = environ.get(DATABASE_URL_VARIABLE, "").strip()
+    if not override:
+        return str(configured) if configured else None
+    try:
+        return values.state_url(DATABASE_URL_VARIABLE, override)
+    except ValueError as err:
+        raise ConfigError(DATABASE_URL_VARIABLE, str(err)) from None
 
 
 def _digest_options(
@@ -302,6 +338,7 @@ SITE_KEYS = dict.fromkeys(
     )
 )
 PATHS_KEYS = dict.fromkeys(("content", "output", "state"))
+STATE_KEYS = dict.fromkeys(("url",))
 FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url", "websub_hub"))
 SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))
 DIGEST_KEYS = dict.fromkeys(

@@ -247,6 +247,28 @@ def non_negative_number(_key: str, value: Any) -> float:
     return float(value)
 
 
+def state_url(key: str, value: Any) -> str:
+    """A PostgreSQL URL for the state, with no password in it (libpq finds that itself)."""
+    url = non_empty_text(key, value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or any(c.isspace() for c in url):
+        message = (
+            f"expected a PostgreSQL URL such as 'postgresql://publisher@db.example:5432/meridian' "
+            f"({url!r})"
+        )
+        raise ValueError(message)
+    if parts.password is not None:
+        message = (
+            "must not hold a password: put it in PGPASSWORD or a libpq service file "
+            "(~/.pg_service.conf and PGSERVICE), where the config file cannot leak it"
+        )
+        raise ValueError(message)
+    if not parts.path.strip("/") and "service=" not in parts.query:
+        message = f"names no database: add it after the host, as in '…:5432/meridian' ({url!r})"
+        raise ValueError(message)
+    return url
+
+
 def choice(*choices: str) -> Check:
     def check(key: str, value: Any) -> str:
         text = text_value(key, value)

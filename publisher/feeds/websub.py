@@ -47,7 +47,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def ping_pending(
-    db_path: Path, hub: str, *, now: datetime, deadline: float | None = None
+    state: Path | str, hub: str, *, now: datetime, deadline: float | None = None
 ) -> PingReport:
     """Send the pings due at *now*, record each outcome, and say what happened.
 
@@ -55,7 +55,7 @@ def ping_pending(
 
     :raises StoreError: when the state database cannot be used.
     """
-    with open_store(db_path) as store:
+    with open_store(state) as store:
         due = store.due_pings(now)
         if not due:
             return PingReport((), ())
@@ -176,8 +176,8 @@ class BackgroundPinger:
     waits for pings in flight (at most about one deadline).
     """
 
-    def __init__(self, db_path: Path, hub: str, *, now: Callable[[], datetime]) -> None:
-        self.db_path = db_path
+    def __init__(self, state: Path | str, hub: str, *, now: Callable[[], datetime]) -> None:
+        self.state = state
         self.hub = hub
         self.now = now
         self._wanted = threading.Event()
@@ -200,7 +200,7 @@ class BackgroundPinger:
                 return
             self._wanted.clear()
             try:
-                ping_pending(self.db_path, self.hub, now=self.now())
+                ping_pending(self.state, self.hub, now=self.now())
             except PublisherError as err:
                 for line in err.lines():
                     logger.error("websub: %s", line)

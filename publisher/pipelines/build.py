@@ -89,8 +89,8 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
         an unwritable output folder. Bad articles are reported, never raised.
     """
     # With no state yet every file is read: their stats would be thrown away.
-    scan = content_files(site, with_stat=site.state_db.exists())
-    with open_store(site.state_db) as store:
+    scan = content_files(site, with_stat=site.state_url is not None or site.state_db.exists())
+    with open_store(site.state) as store:
         rows = store.files()
         unchanged = _unchanged_report(site, store, scan.files, rows, now=now)
         if unchanged is not None:

@@ -76,7 +76,7 @@ def web_copy_url(site: SiteConfig, digest_id: int) -> str:
 
 def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
     """Render the digest that `send` would make now; record nothing."""
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         found = indexing.content_files(site)
         with store.trial():
             indexing.index_content(site, store, found, now=now)
@@ -124,7 +124,7 @@ def send_digests(
         resend_uncertain=resend_uncertain,
         secret=tokens.load_secret(site.state_dir),
     )
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
 
         def send_one(digest_id: int, rules: SendRules) -> None:
             _send_digest(
@@ -163,7 +163,7 @@ def _dry_run(site: SiteConfig, *, now: datetime) -> SendReport:
         report.note = "nothing new since the last digest"
         return report
     report.articles = len(found.articles)
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         report.note = (
             f"would make digest {found.digest_number} with "
             f"{len(found.articles)} article(s) for "
@@ -313,7 +313,7 @@ def send_test(
     if found is not None:
         rendered = found.rendered
     else:
-        with open_store(site.state_db) as store:
+        with open_store(site.state) as store:
             latest = store.latest_digest()
         if latest is None or latest.rendered is None:
             where = "digest test"

@@ -61,7 +61,7 @@ def run_service(
         service.run_once()
         return
     if site.feeds.websub_hub:
-        jobs.pinger = BackgroundPinger(site.state_db, site.feeds.websub_hub, now=now)
+        jobs.pinger = BackgroundPinger(site.state, site.feeds.websub_hub, now=now)
     logger.info(
         "running: rebuild every %s, digest %s (%s)",
         site.rebuild_every,
@@ -77,7 +77,7 @@ def run_service(
 
 def digest_clock(site: SiteConfig) -> DigestClock:
     """The site's digest clock, starting from the last slot a run handled (kept in the store)."""
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         handled = store.get_setting(settings.DIGEST_SLOT)
     return DigestClock(
         site.digest.cadence, site.timezone, datetime.fromisoformat(handled) if handled else None
@@ -164,10 +164,10 @@ class Jobs:
 def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:
     if moment is None:
         return
-    with open_store(site.state_db) as store, store.transaction():
+    with open_store(site.state) as store, store.transaction():
         store.set_setting(key, moment.isoformat())
 
 
 def _has_unfinished(site: SiteConfig) -> bool:
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         return bool(store.unfinished_digests())

@@ -16,7 +16,7 @@ from publisher.config import SiteConfig
 from publisher.model import DeliveryCounts
 from publisher.service.lock import holder
 from publisher.service.scheduler import next_slot
-from publisher.store import Store, open_store, settings
+from publisher.store import Store, open_store, settings, state_exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +56,9 @@ def site_status(site: SiteConfig, *, now: datetime) -> SiteStatus:
     """The status of *site* at *now*, creating nothing (no state folder, database or secret)."""
     upcoming = next_slot(site.digest.cadence, site.timezone, now)
     running = holder(site.state_dir)
-    if not site.state_db.exists():
+    if not state_exists(site.state):
         return SiteStatus(upcoming_digest=upcoming, lock_holder=running)
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         return _from_store(store, upcoming_digest=upcoming, lock_holder=running)
 
 

@@ -21,7 +21,7 @@ from publisher.store.articles import (
     from_row,
     restamp,
 )
-from publisher.store.base import connect, migrate
+from publisher.store.base import Connection, migrate
 from publisher.store.deliveries import DeliveryQueries, FailedDelivery, PendingDelivery
 from publisher.store.digests import DigestQueries
 from publisher.store.pings import PendingPing, PingQueries
@@ -46,6 +46,7 @@ __all__ = [
     "from_row",
     "open_store",
     "restamp",
+    "state_exists",
 ]
 
 
@@ -60,16 +61,44 @@ class Store(
     """One open state database, with every group of queries."""
 
 
-def open_store(path: Path) -> Store:
-    """Open (creating if needed) and migrate the state database at *path*.
+def open_store(location: Path | str) -> Store:
+    """Open (creating if needed) and migrate the state database at *location*.
+
+    A path is a SQLite file; a `postgresql://` URL a PostgreSQL database (psycopg
+    is imported only then, so a SQLite site pays nothing for it).
 
     :raises StoreError: when it cannot be opened; MigrationError when its schema
         is newer than this program or a migration fails.
     """
-    store = Store(connect(path), path)
+    conn = _connect(location)
     try:
-        migrate(store, MIGRATIONS)
+        migrate(conn, MIGRATIONS)
     except BaseException:
-        store.close()
+        conn.close()
         raise
-    return store
+    return Store(conn)
+
+
+def state_exists(location: Path | str) -> bool:
+    """Whether a state was ever made at *location*, without making one (`status` creates none)."""
+    if isinstance(location, Path) or not is_server_url(location):
+        return Path(location).exists()
+    conn = _connect(location)
+    try:
+        return conn.schema_version() > 0
+    finally:
+        conn.close()
+
+
+def _connect(location: Path | str) -> Connection:
+    if isinstance(location, str) and is_server_url(location):
+        from publisher.store import postgres
+
+        return postgres.connect(location)
+    from publisher.store import sqlite
+
+    return sqlite.connect(Path(location))
+
+
+def is_server_url(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))

@@ -1,34 +1,69 @@
-"""One open state database: the connection, the one transaction API, opening and migrating.
+"""One open state database: the connection, the one transaction API, and migrating.
 
 The query groups (articles, subscribers, digests, …) are mixins over this
 base, each in its module; `publisher.store.Store` is all of them together.
+The queries are written once, in SQL both backends run (`?` placeholders);
+a backend's connection (`sqlite`, `postgres`) translates what it must and
+turns its driver's errors into StoreError.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import sqlite3
-import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Self
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, Self
 
 from publisher.errors import MigrationError, StoreError
 
-logger = logging.getLogger("publisher.store")
+Backend = Literal["sqlite", "postgresql"]
 
-# A migration step: an SQL statement, or a function for what SQL alone cannot do.
-Step = str | Callable[[sqlite3.Connection], None]
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the queries use of a database: the shape of sqlite3's, on either backend."""
+
+    backend: Backend
+    where: str  # how messages name the database: its file, or "state"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+    def schema_version(self) -> int: ...
+    def set_schema_version(self, version: int) -> None: ...
+    def foreign_tables(self) -> list[str]: ...
+    def ddl(self, statement: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OnBackend:
+    """A migration step that differs by backend (None: nothing to do there)."""
+
+    sqlite: str | None
+    postgresql: str | None
+
+
+# A migration step: an SQL statement both backends run, one per backend, or a
+# function for what SQL alone cannot do (a backfill that decodes stored JSON).
+Step = str | OnBackend | Callable[[Connection], None]
 
 
 class StoreBase:
     """An open database: use as a context manager, or call close()."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.path = path
+        self.where = conn.where
 
     def __enter__(self) -> Self:
         return self
@@ -41,98 +76,89 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
+        """BEGIN … COMMIT, rolled back on any exception (SQLite: BEGIN IMMEDIATE).
 
         :raises StoreError: when the transaction cannot start or commit.
         """
-        self._begin()
+        self.conn.begin()
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.rollback()
             raise
         else:
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as err:
-                raise StoreError(str(self.path), f"cannot commit: {err}") from err
+            self.conn.commit()
 
     @contextmanager
     def trial(self) -> Iterator[None]:
         """A transaction that is always rolled back: a preview that records nothing."""
-        self._begin()
+        self.conn.begin()
         try:
             yield
         finally:
-            self.conn.execute("ROLLBACK")
-
-    def _begin(self) -> None:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as err:
-            raise StoreError(str(self.path), f"cannot start a transaction: {err}") from err
+            self.conn.rollback()
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the database at *path*, created private (0600) if new.
-
-    :raises StoreError: when it cannot be opened.
-    """
-    try:
-        _make_private(path)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    except (OSError, sqlite3.Error) as err:
-        message = f"cannot open the state database ({err})"
-        raise StoreError(str(path), message) from err
-    return conn
-
-
-def _make_private(path: Path) -> None:
-    """Create the database file 0600 (in a 0700 folder) before SQLite opens it.
-
-    It holds every subscriber's address. SQLite gives the -wal and -shm files
-    the database file's own permissions, so they follow.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            path.chmod(0o600)
-            logger.warning("%s: was readable by others (mode %04o); changed it to 0600", path, mode)
-
-
-def migrate(store: StoreBase, migrations: Sequence[Sequence[Step]]) -> None:
+def migrate(conn: Connection, migrations: Sequence[Sequence[Step]]) -> None:
     """Apply the migrations the database has not had yet, one transaction each.
 
-    :raises StoreError: when the file is not a state database; MigrationError
-        when its schema is newer than this program or a migration fails.
+    The version is read again inside each transaction, so two processes
+    opening a new database at once apply each step once.
+
+    :raises StoreError: for a database that holds another application's
+        tables; MigrationError when its schema is newer than this program or
+        a migration fails.
     """
-    try:
-        version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
-    except sqlite3.DatabaseError as err:
-        message = f"not a state database ({err})"
-        raise StoreError(str(store.path), message) from err
     latest = len(migrations)
+    version = conn.schema_version()
     if version > latest:
-        message = (
-            f"schema version {version} is newer than this publisher understands "
-            f"({latest}); upgrade publisher"
-        )
-        raise MigrationError(str(store.path), message)
-    for number in range(version, latest):
+        raise _newer(conn, version, latest)
+    if version == 0:
+        _refuse_foreign(conn)
+    while version < latest:
+        conn.begin()
         try:
-            with store.transaction():
-                for step in migrations[number]:
-                    if isinstance(step, str):
-                        store.conn.execute(step)
-                    else:
-                        step(store.conn)
-                store.conn.execute(f"PRAGMA user_version = {number + 1}")
-        except sqlite3.Error as err:
-            message = f"migration to schema version {number + 1} failed: {err}"
-            raise MigrationError(str(store.path), message) from err
+            version = conn.schema_version()
+            if version < latest:
+                _apply(conn, migrations[version])
+                conn.set_schema_version(version + 1)
+        except StoreError as err:
+            conn.rollback()
+            message = f"migration to schema version {version + 1} failed: {err.message}"
+            raise MigrationError(conn.where, message) from err
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        version = conn.schema_version()
+
+
+def _apply(conn: Connection, steps: Sequence[Step]) -> None:
+    for step in steps:
+        if isinstance(step, OnBackend):
+            statement = step.sqlite if conn.backend == "sqlite" else step.postgresql
+            if statement is not None:
+                conn.execute(conn.ddl(statement))
+        elif isinstance(step, str):
+            conn.execute(conn.ddl(step))
+        else:
+            step(conn)
+
+
+def _newer(conn: Connection, version: int, latest: int) -> MigrationError:
+    message = (
+        f"schema version {version} is newer than this publisher understands "
+        f"({latest}); upgrade publisher"
+    )
+    return MigrationError(conn.where, message)
+
+
+def _refuse_foreign(conn: Connection) -> None:
+    """A database with tables but no schema version of ours belongs to someone else."""
+    tables = conn.foreign_tables()
+    if tables:
+        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        message = (
+            f"holds tables that are not publisher's ({shown}); give publisher a database of its own"
+        )
+        raise StoreError(conn.where, message)

@@ -36,20 +36,16 @@ class FailedDelivery:
 class DeliveryQueries(SubscriberQueries, StoreBase):
     def create_deliveries(self, digest_id: int, message_id_for: Any, *, now: datetime) -> int:
         """One pending row per active subscriber, for a digest just made. Returns the count."""
-        count = 0
-        for subscriber in self.iter_subscribers(status="active"):
-            self.conn.execute(
-                "INSERT OR IGNORE INTO deliveries (digest_id, subscriber_id, status, message_id, "
-                "updated_at) VALUES (?, ?, 'pending', ?, ?)",
-                (
-                    digest_id,
-                    subscriber.id,
-                    message_id_for(digest_id, subscriber.id),
-                    now.isoformat(),
-                ),
-            )
-            count += 1
-        return count
+        rows = [
+            (digest_id, subscriber.id, message_id_for(digest_id, subscriber.id), now.isoformat())
+            for subscriber in self.iter_subscribers(status="active")
+        ]
+        self.conn.executemany(
+            "INSERT INTO deliveries (digest_id, subscriber_id, status, message_id, updated_at) "
+            "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
+            rows,
+        )
+        return len(rows)
 
     def iter_deliveries(
         self, digest_id: int, statuses: tuple[str, ...]
@@ -100,7 +96,7 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
         )
         if cursor.rowcount != 1:
             message = f"no delivery row for digest {digest_id}, subscriber {subscriber_id}"
-            raise StoreError(str(self.path), message)
+            raise StoreError(self.where, message)
 
     def count_deliveries(self, digest_id: int, statuses: tuple[str, ...]) -> int:
         marks = ", ".join("?" for _ in statuses)
@@ -115,21 +111,21 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
         where = "" if digest_id is None else "WHERE g.id = ?"
         params: tuple[Any, ...] = () if digest_id is None else (digest_id,)
         rows = self.conn.execute(
-            "SELECT g.id, g.created_at, json_array_length(g.articles), "
-            "SUM(d.status = 'pending'), SUM(d.status = 'sending'), SUM(d.status = 'sent'), "
-            "SUM(d.status = 'failed') FROM digests g LEFT JOIN deliveries d ON d.digest_id = g.id "
-            f"{where} GROUP BY g.id ORDER BY g.id DESC",
+            "SELECT g.id, g.created_at, g.article_count, "
+            f"{_count('pending')}, {_count('sending')}, {_count('sent')}, {_count('failed')} "
+            "FROM digests g LEFT JOIN deliveries d ON d.digest_id = g.id "
+            f"{where} GROUP BY g.id, g.created_at, g.article_count ORDER BY g.id DESC",
             params,
         ).fetchall()
         return [
             DeliveryCounts(
                 row[0],
                 datetime.fromisoformat(row[1]),
-                row[2],
-                row[3] or 0,
-                row[4] or 0,
-                row[5] or 0,
-                row[6] or 0,
+                int(row[2] or 0),
+                int(row[3] or 0),
+                int(row[4] or 0),
+                int(row[5] or 0),
+                int(row[6] or 0),
             )
             for row in rows
         ]
@@ -150,3 +146,8 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
         )
         for row in rows:
             yield FailedDelivery(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])
+
+
+def _count(status: str) -> str:
+    """How many of a digest's rows are in *status*, in SQL both backends run."""
+    return f"SUM(CASE WHEN d.status = '{status}' THEN 1 ELSE 0 END)"

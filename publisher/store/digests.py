@@ -72,17 +72,20 @@ class DigestQueries(StoreBase):
         written, never read.)
         """
         cursor = self.conn.execute(
-            "INSERT INTO digests (created_at, watermark, last_seq, articles) VALUES (?, ?, ?, ?)",
+            "INSERT INTO digests (created_at, watermark, last_seq, articles, article_count) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (
                 now.isoformat(),
                 now.isoformat(),
                 last_seq,
                 json.dumps([_article_record(a) for a in articles], ensure_ascii=False),
+                len(articles),
             ),
         )
-        digest_id = int(cursor.lastrowid or 0)
+        digest_id = int(cursor.fetchone()[0])
         self.conn.executemany(
-            "INSERT OR IGNORE INTO digest_articles (digest_id, article_id) VALUES (?, ?)",
+            "INSERT INTO digest_articles (digest_id, article_id) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING",
             [(digest_id, a.id) for a in articles],
         )
         return digest_id

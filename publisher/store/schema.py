@@ -1,21 +1,23 @@
 """The schema: forward-only migrations, applied in order, one transaction each.
 
-The version is SQLite's PRAGMA user_version. Never edit a released step: add
-one. A step is an SQL statement, or a function for what SQL alone cannot do.
+Both backends run the same steps: SQL in SQLite's words (the PostgreSQL
+connection turns INTEGER into BIGINT and a row id into an identity column),
+a step of one backend only (OnBackend), or a function for what SQL alone
+cannot do. The version is kept by the backend (SQLite: PRAGMA user_version).
+Never change what a released step does: add a step.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 
 from publisher.store.articles import JSON, article_version
-from publisher.store.base import Step
+from publisher.store.base import Connection, OnBackend, Step
 from publisher.store.settings import PUBLICATION_SEQ
 
 
-def _backfill_article_columns(conn: sqlite3.Connection) -> None:
+def _backfill_article_columns(conn: Connection) -> None:
     """Fill the planning columns that schema 5 added empty, from each article's metadata.
 
     Schema 5 left them NULL and relied on the next build re-indexing every
@@ -40,7 +42,7 @@ def _backfill_article_columns(conn: sqlite3.Connection) -> None:
         )
 
 
-def _number_covered_articles(conn: sqlite3.Connection) -> None:
+def _number_covered_articles(conn: Connection) -> None:
     """Give publication numbers to what the digests made so far have covered.
 
     Before schema 7 a digest took the articles that became public after the
@@ -56,7 +58,7 @@ def _number_covered_articles(conn: sqlite3.Connection) -> None:
     if not rows:
         return
     cut = max(datetime.fromisoformat(row[0]) for row in rows).replace(microsecond=0)
-    articles = conn.execute("SELECT date, first_seen, id FROM articles WHERE NOT is_draft")
+    articles = conn.execute("SELECT date, first_seen, id FROM articles WHERE is_draft = 0")
     covered = sorted(
         (date, article_id)
         for date, first_seen, article_id in (
@@ -78,8 +80,27 @@ def _number_covered_articles(conn: sqlite3.Connection) -> None:
 
 # Each migration is applied once, in order, inside its own transaction; the
 # schema version is PRAGMA user_version. Never edit a released step: add one.
+# Addresses compare without regard to case (ASCII, which is all a stored
+# address holds): SQLite's NOCASE, and on PostgreSQL a collation of the same
+# name, case-insensitive through ICU, made before anything uses it.
+_NOCASE = (
+    "CREATE COLLATION IF NOT EXISTS nocase "
+    "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+)
+
+
+def _count_digest_articles(conn: Connection) -> None:
+    """Each digest's number of articles, from its frozen list (for the status tables)."""
+    rows = conn.execute("SELECT id, articles FROM digests").fetchall()
+    conn.executemany(
+        "UPDATE digests SET article_count = ? WHERE id = ?",
+        [(len(json.loads(articles)), digest_id) for digest_id, articles in rows],
+    )
+
+
 MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (
+        OnBackend(sqlite=None, postgresql=_NOCASE),
         """CREATE TABLE files (
             path TEXT PRIMARY KEY,
             size INTEGER NOT NULL,
@@ -155,13 +176,13 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         # and every request is logged for the per-address rate limit.
         """CREATE TABLE signups (
             id INTEGER PRIMARY KEY,
-            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            email TEXT COLLATE NOCASE NOT NULL UNIQUE,
             name TEXT NOT NULL DEFAULT '',
             created_at TEXT NOT NULL,
             confirmed_at TEXT
         )""",
         """CREATE TABLE signup_requests (
-            email TEXT NOT NULL COLLATE NOCASE,
+            email TEXT COLLATE NOCASE NOT NULL,
             client TEXT NOT NULL,
             at TEXT NOT NULL,
             was_sent INTEGER NOT NULL
@@ -219,10 +240,20 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             next_attempt TEXT NOT NULL,
             last_error TEXT
         )""",
-        "INSERT OR IGNORE INTO websub_pings (url, attempts, next_attempt) "
-        "SELECT value, 1, '' FROM json_each((SELECT value FROM settings "
-        "WHERE key = 'websub_pending'))",
+        # A PostgreSQL state is new, or copied from an up-to-date SQLite one:
+        # it never held the old setting.
+        OnBackend(
+            sqlite="INSERT OR IGNORE INTO websub_pings (url, attempts, next_attempt) "
+            "SELECT value, 1, '' FROM json_each((SELECT value FROM settings "
+            "WHERE key = 'websub_pending'))",
+            postgresql=None,
+        ),
         "DELETE FROM settings WHERE key = 'websub_pending'",
+    ),
+    (
+        # What the status tables count, in a column: both backends, no JSON in SQL.
+        "ALTER TABLE digests ADD COLUMN article_count INTEGER",
+        _count_digest_articles,
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,10 +32,10 @@ class SubscriberQueries(StoreBase):
     def insert_subscriber(self, email: str, name: str, *, status: str, now: datetime) -> int:
         cursor = self.conn.execute(
             "INSERT INTO subscribers (email, name, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (email, name, status, now.isoformat(), now.isoformat()),
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.fetchone()[0])
 
     def set_subscriber_status(self, subscriber_id: int, status: str, *, now: datetime) -> None:
         self.conn.execute(

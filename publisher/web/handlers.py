@@ -66,7 +66,7 @@ class Handlers:
         return self._secret
 
     def store(self) -> Store:
-        return open_store(self.site.state_db)
+        return open_store(self.site.state)
 
     # -- pages to read -------------------------------------------------------------------
 
