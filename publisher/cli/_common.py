@@ -86,7 +86,9 @@ def site_lock(site: SiteConfig, command: str) -> Iterator[bool]:
     from publisher.service.lock import site_lock as take
 
     where = site.display(site.state_dir / LOCK_NAME)
-    with take(site.state_dir, command=command, now=now(), display=where) as died:
+    with take(
+        site.state_dir, command=command, now=now(), display=where, state_url=site.state_url
+    ) as died:
         if died is not None:
             from publisher.output import remove_stale_temps
 

@@ -1,4 +1,9 @@
-"""One run per site: an advisory lock on a file in the state folder.
+"""One run per site: an advisory lock on a file in the state folder, and on the server.
+
+With a PostgreSQL state the file lock is taken too (it still keeps two runs
+of one machine apart, and says when the last one died), and then the
+database's advisory lock, which keeps runs on every machine apart.
+
 
 fcntl.flock locks belong to the open file: the kernel releases them when the
 process exits, however it exits, so a lock left by a killed run never blocks
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,15 +32,40 @@ LOCK_RETRY_SECONDS = 0.01
 
 @contextlib.contextmanager
 def site_lock(
-    state_dir: Path, *, command: str, now: datetime, display: str
+    state_dir: Path,
+    *,
+    command: str,
+    now: datetime,
+    display: str,
+    state_url: str | None = None,
 ) -> Iterator[str | None]:
-    """Hold the site's lock for the block.
+    """Hold the site's lock for the block (and the server's, for a PostgreSQL state).
 
-    Yields the text a holder that died without releasing the lock left in
-    it ("pid 42, `publisher build`, since …"), or None after a clean release.
+    Yields the text a holder that died without releasing the file lock left
+    in it ("pid 42, `publisher build`, since …"), or None after a clean release.
 
     :raises LockHeldError: when another process holds it (exit code 75).
+    :raises StoreError: when the lock file cannot be opened or the server reached.
     """
+    with _file_lock(state_dir, command=command, now=now, display=display) as died:
+        if state_url is None:
+            yield died
+            return
+        from publisher.store.locks import server_lock
+
+        text = f"host {socket.gethostname()}, {_holder_text(command, now)}"
+        with server_lock(state_url, text, since=now.isoformat()):
+            yield died
+
+
+def _holder_text(command: str, now: datetime) -> str:
+    return f"pid {os.getpid()}, `publisher {command}`, since {now:%Y-%m-%d %H:%M:%S %Z}"
+
+
+@contextlib.contextmanager
+def _file_lock(
+    state_dir: Path, *, command: str, now: datetime, display: str
+) -> Iterator[str | None]:
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
         fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -58,8 +89,7 @@ def site_lock(
                     raise LockHeldError(display, message) from None
                 time.sleep(LOCK_RETRY_SECONDS)
         died = _first_line(os.pread(fd, 1024, 0)) or None
-        text = f"pid {os.getpid()}, `publisher {command}`, since {now:%Y-%m-%d %H:%M:%S %Z}\n"
-        data = text.encode()
+        data = (_holder_text(command, now) + "\n").encode()
         # Write, then cut what a longer text left behind: never empty while held.
         os.pwrite(fd, data, 0)
         os.ftruncate(fd, len(data))
@@ -72,13 +102,18 @@ def site_lock(
         os.close(fd)
 
 
-def holder(state_dir: Path) -> str | None:
+def holder(state_dir: Path, *, state_url: str | None = None) -> str | None:
     """Who holds the site's lock right now, or None when nobody does.
 
     Reads the lock file without taking the lock (taking it, even shared,
     could make a run starting at that instant fail); a holder whose process
-    is gone left its text behind but no lock.
+    is gone left its text behind but no lock. With a PostgreSQL state, the
+    server says who holds its lock, on any machine.
     """
+    if state_url is not None:
+        from publisher.store.locks import server_lock_holder
+
+        return server_lock_holder(state_url)
     try:
         text = _first_line((state_dir / LOCK_NAME).read_bytes())
     except OSError:

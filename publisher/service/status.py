@@ -55,7 +55,7 @@ class SiteStatus:
 def site_status(site: SiteConfig, *, now: datetime) -> SiteStatus:
     """The status of *site* at *now*, creating nothing (no state folder, database or secret)."""
     upcoming = next_slot(site.digest.cadence, site.timezone, now)
-    running = holder(site.state_dir)
+    running = holder(site.state_dir, state_url=site.state_url)
     if not state_exists(site.state):
         return SiteStatus(upcoming_digest=upcoming, lock_holder=running)
     with open_store(site.state) as store:

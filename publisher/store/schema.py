@@ -255,5 +255,24 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "ALTER TABLE digests ADD COLUMN article_count INTEGER",
         _count_digest_articles,
     ),
+    (
+        # Several senders share a digest: each claims pending rows for itself
+        # (deliveries.worker) and says it is alive (senders.heartbeat_at); the
+        # rows a sender that went silent had claimed go back to the others.
+        # A digest's rate limit is one slot every 1/rate seconds, shared.
+        """CREATE TABLE senders (
+            worker TEXT PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL
+        )""",
+        "ALTER TABLE deliveries ADD COLUMN worker TEXT",
+        "ALTER TABLE digests ADD COLUMN next_send_at TEXT",
+        # Who holds the site lock, when it is PostgreSQL's (an advisory lock).
+        """CREATE TABLE site_locks (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            since TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
