@@ -10,16 +10,19 @@ digests but their ledger rows.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from publisher import tokens
 from publisher.delivery.senders import Sender, SendResult
 from publisher.errors import TransientDeliveryError
 from publisher.model import DeliveryStatus, Message, SendOutcome, Subscriber
-from publisher.store import Store
+from publisher.store import PendingDelivery, Store
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +52,18 @@ class SendTally:
 
 @dataclass(frozen=True, slots=True)
 class SendRules:
-    rate: float  # messages per second; 0 is unlimited
+    rate: float  # messages per second for the whole digest, all senders together; 0 is unlimited
     bounce_after: int  # hard failures before a subscriber is marked bounced
     resend_uncertain: bool  # send rows an interrupted run left `sending` too
     secret: bytes  # keys the suppression entry of a subscriber marked bounced
+    # A sender silent this long is taken for gone: what it claimed and did not
+    # send goes to the others; what it left `sending` stays uncertain.
+    sender_timeout: timedelta = timedelta(seconds=60)
+
+
+# Rows claimed at a time: small, so that a sender that dies strands few, and
+# others need not wait long for them.
+CLAIM_BATCH = 20
 
 
 def send_digest(
@@ -68,15 +79,51 @@ def send_digest(
     progress: Callable[[int], Progress] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Send every pending row of *digest_id*; finish the digest when none is left.
+    """Send this sender's share of *digest_id*'s pending rows; finish the digest when none is left.
+
+    Any number of senders (processes, machines) may run this on one digest at
+    once: each claims rows for itself, and none is sent twice.
 
     :raises TransientDeliveryError: when the server stops answering; what is
         left stays pending for the next run.
     """
     loop = _Loop(store, digest_id, sender, message_for, rules, tally, now, sleep)
-    if not rules.resend_uncertain:
-        loop.settle_uncertain()
-    loop.run(should_stop, progress)
+    with store.transaction():
+        _retire_dead_neighbours(store)
+        store.register_sender(loop.worker, now=now())
+    try:
+        if not rules.resend_uncertain:
+            loop.settle_uncertain()
+        loop.run(should_stop, progress)
+    finally:
+        with store.transaction():
+            store.retire_sender(loop.worker)
+        loop.finish()
+
+
+_HOST = socket.gethostname()
+
+
+def _retire_dead_neighbours(store: Store) -> None:
+    """Senders of this machine whose process is gone: their claims go back at once.
+
+    A sender on another machine is known dead only by its silence (the
+    timeout); one of this machine, by its process id (inside a transaction).
+    """
+    for worker in store.senders_named(f"{_HOST}:"):
+        pid = worker.split(":")[1]
+        if pid.isdigit() and not _is_alive(int(pid)):
+            store.retire_sender(worker)
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, but someone else's
+    return True
 
 
 class _Loop:
@@ -99,17 +146,21 @@ class _Loop:
         self.tally = tally
         self.now = now
         self.sleep = sleep
-        self.interval = 1 / rules.rate if rules.rate > 0 else 0.0
-        self.last_start = 0.0
+        self.worker = f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.interval = timedelta(seconds=1 / rules.rate) if rules.rate > 0 else None
         # The outcome of message i goes in the transaction that marks message
         # i+1 `sending`: one commit per message. A crash between a send and
         # that commit leaves one row `sending`, exactly as a commit of its own would.
         self.outcome: tuple[Subscriber, SendResult] | None = None
 
+    def silent_before(self) -> datetime:
+        return self.now() - self.rules.sender_timeout
+
     def settle_uncertain(self) -> None:
-        """Rows an interrupted run left `sending`: the outbox can tell whether they
+        """Rows a sender that is gone left `sending`: the outbox can tell whether they
         arrived; SMTP cannot, so they wait for --resend-uncertain."""
-        for row in list(self.store.iter_deliveries(self.digest_id, ("sending",))):
+        stale = self.store.stale_sending(self.digest_id, silent_before=self.silent_before())
+        for row in stale:
             delivered = self.sender.is_delivered(self.message_for(row.subscriber))
             if delivered is None:
                 self.tally.uncertain += 1
@@ -128,26 +179,56 @@ class _Loop:
         statuses = ("pending", "sending") if self.rules.resend_uncertain else ("pending",)
         total = self.store.count_deliveries(self.digest_id, statuses)
         tick = progress(total) if progress and total else None
-        stop_error: TransientDeliveryError | None = None
         try:
-            for row in self.store.iter_deliveries(self.digest_id, statuses):
-                if should_stop():
-                    self.tally.stopped = True
+            while not self.tally.stopped:
+                batch = self._claim()
+                if not batch and not self._wait_for_others():
                     break
-                stop_error = self._send(row.subscriber)
-                if tick:
-                    tick(1)
-                if stop_error is not None:
-                    break
+                for row in batch:
+                    if should_stop():
+                        self.tally.stopped = True
+                        break
+                    stop_error = self._send(row.subscriber)
+                    if tick:
+                        tick(1)
+                    if stop_error is not None:
+                        raise stop_error
         finally:
             if self.outcome is not None:
                 with self.store.transaction():
                     self._record_outcome()
+
+    def finish(self) -> None:
         if self.store.count_deliveries(self.digest_id, ("pending", "sending")) == 0:
             with self.store.transaction():
                 self.store.finish_digest(self.digest_id, now=self.now())
-        if stop_error is not None:
-            raise stop_error
+
+    def _claim(self) -> list[PendingDelivery]:
+        with self.store.transaction():
+            return self.store.claim_deliveries(
+                self.digest_id,
+                self.worker,
+                limit=CLAIM_BATCH,
+                silent_before=self.silent_before(),
+                uncertain_too=self.rules.resend_uncertain,
+            )
+
+    def _wait_for_others(self) -> bool:
+        """Nothing left to claim: wait while other senders hold rows, should they go silent.
+
+        Returns False when no other sender holds any (the digest is done, as
+        far as this sender can do anything for it).
+        """
+        with self.store.transaction():
+            self._record_outcome()
+            _retire_dead_neighbours(self.store)
+            self.store.heartbeat(self.worker, now=self.now())
+            held = self.store.held_elsewhere(
+                self.digest_id, self.worker, silent_before=self.silent_before()
+            )
+        if held:
+            self.sleep(min(1.0, self.rules.sender_timeout.total_seconds() / 4))
+        return held > 0
 
     def _send(self, subscriber: Subscriber) -> TransientDeliveryError | None:
         """Send to one subscriber; the error that must stop the loop, if any."""
@@ -162,9 +243,11 @@ class _Loop:
         message = self.message_for(subscriber)
         with self.store.transaction():
             self._record_outcome()
-            self.store.set_delivery(
-                self.digest_id, subscriber.id, "sending", now=self.now(), count_attempt=True
+            is_ours = self.store.mark_sending(
+                self.digest_id, subscriber.id, self.worker, now=self.now()
             )
+        if not is_ours:
+            return None  # taken over while this sender was silent: someone else sends it
         result = self.sender.send(message)
         self.outcome = (subscriber, result)
         if result.outcome == "transient" and result.is_connection_problem:
@@ -172,11 +255,16 @@ class _Loop:
         return None
 
     def _keep_rate(self) -> None:
-        if self.interval:
-            wait = self.last_start + self.interval - time.monotonic()
-            if wait > 0:
-                self.sleep(wait)
-        self.last_start = time.monotonic()
+        """Wait for this digest's next slot, shared by every sender (the rate is the digest's)."""
+        if self.interval is None:
+            return
+        with self.store.transaction():
+            slot = self.store.reserve_send_slot(
+                self.digest_id, now=self.now(), interval=self.interval
+            )
+        wait = (slot - self.now()).total_seconds()
+        if wait > 0:
+            self.sleep(wait)
 
     def _mark(
         self,

@@ -22,6 +22,7 @@ from publisher.store.articles import (
     restamp,
 )
 from publisher.store.base import Connection, migrate
+from publisher.store.claims import ClaimQueries
 from publisher.store.deliveries import DeliveryQueries, FailedDelivery, PendingDelivery
 from publisher.store.digests import DigestQueries
 from publisher.store.pings import PendingPing, PingQueries
@@ -52,7 +53,8 @@ __all__ = [
 
 class Store(
     ArticleQueries,
-    DeliveryQueries,  # before SubscriberQueries, which it builds on
+    ClaimQueries,  # before DeliveryQueries and SubscriberQueries, which it builds on
+    DeliveryQueries,
     SubscriberQueries,
     SignupQueries,
     DigestQueries,
