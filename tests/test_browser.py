@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from browser import chromium, require_chromium, serve
+from support.browser import chromium, require_chromium, serve
 
 from publisher.config import SiteConfig
 from publisher.pipelines import build, digests

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from smtp_server import Faults, SmtpServer
+from support.smtp_server import Faults, SmtpServer
 
 from publisher import __version__
 from publisher.cli import cli

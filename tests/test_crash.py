@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import ENV, run_publisher, start_publisher
-from smtp_server import SmtpServer
+from support.processes import ENV, run_publisher, start_publisher
+from support.smtp_server import SmtpServer
 
 from publisher import tokens
 from publisher.config import load_config

@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from fetches import foreign_fetches
+from support.fetches import foreign_fetches
 
 from publisher.config import DEFAULT_SUBJECT
 from publisher.errors import TemplateError

@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import feedcheck
 import feedparser
 import pytest
 from lxml import etree
+from support import feedcheck
 
 from publisher.config import SiteConfig, load_config
 from publisher.feeds import render

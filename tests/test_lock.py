@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from processes import ENV, run_publisher, start_publisher
+from support.processes import ENV, run_publisher, start_publisher
 
 from publisher.cli import cli
 from publisher.errors import LockHeldError

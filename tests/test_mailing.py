@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from smtp_server import Faults, SmtpServer
+from support.smtp_server import Faults, SmtpServer
 
 from publisher import tokens
 from publisher.config import load_config
@@ -212,7 +212,7 @@ def test_smtp_delivery_headers_and_personal_links(site_dir, now):
 
 
 def test_refused_connection_keeps_everything_pending(site_dir, now):
-    from smtp_server import free_port
+    from support.smtp_server import free_port
 
     site = _smtp_site(site_dir, free_port())
     _add(site, ADDRESSES[:2], now)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from processes import ENV, run_publisher, start_publisher
-from smtp_server import Faults, SmtpServer, free_port
-from websub_hub import SilentHub
+from support.processes import ENV, run_publisher, start_publisher
+from support.smtp_server import Faults, SmtpServer, free_port
+from support.websub_hub import SilentHub
 
 from publisher import tokens
 from publisher.cli import cli

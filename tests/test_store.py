@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import database_before
+from support.schema import database_before
 
 from publisher import tokens
 from publisher.config import load_config

@@ -29,9 +29,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-from conftest import NOW, SITES
-from fetches import foreign_fetches
-from web_server import WebServer
+from support.clock import NOW
+from support.fetches import foreign_fetches
+from support.paths import SITES
+from support.web_server import WebServer
 
 from publisher import tokens
 from publisher.config import SiteConfig, load_config

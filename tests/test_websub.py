@@ -19,10 +19,10 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import database_before
-from feedcheck import atom_problems, rss_problems
-from processes import run_publisher, start_publisher
-from websub_hub import Hub, SilentHub
+from support.feedcheck import atom_problems, rss_problems
+from support.processes import run_publisher, start_publisher
+from support.schema import database_before
+from support.websub_hub import Hub, SilentHub
 
 from publisher.cli import cli
 from publisher.config import SiteConfig, load_config
@@ -201,7 +201,7 @@ def test_retry_delay_doubles_up_to_six_hours(attempts, delay):
 
 
 def test_an_unreachable_hub_is_logged_and_kept_pending(site_dir, now, caplog):
-    from smtp_server import free_port
+    from support.smtp_server import free_port
 
     url = f"http://127.0.0.1:{free_port()}/"
     site = _site_with_hub(site_dir, url)

@@ -1,0 +1,30 @@
+"""State databases as an older version left them, to migrate forward."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from publisher.store import MIGRATIONS
+
+
+def database_before(path: Path, table: str) -> sqlite3.Connection:
+    """A state database migrated up to the step that creates *table*, not including it.
+
+    Found by what a step creates rather than by its number, as numbers change
+    when work from several branches lands.
+    """
+    (step,) = [
+        number
+        for number, steps in enumerate(MIGRATIONS)
+        if any(isinstance(s, str) and f"CREATE TABLE {table} " in s for s in steps)
+    ]
+    conn = sqlite3.connect(path, isolation_level=None)
+    for steps in MIGRATIONS[:step]:
+        for statement in steps:
+            if isinstance(statement, str):
+                conn.execute(statement)
+            else:
+                statement(conn)
+    conn.execute(f"PRAGMA user_version = {step}")
+    return conn
