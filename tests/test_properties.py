@@ -18,15 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from publisher.config import load_config
-from publisher.content import markup
-from publisher.content.articles import parse_article
 from publisher.content.fields import FIELDS
-from publisher.errors import ContentError
-from publisher.pipelines.build import build, defaults_for
+from publisher.pipelines.build import build
 from publisher.text import one_line, slugify, strip_forbidden
 
 BASIC = Path(__file__).parent / "sites" / "basic" / "publisher.toml"
-DEFAULTS = defaults_for(load_config(BASIC))
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SETTINGS = settings(
     max_examples=150,
@@ -161,33 +157,6 @@ FILE_NAMES = st.tuples(
 # -- (a) parse_article never fails any other way ---------------------------------------
 
 
-@SETTINGS
-@given(data=article_file(), relative=FILE_NAMES)
-def test_parse_article_returns_an_article_or_raises_content_error(data, relative):
-    where = f"content/{relative}"
-    try:
-        parsed = parse_article(where, relative, data, DEFAULTS)
-    except ContentError as err:
-        lines = err.lines()
-        assert lines
-        for line in lines:
-            assert line.startswith(f"{where}: ")
-            assert "\n" not in line
-        return
-    article = parsed.meta
-    assert article.title
-    assert article.title == one_line(article.title)
-    for text in (article.title, article.summary, article.link, article.slug):
-        assert strip_forbidden(text) == text
-    # The body is kept as written; what is made from it is clean.
-    html = markup.render_body(parsed.body, body_format=article.body_format, base_url=article.link)
-    assert strip_forbidden(html) == html
-    assert article.date.utcoffset() is not None
-    assert article.updated is None or article.updated > article.date
-    assert article.link.startswith(("http://", "https://"))
-    assert all(tag.slug and "/" not in tag.slug and ".." not in tag.slug for tag in article.tags)
-
-
 # -- (b) any site builds into feeds that parse back -------------------------------------
 
 
@@ -236,42 +205,6 @@ def test_any_site_builds_into_feeds_that_parse(files):
 
 # -- shortcuts that must give what the long way gives ----------------------------------
 
-# Markdown's markers, spaces of every kind and digits, so that blocks often come
-# close to lists, quotes, headings and inline markup.
-MARKDOWN_TEXT = st.lists(
-    st.one_of(
-        st.sampled_from(list("*_`[]<>&\\!~|-+=#.)(:@ \t\n0123456789\u00a0\u2003\x0b\x00")),
-        st.sampled_from(["www.example.org", "a@b.example", "1. ", "- ", "> ", "&amp;", "  \n"]),
-        st.sampled_from(["Vienna", "talks", "\n\n", "\n   ", "\n    ", "\n:-", "\n-:"]),
-        st.sampled_from(
-            ["[a](http://x.example/y)", "[", "](", "](http://x)", "http://x", "(", ")"]
-        ),
-        st.sampled_from(["www.", "me@x.example", "[www.x.example](http://y)", "[a b](/c)"]),
-        CHARACTERS,
-    ),
-    max_size=40,
-).map("".join)
-
-
-def _first_paragraph_rendered(source: str) -> str:
-    """first_paragraph as it was before plain prose skipped the renderer."""
-    for block in markup._BLANK_LINE.split(source, maxsplit=8):
-        block = block.strip()
-        if not block or block.startswith(("#", "```", "~~~", "|", "<", "---", "***", "    ")):
-            continue
-        text = markup.html_to_text(markup.markdown_to_html(block))
-        if text:
-            return text
-    return ""
-
-
-@SETTINGS
-@given(MARKDOWN_TEXT)
-def test_first_paragraph_of_plain_prose_reads_as_rendered(source):
-    assert markup.first_paragraph(source, body_format="markdown") == _first_paragraph_rendered(
-        source
-    )
-
 
 @SETTINGS
 @given(TEXT)
@@ -287,9 +220,3 @@ def test_slugs_of_ascii_text_take_the_unicode_path_s_result(text):
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     expected = re.sub(r"[^\w]+", "-", unicodedata.normalize("NFC", bare).lower()).strip("-_")
     assert slugify(text) == expected
-
-
-@SETTINGS
-@given(MARKDOWN_TEXT)
-def test_blocks_are_what_a_split_gives(source):
-    assert list(markup._blocks(source, 9)) == markup._BLANK_LINE.split(source, maxsplit=8)

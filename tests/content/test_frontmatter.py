@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.paths import SITES
 
 from publisher.content import frontmatter
 
-SITES = Path(__file__).parent / "sites"
 SETTINGS = settings(
     max_examples=1500,
     deadline=None,
