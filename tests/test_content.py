@@ -8,78 +8,8 @@ import pytest
 
 from publisher.config import SiteConfig, load_config
 from publisher.pipelines.build import build, check
-from publisher.text import one_line, shorten, slugify, strip_forbidden
 
 MB = 1024 * 1024
-
-
-# -- bad input -> exact lines ----------------------------------------------------------
-
-
-# -- good input ---------------------------------------------------------------------
-
-
-# -- discover --------------------------------------------------------------------------
-
-
-# -- markup helpers ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("a\x00b\x07c\x1bd\x7fe\x85f\x9fg", "abcdefg"),
-        ("tab\tnew\nline\rcr", "tab\tnew\nline\rcr"),
-        ("\ufffd\ufffe\uffffx\ud800", "x"),
-        ("]]> <script>", "]]> <script>"),
-    ],
-)
-def test_strip_forbidden(text, expected):
-    assert strip_forbidden(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("  Harbour\n\treopens \u2028 now ", "Harbour reopens now"),
-        ("a\x00\x07b", "ab"),
-        ("\x1b \n", ""),
-    ],
-)
-def test_one_line(text, expected):
-    assert one_line(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "limit", "expected"),
-    [
-        ("short", 10, "short"),
-        ("exactly 10", 10, "exactly 10"),
-        ("one two three four", 10, "one two…"),
-        ("one two, three", 9, "one two…"),
-        ("abcdefghijklmnop", 10, "abcdefghij…"),
-        ("a bcdefghijklmnop", 10, "a bcdefghi…"),  # a space too early is no word boundary
-    ],
-)
-def test_shorten(text, limit, expected):
-    assert shorten(text, limit) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("Arms Control", "arms-control"),
-        ("Überraschung in Wien", "uberraschung-in-wien"),
-        ("Straße", "straße"),
-        ("Москва", "москва"),
-        ("東京", "東京"),
-        ("  --a  b--  ", "a-b"),
-        ("../../etc", "etc"),
-        ("???", ""),
-    ],
-)
-def test_slugify(text, expected):
-    assert slugify(text) == expected
 
 
 # -- a whole site of bad articles -------------------------------------------------------

@@ -4,10 +4,8 @@ site built from such files yields feeds that parse back cleanly."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
-import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from hypothesis import strategies as st
 from publisher.config import load_config
 from publisher.content.fields import FIELDS
 from publisher.pipelines.build import build
-from publisher.text import one_line, slugify, strip_forbidden
+from publisher.text import slugify
 
 BASIC = Path(__file__).parent / "sites" / "basic" / "publisher.toml"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -154,9 +152,6 @@ FILE_NAMES = st.tuples(
 ).map("".join)
 
 
-# -- (a) parse_article never fails any other way ---------------------------------------
-
-
 # -- (b) any site builds into feeds that parse back -------------------------------------
 
 
@@ -201,22 +196,3 @@ def test_any_site_builds_into_feeds_that_parse(files):
             assert all(line.startswith(f"{problem.path}: ") for line in problem.lines)
         _check_feeds(site.output_dir)
         assert list(site.output_dir.rglob("*.tmp")) == []
-
-
-# -- shortcuts that must give what the long way gives ----------------------------------
-
-
-@SETTINGS
-@given(TEXT)
-def test_one_line_collapses_what_a_whitespace_pattern_would(text):
-    expected = re.sub(r"\s+", " ", strip_forbidden(text)).strip()
-    assert one_line(text) == expected
-
-
-@SETTINGS
-@given(st.text(st.characters(max_codepoint=127), max_size=30))
-def test_slugs_of_ascii_text_take_the_unicode_path_s_result(text):
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    expected = re.sub(r"[^\w]+", "-", unicodedata.normalize("NFC", bare).lower()).strip("-_")
-    assert slugify(text) == expected
