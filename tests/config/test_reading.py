@@ -1,4 +1,4 @@
-"""publisher.toml validation: every bad key gives one exact, located message."""
+"""config.reading: publisher.toml checked key by key, one exact line per bad key."""
 
 from __future__ import annotations
 
