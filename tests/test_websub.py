@@ -21,7 +21,6 @@ import feedparser
 import pytest
 from support.feedcheck import atom_problems, rss_problems
 from support.processes import run_publisher, start_publisher
-from support.schema import database_before
 from support.websub_hub import Hub, SilentHub
 
 from publisher.cli import cli
@@ -30,7 +29,6 @@ from publisher.errors import LockHeldError
 from publisher.feeds import websub
 from publisher.pipelines.build import build
 from publisher.service.lock import site_lock
-from publisher.store import open_store
 
 FEEDS_URL = "https://gazette.example/news/feeds/"
 
@@ -269,19 +267,3 @@ def test_build_reports_and_frees_the_lock_before_the_hub_answers(site_dir):
     pending = _pending(site)
     assert sorted(pending) == _all_feeds(site)
     assert {attempts for attempts, _due, _error in pending.values()} == {1}
-
-
-def test_pings_pending_before_the_upgrade_are_kept(tmp_path, now):
-    # Older versions kept the URLs still to ping as a JSON list in a setting.
-    path = tmp_path / "state.db"
-    connection = database_before(path, "websub_pings")
-    urls = [FEEDS_URL + "rss.xml", FEEDS_URL + "tags/vienna/atom.xml"]
-    connection.execute(
-        "INSERT INTO settings (key, value) VALUES ('websub_pending', ?)", (json.dumps(urls),)
-    )
-    connection.close()
-    with open_store(path) as store:
-        assert store.get_setting("websub_pending") is None
-        due = store.due_pings(now)
-    assert sorted(ping.url for ping in due) == urls
-    assert {ping.attempts for ping in due} == {1}

@@ -1,25 +1,28 @@
-"""The state database: created with the current schema, migrated forward, never downgraded."""
+"""store.schema: new databases get the current schema, older ones are migrated.
+
+One transaction a step, from every released schema; a newer schema is refused.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sqlite3
-import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.paths import STATES
 from support.schema import database_before
 
 from publisher import tokens
 from publisher.config import load_config
-from publisher.errors import MigrationError, StoreError
+from publisher.errors import MigrationError
 from publisher.mail import subscribers
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
-from publisher.store import SCHEMA_VERSION, open_store
+from publisher.store import MIGRATIONS, SCHEMA_VERSION, open_store
+from publisher.store.base import migrate
 
 
 def test_new_database_has_the_current_schema_and_wal(tmp_path):
@@ -55,30 +58,28 @@ def test_newer_schema_is_refused(tmp_path):
     )
 
 
-def test_not_a_database(tmp_path):
+def test_a_migration_that_fails_names_its_step_and_leaves_the_database_as_it_was(tmp_path):
     path = tmp_path / "state.db"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError) as raised:
-        open_store(path)
-    assert str(raised.value).startswith(f"{path}: ")
-    assert "not a database" in str(raised.value)
-
-
-def test_transaction_rolls_back_on_error(tmp_path):
-    def write_then_fail(store) -> None:
-        with store.transaction():
-            store.set_setting("y", "2")
-            raise RuntimeError
-
-    with open_store(tmp_path / "state.db") as store:
-        with pytest.raises(RuntimeError):
-            write_then_fail(store)
-        assert store.get_setting("y") is None
+    with open_store(path) as store:
+        steps = [
+            ("CREATE TABLE later (id INTEGER PRIMARY KEY)",),
+            ("CREATE TABLE half_done (id INTEGER)", "INSERT INTO no_such_table VALUES (1)"),
+        ]
+        with pytest.raises(MigrationError) as raised:
+            migrate(store, [*MIGRATIONS, *steps])
+        assert str(raised.value) == (
+            f"{path}: migration to schema version {SCHEMA_VERSION + 2} failed: "
+            "no such table: no_such_table"
+        )
+        # The step before it went in whole; the failed one not at all.
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        tables = {row[0] for row in store.conn.execute("SELECT name FROM sqlite_master")}
+        assert "later" in tables
+        assert "half_done" not in tables
 
 
 # -- upgrades from every released schema -------------------------------------------
 
-STATES = Path(__file__).parent / "data" / "states"
 # After every fixture was made (they hold articles dated 2026-12-01).
 UPGRADE_NOW = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)
 ADDED_TITLE = "Added after the first digest"
@@ -154,36 +155,6 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
         ]
 
 
-def test_state_files_are_readable_by_the_owner_alone(tmp_path):
-    """They hold every subscriber's address: 0600, the -wal and -shm files too."""
-    path = tmp_path / "state" / "state.db"
-    with open_store(path) as store, store.transaction():
-        store.set_setting("x", "1")
-        names = sorted(p.name for p in path.parent.iterdir())
-        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
-    assert names == ["state.db", "state.db-shm", "state.db-wal"]
-    assert modes == dict.fromkeys(names, 0o600)
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-
-
-def test_the_state_folder_is_private_whichever_command_makes_it(runner, site_dir):
-    from publisher.cli import cli
-
-    result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), "build"])
-    assert result.exit_code == 0, result.output
-    assert stat.S_IMODE((site_dir / ".publisher").stat().st_mode) == 0o700
-
-
-def test_a_state_database_readable_by_others_is_made_private(tmp_path, caplog):
-    path = tmp_path / "state.db"
-    sqlite3.connect(path).close()
-    path.chmod(0o644)
-    with caplog.at_level(logging.WARNING), open_store(path):
-        pass
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert f"{path}: was readable by others (mode 0644); changed it to 0600" in caplog.messages
-
-
 def test_a_database_from_before_the_suppression_list_gains_it_and_keeps_its_rows(tmp_path):
     path = tmp_path / "state.db"
     conn = database_before(path, "suppressions")
@@ -202,3 +173,22 @@ def test_a_database_from_before_the_suppression_list_gains_it_and_keeps_its_rows
             store.conn.execute(
                 "INSERT INTO suppressions (key, reason, created_at) VALUES ('k', 'forgot', 'x')"
             )
+
+
+FEEDS_URL = "https://gazette.example/news/feeds/"
+
+
+def test_pings_pending_before_the_upgrade_are_kept(tmp_path, now):
+    # Older versions kept the URLs still to ping as a JSON list in a setting.
+    path = tmp_path / "state.db"
+    connection = database_before(path, "websub_pings")
+    urls = [FEEDS_URL + "rss.xml", FEEDS_URL + "tags/vienna/atom.xml"]
+    connection.execute(
+        "INSERT INTO settings (key, value) VALUES ('websub_pending', ?)", (json.dumps(urls),)
+    )
+    connection.close()
+    with open_store(path) as store:
+        assert store.get_setting("websub_pending") is None
+        due = store.due_pings(now)
+    assert sorted(ping.url for ping in due) == urls
+    assert {ping.attempts for ping in due} == {1}
