@@ -8,9 +8,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
-from publisher.config import SiteConfig, load_config
+from publisher.config import SiteConfig
 from publisher.pipelines.build import build, check
 
 
@@ -81,17 +79,6 @@ def test_touching_a_file_without_changing_it_rewrites_nothing(site, now):
     assert _mtimes(site.output_dir) == before
 
 
-def test_deleting_a_file_removes_it_from_the_feeds(site, now):
-    build(site, now=now)
-    (site.content_dir / "2022-08-09-fisheries.txt").unlink()
-    report = build(site, now=now)
-    assert "https://gazette.example/news/2022/08/fisheries/" not in _json_items(site)
-    assert not (site.output_dir / "tags" / "asia-pacific").exists()
-    assert sorted(report.removed) == [
-        f"feeds/tags/asia-pacific/{name}" for name in ("atom.xml", "feed.json", "rss.xml")
-    ]
-
-
 def test_files_long_unchanged_take_the_quick_path(site, now):
     old = now.timestamp() - 3600
     for path in site.content_dir.iterdir():
@@ -154,25 +141,6 @@ def test_no_change_renders_nothing(site, now, monkeypatch):
     assert len(report.unchanged) == 18
 
 
-def test_one_edit_renders_only_the_feeds_that_hold_it(site, now, monkeypatch):
-    build(site, now=now)
-    counter = RenderCounter(monkeypatch)
-    path = site.content_dir / "2022-08-09-fisheries.txt"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace("nine years", "ten years"), encoding="utf-8"
-    )
-    _bump(path)
-    report = build(site, now=now)
-    assert report.parsed == 1
-    assert sorted(counter.feeds) == sorted(
-        f"{folder}/{fmt}"
-        for folder in (".", "tags/asia-pacific")
-        for fmt in ("rss", "atom", "json")
-    )
-    assert counter.bodies == 1  # the others come from the cache
-    assert len(report.written) == 6
-
-
 def test_scheduled_article_is_picked_up_without_any_file_change(site, now, monkeypatch):
     from datetime import UTC, datetime
 
@@ -193,40 +161,6 @@ def test_a_damaged_or_missing_output_is_repaired(site, now):
     report = build(site, now=now)
     assert sorted(report.written) == ["feeds/atom.xml", "feeds/tags/vienna/rss.xml"]
     assert _contents(site.output_dir) == good
-
-
-def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now, monkeypatch):
-    from publisher.feeds import render
-
-    build(site, now=now)
-    path = site.content_dir / "2020-06-22-vienna-talks.md"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace("Arms talks", "Arms control talks"),
-        encoding="utf-8",
-    )
-    _bump(path)
-    real_render = render.render
-    calls = []
-
-    def dying_render(fmt, spec, items):
-        calls.append(fmt)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # as if the process were killed here
-        return real_render(fmt, spec, items)
-
-    # A twin of the site, built without interruption, gives the expected bytes.
-    twin_dir = site.root.parent / "twin"
-    shutil.copytree(site.root, twin_dir)
-    twin = load_config(twin_dir / "publisher.toml")
-    build(twin, now=now)
-    monkeypatch.setattr(render, "render", dying_render)
-    with pytest.raises(KeyboardInterrupt):
-        build(site, now=now)
-    monkeypatch.setattr(render, "render", real_render)
-    build(site, now=now)
-    repaired = _contents(site.output_dir)
-    assert repaired == _contents(twin.output_dir)
-    assert b"Arms control talks" in repaired["rss.xml"]
 
 
 def _many_articles(site, count):

@@ -1,27 +1,22 @@
-"""WebSub: feeds advertise the hub; pings go out after the build, never holding it up.
+"""feeds.websub: pings go out after the build, never holding it up.
 
 A build records the feeds it changed as pending pings in the store; a pinger
 (the `build` command once the site lock is released, `run --once` likewise,
 a background thread in `publisher run`) sends the due ones concurrently
 within one short deadline, and a failed ping is retried by later runs with
-backoff until the hub accepts it.
-"""
+backoff until the hub accepts it."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import feedparser
 import pytest
-from support.feedcheck import atom_problems, rss_problems
+from support.feeds import site_with_hub
 from support.processes import run_publisher, start_publisher
-from support.websub_hub import Hub, SilentHub
+from support.websub_hub import SilentHub
 
 from publisher.cli import cli
 from publisher.config import SiteConfig, load_config
@@ -31,19 +26,6 @@ from publisher.pipelines.build import build
 from publisher.service.lock import site_lock
 
 FEEDS_URL = "https://gazette.example/news/feeds/"
-
-
-@pytest.fixture
-def hub() -> Iterator[Hub]:
-    with Hub() as running:
-        yield running
-
-
-def _site_with_hub(site_dir: Path, hub_url: str) -> SiteConfig:
-    config = site_dir / "publisher.toml"
-    text = config.read_text(encoding="utf-8")
-    config.write_text(text + f'\n[feeds]\nwebsub_hub = "{hub_url}"\n', encoding="utf-8")
-    return load_config(config)
 
 
 def _edit(site: SiteConfig) -> None:
@@ -84,28 +66,10 @@ def _all_feeds(site: SiteConfig) -> list[str]:
     )
 
 
-def test_feeds_advertise_the_hub(site_dir, hub, now):
-    site = _site_with_hub(site_dir, hub.url)
-    build(site, now=now)
-    rss = (site.output_dir / "rss.xml").read_bytes()
-    atom = (site.output_dir / "atom.xml").read_bytes()
-    document = json.loads((site.output_dir / "feed.json").read_text(encoding="utf-8"))
-    assert document["hubs"] == [{"type": "WebSub", "url": hub.url}]
-    for data in (rss, atom):
-        parsed = feedparser.parse(data)
-        assert not parsed.bozo
-        assert {"rel": "hub", "href": hub.url} in [
-            {"rel": link.get("rel"), "href": link.get("href")} for link in parsed.feed.links
-        ]
-        assert parsed.feed.link == "https://gazette.example/news/"  # the site, not the hub
-    assert rss_problems(rss) == []
-    assert atom_problems(atom) == []
-
-
 def test_the_build_records_pings_and_the_pinger_sends_them_for_changed_feeds_only(
     site_dir, hub, now
 ):
-    site = _site_with_hub(site_dir, hub.url)
+    site = site_with_hub(site_dir, hub.url)
     build(site, now=now)
     assert hub.pings == []  # the build itself never talks to the hub
     assert _pending(site) == {url: (0, _at(now), None) for url in _all_feeds(site)}
@@ -131,7 +95,7 @@ def test_the_build_records_pings_and_the_pinger_sends_them_for_changed_feeds_onl
 def test_failed_pings_are_retried_by_later_runs_with_backoff_until_accepted(
     site_dir, hub, now, caplog
 ):
-    site = _site_with_hub(site_dir, hub.url)
+    site = site_with_hub(site_dir, hub.url)
     hub.status = 503
     report = _build_and_ping(site, now)
     assert len(report.failed) == 18
@@ -164,7 +128,7 @@ def test_failed_pings_are_retried_by_later_runs_with_backoff_until_accepted(
 
 
 def test_a_change_is_pinged_at_once_even_while_older_pings_back_off(site_dir, hub, now):
-    site = _site_with_hub(site_dir, hub.url)
+    site = site_with_hub(site_dir, hub.url)
     hub.status = 503
     _build_and_ping(site, now)
     hub.status = 204
@@ -202,7 +166,7 @@ def test_an_unreachable_hub_is_logged_and_kept_pending(site_dir, now, caplog):
     from support.smtp_server import free_port
 
     url = f"http://127.0.0.1:{free_port()}/"
-    site = _site_with_hub(site_dir, url)
+    site = site_with_hub(site_dir, url)
     report = _build_and_ping(site, now)
     assert len(report.failed) == 18
     assert "18 of 18 pings failed (cannot reach the hub: " in caplog.text
@@ -228,7 +192,7 @@ def test_a_hub_that_never_answers_delays_no_one(site_dir, runner, monkeypatch, c
             lock_seen.append("held")
 
     with SilentHub(on_connect=try_the_lock) as silent:
-        site = _site_with_hub(site_dir, silent.url)
+        site = site_with_hub(site_dir, silent.url)
         started = time.monotonic()
         result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), *command])
         elapsed = time.monotonic() - started
@@ -249,7 +213,7 @@ def test_a_hub_that_never_answers_delays_no_one(site_dir, runner, monkeypatch, c
 
 def test_build_reports_and_frees_the_lock_before_the_hub_answers(site_dir):
     with SilentHub() as silent:
-        _site_with_hub(site_dir, silent.url)
+        site_with_hub(site_dir, silent.url)
         first = start_publisher(site_dir, "build")
         assert first.stdout is not None
         line = first.stdout.readline()  # printed before any ping is sent
