@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import sqlite3
 import stat
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from publisher.cli import cli
-from publisher.errors import SubscriberError
-from publisher.mail.lists import ImportReport, export_csv, import_csv
 from publisher.mail.subscribers import (
     add_subscriber,
-    normalise_address,
-    normalise_name,
-    remove_subscriber,
 )
-from publisher.mail.subscribers import unsubscribe as unsubscribe_token
 from publisher.store import open_store
-from publisher.tokens import load_secret, make_token, suppression_key
+from publisher.tokens import load_secret, make_token
 
 DATA = Path(__file__).parent / "data" / "subscribers"
 SECRET = b"s" * 32
@@ -132,45 +124,6 @@ def _add(store, address, name="", *, now, status="active"):
     return store.get_subscriber(subscriber.id)
 
 
-# -- addresses and names --------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("ada@example.org", "ada@example.org"),
-        ("  ada@example.org ", "ada@example.org"),
-        ("Ada@EXAMPLE.ORG", "Ada@example.org"),
-        ("juergen@exämple.org", "juergen@xn--exmple-cua.org"),
-        ("first.last+news@mail.example.co.uk", "first.last+news@mail.example.co.uk"),
-    ],
-)
-def test_normalise_address(text, expected):
-    assert normalise_address(text, "EMAIL") == expected
-
-
-@pytest.mark.parametrize(("text", "message"), BAD_ADDRESSES)
-def test_normalise_address_rejects(text, message):
-    with pytest.raises(SubscriberError) as caught:
-        normalise_address(text, "people.csv:4")
-    assert str(caught.value) == f"people.csv:4: {message}"
-    assert caught.value.exit_code == 1
-
-
-def test_normalise_name():
-    assert normalise_name("  Ada \n\t Lovelace ", "EMAIL") == "Ada Lovelace"
-    assert normalise_name("", "EMAIL") == ""
-    with pytest.raises(SubscriberError) as caught:
-        normalise_name("\x1b[31mRed", "EMAIL")
-    assert str(caught.value) == "EMAIL: name '\\x1b[31mRed' contains a control character"
-    with pytest.raises(SubscriberError) as caught:
-        normalise_name("\x9b31mRed", "EMAIL")
-    assert str(caught.value) == "EMAIL: name '\\x9b31mRed' contains a control character"
-    with pytest.raises(SubscriberError) as caught:
-        normalise_name("x" * 201, "EMAIL")
-    assert str(caught.value) == "EMAIL: name is longer than 200 characters (201)"
-
-
 # -- tokens -------------------------------------------------------------------------
 
 
@@ -197,151 +150,6 @@ def _bad_tokens(secret: bytes, subscriber_id: int, email: str) -> dict[str, str]
 BAD_TOKEN_KINDS = list(_bad_tokens(SECRET, 1, "x@example.org"))
 
 
-@pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
-def test_unsubscribe_rejects_bad_tokens(store, now, kind):
-    ada = _add(store, "ada@example.org", now=now)
-    token = _bad_tokens(SECRET, ada.id, ada.email)[kind]
-    before = _dump(store.path)
-    with pytest.raises(SubscriberError) as caught, store.transaction():
-        unsubscribe_token(store, SECRET, token, now=now)
-    assert str(caught.value) == "TOKEN: not a valid unsubscribe token"
-    assert _dump(store.path) == before
-
-
-def test_unsubscribe_is_idempotent(store, now):
-    ada = _add(store, "ada@example.org", now=now)
-    token = make_token(SECRET, ada.id, ada.email)
-    with store.transaction():
-        first = unsubscribe_token(store, SECRET, token, now=now)
-    later = now + timedelta(days=1)
-    with store.transaction():
-        second = unsubscribe_token(store, SECRET, token, now=later)
-    assert first.status == second.status == "unsubscribed"
-    assert store.get_subscriber(ada.id) == first
-    row = store.conn.execute("SELECT updated_at FROM subscribers WHERE id = ?", (ada.id,))
-    assert row.fetchone()[0] == now.isoformat()  # the second call wrote nothing
-
-
-def test_token_does_not_pass_to_a_reused_id(store, now):
-    # SQLite reuses the highest rowid after a delete; the address in the MAC
-    # keeps an old link from unsubscribing whoever gets the id next.
-    ada = _add(store, "ada@example.org", now=now)
-    token = make_token(SECRET, ada.id, ada.email)
-    with store.transaction():
-        remove_subscriber(store, SECRET, "ada@example.org", now=now)
-    grace = _add(store, "grace@example.org", now=now)
-    assert grace.id == ada.id
-    with pytest.raises(SubscriberError), store.transaction():
-        unsubscribe_token(store, SECRET, token, now=now)
-    assert store.get_subscriber(grace.id) == grace
-
-
-# -- add and remove ---------------------------------------------------------------
-
-
-def test_add_outcomes(store, now):
-    later = now + timedelta(hours=1)
-    with store.transaction():
-        ada, outcome = add_subscriber(store, SECRET, "Ada@EXAMPLE.org", " Ada ", now=now)
-    assert (ada.email, ada.name, ada.status, ada.created_at, outcome) == (
-        "Ada@example.org",
-        "Ada",
-        "active",
-        now,
-        "added",
-    )
-    with store.transaction():
-        again, outcome = add_subscriber(store, SECRET, "ada@example.org", "", now=later)
-    assert (again, outcome) == (ada, "already subscribed")
-    with store.transaction():
-        renamed, outcome = add_subscriber(
-            store, SECRET, "ada@example.org", "Ada Lovelace", now=later
-        )
-    assert (renamed.name, outcome) == ("Ada Lovelace", "name updated")
-
-
-@pytest.mark.parametrize(
-    ("status", "why"),
-    [
-        ("unsubscribed", "asked not to receive the digest"),
-        ("bounced", "bounced earlier"),
-    ],
-)
-def test_add_refuses_an_address_that_opted_out(store, now, status, why):
-    ada = _add(store, "ada@example.org", now=now, status=status)
-    before = _dump(store.path)
-    with pytest.raises(SubscriberError) as caught, store.transaction():
-        add_subscriber(store, SECRET, "ADA@example.org", "Ada", now=now)
-    assert str(caught.value) == (
-        f"EMAIL: ADA@example.org {why}; skipped (only a sign-up they confirm themselves lifts this)"
-    )
-    assert _dump(store.path) == before
-    assert store.get_subscriber(ada.id).status == status
-
-
-def test_remove_deletes_the_ledger_rows(store, now):
-    ada = _add(store, "ada@example.org", now=now)
-    grace = _add(store, "grace@example.org", now=now)
-    with store.transaction():
-        digest_id = store.insert_digest((), last_seq=0, now=now)
-        store.create_deliveries(digest_id, lambda d, s: f"<{d}.{s}@x>", now=now)
-    with store.transaction():
-        removed = remove_subscriber(store, SECRET, "ADA@example.org", now=now)
-    assert removed == ada
-    assert store.get_subscriber(ada.id) is None
-    deliveries = store.conn.execute("SELECT subscriber_id FROM deliveries").fetchall()
-    assert deliveries == [(grace.id,)]
-
-
-def _suppressions(store) -> list[tuple[str, str]]:
-    return store.conn.execute("SELECT key, reason FROM suppressions ORDER BY key").fetchall()
-
-
-@pytest.mark.parametrize(
-    ("status", "reason"),
-    [("active", "removed"), ("unsubscribed", "unsubscribed"), ("bounced", "bounced")],
-)
-def test_remove_keeps_a_suppression_with_the_reason(store, now, status, reason):
-    # Rows set by hand: as in a database from before suppressions existed.
-    _add(store, "ada@example.org", now=now, status=status)
-    with store.transaction():
-        remove_subscriber(store, SECRET, "ada@example.org", now=now)
-    assert _suppressions(store) == [(suppression_key(SECRET, "ada@example.org"), reason)]
-
-
-def test_unsubscribe_writes_the_suppression_and_remove_keeps_its_reason(store, now):
-    ada = _add(store, "ada@example.org", now=now)
-    token = make_token(SECRET, ada.id, ada.email)
-    with store.transaction():
-        unsubscribe_token(store, SECRET, token, now=now)
-    key = suppression_key(SECRET, "ada@example.org")
-    assert _suppressions(store) == [(key, "unsubscribed")]
-    with store.transaction():
-        unsubscribe_token(store, SECRET, token, now=now + timedelta(days=1))  # again: no change
-        remove_subscriber(store, SECRET, "ada@example.org", now=now + timedelta(days=2))
-    assert store.conn.execute("SELECT * FROM suppressions").fetchall() == [
-        (key, "unsubscribed", now.isoformat())
-    ]
-
-
-def test_a_suppressed_address_is_refused_whatever_its_spelling(store, now):
-    _add(store, "Ada@example.org", now=now)
-    with store.transaction():
-        remove_subscriber(store, SECRET, "ada@EXAMPLE.org", now=now)
-    for spelling in ("Ada@example.org", "ada@example.org", "ADA@example.ORG"):
-        with pytest.raises(SubscriberError) as caught:
-            add_subscriber(store, SECRET, spelling, "", now=now)
-        assert "asked not to receive the digest; skipped" in str(caught.value)
-    assert list(store.iter_subscribers()) == []
-
-
-def test_remove_unknown(store, now):
-    _add(store, "ada@example.org", now=now)
-    with pytest.raises(SubscriberError) as caught:
-        remove_subscriber(store, SECRET, "grace@example.org", now=now)
-    assert str(caught.value) == "EMAIL: no subscriber has the address 'grace@example.org'"
-
-
 # -- CSV import and export ----------------------------------------------------------
 
 MIXED_PROBLEMS = (
@@ -356,178 +164,6 @@ MIXED_PROBLEMS = (
     "(it contains a line break or control character)",
     "mixed.csv:14: '' is not a valid email address (it is empty)",
 )
-
-
-def test_import_reports_bad_rows_and_imports_the_good(store, now, csv_copy):
-    with store.transaction():
-        report = import_csv(store, SECRET, csv_copy("mixed.csv"), now=now)
-    assert report == ImportReport(3, 0, 0, MIXED_PROBLEMS)
-    assert [(s.email, s.name, s.status) for s in store.iter_subscribers()] == [
-        ("ada@example.org", "Ada Lovelace", "active"),
-        ("carl@example.org", "Line break", "active"),
-        ("dora@example.org", "Dora", "active"),
-    ]
-
-
-def test_import_never_resubscribes(store, now, csv_copy):
-    _add(store, "active@example.org", "Old name", now=now)
-    _add(store, "gone@example.org", now=now, status="unsubscribed")
-    _add(store, "bounced@example.org", now=now, status="bounced")
-    with store.transaction():
-        report = import_csv(store, SECRET, csv_copy("known.csv"), now=now)
-    assert report == ImportReport(
-        added=1,
-        already_present=1,
-        skipped_unsubscribed=2,
-        skipped_rows=(
-            "known.csv:3: GONE@example.org asked not to receive the digest; skipped",
-            "known.csv:4: bounced@example.org bounced earlier; skipped",
-        ),
-    )
-    assert [(s.email, s.name, s.status) for s in store.iter_subscribers()] == [
-        ("active@example.org", "Old name", "active"),
-        ("gone@example.org", "", "unsubscribed"),
-        ("bounced@example.org", "", "bounced"),
-        ("new@example.org", "N", "active"),
-    ]
-
-
-def test_import_bom_crlf_semicolons(store, now, csv_copy):
-    path = csv_copy("bom-crlf-semicolon.csv")
-    data = path.read_bytes()
-    assert data.startswith(b"\xef\xbb\xbf")
-    assert b"\r\n" in data  # the fixture must keep its line ends
-    with store.transaction():
-        report = import_csv(store, SECRET, path, now=now)
-    assert report == ImportReport(
-        2,
-        0,
-        0,
-        (
-            "bom-crlf-semicolon.csv:3: 'zoë@example.org' is not a valid email address "
-            "(Internationalized characters before the @-sign are not supported: 'ë'.)",
-        ),
-    )
-    assert [(s.email, s.name) for s in store.iter_subscribers()] == [
-        ("ada@example.org", "Ada Lovelace"),
-        ("juergen@xn--exmple-cua.org", "Jürgen Müller"),
-    ]
-
-
-def test_import_header_only(store, now, csv_copy):
-    with store.transaction():
-        assert import_csv(store, SECRET, csv_copy("header-only.csv"), now=now) == ImportReport(
-            0, 0, 0
-        )
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        (
-            "wrong-header.csv",
-            "wrong-header.csv: the header row has no 'email' column (found 'Address', "
-            "'Full name'); expected 'email' and optionally 'name', e.g. 'email,name'",
-        ),
-        (
-            "no-header.csv",
-            "no-header.csv: the header row has no 'email' column (found 'ada@example.org', "
-            "'Ada'); expected 'email' and optionally 'name', e.g. 'email,name' "
-            "(the first row looks like data: add a header row)",
-        ),
-        (
-            "empty.csv",
-            "empty.csv: is empty; expected a header row with an 'email' column, e.g. 'email,name'",
-        ),
-        (
-            "latin-1.csv",
-            "latin-1.csv:3: not UTF-8 (byte 0xeb at offset 49); "
-            "save the file as UTF-8 CSV and import it again",
-        ),
-        ("missing.csv", "missing.csv: file not found"),
-    ],
-)
-def test_import_refuses_unusable_files(store, now, csv_copy, name, message):
-    path = csv_copy(name) if (DATA / name).exists() else Path(name)
-    with pytest.raises(SubscriberError) as caught, store.transaction():
-        import_csv(store, SECRET, path, now=now)
-    assert str(caught.value) == message
-    assert list(store.iter_subscribers()) == []
-
-
-def test_import_a_folder(store, now, tmp_path):
-    with pytest.raises(SubscriberError) as caught:
-        import_csv(store, SECRET, tmp_path, now=now)
-    assert str(caught.value) == f"{tmp_path}: is a folder, not a CSV file"
-
-
-def test_import_control_characters_and_overlong_fields(store, now, tmp_path):
-    path = tmp_path / "odd.csv"
-    path.write_bytes(b"email\nada@example.org\nbad\0row\n")
-    report = import_csv(store, SECRET, path, now=now)
-    assert report.problems == (
-        f"{path}:3: 'bad\\x00row' is not a valid email address "
-        "(it contains a line break or control character)",
-    )
-    path.write_bytes(b"email\nada@example.org\n" + b"x" * 200_000 + b"\n")
-    with pytest.raises(SubscriberError) as caught:
-        import_csv(store, SECRET, path, now=now)
-    assert str(caught.value) == (
-        f"{path}:3: not a readable CSV file (field larger than field limit (131072))"
-    )
-
-
-def test_export_streams_every_subscriber(store, now):
-    _add(store, "ada@example.org", 'Ada "The Countess", Lovelace', now=now)
-    _add(store, "gone@example.org", now=now, status="unsubscribed")
-    stream = io.StringIO()
-    assert export_csv(store, stream) == 2
-    assert stream.getvalue() == (
-        "email,name,status,created_at\n"
-        f'ada@example.org,"Ada ""The Countess"", Lovelace",active,{now.isoformat()}\n'
-        f"gone@example.org,,unsubscribed,{now.isoformat()}\n"
-    )
-
-
-def test_export_then_import_round_trips(tmp_path, now):
-    with open_store(tmp_path / "a.db") as first:
-        _add(first, "ada@example.org", "Ada, Countess of Lovelace", now=now)
-        _add(first, "grace@example.org", "Grace", now=now, status="unsubscribed")
-        with (tmp_path / "out.csv").open("w", encoding="utf-8", newline="") as stream:
-            export_csv(first, stream)
-    with open_store(tmp_path / "b.db") as second:
-        with second.transaction():
-            report = import_csv(second, SECRET, tmp_path / "out.csv", now=now)
-        assert report == ImportReport(1, 0, 1)
-        assert [(s.email, s.name, s.status) for s in second.iter_subscribers()] == [
-            ("ada@example.org", "Ada, Countess of Lovelace", "active"),
-            ("grace@example.org", "Grace", "unsubscribed"),
-        ]
-
-
-def test_import_honours_a_status_column(store, now, csv_copy):
-    with store.transaction():
-        report = import_csv(store, SECRET, csv_copy("exported.csv"), now=now)
-    assert report == ImportReport(
-        2, 0, 2, ("exported.csv:6: status 'paused' is not one of active, unsubscribed, bounced",)
-    )
-    assert [(s.email, s.status) for s in store.iter_subscribers()] == [
-        ("ada@example.org", "active"),
-        ("gone@example.org", "unsubscribed"),
-        ("bounced@example.org", "bounced"),
-        ("empty@example.org", "active"),
-    ]
-    with store.transaction():  # the recorded opt-outs hold against a plain list too
-        report = import_csv(store, SECRET, csv_copy("known.csv"), now=now)
-    assert report == ImportReport(
-        added=2,
-        already_present=0,
-        skipped_unsubscribed=2,
-        skipped_rows=(
-            "known.csv:3: GONE@example.org asked not to receive the digest; skipped",
-            "known.csv:4: bounced@example.org bounced earlier; skipped",
-        ),
-    )
 
 
 # -- the commands ----------------------------------------------------------------

@@ -1,23 +1,15 @@
-"""Double opt-in at the library level: links, limits, and what a second click does."""
+"""mail.signups: double opt-in at the library level: links, limits, a second click."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from support.subscribers import SECRET
 
 from publisher import tokens
 from publisher.errors import SubscriberError
 from publisher.mail import signups, subscribers
-from publisher.store import open_store
-
-SECRET = b"s" * 32
-
-
-@pytest.fixture
-def store(tmp_path):
-    with open_store(tmp_path / "state.db") as opened:
-        yield opened
 
 
 def _request(store, address, now, client="203.0.113.7"):

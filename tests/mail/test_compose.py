@@ -1,4 +1,7 @@
-"""Composed messages, parsed back with the standard email package as a mail client would."""
+"""mail.compose: messages composed once and personalised per recipient.
+
+Parsed back with the standard email package, as a mail client would.
+"""
 
 from __future__ import annotations
 
