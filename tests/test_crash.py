@@ -3,19 +3,15 @@ nothing left behind."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support.processes import ENV, run_publisher, start_publisher
-from support.smtp_server import SmtpServer
+from support.processes import ENV, run_publisher
 
 from publisher import tokens
 from publisher.config import load_config
@@ -23,114 +19,6 @@ from publisher.mail import subscribers
 from publisher.store import open_store
 
 ADDRESSES = [f"reader{n:02d}@example.org" for n in range(1, 11)]
-
-
-class HeldReply:
-    """The test server, but its answer to the Nth DATA command never comes.
-
-    `held` is set once the server has that message (stored first, or not),
-    `settled` once the client's connection is gone and the server has let the
-    message go: events to wait for, rather than guessed sleeps.
-    """
-
-    def __init__(self, server: SmtpServer, number: int, *, store: bool) -> None:
-        self.inner = server.handler
-        self.number = number
-        self.store = store
-        self.data_commands = 0  # counted on the server's one event loop
-        self.held = threading.Event()
-        self.settled = threading.Event()
-        server.controller.handler = self  # the handler of every connection from now on
-
-    async def handle_RCPT(self, *args: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
-        return await self.inner.handle_RCPT(*args)
-
-    async def handle_DATA(self, *args: Any) -> str:  # noqa: N802
-        self.data_commands += 1
-        if self.data_commands != self.number:
-            return await self.inner.handle_DATA(*args)
-        try:
-            if self.store:
-                await self.inner.handle_DATA(*args)  # stored; its 250 is never sent
-            self.held.set()
-            await asyncio.Event().wait()  # aiosmtpd cancels this when the client goes
-        finally:
-            self.settled.set()
-        raise AssertionError("unreachable: the wait above ends only by cancellation")
-
-
-@pytest.mark.parametrize("was_stored", [True, False], ids=["stored", "not-stored"])
-def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
-    # The kill lands while the server holds the 4th message's reply back: a
-    # server that had queued it (stored) or one that drops it with the link.
-    with SmtpServer() as server:
-        held = HeldReply(server, 4, store=was_stored)
-        config = site_dir / "publisher.toml"
-        config.write_text(
-            config.read_text(encoding="utf-8")
-            + f'\n[delivery]\nmethod = "smtp"\n\n[delivery.smtp]\nport = {server.port}\n',
-            encoding="utf-8",
-        )
-        site = load_config(config)
-        secret = tokens.load_secret(site.state_dir)
-        with open_store(site.state_db) as store, store.transaction():
-            for address in ADDRESSES:
-                subscribers.add_subscriber(store, secret, address, "", now=now)
-
-        process = start_publisher(site_dir, "digest", "send")
-        if not held.held.wait(timeout=60):  # the 4th message's body is out, its reply held
-            process.kill()
-            pytest.fail(f"the server never held a message: {process.communicate(timeout=10)}")
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=10)
-        assert process.returncode == -signal.SIGKILL
-
-        assert held.settled.wait(timeout=10)  # the server is done with the held message
-        assert len(server.received) == (4 if was_stored else 3)
-        status = run_publisher(site_dir, "digest", "status")
-        assert status.returncode == 0, status.stderr
-        lines = status.stdout.splitlines()
-        assert lines[0].split() == [
-            "digest",
-            "created",
-            "articles",
-            "sent",
-            "pending",
-            "uncertain",
-            "failed",
-        ]
-        digest, _day, _time, articles, sent, pending, uncertain, failed = lines[1].split()
-        assert (digest, articles, failed) == ("1", "3", "0")
-        assert int(sent) == 3  # message 3's outcome is committed as message 4 goes out
-        assert int(uncertain) == 1
-        assert int(sent) + int(pending) + int(uncertain) == 10
-
-        resumed = run_publisher(site_dir, "digest", "send")
-        assert resumed.returncode == 0, resumed.stderr
-        assert resumed.stdout.splitlines()[0] == "resumed digest 1"
-        assert "1 message may or may not have been delivered" in resumed.stderr
-
-        final = run_publisher(site_dir, "digest", "status")
-        counts = final.stdout.splitlines()[1].split()
-        assert counts[4:] == ["9", "0", "1", "0"]
-        # The operator checks the one uncertain address; if it never arrived,
-        # they send it again, and only it.
-        with open_store(site.state_db) as store:
-            (held,) = store.conn.execute(
-                "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-                "WHERE d.status = 'sending'"
-            ).fetchone()
-        assert (held in server.by_recipient()) is was_stored
-        if not was_stored:
-            forced = run_publisher(site_dir, "digest", "send", "--resend-uncertain")
-            assert forced.returncode == 0, forced.stderr
-            assert forced.stdout.splitlines()[-1] == "sent 1, failed 0, deferred 0, uncertain 0"
-
-    by_recipient = server.by_recipient()
-    assert sorted(by_recipient) == ADDRESSES
-    assert all(len(messages) == 1 for messages in by_recipient.values())
-    ids = [m.message["Message-ID"] for messages in by_recipient.values() for m in messages]
-    assert len(set(ids)) == 10
 
 
 # `publisher …` that stops itself (SIGSTOP) at the fsync of the first temp file

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-from support.smtp_server import Faults, SmtpServer
-
 from publisher import tokens
 from publisher.config import load_config
-from publisher.errors import TransientDeliveryError
 from publisher.mail import subscribers
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
@@ -37,27 +32,6 @@ def _add(site, addresses, now):
     with open_store(site.state_db) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)
-
-
-def _smtp_site(site_dir: Path, port: int, extra: str = ""):
-    config = site_dir / "publisher.toml"
-    config.write_text(
-        config.read_text(encoding="utf-8")
-        + f"""
-[delivery]
-method = "smtp"
-backoff = 0.01
-max_attempts = 3
-bounce_after = 1
-{extra}
-[delivery.smtp]
-host = "127.0.0.1"
-port = {port}
-timeout = 5
-""",
-        encoding="utf-8",
-    )
-    return load_config(config)
 
 
 def _eml_files(site):
@@ -175,215 +149,6 @@ def test_dry_run_records_nothing(site, now):
     assert _eml_files(site) == []
     with open_store(site.state_db) as store:
         assert store.delivery_counts() == []
-
-
-def test_smtp_delivery_headers_and_personal_links(site_dir, now):
-    with SmtpServer() as server:
-        site = _smtp_site(site_dir, server.port)
-        _add(site, ADDRESSES[:3], now)
-        report = digests.send_digests(site, now=Clock(now))
-    assert report.sent == 3
-    by_recipient = server.by_recipient()
-    assert sorted(by_recipient) == ADDRESSES[:3]
-    secret = tokens.load_secret(site.state_dir)
-    with open_store(site.state_db) as store:
-        for address, received in by_recipient.items():
-            assert len(received) == 1
-            message = received[0].message
-            assert received[0].sender == "desk@gazette.example"
-            assert message["To"] == address
-            assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-            assert message["List-Id"] == "Test Gazette <digest.gazette.example>"
-            assert message["Subject"] == "Test Gazette: 3 new articles"
-            plain = message.get_body(("plain",)).get_content()
-            html = message.get_body(("html",)).get_content()
-            token = _token_of(message)
-            assert f"token={token}" in plain
-            assert f"token={token}" in html
-            subscriber = store.find_subscriber(address)
-            assert subscriber is not None
-            assert tokens.check_token(secret, token, subscriber)
-            for other in ADDRESSES[:3]:
-                if other != address:
-                    other_subscriber = store.find_subscriber(other)
-                    assert not tokens.check_token(secret, token, other_subscriber)
-        rows = store.conn.execute("SELECT status, reply FROM deliveries").fetchall()
-    assert all(status == "sent" and reply.startswith("250 2.0.0 Ok") for status, reply in rows)
-
-
-def test_refused_connection_keeps_everything_pending(site_dir, now):
-    from support.smtp_server import free_port
-
-    site = _smtp_site(site_dir, free_port())
-    _add(site, ADDRESSES[:2], now)
-    with pytest.raises(TransientDeliveryError) as raised:
-        digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
-    assert str(raised.value).startswith(f"smtp 127.0.0.1:{site.delivery.smtp.port}: cannot connect")
-    with open_store(site.state_db) as store:
-        counts = store.delivery_counts()[0]
-    assert (counts.pending, counts.sent, counts.sending) == (2, 0, 0)
-    # The server comes up: the next run finishes the same digest, once each.
-    with SmtpServer(port=site.delivery.smtp.port) as server:
-        report = digests.send_digests(site, now=Clock(now + timedelta(minutes=5)))
-    assert report.resumed == [1]
-    assert report.sent == 2
-    assert sorted(server.by_recipient()) == ADDRESSES[:2]
-
-
-def test_451_is_retried_550_fails_and_bounces(site_dir, now):
-    faults = Faults(
-        reject_recipients={"reader2@example.org": "550 5.1.1 No such user here"},
-        temporary_from=2,
-        temporary_until=3,
-    )
-    with SmtpServer(faults) as server:
-        site = _smtp_site(site_dir, server.port)
-        _add(site, ADDRESSES, now)
-        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
-    assert (report.sent, report.failed, report.deferred) == (4, 1, 0)
-    assert report.bounced == ["reader2@example.org"]
-    by_recipient = server.by_recipient()
-    assert sorted(by_recipient) == [a for a in ADDRESSES if a != "reader2@example.org"]
-    assert all(len(v) == 1 for v in by_recipient.values())
-    with open_store(site.state_db) as store:
-        failed = store.conn.execute(
-            "SELECT d.status, d.last_error, s.status FROM deliveries d "
-            "JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = 'reader2@example.org'"
-        ).fetchone()
-    assert failed == ("failed", "550 5.1.1 No such user here", "bounced")
-
-
-def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, tmp_path):
-    from publisher.cli import cli
-
-    faults = Faults(reject_recipients={"reader2@example.org": "550 5.1.1 No such user here"})
-    with SmtpServer(faults) as server:
-        site = _smtp_site(site_dir, server.port)
-        _add(site, ADDRESSES[:3], now)
-        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
-    assert report.bounced == ["reader2@example.org"]
-    with open_store(site.state_db) as store:
-        rows = store.conn.execute("SELECT key, reason FROM suppressions").fetchall()
-    secret = tokens.load_secret(site.state_dir)
-    assert rows == [(tokens.suppression_key(secret, "reader2@example.org"), "bounced")]
-
-    config = ["--config", str(site_dir / "publisher.toml")]
-    removed = runner.invoke(cli, [*config, "subscribers", "remove", "reader2@example.org"])
-    assert (removed.exit_code, removed.stdout) == (0, "removed reader2@example.org\n")
-    (tmp_path / "old.csv").write_text("email\nreader2@example.org\n", encoding="utf-8")
-    imported = runner.invoke(cli, [*config, "subscribers", "import", str(tmp_path / "old.csv")])
-    assert (imported.exit_code, imported.stderr) == (
-        0,
-        f"warning: {tmp_path / 'old.csv'}:2: reader2@example.org bounced earlier; skipped\n",
-    )
-    added = runner.invoke(cli, [*config, "subscribers", "add", "reader2@example.org"])
-    assert (added.exit_code, added.stderr) == (
-        1,
-        "error: EMAIL: reader2@example.org bounced earlier; skipped "
-        "(only a sign-up they confirm themselves lifts this)\n",
-    )
-    with open_store(site.state_db) as store:
-        assert store.find_subscriber("reader2@example.org") is None
-
-
-def test_connection_dropped_mid_session_is_retried(site_dir, now):
-    with SmtpServer(Faults(drop_at_rcpt={2})) as server:
-        site = _smtp_site(site_dir, server.port)
-        _add(site, ADDRESSES[:3], now)
-        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
-    assert (report.sent, report.uncertain) == (3, 0)
-    assert all(len(v) == 1 for v in server.by_recipient().values())
-    assert sorted(server.by_recipient()) == ADDRESSES[:3]
-
-
-def test_connection_dropped_after_the_body_is_uncertain_even_if_not_stored(site_dir, now):
-    # From the client's side this looks exactly like the stored-then-dropped case.
-    with SmtpServer(Faults(drop_before_store_at={2})) as server:
-        site = _smtp_site(site_dir, server.port)
-        _add(site, ADDRESSES[:3], now)
-        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
-        assert (report.sent, report.uncertain) == (2, 1)
-        forced = digests.send_digests(site, now=Clock(now), resend_uncertain=True)
-        assert forced.sent == 1
-    assert sorted(server.by_recipient()) == ADDRESSES[:3]
-    assert all(len(v) == 1 for v in server.by_recipient().values())
-
-
-def test_stored_then_dropped_is_uncertain_and_not_resent_unless_asked(site_dir, now):
-    with SmtpServer(Faults(drop_after_store_at={2})) as server:
-        site = _smtp_site(site_dir, server.port)
-        _add(site, ADDRESSES[:3], now)
-        report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
-        assert (report.sent, report.uncertain) == (2, 1)
-        again = digests.send_digests(site, now=Clock(now + timedelta(minutes=1)))
-        assert (again.sent, again.uncertain) == (0, 1)
-        with open_store(site.state_db) as store:
-            counts = store.delivery_counts()[0]
-        assert (counts.sent, counts.sending, counts.pending) == (2, 1, 0)
-        # Every subscriber has exactly one message, the uncertain one included.
-        assert sorted(server.by_recipient()) == ADDRESSES[:3]
-        assert all(len(v) == 1 for v in server.by_recipient().values())
-        forced = digests.send_digests(
-            site, now=Clock(now + timedelta(minutes=2)), resend_uncertain=True
-        )
-        assert forced.sent == 1
-    assert len(server.by_recipient()["reader2@example.org"]) == 2
-
-
-def test_stop_request_finishes_the_message_in_flight(site_dir, now):
-    sent_before_stop = []
-
-    def should_stop() -> bool:
-        return len(sent_before_stop) >= 2
-
-    class CountingOutbox:
-        def __init__(self, inner):
-            self.inner = inner
-            self.description = inner.description
-
-        def send(self, message):
-            result = self.inner.send(message)
-            sent_before_stop.append(message.recipient)
-            return result
-
-        def is_delivered(self, message):
-            return self.inner.is_delivered(message)
-
-        def close(self):
-            self.inner.close()
-
-    from publisher.delivery.senders import OutboxSender
-
-    site = load_config(site_dir / "publisher.toml")
-    _add(site, ADDRESSES, now)
-    sender = CountingOutbox(OutboxSender(site.delivery.outbox_dir, display="outbox"))
-    report = digests.send_digests(site, now=Clock(now), sender=sender, should_stop=should_stop)
-    assert report.stopped
-    assert report.sent == 2
-    rest = digests.send_digests(site, now=Clock(now + timedelta(minutes=1)))
-    assert rest.resumed == [1]
-    assert rest.sent == 3
-    assert len(_eml_files(site)) == 5
-
-
-def test_missing_smtp_password(site_dir, now, monkeypatch):
-    monkeypatch.delenv("PUBLISHER_SMTP_PASSWORD", raising=False)
-    site = _smtp_site(site_dir, 2525)
-    config = site_dir / "publisher.toml"
-    config.write_text(
-        config.read_text(encoding="utf-8") + 'username = "mailer"\n', encoding="utf-8"
-    )
-    site = load_config(config)
-    _add(site, ADDRESSES[:1], now)
-    from publisher.errors import ConfigError
-
-    with pytest.raises(ConfigError) as raised:
-        digests.send_digests(site, now=Clock(now))
-    assert str(raised.value) == (
-        "PUBLISHER_SMTP_PASSWORD: not set; [delivery.smtp] username 'mailer' needs the "
-        "password in this environment variable"
-    )
-    assert os.environ.get("PUBLISHER_SMTP_PASSWORD") is None
 
 
 def test_ledger_and_message_agree_on_the_message_id_for_a_sender_with_a_comment(site_dir, now):
