@@ -1,60 +1,32 @@
-"""Digests end to end: selection over time, the outbox, a real SMTP server and its faults."""
+"""pipelines.digests: what each digest carries as time goes by, and where it goes.
+
+The outbox, the ledger's Message-IDs, test messages and the web copy.
+"""
 
 from __future__ import annotations
 
-import email
-import email.policy
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from publisher import tokens
+from support.clock import Clock
+from support.mailing import ADDRESSES, add_subscribers, eml_files, parse_message, token_of
+
 from publisher.config import load_config
-from publisher.mail import subscribers
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
 from publisher.store import open_store
 
-ADDRESSES = [f"reader{n}@example.org" for n in range(1, 6)]
-
-
-class Clock:
-    def __init__(self, start):
-        self.now = start
-
-    def __call__(self):
-        return self.now
-
-
-def _add(site, addresses, now):
-    secret = tokens.load_secret(site.state_dir)
-    with open_store(site.state_db) as store, store.transaction():
-        for address in addresses:
-            subscribers.add_subscriber(store, secret, address, "", now=now)
-
-
-def _eml_files(site):
-    return sorted(site.delivery.outbox_dir.rglob("*.eml"))
-
-
-def _parse(data: bytes):
-    return email.message_from_bytes(data, policy=email.policy.default)
-
-
-def _token_of(message) -> str:
-    link = message["List-Unsubscribe"].split(",")[0].strip("<> ")
-    return parse_qs(urlsplit(link).query)["token"][0]
-
 
 def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_article(site, now):
-    _add(site, ADDRESSES, now)
+    add_subscribers(site, ADDRESSES, now)
     clock = Clock(now)
     report = digests.send_digests(site, now=clock)
     assert (report.made, report.articles, report.sent) == (1, 3, 5)
-    files = _eml_files(site)
+    files = eml_files(site)
     assert [f.name for f in files] == [f"{n:08d}.eml" for n in range(1, 6)]
-    first = _parse(files[0].read_bytes())
+    first = parse_message(files[0].read_bytes())
     assert first["To"] == "reader1@example.org"
     assert "Observers find an orderly vote" in first.get_body(("plain",)).get_content()
     assert (site.output_dir / "digests" / "1" / "index.html").is_file()
@@ -62,7 +34,7 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
     clock.now = now + timedelta(hours=1)
     again = digests.send_digests(site, now=clock)
     assert (again.made, again.sent, again.note) == (None, 0, "nothing new since the last digest")
-    assert len(_eml_files(site)) == 5
+    assert len(eml_files(site)) == 5
 
     (site.content_dir / "2026-11-27-new.md").write_text(
         '---\ntitle: "Talks resume in Geneva"\ndate: "2026-11-27T13:30:00+01:00"\n---\n\nBody.\n',
@@ -71,7 +43,9 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
     clock.now = now + timedelta(hours=2)
     third = digests.send_digests(site, now=clock)
     assert (third.made, third.articles, third.sent) == (2, 1, 5)
-    newest = _parse(sorted(site.delivery.outbox_dir.glob("digest-0002/*.eml"))[0].read_bytes())
+    newest = parse_message(
+        sorted(site.delivery.outbox_dir.glob("digest-0002/*.eml"))[0].read_bytes()
+    )
     body = newest.get_body(("plain",)).get_content()
     assert "Talks resume in Geneva" in body
     assert "Observers find an orderly vote" not in body
@@ -92,7 +66,7 @@ def _digest_titles(site, digest_id: int) -> list[str]:
 
 def test_an_article_published_in_the_same_second_as_a_digest_goes_in_the_next(site, now):
     """Times cannot say which articles a digest covered: publication numbers can."""
-    _add(site, ADDRESSES[:1], now)
+    add_subscribers(site, ADDRESSES[:1], now)
     sent_at = now.replace(microsecond=500_000)
     assert digests.send_digests(site, now=Clock(sent_at)).made == 1
     _article(site, "2026-11-27-same-second.md", "Same second", "2026-11-27T12:00:00+00:00")
@@ -103,7 +77,7 @@ def test_an_article_published_in_the_same_second_as_a_digest_goes_in_the_next(si
 
 
 def test_an_article_published_while_the_clock_is_behind_still_goes_out(site, now):
-    _add(site, ADDRESSES[:1], now)
+    add_subscribers(site, ADDRESSES[:1], now)
     assert digests.send_digests(site, now=Clock(now)).made == 1
     earlier = now - timedelta(hours=3)  # the clock stepped back (NTP, a VM restored)
     _article(site, "2026-11-27-behind.md", "Published while behind", "2026-11-27T08:00:00+00:00")
@@ -114,7 +88,7 @@ def test_an_article_published_while_the_clock_is_behind_still_goes_out(site, now
 
 
 def test_a_renamed_and_retitled_article_is_not_sent_again(site, now):
-    _add(site, ADDRESSES[:1], now)
+    add_subscribers(site, ADDRESSES[:1], now)
     assert digests.send_digests(site, now=Clock(now)).made == 1
     source = site.content_dir / "2021-03-04-observers.md"
     text = source.read_text(encoding="utf-8")
@@ -129,7 +103,7 @@ def test_a_renamed_and_retitled_article_is_not_sent_again(site, now):
 
 
 def test_a_backdated_article_added_after_a_digest_goes_in_the_next(site, now):
-    _add(site, ADDRESSES[:1], now)
+    add_subscribers(site, ADDRESSES[:1], now)
     assert digests.send_digests(site, now=Clock(now)).made == 1
     _article(site, "2019-01-01-archive.md", "From the archive", "2019-01-01")
     report = digests.send_digests(site, now=Clock(now + timedelta(hours=1)))
@@ -143,10 +117,10 @@ def test_no_subscribers_no_digest(site, now):
 
 
 def test_dry_run_records_nothing(site, now):
-    _add(site, ADDRESSES[:2], now)
+    add_subscribers(site, ADDRESSES[:2], now)
     report = digests.send_digests(site, now=Clock(now), dry_run=True)
     assert report.note == "would make digest 1 with 3 article(s) for 2 active subscriber(s)"
-    assert _eml_files(site) == []
+    assert eml_files(site) == []
     with open_store(site.state_db) as store:
         assert store.delivery_counts() == []
 
@@ -159,7 +133,7 @@ def test_ledger_and_message_agree_on_the_message_id_for_a_sender_with_a_comment(
         encoding="utf-8",
     )
     site = load_config(config)
-    _add(site, ADDRESSES[:3], now)
+    add_subscribers(site, ADDRESSES[:3], now)
     assert digests.send_digests(site, now=Clock(now)).sent == 3
     with open_store(site.state_db) as store:
         ledger_ids = dict(
@@ -168,7 +142,7 @@ def test_ledger_and_message_agree_on_the_message_id_for_a_sender_with_a_comment(
                 "JOIN subscribers s ON s.id = d.subscriber_id"
             ).fetchall()
         )
-    sent = [_parse(path.read_bytes()) for path in _eml_files(site)]
+    sent = [parse_message(path.read_bytes()) for path in eml_files(site)]
     assert {str(m["To"]): str(m["Message-ID"]) for m in sent} == ledger_ids
     assert sorted(ledger_ids) == ADDRESSES[:3]
     assert all(mid.endswith("@gazette.example>") for mid in ledger_ids.values())
@@ -187,7 +161,7 @@ def test_a_test_message_has_a_marked_subject_still_encoded_for_non_ascii(site_di
     data = path.read_bytes()
     data.decode("ascii")  # the subject travels as RFC 2047 encoded words
     assert b"\r\nSubject: =?utf-8?" in data
-    message = _parse(data)
+    message = parse_message(data)
     assert message["Subject"] == "[Test] Grüße aus Wien: 3 neue Artikel"
     assert message["Message-ID"].endswith("@gazette.example>")
     with open_store(site.state_db) as store:
@@ -217,12 +191,12 @@ class _Links(HTMLParser):
 
 
 def test_the_email_unsubscribes_its_recipient_and_the_web_copy_offers_the_signup(site, now):
-    _add(site, ADDRESSES[:2], now)
+    add_subscribers(site, ADDRESSES[:2], now)
     assert digests.send_digests(site, now=Clock(now)).sent == 2
     unsubscribe = site.digest.unsubscribe_url
-    for path in _eml_files(site):
-        message = _parse(path.read_bytes())
-        link = f"{unsubscribe}?token={_token_of(message)}"
+    for path in eml_files(site):
+        message = parse_message(path.read_bytes())
+        link = f"{unsubscribe}?token={token_of(message)}"
         html = message.get_body(("html",)).get_content()
         assert (link, "Unsubscribe") in _Links(html).links
         assert f"Unsubscribe: {link}" in message.get_body(("plain",)).get_content().splitlines()
