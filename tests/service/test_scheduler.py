@@ -57,8 +57,6 @@ def due_slots(clock: DigestClock, moments: Iterator[datetime], local: bool) -> l
     return sent
 
 
-# -- latest_slot and next_slot ------------------------------------------------------
-
 CADENCES = {
     "daily 02:30": DAILY_0230,
     "daily 07:00": DAILY_0700,
@@ -153,9 +151,6 @@ def test_next_slot_at_the_edges_of_the_changed_hour(change, hour, local_times):
         change.date() + timedelta(days=n) for n in (-1, 0, 1)
     ]
     assert [slot.astimezone(VIENNA).strftime("%H:%M %Z") for slot in found] == local_times
-
-
-# -- DigestClock -----------------------------------------------------------------------
 
 
 def test_first_call_notes_the_current_slot_without_sending():
@@ -320,7 +315,7 @@ def test_run_forever_stops_promptly_when_asked_from_another_thread(caplog):
     with caplog.at_level(logging.INFO, logger="publisher.service.scheduler"):
         worker.start()
         assert jobs.ran.wait(5)
-        idle.wait(5)  # the loop is past the first pass, waiting for the next job
+        assert idle.wait(5)  # the loop is past the first pass, waiting for the next job
         started = time.monotonic()
         service.stop.set()
         worker.join(timeout=5)

@@ -12,31 +12,34 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from support.processes import ENV, run_publisher, start_publisher
+from support.service import SINCE
 
 from publisher.cli import cli
 from publisher.errors import LockHeldError
-from publisher.service.lock import LOCK_NAME, holder, site_lock
+from publisher.service.lock import LOCK_NAME, LOCK_RETRY_SECONDS, holder, site_lock
 
-# Takes the lock as `publisher <command>` would, says so, and keeps it until killed.
+# Takes the lock as `publisher <command>` would, says so, and keeps it until killed or
+# until its stdin closes (so a test that dies leaves no holder behind).
 HOLD = """
-import sys, time
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from publisher.service.lock import site_lock
 with site_lock(Path(sys.argv[1]), command=sys.argv[2], now=datetime.now(UTC), display="lock"):
     print("holding", flush=True)
-    time.sleep(120)
+    sys.stdin.read()
 """
-SINCE = r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 
 
 def hold_lock(state_dir: Path, command: str = "build") -> subprocess.Popen[str]:
     """A child process holding the site's lock; returns once the lock file names it."""
     child = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(state_dir), command],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=ENV,
@@ -138,30 +141,46 @@ def test_a_second_build_in_a_subprocess_exits_75(site_dir, lock_holder):
     )
 
 
-# Takes the lock as another publisher would, but says who it is only a moment later.
+# Takes the lock as another publisher would, but says who it is only when a line on its
+# stdin tells it to; then holds it until its stdin closes.
 HOLD_THEN_NAME = """
-import fcntl, os, sys, time
+import fcntl, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
 fcntl.flock(fd, fcntl.LOCK_EX)
 os.ftruncate(fd, 0)
 print("locked", flush=True)
-time.sleep(0.1)
+sys.stdin.readline()
 os.pwrite(fd, f"pid {os.getpid()}, `publisher run`, since 2026-11-27 12:00:00 UTC\\n".encode(), 0)
-time.sleep(120)
+print("named", flush=True)
+sys.stdin.read()
 """
 
 
 def test_a_lock_taken_an_instant_ago_is_reported_with_its_holder(site_dir, monkeypatch):
     # Without a second look, a run starting in the instant between another
     # taking the lock and writing its name reported the holder as "unknown".
-    monkeypatch.setattr("publisher.service.lock.LOCK_ATTEMPTS", 500)  # up to 5 s on a slow machine
     state_dir = site_dir / ".publisher"
     state_dir.mkdir()
     child = subprocess.Popen(
         [sys.executable, "-c", HOLD_THEN_NAME, str(state_dir / LOCK_NAME)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    waits: list[float] = []
+
+    def name_yourself(seconds: float) -> None:
+        """site_lock found the lock held by no one named, and waits to look again: that is
+        the instant. The holder names itself now, so the next look must find the name."""
+        waits.append(seconds)
+        if len(waits) == 1:
+            assert child.stdin is not None
+            assert child.stdout is not None
+            child.stdin.write("name yourself\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "named\n"
+
+    monkeypatch.setattr("publisher.service.lock.time", SimpleNamespace(sleep=name_yourself))
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == "locked\n"
@@ -174,6 +193,7 @@ def test_a_lock_taken_an_instant_ago_is_reported_with_its_holder(site_dir, monke
             f"lock: another publisher run holds the lock (pid {child.pid}, `publisher run`, "
             "since 2026-11-27 12:00:00 UTC); try again later"
         )
+        assert waits == [LOCK_RETRY_SECONDS]  # one look found no name, the next found it
     finally:
         child.kill()
         child.wait(timeout=10)
