@@ -10,12 +10,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from lxml import etree
-from support import feedcheck
-from support.clock import NOW
-from support.paths import SITES, SUBSCRIBER_FILES
 
 from publisher.config import SiteConfig, load_config
 from publisher.store import Store, open_store
+
+# The helpers in support/ assert as the tests do, and did so in the test modules they came
+# from: their failures get pytest's explanations too. Registered before their first import.
+pytest.register_assert_rewrite("support")
+
+from support import feedcheck  # noqa: E402
+from support.clock import NOW  # noqa: E402
+from support.paths import SITES, SUBSCRIBER_FILES  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

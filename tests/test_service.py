@@ -157,32 +157,6 @@ def test_invalid_rebuild_every_exits_2(site_dir, runner, value, message):
     assert not (site_dir / "feeds").exists()
 
 
-def test_serve_answers_logs_without_tokens_and_stops_on_sigterm(site_dir):
-    import httpx
-
-    assert run_publisher(site_dir, "build").returncode == 0
-    port = free_port()
-    process = start_publisher(site_dir, "serve", "--port", str(port))
-    try:
-        assert process.stderr is not None
-        # Without -v, the one line at start-up, once it listens: where it is.
-        address = f"http://127.0.0.1:{port}/news/"
-        assert (
-            process.stderr.readline() == f"INFO: publisher.web: serving Test Gazette on {address}\n"
-        )
-        response = httpx.get(address + "?token=secret-value")
-        assert response.status_code == 200
-        feed = httpx.get(f"http://127.0.0.1:{port}/news/feeds/rss.xml")
-        assert feed.headers["content-type"] == "application/rss+xml; charset=utf-8"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
-    assert re.search(r"INFO: publisher\.web: 127\.0\.0\.1 GET /news/ 200 ", stderr)
-    assert "GET /news/feeds/rss.xml 200" in stderr
-    assert "secret-value" not in stderr
-
-
 def test_json_logs(site_dir):
     import json
 

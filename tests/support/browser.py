@@ -5,17 +5,15 @@ download: this machine has no network for it)."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.types import ASGIApp
+
+from support.web_server import AppServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_VARIABLE = "PUBLISHER_REQUIRE_BROWSER"
@@ -48,25 +46,12 @@ def require_chromium() -> Path:
 
 @contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve *app* over real HTTP on 127.0.0.1; yield the origin, http://127.0.0.1:PORT."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # held from here on: no race for the port
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    """Serve *app* over real HTTP on 127.0.0.1; yield the origin, http://127.0.0.1:PORT.
+
+    The block begins once uvicorn says it is listening (support.web_server).
+    """
+    with AppServer(app) as server:
+        yield server.origin
 
 
 @contextmanager

@@ -2,7 +2,10 @@
 
 Used as a context manager: `create_app(site, ...)` runs in a background
 thread until the block ends, so tests talk to it over real HTTP with httpx
-(or a raw socket when the client must not touch the path).
+(or a raw socket when the client must not touch the path). The socket is
+bound before uvicorn starts and handed to it, so the port cannot be taken
+between finding it free and listening on it, and the block begins when
+uvicorn says it is listening.
 """
 
 from __future__ import annotations
@@ -12,18 +15,13 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from publisher.config import SiteConfig
 from publisher.web import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Server(uvicorn.Server):
@@ -46,25 +44,21 @@ class _Server(uvicorn.Server):
             self.settled.set()  # it failed before start-up, or has stopped
 
 
-class WebServer:
-    """`with WebServer(site, now=clock) as server:` then `server.url("/news/")`."""
+class AppServer:
+    """`with AppServer(app) as server:` serves any ASGI *app*; then `server.url("/")`."""
 
-    def __init__(
-        self,
-        site: SiteConfig,
-        *,
-        now: Callable[[], datetime],
-        client_limit: int | None = None,
-    ) -> None:
-        options: dict[str, Any] = {"now": now}
-        if client_limit is not None:
-            options["client_limit"] = client_limit
-        self.app = create_app(site, **options)
-        self.port = free_port()
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))  # ours from here on: no race for the port
+        self.port = int(self.socket.getsockname()[1])
         self.server = _Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         )
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="uvicorn", daemon=True
+        )
 
     @property
     def origin(self) -> str:
@@ -73,11 +67,12 @@ class WebServer:
     def url(self, path: str) -> str:
         return self.origin + path
 
-    def __enter__(self) -> WebServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         if not self.server.settled.wait(10) or not self.server.started:
             self.server.should_exit = True
             self.thread.join(5)
+            self.socket.close()
             message = f"uvicorn did not start on 127.0.0.1:{self.port}"
             raise RuntimeError(message)
         return self
@@ -90,6 +85,7 @@ class WebServer:
     ) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.socket.close()
 
     def raw(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
         """Send *request* bytes as they are; (status, headers, body) of the answer.
@@ -112,3 +108,19 @@ class WebServer:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         return int(status_line.split()[1]), headers, body
+
+
+class WebServer(AppServer):
+    """`with WebServer(site, now=clock) as server:` then `server.url("/news/")`."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        *,
+        now: Callable[[], datetime],
+        client_limit: int | None = None,
+    ) -> None:
+        options: dict[str, Any] = {"now": now}
+        if client_limit is not None:
+            options["client_limit"] = client_limit
+        super().__init__(create_app(site, **options))

@@ -1,30 +1,80 @@
-"""The subscriber's path in a real browser: Debian's headless Chromium, driven by
-Playwright, against the app served by uvicorn. Sign up on the home page, follow
-the confirmation link from the outbox and press its button, get a digest,
-unsubscribe with the button. Screenshots at phone and desktop widths land in
-the test's tmp folder.
+"""web.pages: what every page carries, the busy page, and the whole flow in Chromium.
 
-Skips when /usr/bin/chromium is missing, unless PUBLISHER_REQUIRE_BROWSER=1
-(CI sets it), which turns the skip into a failure.
+Sign up, confirm, receive a digest and unsubscribe in Debian's Chromium, on a phone and a
+desktop.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from support.browser import chromium, require_chromium, serve
+from support.web import (
+    FORM,
+    ONE_CLICK,
+    base_path,
+    confirmations_sent,
+    link_token,
+    local_path,
+    pending_link,
+    sign_up,
+    unsubscribe_path,
+)
 
 from publisher.config import SiteConfig
 from publisher.pipelines import build, digests
 from publisher.store import open_store
 from publisher.web import create_app
+
+
+def test_pages_carry_a_csp_and_the_log_carries_no_tokens(built, client, mailed, caplog):
+    caplog.set_level(logging.INFO, logger="publisher.web")
+    link = pending_link(client, built, "dee@example.org")
+    unsubscribe = mailed["ada@example.org"]
+    pages = [
+        client.get(base_path(built)),
+        client.get(base_path(built) + "digests/"),
+        client.get(local_path(link)),
+        client.get(local_path(unsubscribe)),
+        client.post(local_path(unsubscribe), content=ONE_CLICK, headers={"Content-Type": FORM}),
+        client.get(base_path(built) + "confirm", params={"token": "1.2.nonsense"}),
+    ]
+    assert [p.status_code for p in pages] == [200, 200, 200, 200, 200, 400]
+    for response in pages:
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "frame-ancestors 'none'" in policy
+    lines = [record.getMessage() for record in caplog.records if record.name == "publisher.web"]
+    assert any(f"GET {base_path(built)}confirm 200" in line for line in lines), lines
+    assert any(f"POST {unsubscribe_path(built)} 200" in line for line in lines), lines
+    secrets_ = [link_token(link), link_token(unsubscribe), "nonsense"]
+    for line in lines:
+        assert "?" not in line
+        for secret in secrets_:
+            assert secret not in line
+
+
+def test_an_unusable_state_database_gets_503(built, client):
+    database = built.state_db
+    for path in built.state_dir.glob(built.state_db.name + "*"):
+        path.unlink()
+    database.mkdir()  # cannot be opened as a database
+    for response in (client.get(base_path(built)), sign_up(client, built, "ada@example.org")):
+        assert response.status_code == 503
+        assert "Please try again later" in response.text
+        assert response.headers["retry-after"] == "60"
+    assert confirmations_sent(built) == []
+
+
+# -- in a browser ----------------------------------------------------------------------
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -37,8 +87,8 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 ADDRESS = "ada.lovelace.byron.reader+gazettedigest@mail.example.org"
 
 
-@pytest.fixture(autouse=True)
-def _needs_chromium() -> None:
+@pytest.fixture
+def needs_chromium() -> None:
     require_chromium()  # before any setup: skip (or fail in CI) with the reason
 
 
@@ -85,6 +135,7 @@ def _no_horizontal_scroll(page: Page) -> None:
     assert scroll_width <= width, f"the page scrolls sideways: {scroll_width}px > {width}px"
 
 
+@pytest.mark.usefixtures("needs_chromium")
 def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
     site: SiteConfig, now: datetime, tmp_path: Path
 ) -> None:
