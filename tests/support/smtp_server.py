@@ -58,6 +58,7 @@ class _Handler:
         self.data_commands = 0
         self.rcpt_commands = 0
         self.lock = threading.Lock()
+        self.stored = threading.Condition(self.lock)  # notified as each message is stored
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, _session: Session, envelope: Envelope, address: str, _options: Any
@@ -94,7 +95,7 @@ class _Handler:
             and (faults.temporary_until is None or number <= faults.temporary_until)
         ):
             return "451 4.3.0 Try again later"
-        with self.lock:
+        with self.stored:
             self.received.append(
                 Received(
                     envelope.mail_from,
@@ -102,6 +103,7 @@ class _Handler:
                     bytes(envelope.original_content or b""),
                 )
             )
+            self.stored.notify_all()
         if faults.reply_delay:
             await asyncio.sleep(faults.reply_delay)
         if number in faults.drop_after_store_at:
@@ -122,6 +124,11 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self.handler.received
+
+    def wait_for_received(self, count: int, timeout: float) -> bool:
+        """Until the server has stored *count* messages: False if *timeout* passes first."""
+        with self.handler.stored:
+            return self.handler.stored.wait_for(lambda: len(self.received) >= count, timeout)
 
     def by_recipient(self) -> dict[str, list[Received]]:
         result: dict[str, list[Received]] = {}
