@@ -1,38 +1,26 @@
-"""Shared fixtures: a site folder copied into tmp_path, a fixed clock, a CLI runner."""
+"""Shared fixtures: a site folder copied into tmp_path, a fixed clock, a CLI runner, a store."""
 
 from __future__ import annotations
 
 import shutil
-import sqlite3
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lxml import etree
 
 from publisher.config import SiteConfig, load_config
-from publisher.store import MIGRATIONS, sqlite
-from publisher.store.base import migrate
+from publisher.store import Store, open_store
 
-SITES = Path(__file__).parent / "sites"
-# A fixed "now" for builds: after every dated test article except the 2031 one.
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+# The helpers in support/ assert as the tests do, and did so in the test modules they came
+# from: their failures get pytest's explanations too. Registered before their first import.
+pytest.register_assert_rewrite("support")
 
-
-def database_before(path: Path, table: str) -> sqlite3.Connection:
-    """A state database migrated up to the step that creates *table*, not including it.
-
-    Found by what a step creates rather than by its number, as numbers change
-    when work from several branches lands.
-    """
-    (step,) = [
-        number
-        for number, steps in enumerate(MIGRATIONS)
-        if any(isinstance(s, str) and f"CREATE TABLE {table} " in s for s in steps)
-    ]
-    migrate(sqlite.connect(path), MIGRATIONS[:step])
-    return sqlite3.connect(path, isolation_level=None)
+from support import feedcheck  # noqa: E402
+from support.clock import NOW  # noqa: E402
+from support.paths import SITES, SUBSCRIBER_FILES  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,3 +66,33 @@ def now() -> datetime:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A new state database in tmp_path, open."""
+    with open_store(tmp_path / "state.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def csv_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Copy tests/data/subscribers/<name> into tmp_path, chdir there, return its name."""
+    monkeypatch.chdir(tmp_path)
+
+    def copy(name: str) -> Path:
+        shutil.copyfile(SUBSCRIBER_FILES / name, tmp_path / name)
+        return Path(name)
+
+    return copy
+
+
+@pytest.fixture
+def no_env_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site secret from the state folder only, whatever the environment running the tests."""
+    monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
+
+
+@pytest.fixture(scope="session")
+def atom_schema() -> etree.RelaxNG:
+    return feedcheck.load_atom_schema()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
-from import_rules import find_violations
+from support.import_rules import find_violations
 
 from publisher.cli import cli
 from publisher.config import reading as config_reading

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import NOW
+from support.clock import NOW
 
 from publisher.errors import OutputError
 from publisher.output import OutputWriter, atomic_write, remove_stale_temps

@@ -6,7 +6,7 @@ the quick reader gives exactly what PyYAML would, at a tenth of the cost (a
 cold build of 10,000 articles spent a third of its parsing time in PyYAML's
 constructors). Anything it is not sure of (escapes, anchors, nesting,
 numbers, continuation lines, tabs) goes to PyYAML, which also reports the
-errors; `tests/test_frontmatter.py` checks the two agree.
+errors; `tests/content/test_frontmatter.py` checks the two agree.
 """
 
 from __future__ import annotations

@@ -1,0 +1,206 @@
+"""cli.articles: `build`, `check` and `new`: their summaries, warnings and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from support.cli import invoke
+
+from publisher.cli import cli
+
+COMMANDS = ["build", "check", "new"]
+DRAFT_LINE = (
+    "it is a draft: to publish it, set `draft: false` in its front matter "
+    "(or create it with --publish), then run `publisher build`\n"
+)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(runner, command):
+    result = runner.invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert (
+        f"Usage: cli {command}" in result.stdout or f"Usage: publisher {command}" in result.stdout
+    )
+    assert len(result.stdout.splitlines()) > 4
+
+
+def test_build_then_rebuild(runner, site_dir):
+    first = invoke(runner, site_dir, "build")
+    assert first.exit_code == 0, first.output
+    assert first.stdout == (
+        "5 articles loaded (3 published, 1 draft, 1 scheduled), 0 skipped with errors, "
+        "18 files written, 0 unchanged\n"
+    )
+    assert first.stderr == ""
+    second = invoke(runner, site_dir, "build")
+    assert second.stdout == (
+        "5 articles loaded (3 published, 1 draft, 1 scheduled), 0 skipped with errors, "
+        "0 files written, 18 unchanged\n"
+    )
+
+
+def test_bad_article_is_a_warning_unless_strict(runner, site_dir):
+    (site_dir / "content" / "2024-02-02-broken.md").write_text(
+        "---\ntitle: Broken\ndate: May 1st\n---\nText\n", encoding="utf-8"
+    )
+    result = invoke(runner, site_dir, "build")
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "warning: content/2024-02-02-broken.md: date: not an ISO 8601 date ('May 1st'); "
+        "write it like '2020-06-22' or '2020-06-22T18:30:00+02:00'\n"
+    )
+    assert ", 1 skipped with errors," in result.stdout
+    strict = invoke(runner, site_dir, "build", "--strict")
+    assert strict.exit_code == 1
+
+
+def test_missing_content_folder(runner, site_dir):
+    for path in (site_dir / "content").iterdir():
+        path.unlink()
+    (site_dir / "content").rmdir()
+    result = invoke(runner, site_dir, "build")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: content: content folder not found (set [paths] content in publisher.toml)\n"
+    )
+
+
+def test_unwritable_output_folder(runner, site_dir):
+    # A file where the output folder should be: mkdir fails even for root.
+    (site_dir / "feeds").write_text("not a folder", encoding="utf-8")
+    result = invoke(runner, site_dir, "build")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: feeds: exists but is not a folder; remove it or set [paths] output\n"
+    )
+    assert (site_dir / "feeds").read_text(encoding="utf-8") == "not a folder"
+
+
+def test_unwritable_output_file_leaves_the_old_one_whole(runner, site_dir):
+    assert invoke(runner, site_dir, "build").exit_code == 0
+    rss = site_dir / "feeds" / "rss.xml"
+    before = rss.read_bytes()
+    (site_dir / "feeds" / "tags" / "vienna").rename(site_dir / "feeds" / "tags" / "moved")
+    (site_dir / "feeds" / "tags" / "vienna").write_text("blocker", encoding="utf-8")
+    path = site_dir / "content" / "2020-06-22-vienna-talks.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Arms talks", "Arms control talks"),
+        encoding="utf-8",
+    )
+    result = invoke(runner, site_dir, "build")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: feeds/tags/vienna/")
+    # Files written before the failure are complete, and no temp file is left behind.
+    assert rss.read_bytes() != before
+    assert b"Arms control talks" in rss.read_bytes()
+    assert rss.read_bytes().rstrip().endswith(b"</rss>")
+    assert list((site_dir / "feeds").rglob("*.tmp")) == []
+
+
+def test_check_lists_problems_and_writes_nothing(runner, site_dir):
+    (site_dir / "content" / "2024-02-02-broken.md").write_text(
+        "---\ndate: 2024-02-02\n---\nText\n", encoding="utf-8"
+    )
+    result = invoke(runner, site_dir, "check")
+    assert result.exit_code == 1
+    assert result.stderr == "error: content/2024-02-02-broken.md: title: missing (required)\n"
+    assert result.stdout == "checked publisher.toml and 6 article files: 1 with problems\n"
+    assert not (site_dir / "feeds").exists()
+    assert not (site_dir / ".publisher").exists()
+
+
+def test_check_passes_on_a_good_site(runner, site_dir):
+    result = invoke(runner, site_dir, "check")
+    assert result.exit_code == 0
+    assert result.stdout == "checked publisher.toml and 5 article files: 0 with problems\n"
+
+
+def test_new_creates_a_dated_draft(runner, site_dir):
+    result = invoke(
+        runner, site_dir, "new", 'Talks resume: "round two" in Vienna', "--tag", "vienna"
+    )
+    assert result.exit_code == 0, result.output
+    match = re.fullmatch(
+        r"created (content/(\d{4}-\d{2}-\d{2})-talks-resume-round-two-in-vienna\.md)\n"
+        + re.escape(DRAFT_LINE),
+        result.stdout,
+    )
+    assert match
+    text = (site_dir / match.group(1)).read_text(encoding="utf-8")
+    front_matter = yaml.safe_load(text.split("---\n")[1])
+    assert front_matter["title"] == 'Talks resume: "round two" in Vienna'
+    assert front_matter["date"].startswith(match.group(2) + "T")
+    assert front_matter["date"][-6:] in ("+01:00", "+02:00")  # Europe/Vienna
+    assert front_matter["tags"] == ["vienna"]
+    assert front_matter["draft"] is True
+    assert invoke(runner, site_dir, "check").exit_code == 0
+    again = invoke(runner, site_dir, "new", 'Talks resume: "round two" in Vienna')
+    assert again.exit_code == 1
+    assert (
+        again.stderr
+        == f"error: {match.group(1)}: already exists; choose another title or edit that file\n"
+    )
+
+
+def test_new_gives_the_article_an_explicit_id_that_the_build_keeps(runner, site_dir):
+    """Identity written into the file: no rename, retitle or rewrite can lose it."""
+    result = invoke(runner, site_dir, "new", "Talks resume in Vienna", "--publish")
+    assert result.exit_code == 0, result.output
+    path = next((site_dir / "content").glob("*-talks-resume-in-vienna.md"))
+    front_matter = yaml.safe_load(path.read_text(encoding="utf-8").split("---\n")[1])
+    assert re.fullmatch(
+        r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}",
+        front_matter["id"],
+    )
+    other = invoke(runner, site_dir, "new", "Another article", "--publish")
+    assert other.exit_code == 0, other.output
+    other_path = next((site_dir / "content").glob("*-another-article.md"))
+    other_id = yaml.safe_load(other_path.read_text(encoding="utf-8").split("---\n")[1])["id"]
+    assert other_id != front_matter["id"]
+    assert invoke(runner, site_dir, "build").exit_code == 0
+    feed = json.loads((site_dir / "feeds" / "feed.json").read_text(encoding="utf-8"))
+    ids = {item["title"]: item["id"] for item in feed["items"]}
+    assert ids["Talks resume in Vienna"] == front_matter["id"]
+
+
+def test_build_and_check_warn_of_markup_removed_from_a_title(runner, site_dir):
+    path = site_dir / "content" / "2021-03-04-observers.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "title: Observers find an orderly vote",
+            "title: Observers find an orderly vote <script>alert(1)</script>",
+        ),
+        encoding="utf-8",
+    )
+    warning = (
+        "warning: content/2021-03-04-observers.md: title: HTML tags removed, it is plain text "
+        "('Observers find an orderly vote <script>alert(1)</script>' became "
+        "'Observers find an orderly vote')\n"
+    )
+    built = invoke(runner, site_dir, "build")
+    assert built.exit_code == 0
+    assert built.stderr == warning
+    checked = invoke(runner, site_dir, "check")
+    assert (checked.exit_code, checked.stderr) == (0, warning)
+    for name in ("rss.xml", "atom.xml", "feed.json"):
+        assert "alert(1)" not in (site_dir / "feeds" / name).read_text(encoding="utf-8")
+
+
+def test_new_with_publish_says_only_what_it_created(runner, site_dir):
+    result = invoke(runner, site_dir, "new", "Ferries resume", "--publish")
+    assert result.exit_code == 0, result.output
+    (path,) = (site_dir / "content").glob("*-ferries-resume.md")
+    assert result.stdout == f"created content/{path.name}\n"
+    assert "draft: false" in path.read_text(encoding="utf-8")
+
+
+def test_new_with_an_unusable_title(runner, site_dir):
+    result = invoke(runner, site_dir, "new", "!!!")
+    assert result.exit_code == 2
+    assert (
+        result.stderr == "error: TITLE: '!!!' has no letters or digits to make a file name from\n"
+    )

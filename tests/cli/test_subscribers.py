@@ -1,0 +1,382 @@
+"""cli.subscribers: the subscriber commands and `unsubscribe`.
+
+`subscribers add|remove|list|import|export`, and the opt-outs that outlive a removal.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from support.cli import invoke
+from support.paths import SUBSCRIBER_FILES
+from support.subscribers import (
+    BAD_ADDRESSES,
+    BAD_TOKEN_KINDS,
+    MIXED_PROBLEMS,
+    bad_tokens,
+    dump_subscribers,
+    make_subscriber,
+)
+
+from publisher.cli import cli
+from publisher.store import open_store
+from publisher.tokens import load_secret, make_token
+
+pytestmark = pytest.mark.usefixtures("no_env_secret")
+
+
+@pytest.fixture
+def fixed_now(monkeypatch, now):
+    monkeypatch.setattr("publisher.cli._common.now", lambda: now)
+    return now
+
+
+def _rows(site_dir: Path) -> list[tuple]:
+    conn = sqlite3.connect(site_dir / ".publisher" / "state.db")
+    try:
+        return conn.execute(
+            "SELECT email, name, status, hard_failures FROM subscribers ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["subscribers"], "Usage: cli subscribers"),
+        (["subscribers", "add"], "Usage: cli subscribers add"),
+        (["subscribers", "remove"], "Usage: cli subscribers remove"),
+        (["subscribers", "list"], "Usage: cli subscribers list"),
+        (["subscribers", "import"], "Usage: cli subscribers import"),
+        (["subscribers", "export"], "Usage: cli subscribers export"),
+        (["unsubscribe"], "Usage: cli unsubscribe"),
+    ],
+)
+def test_every_command_has_help_with_an_example(runner, args, usage):
+    result = runner.invoke(cli, [*args, "--help"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith(usage)
+    assert "Example" in result.stdout
+
+
+def test_cli_add_remove(runner, site_dir):
+    result = invoke(runner, site_dir, "subscribers", "add", "Ada@EXAMPLE.org", "--name", "Ada")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "added Ada@example.org\n", "")
+    result = invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
+    assert result.stdout == "Ada@example.org is already subscribed\n"
+    result = invoke(runner, site_dir, "subscribers", "add", "ada@example.org", "--name", "A L")
+    assert result.stdout == "name updated Ada@example.org\n"
+    assert _rows(site_dir) == [("Ada@example.org", "A L", "active", 0)]
+    result = invoke(runner, site_dir, "subscribers", "remove", "ada@example.org")
+    assert (result.exit_code, result.stdout) == (0, "removed Ada@example.org\n")
+    assert _rows(site_dir) == []
+    result = invoke(runner, site_dir, "subscribers", "remove", "ada@example.org")
+    assert result.exit_code == 1
+    assert result.stderr == "error: EMAIL: no subscriber has the address 'ada@example.org'\n"
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_ADDRESSES)
+def test_cli_add_rejects_bad_addresses(runner, site_dir, text, message):
+    result = invoke(runner, site_dir, "subscribers", "add", text)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"error: EMAIL: {message}\n"
+    assert _rows(site_dir) == []
+
+
+def test_cli_list(runner, site_dir, fixed_now):
+    assert invoke(runner, site_dir, "subscribers", "list").stdout == "no subscribers\n"
+    for args in (
+        ["ada@example.org", "--name", "Ada Lovelace"],
+        ["grace@example.org"],
+        ["taro@example.org", "--name", "山田太郎"],
+    ):
+        assert invoke(runner, site_dir, "subscribers", "add", *args).exit_code == 0
+    with open_store(site_dir / ".publisher" / "state.db") as store, store.transaction():
+        store.set_subscriber_status(2, "unsubscribed", now=fixed_now)
+    result = invoke(runner, site_dir, "subscribers", "list")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "email              name          status        since\n"
+        "ada@example.org    Ada Lovelace  active        2026-11-27\n"
+        "grace@example.org                unsubscribed  2026-11-27\n"
+        "taro@example.org   山田太郎      active        2026-11-27\n"
+    )
+    result = invoke(runner, site_dir, "subscribers", "list", "--status", "unsubscribed")
+    assert result.stdout == (
+        "email              name  status        since\n"
+        "grace@example.org        unsubscribed  2026-11-27\n"
+    )
+    result = invoke(runner, site_dir, "subscribers", "list", "--status", "bounced")
+    assert result.stdout == "no bounced subscribers\n"
+    result = invoke(runner, site_dir, "subscribers", "list", "--status", "gone")
+    assert result.exit_code == 2
+
+
+def test_cli_import(runner, site_dir, csv_copy):
+    result = invoke(runner, site_dir, "subscribers", "import", str(csv_copy("mixed.csv")))
+    assert result.exit_code == 0
+    assert result.stderr == "".join(f"warning: {line}\n" for line in MIXED_PROBLEMS)
+    assert result.stdout == (
+        "imported 3 subscribers: 0 already present, "
+        "0 unsubscribed or bounced earlier and skipped, 7 bad rows\n"
+    )
+    assert _rows(site_dir) == [
+        ("ada@example.org", "Ada Lovelace", "active", 0),
+        ("carl@example.org", "Line break", "active", 0),
+        ("dora@example.org", "Dora", "active", 0),
+    ]
+    again = invoke(runner, site_dir, "subscribers", "import", "mixed.csv")
+    assert again.exit_code == 0
+    assert again.stdout == (
+        "imported 0 subscribers: 3 already present, "
+        "0 unsubscribed or bounced earlier and skipped, 7 bad rows\n"
+    )
+    assert len(_rows(site_dir)) == 3
+
+
+def test_cli_import_skips_the_unsubscribed(runner, site_dir, csv_copy, now):
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        make_subscriber(store, "active@example.org", now=now)
+        make_subscriber(store, "gone@example.org", now=now, status="unsubscribed")
+        make_subscriber(store, "bounced@example.org", now=now, status="bounced")
+    result = invoke(runner, site_dir, "subscribers", "import", str(csv_copy("known.csv")))
+    assert (result.exit_code, result.stderr) == (
+        0,
+        "warning: known.csv:3: GONE@example.org asked not to receive the digest; skipped\n"
+        "warning: known.csv:4: bounced@example.org bounced earlier; skipped\n",
+    )
+    assert result.stdout == (
+        "imported 1 subscriber: 1 already present, "
+        "2 unsubscribed or bounced earlier and skipped, 0 bad rows\n"
+    )
+    assert [row[2] for row in _rows(site_dir)] == ["active", "unsubscribed", "bounced", "active"]
+
+
+def test_cli_import_with_only_bad_rows_exits_1(runner, site_dir, csv_copy):
+    result = invoke(runner, site_dir, "subscribers", "import", str(csv_copy("all-bad.csv")))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "warning: all-bad.csv:2: 'not-an-address' is not a valid email address "
+        "(An email address must have an @-sign.)\n"
+        "warning: all-bad.csv:3: 'x@' is not a valid email address "
+        "(There must be something after the @-sign.)\n"
+    )
+    assert result.stdout == (
+        "imported 0 subscribers: 0 already present, "
+        "0 unsubscribed or bounced earlier and skipped, 2 bad rows\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        (
+            "wrong-header.csv",
+            "error: wrong-header.csv: the header row has no 'email' column (found 'Address', "
+            "'Full name'); expected 'email' and optionally 'name', e.g. 'email,name'\n",
+        ),
+        (
+            "latin-1.csv",
+            "error: latin-1.csv:3: not UTF-8 (byte 0xeb at offset 49); "
+            "save the file as UTF-8 CSV and import it again\n",
+        ),
+        ("missing.csv", "error: missing.csv: file not found\n"),
+    ],
+)
+def test_cli_import_unusable_file(runner, site_dir, csv_copy, name, error):
+    if (SUBSCRIBER_FILES / name).exists():
+        csv_copy(name)
+    result = invoke(runner, site_dir, "subscribers", "import", name)
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", error)
+    assert _rows(site_dir) == []
+
+
+def test_cli_export(runner, site_dir, csv_copy, fixed_now):
+    invoke(runner, site_dir, "subscribers", "import", str(csv_copy("good.csv")))
+    created = fixed_now.isoformat()
+    expected = (
+        "email,name,status,created_at\n"
+        f"ada@example.org,Ada Lovelace,active,{created}\n"
+        f"Grace@example.org,Grace Hopper,active,{created}\n"
+        f"alan@example.org,,active,{created}\n"
+    )
+    result = invoke(runner, site_dir, "subscribers", "export")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, expected, "")
+    result = invoke(runner, site_dir, "subscribers", "export", "--out", "backup.csv")
+    assert (result.exit_code, result.stdout) == (0, "exported 3 subscribers to backup.csv\n")
+    assert Path("backup.csv").read_text(encoding="utf-8") == expected
+    assert [p.name for p in Path().iterdir() if p.name.startswith(".")] == []  # no temp file
+    result = invoke(runner, site_dir, "subscribers", "export", "--out", "no/such/dir.csv")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no/such/dir.csv: cannot write the export (")
+
+
+def test_cli_unsubscribe(runner, site_dir):
+    invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
+    secret = load_secret(site_dir / ".publisher")
+    token = make_token(secret, 1, "ada@example.org")
+    for _ in range(2):  # idempotent
+        result = invoke(runner, site_dir, "unsubscribe", token)
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            0,
+            "unsubscribed ada@example.org\n",
+            "",
+        )
+        assert _rows(site_dir) == [("ada@example.org", "", "unsubscribed", 0)]
+
+
+def test_cli_unsubscribe_with_the_environment_secret(runner, site_dir, monkeypatch):
+    monkeypatch.setenv("PUBLISHER_SECRET", "a secret of some length")
+    invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
+    token = make_token(b"a secret of some length", 1, "ada@example.org")
+    assert invoke(runner, site_dir, "unsubscribe", token).exit_code == 0
+    assert not (site_dir / ".publisher" / "secret").exists()
+    monkeypatch.delenv("PUBLISHER_SECRET")
+    result = invoke(runner, site_dir, "unsubscribe", token)  # now the file secret applies
+    assert result.stderr == "error: TOKEN: not a valid unsubscribe token\n"
+
+
+@pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
+def test_cli_unsubscribe_rejects_bad_tokens(runner, site_dir, kind):
+    invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
+    secret = load_secret(site_dir / ".publisher")
+    token = bad_tokens(secret, 1, "ada@example.org")[kind]
+    before = dump_subscribers(site_dir / ".publisher" / "state.db")
+    result = invoke(runner, site_dir, "unsubscribe", "--", token)  # "--": tokens may start with -
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "error: TOKEN: not a valid unsubscribe token\n",
+    )
+    assert dump_subscribers(site_dir / ".publisher" / "state.db") == before
+
+
+def test_secret_file_made_by_the_cli_is_private(runner, site_dir):
+    invoke(runner, site_dir, "unsubscribe", "1." + "A" * 43)
+    mode = os.stat(site_dir / ".publisher" / "secret").st_mode
+    assert stat.S_IMODE(mode) == 0o600
+
+
+# -- suppression: a removal or an opt-out outlives the subscriber row --------------
+
+REFUSED = "asked not to receive the digest; skipped"
+BOUNCED = "bounced earlier; skipped"
+ONLY_THEY = "(only a sign-up they confirm themselves lifts this)"
+
+
+def _all_cells(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table in the database file, by table."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {table: conn.execute(f"SELECT * FROM {table}").fetchall() for table in tables}
+    finally:
+        conn.close()
+
+
+def test_cli_remove_then_import_the_old_csv_skips_them(runner, site_dir, csv_copy):
+    assert (
+        invoke(runner, site_dir, "subscribers", "import", str(csv_copy("good.csv"))).exit_code == 0
+    )
+    result = invoke(runner, site_dir, "subscribers", "remove", "grace@example.org")
+    assert (result.exit_code, result.stdout) == (0, "removed Grace@example.org\n")
+    again = invoke(runner, site_dir, "subscribers", "import", "good.csv")
+    assert (again.exit_code, again.stderr) == (
+        0,
+        f"warning: good.csv:3: Grace@example.org {REFUSED}\n",
+    )
+    assert again.stdout == (
+        "imported 0 subscribers: 2 already present, "
+        "1 unsubscribed or bounced earlier and skipped, 0 bad rows\n"
+    )
+    assert [row[0] for row in _rows(site_dir)] == ["ada@example.org", "alan@example.org"]
+
+
+@pytest.mark.parametrize("spelling", ["ada@example.org", "ADA@Example.ORG"])
+def test_cli_remove_then_add_is_refused(runner, site_dir, spelling):
+    assert invoke(runner, site_dir, "subscribers", "add", "ada@example.org").exit_code == 0
+    assert invoke(runner, site_dir, "subscribers", "remove", "ada@example.org").exit_code == 0
+    result = invoke(runner, site_dir, "subscribers", "add", spelling, "--name", "Ada")
+    normalised = spelling.split("@")[0] + "@example.org"
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"error: EMAIL: {normalised} {REFUSED} {ONLY_THEY}\n",
+    )
+    assert _rows(site_dir) == []
+
+
+@pytest.mark.parametrize(("status", "why"), [("unsubscribed", REFUSED), ("bounced", BOUNCED)])
+def test_cli_add_refuses_an_unsubscribed_or_bounced_address(runner, site_dir, now, status, why):
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        make_subscriber(store, "ada@example.org", now=now, status=status)
+    result = invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"error: EMAIL: ada@example.org {why} {ONLY_THEY}\n",
+    )
+    assert _rows(site_dir) == [("ada@example.org", "", status, 0)]
+
+
+@pytest.mark.parametrize(("status", "why"), [("unsubscribed", REFUSED), ("bounced", BOUNCED)])
+def test_cli_an_opt_out_survives_remove(runner, site_dir, csv_copy, now, status, why):
+    # A row from before suppressions existed: removing it writes the entry.
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        make_subscriber(store, "gone@example.org", now=now, status=status)
+    assert invoke(runner, site_dir, "subscribers", "remove", "gone@example.org").exit_code == 0
+    assert _rows(site_dir) == []
+    result = invoke(runner, site_dir, "subscribers", "import", str(csv_copy("known.csv")))
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"warning: known.csv:3: GONE@example.org {why}\n",
+    )
+    assert result.stdout == (
+        "imported 3 subscribers: 0 already present, "
+        "1 unsubscribed or bounced earlier and skipped, 0 bad rows\n"
+    )
+    added = invoke(runner, site_dir, "subscribers", "add", "gone@example.org")
+    assert added.stderr == f"error: EMAIL: gone@example.org {why} {ONLY_THEY}\n"
+    assert "gone@example.org" not in [row[0].lower() for row in _rows(site_dir)]
+
+
+def test_cli_unsubscribe_then_remove_then_import_still_skips(runner, site_dir, csv_copy):
+    invoke(runner, site_dir, "subscribers", "import", str(csv_copy("good.csv")))
+    token = make_token(load_secret(site_dir / ".publisher"), 1, "ada@example.org")
+    assert invoke(runner, site_dir, "unsubscribe", token).exit_code == 0
+    assert invoke(runner, site_dir, "subscribers", "remove", "ada@example.org").exit_code == 0
+    result = invoke(runner, site_dir, "subscribers", "import", "good.csv")
+    assert result.stderr == f"warning: good.csv:2: ada@example.org {REFUSED}\n"
+    assert [row[0] for row in _rows(site_dir)] == ["Grace@example.org", "alan@example.org"]
+
+
+def test_a_removal_leaves_no_readable_address(runner, site_dir, now):
+    database = site_dir / ".publisher" / "state.db"
+    invoke(runner, site_dir, "subscribers", "add", "Ada.Lovelace@Example.org", "--name", "Ada")
+    invoke(runner, site_dir, "subscribers", "add", "grace@example.org")
+    with open_store(database) as store, store.transaction():  # a pending sign-up too
+        store.conn.execute(
+            "INSERT INTO signups (email, name, created_at) VALUES (?, 'Ada', ?)",
+            ("ada.lovelace@example.org", now.isoformat()),
+        )
+        store.conn.execute(
+            "INSERT INTO signup_requests (email, client, at, was_sent) VALUES (?, '::1', ?, 1)",
+            ("ada.lovelace@example.org", now.isoformat()),
+        )
+    assert (
+        invoke(runner, site_dir, "subscribers", "remove", "ada.lovelace@example.org").exit_code == 0
+    )
+    tables = _all_cells(database)
+    (entry,) = tables["suppressions"]
+    assert all("@" not in str(cell) for cell in entry)
+    for table, rows in tables.items():
+        for row in rows:
+            for cell in row:
+                assert "ada.lovelace" not in str(cell).lower(), (table, row)
+    assert [row[1] for row in tables["subscribers"]] == ["grace@example.org"]

@@ -1,0 +1,336 @@
+"""config.reading: publisher.toml checked key by key, one exact line per bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from publisher.config import load_config
+from publisher.errors import ConfigError
+
+VALID = """
+[site]
+title = "Test Gazette"
+base_url = "https://gazette.example/news"
+"""
+
+
+def _load(tmp_path: Path, text: str):
+    path = tmp_path / "publisher.toml"
+    path.write_text(text, encoding="utf-8")
+    (tmp_path / "content").mkdir(exist_ok=True)
+    return load_config(path)
+
+
+def test_defaults(tmp_path):
+    site = _load(tmp_path, VALID)
+    assert site.base_url == "https://gazette.example/news/"
+    assert site.description == "Test Gazette"
+    assert site.language == "en"
+    assert site.timezone.key == "UTC"
+    assert site.author.name == "Test Gazette"
+    assert site.author.email is None
+    assert site.permalink == "{year}/{month}/{slug}/"
+    assert site.content_dir == tmp_path.resolve() / "content"
+    assert site.output_dir == tmp_path.resolve() / "feeds"
+    assert site.state_dir == tmp_path.resolve() / ".publisher"
+    assert site.feeds.formats == ("rss", "atom", "json")
+    assert site.feeds.max_items == 50
+    assert site.feeds.tag_feeds is True
+    assert site.feeds.full_content is True
+    assert site.feeds.url == "https://gazette.example/news/feeds/"
+
+
+def test_every_key(tmp_path):
+    site = _load(
+        tmp_path,
+        """
+[site]
+title = "Meridian"
+description = "Diplomacy from Vienna."
+base_url = "https://meridian.example/"
+language = "de-AT"
+timezone = "Europe/Vienna"
+author = "Lena Hofbauer <lena@meridian.example>"
+permalink = "news/{year}/{slug}.html"
+
+[paths]
+content = "articles"
+output = "public/feeds"
+state = "var/state"
+
+[feeds]
+formats = ["json", "rss"]
+max_items = 10
+tag_feeds = false
+content = "summary"
+url = "https://cdn.meridian.example/feeds"
+""",
+    )
+    assert site.language == "de-AT"
+    assert site.timezone.key == "Europe/Vienna"
+    assert (site.author.name, site.author.email) == ("Lena Hofbauer", "lena@meridian.example")
+    assert site.content_dir.name == "articles"
+    assert site.output_dir == tmp_path.resolve() / "public" / "feeds"
+    assert site.feeds.formats == ("rss", "json")
+    assert (site.feeds.max_items, site.feeds.tag_feeds, site.feeds.full_content) == (
+        10,
+        False,
+        False,
+    )
+    assert site.feeds.url == "https://cdn.meridian.example/feeds/"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            VALID + "\n[feeds]\nmax_item = 3\n",
+            "[feeds] unknown key 'max_item' (did you mean 'max_items'?); "
+            "known keys: content, formats, max_items, tag_feeds, url, websub_hub",
+        ),
+        (
+            VALID.replace("[site]", "[sites]"),
+            "unknown key 'sites' (did you mean 'site'?); "
+            "known keys: delivery, digest, feeds, paths, schedule, site, state\n"
+            "[site]: missing table",
+        ),
+        (
+            '[site]\ntitle = "T"\nbase_url = "example.org"\n',
+            "[site] base_url: must be an absolute http(s) URL such as 'https://example.org/' "
+            "('example.org')",
+        ),
+        (
+            '[site]\ntitle = "T"\nbase_url = "/news/"\n',
+            "[site] base_url: must be an absolute http(s) URL such as 'https://example.org/' "
+            "('/news/')",
+        ),
+        (
+            '[site]\ntitle = "T"\nbase_url = "ftp://example.org/"\n',
+            "[site] base_url: must be an absolute http(s) URL such as 'https://example.org/' "
+            "('ftp://example.org/')",
+        ),
+        (
+            '[site]\ntitle = 3\nbase_url = "https://e.org/"\n',
+            "[site] title: expected a string, got an integer (3)",
+        ),
+        ('[site]\nbase_url = "https://e.org/"\n', "[site] title: missing (required)"),
+        (
+            'title = "T"\n',
+            "unknown key 'title' (did you mean 'site'?); "
+            "known keys: delivery, digest, feeds, paths, schedule, site, state\n"
+            "[site]: missing table",
+        ),
+        (
+            VALID + 'timezone = "Mars/Olympus"\n',
+            "[site] timezone: unknown time zone 'Mars/Olympus'; use an IANA name such as "
+            "'Europe/Vienna' or 'UTC'",
+        ),
+        (
+            VALID + 'language = "en_US"\n',
+            "[site] language: expected a language tag such as 'en' or 'de-AT' ('en_US')",
+        ),
+        (
+            VALID + 'permalink = "{year}/{title}/"\n',
+            "[site] permalink: unknown placeholder {title} in '{year}/{title}/'; "
+            "use {year}, {month}, {day} and {slug}",
+        ),
+        (
+            VALID + 'permalink = "{year}/"\n',
+            "[site] permalink: must contain {slug} so that every article gets its own URL "
+            "('{year}/')",
+        ),
+        (
+            VALID + 'author_email = "desk"\n',
+            "[site] author_email: expected an email address such as 'desk@example.org' ('desk')",
+        ),
+        (
+            VALID + "\n[feeds]\nmax_items = 0\n",
+            "[feeds] max_items: must be between 1 and 10000 (0)",
+        ),
+        (
+            VALID + '\n[feeds]\nmax_items = "50"\n',
+            "[feeds] max_items: expected an integer, got a string ('50')",
+        ),
+        (
+            VALID + "\n[feeds]\nmax_items = true\n",
+            "[feeds] max_items: expected an integer, got a boolean (True)",
+        ),
+        (
+            VALID + '\n[feeds]\nformats = ["rss", "rdf"]\n',
+            "[feeds] formats: unknown format 'rdf'; choose from rss, atom, json",
+        ),
+        (
+            VALID + "\n[feeds]\nformats = []\n",
+            "[feeds] formats: expected a non-empty array of ['rss', 'atom', 'json'], "
+            "got an array ([])",
+        ),
+        (
+            VALID + '\n[feeds]\ntag_feeds = "yes"\n',
+            "[feeds] tag_feeds: expected true or false, got a string ('yes')",
+        ),
+        (
+            VALID + '\n[feeds]\ncontent = "excerpt"\n',
+            "[feeds] content: expected 'full' or 'summary' ('excerpt')",
+        ),
+        (
+            VALID + '\n[paths]\noutput = "."\n',
+            "[paths] output: must be a folder of its own, not the site folder or one holding the "
+            "content ('.')",
+        ),
+        (
+            VALID + '\n[paths]\noutput = "content/feeds"\n',
+            "[paths] output: must not be inside the content folder ('content/feeds')",
+        ),
+        (
+            '[site\ntitle = "T"\n',
+            "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 6)",
+        ),
+    ],
+)
+def test_bad_config(tmp_path, text, message):
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, text)
+    error = raised.value
+    assert error.where == str(tmp_path / "publisher.toml")
+    assert error.message == message
+    assert error.exit_code == 2
+
+
+def test_several_problems_are_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, '[site]\ntitle = ""\nbase_url = "x"\nlanguage = 1\n')
+    assert raised.value.lines() == [
+        f"{tmp_path / 'publisher.toml'}: [site] title: must not be empty",
+        f"{tmp_path / 'publisher.toml'}: [site] base_url: must be an absolute http(s) URL such as "
+        "'https://example.org/' ('x')",
+        f"{tmp_path / 'publisher.toml'}: [site] language: expected a string, got an integer (1)",
+    ]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path / "nowhere.toml")
+    assert (
+        raised.value.message == "not found (run publisher in a site folder, or pass --config PATH)"
+    )
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "publisher.toml"
+    path.write_bytes(b'[site]\ntitle = "\xff"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.message == "not valid UTF-8 (byte 0xff at offset 16)"
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    site_folder = tmp_path / "site"
+    site_folder.mkdir()
+    (site_folder / "publisher.toml").write_text(VALID, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    site = load_config(Path("site/publisher.toml"))
+    assert site.content_dir == site_folder.resolve() / "content"
+    assert site.display_path == "site/publisher.toml"
+
+
+def test_digest_and_delivery_defaults(tmp_path):
+    site = _load(tmp_path, VALID + 'author_email = "desk@gazette.example"\n')
+    assert str(site.digest.cadence) == "weekly on monday at 07:00"
+    assert site.digest.max_articles == 20
+    assert site.digest.sender == "Test Gazette <desk@gazette.example>"
+    assert site.digest.unsubscribe_url == "https://gazette.example/news/unsubscribe"
+    assert site.digest.list_id == "digest.gazette.example"
+    assert site.delivery.method == "outbox"
+    assert site.delivery.outbox_dir == tmp_path.resolve() / "outbox"
+    assert (site.delivery.smtp.host, site.delivery.smtp.port) == ("127.0.0.1", 25)
+
+
+def test_digest_and_delivery_values(tmp_path):
+    site = _load(
+        tmp_path,
+        VALID
+        + """
+[digest]
+cadence = "Daily at 6:30"
+from = "Briefing <briefing@gazette.example>"
+
+[delivery]
+method = "smtp"
+rate = 20
+
+[delivery.smtp]
+host = "mail.gazette.example"
+port = 587
+security = "starttls"
+username = "mailer"
+""",
+    )
+    assert str(site.digest.cadence) == "daily at 06:30"
+    assert site.digest.sender == "Briefing <briefing@gazette.example>"
+    assert (site.delivery.method, site.delivery.rate) == ("smtp", 20.0)
+    smtp = site.delivery.smtp
+    assert (smtp.host, smtp.port, smtp.security, smtp.username) == (
+        "mail.gazette.example",
+        587,
+        "starttls",
+        "mailer",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[digest]\ncadence = "every monday"\n',
+            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "('every monday')",
+        ),
+        (
+            '[digest]\ncadence = "weekly on funday at 07:00"\n',
+            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "('weekly on funday at 07:00')",
+        ),
+        (
+            '[digest]\ncadence = "daily at 25:00"\n',
+            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "('daily at 25:00')",
+        ),
+        (
+            '[digest]\nfrom = "nobody"\n',
+            "[digest] from: expected an address such as 'Meridian Briefing <briefing@example.org>' "
+            "('nobody')",
+        ),
+        (
+            '[digest]\nunsubscribe_url = "http://gazette.example/u"\n',
+            "[digest] unsubscribe_url: must be an absolute https URL "
+            "(mail providers require https) ('http://gazette.example/u')",
+        ),
+        (
+            '[delivery]\nmethod = "pigeon"\n',
+            "[delivery] method: expected 'outbox' or 'smtp' ('pigeon')",
+        ),
+        (
+            "[delivery.smtp]\nport = 70000\n",
+            "[delivery.smtp] port: expected a port number from 1 to 65535, got an integer (70000)",
+        ),
+        (
+            '[delivery.smtp]\nsecurity = "ssl"\n',
+            "[delivery.smtp] security: expected 'none' or 'starttls' or 'tls' ('ssl')",
+        ),
+        (
+            '[delivery.smtp]\npassword = "hunter2"\n',
+            "[delivery.smtp] password: secrets do not belong in the config file; "
+            "set PUBLISHER_SMTP_PASSWORD in the environment",
+        ),
+        (
+            "[delivery]\nrate = -1\n",
+            "[delivery] rate: expected a number of 0 or more, got an integer (-1)",
+        ),
+    ],
+)
+def test_bad_digest_and_delivery(tmp_path, text, message):
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, VALID + "\n" + text)
+    assert raised.value.message == message

@@ -1,0 +1,79 @@
+"""feeds.write: a feed is rendered only when what goes into it changed.
+
+A feed no article feeds any more is removed, and one a killed build left unwritten is written
+by the next.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from support.builds import RenderCounter, bump_mtime, file_contents, json_items
+
+from publisher.config import load_config
+from publisher.pipelines.build import build
+
+
+def test_one_edit_renders_only_the_feeds_that_hold_it(site, now, monkeypatch):
+    build(site, now=now)
+    counter = RenderCounter(monkeypatch)
+    path = site.content_dir / "2022-08-09-fisheries.txt"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("nine years", "ten years"), encoding="utf-8"
+    )
+    bump_mtime(path)
+    report = build(site, now=now)
+    assert report.parsed == 1
+    assert sorted(counter.feeds) == sorted(
+        f"{folder}/{fmt}"
+        for folder in (".", "tags/asia-pacific")
+        for fmt in ("rss", "atom", "json")
+    )
+    assert counter.bodies == 1  # the others come from the cache
+    assert len(report.written) == 6
+
+
+def test_deleting_a_file_removes_it_from_the_feeds(site, now):
+    build(site, now=now)
+    (site.content_dir / "2022-08-09-fisheries.txt").unlink()
+    report = build(site, now=now)
+    assert "https://gazette.example/news/2022/08/fisheries/" not in json_items(site)
+    assert not (site.output_dir / "tags" / "asia-pacific").exists()
+    assert sorted(report.removed) == [
+        f"feeds/tags/asia-pacific/{name}" for name in ("atom.xml", "feed.json", "rss.xml")
+    ]
+
+
+def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now, monkeypatch):
+    from publisher.feeds import render
+
+    build(site, now=now)
+    path = site.content_dir / "2020-06-22-vienna-talks.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Arms talks", "Arms control talks"),
+        encoding="utf-8",
+    )
+    bump_mtime(path)
+    real_render = render.render
+    calls = []
+
+    def dying_render(fmt, spec, items):
+        calls.append(fmt)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if the process were killed here
+        return real_render(fmt, spec, items)
+
+    # A twin of the site, built without interruption, gives the expected bytes.
+    twin_dir = site.root.parent / "twin"
+    shutil.copytree(site.root, twin_dir)
+    twin = load_config(twin_dir / "publisher.toml")
+    build(twin, now=now)
+    monkeypatch.setattr(render, "render", dying_render)
+    with pytest.raises(KeyboardInterrupt):
+        build(site, now=now)
+    monkeypatch.setattr(render, "render", real_render)
+    build(site, now=now)
+    repaired = file_contents(site.output_dir)
+    assert repaired == file_contents(twin.output_dir)
+    assert b"Arms control talks" in repaired["rss.xml"]

@@ -1,0 +1,71 @@
+"""store.base: the connection, the one transaction API, and a database only its owner reads."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import stat
+
+import pytest
+
+from publisher.errors import StoreError
+from publisher.store import open_store
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError) as raised:
+        open_store(path)
+    assert str(raised.value).startswith(f"{path}: ")
+    assert "not a database" in str(raised.value)
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    def write_then_fail(store) -> None:
+        with store.transaction():
+            store.set_setting("y", "2")
+            raise RuntimeError
+
+    with open_store(tmp_path / "state.db") as store:
+        with pytest.raises(RuntimeError):
+            write_then_fail(store)
+        assert store.get_setting("y") is None
+
+
+def test_a_trial_is_always_rolled_back(tmp_path):
+    with open_store(tmp_path / "state.db") as store:
+        with store.trial():
+            store.set_setting("y", "2")
+            assert store.get_setting("y") == "2"  # seen inside the trial
+        assert store.get_setting("y") is None
+
+
+def test_state_files_are_readable_by_the_owner_alone(tmp_path):
+    """They hold every subscriber's address: 0600, the -wal and -shm files too."""
+    path = tmp_path / "state" / "state.db"
+    with open_store(path) as store, store.transaction():
+        store.set_setting("x", "1")
+        names = sorted(p.name for p in path.parent.iterdir())
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    assert names == ["state.db", "state.db-shm", "state.db-wal"]
+    assert modes == dict.fromkeys(names, 0o600)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_the_state_folder_is_private_whichever_command_makes_it(runner, site_dir):
+    from publisher.cli import cli
+
+    result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), "build"])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((site_dir / ".publisher").stat().st_mode) == 0o700
+
+
+def test_a_state_database_readable_by_others_is_made_private(tmp_path, caplog):
+    path = tmp_path / "state.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING), open_store(path):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"{path}: was readable by others (mode 0644); changed it to 0600" in caplog.messages

@@ -1,0 +1,45 @@
+"""Looking at what builds wrote, and nudging files so the next build sees them changed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from publisher.config import SiteConfig
+
+
+def file_contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def json_items(site: SiteConfig) -> dict[str, dict[str, object]]:
+    document = json.loads((site.output_dir / "feed.json").read_text(encoding="utf-8"))
+    return {item["url"]: item for item in document["items"]}
+
+
+def bump_mtime(path: Path) -> None:
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+class RenderCounter:
+    def __init__(self, monkeypatch):
+        from publisher.content import markup
+        from publisher.feeds import render as feed_render
+
+        self.feeds: list[str] = []
+        self.bodies = 0
+        real_render = feed_render.render
+        real_body = markup.render_body
+
+        def render(fmt, spec, items):
+            self.feeds.append(f"{spec.folder or '.'}/{fmt}")
+            return real_render(fmt, spec, items)
+
+        def render_body(*args, **kwargs):
+            self.bodies += 1
+            return real_body(*args, **kwargs)
+
+        monkeypatch.setattr(feed_render, "render", render)
+        monkeypatch.setattr(markup, "render_body", render_body)

@@ -1,0 +1,58 @@
+"""Sites that mail: subscribers added, SMTP pointed at the test server, messages read back."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from publisher import tokens
+from publisher.config import load_config
+from publisher.mail import subscribers
+from publisher.store import open_store
+
+ADDRESSES = [f"reader{n}@example.org" for n in range(1, 6)]
+
+TEN_READERS = [f"reader{n:02d}@example.org" for n in range(1, 11)]
+
+
+def add_subscribers(site, addresses, now):
+    secret = tokens.load_secret(site.state_dir)
+    with open_store(site.state_db) as store, store.transaction():
+        for address in addresses:
+            subscribers.add_subscriber(store, secret, address, "", now=now)
+
+
+def smtp_site(site_dir: Path, port: int, extra: str = ""):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f"""
+[delivery]
+method = "smtp"
+backoff = 0.01
+max_attempts = 3
+bounce_after = 1
+{extra}
+[delivery.smtp]
+host = "127.0.0.1"
+port = {port}
+timeout = 5
+""",
+        encoding="utf-8",
+    )
+    return load_config(config)
+
+
+def eml_files(site):
+    return sorted(site.delivery.outbox_dir.rglob("*.eml"))
+
+
+def parse_message(data: bytes):
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def token_of(message) -> str:
+    link = message["List-Unsubscribe"].split(",")[0].strip("<> ")
+    return parse_qs(urlsplit(link).query)["token"][0]
