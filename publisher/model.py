@@ -245,6 +245,7 @@ class DeliveryCounts:
     created_at: datetime
     articles: int
     pending: int = 0
-    sending: int = 0  # uncertain: the process stopped or the link dropped mid-send
+    uncertain: int = 0  # left `sending`: its sender stopped, or the link dropped mid-send
     sent: int = 0
     failed: int = 0
+    sending: int = 0  # in flight: `sending` under a sender that is alive

@@ -10,7 +10,9 @@ Small batches, one core or a platform without fork run in this process.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -56,3 +58,62 @@ def _run_range(bounds: tuple[int, int]) -> list[Any]:
     assert _batch is not None  # set by forked_map before the fork
     function, items = _batch
     return [function(items[index]) for index in range(*bounds)]
+
+
+def spawned_calls(
+    function: Callable[..., _Result],
+    calls: Sequence[tuple[Any, ...]],
+    should_stop: Callable[[], bool],
+) -> list[_Result | BaseException]:
+    """Run function(*args, stop) in a fresh process for each *args*, all at once.
+
+    Each child gets `stop`, a callable that turns true when *should_stop*
+    does in the parent (the children ignore SIGINT and SIGTERM themselves,
+    so that a Ctrl-C reaches them as one orderly stop). Returns each call's
+    result or the exception it raised, in order; a child that died without
+    a word (killed) gives a ChildProcessError, and the others go on.
+    *function* and the arguments must pickle (module-level, plain data).
+    """
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    children = []
+    for args in calls:
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(function, args, stop, send), daemon=True)
+        child.start()
+        send.close()
+        children.append((child, receive))
+    results: dict[int, Any] = {}
+    try:
+        while len(results) < len(children):
+            waiting = [receive for i, (_, receive) in enumerate(children) if i not in results]
+            sentinels = [c.sentinel for i, (c, _) in enumerate(children) if i not in results]
+            multiprocessing.connection.wait([*waiting, *sentinels], timeout=0.2)
+            if should_stop():
+                stop.set()
+            for index, (child, receive) in enumerate(children):
+                if index not in results and (receive.poll() or not child.is_alive()):
+                    results[index] = _result_of(child, receive)
+    finally:
+        stop.set()
+        for child, receive in children:
+            child.join()
+            receive.close()
+    return [results[index] for index in range(len(children))]
+
+
+def _child(function: Callable[..., Any], args: tuple[Any, ...], stop: Any, send: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        result: Any = function(*args, stop.is_set)
+    except BaseException as err:  # carried to the parent, which raises it
+        result = err
+    send.send(result)
+    send.close()
+
+
+def _result_of(child: Any, receive: Any) -> Any:
+    if receive.poll():
+        return receive.recv()
+    return ChildProcessError(f"a sending process ended without a result (exit {child.exitcode})")

@@ -34,15 +34,18 @@ BAD_TOKEN = "not a valid unsubscribe token"
 TOKEN_WHERE = "TOKEN"
 
 
-def load_secret(state_dir: Path) -> bytes:
+def load_secret(state_dir: Path, *, create: bool = True) -> bytes:
     """The key for unsubscribe tokens: $PUBLISHER_SECRET, else state_dir/secret.
 
     The file is made once, with mode 0600: written under a temporary name and
     published with os.link, which fails when another process got there first,
     so two processes starting at once agree on one secret and neither can read
     a half-written file. Changing the secret invalidates every link sent.
+    Without *create* (a state shared by several machines, which must all sign
+    with one secret) a missing secret is an error, not a new one.
 
-    :raises SubscriberError: for a short $PUBLISHER_SECRET or an unusable file.
+    :raises SubscriberError: for a short $PUBLISHER_SECRET, an unusable file,
+        or no secret where none may be made.
     """
     value = os.environ.get(SECRET_ENV, "")
     if value:
@@ -55,6 +58,14 @@ def load_secret(state_dir: Path) -> bytes:
         return value.encode("utf-8")
     path = state_dir / SECRET_FILE
     try:
+        if not create and not path.exists():
+            message = (
+                "not set, and there is no secret file: machines sharing a PostgreSQL state "
+                "must sign links with one secret; set PUBLISHER_SECRET to the same value on "
+                "each (after `publisher state migrate`, the contents of the SQLite site's "
+                f"{SECRET_FILE})"
+            )
+            raise SubscriberError(SECRET_ENV, message)
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
         if not path.exists():
             _create_secret(path)
@@ -97,6 +108,11 @@ def _read_secret(path: Path) -> bytes:
         )
         raise SubscriberError(str(path), message)
     return bytes.fromhex(text)
+
+
+def fingerprint(secret: bytes) -> str:
+    """A value that tells two secrets apart without revealing either (stored in a shared state)."""
+    return hmac.new(secret, b"publisher secret fingerprint", hashlib.sha256).hexdigest()
 
 
 def _mac(secret: bytes, subscriber_id: int, email: str) -> str:

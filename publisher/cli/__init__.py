@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from publisher.cli import articles, digests, service, subscribers
+from publisher.cli import articles, digests, service, state, subscribers
 from publisher.cli._common import JsonFormatter
 from publisher.config import CONFIG_NAME
 from publisher.errors import PublisherError
@@ -91,6 +91,7 @@ for _command in (
     service.run,
     service.status,
     service.serve,
+    state.state,
 ):
     cli.add_command(_command)
 

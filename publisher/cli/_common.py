@@ -14,9 +14,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,9 @@ from publisher.config import SiteConfig, load_config
 from publisher.errors import PublisherError
 from publisher.model import ContentProblem
 from publisher.service.summary import build_summary
+
+if TYPE_CHECKING:
+    from publisher.store import Store
 
 logger = logging.getLogger("publisher")
 
@@ -43,6 +46,13 @@ def site_of(ctx: click.Context) -> SiteConfig:
     """
     path: Path = ctx.obj["config"]
     return load_config(path)
+
+
+def live_senders(site: SiteConfig, store: Store) -> list[str]:
+    """The senders alive now: their `sending` rows are in flight, not uncertain."""
+    from publisher.delivery import send
+
+    return send.live_senders(store, since=now() - timedelta(seconds=site.delivery.sender_timeout))
 
 
 def plural(count: int) -> str:
@@ -96,6 +106,46 @@ def site_lock(site: SiteConfig, command: str) -> Iterator[bool]:
             folders = (site.output_dir, site.delivery.outbox_dir, site.content_dir, site.state_dir)
             remove_stale_temps(dict.fromkeys(folders), now=now())
         yield died is not None
+
+
+class DigestRounds:
+    """The making lock of each round of `digest send`, and the site lock from the first.
+
+    The first round takes the site lock if it can, inside the making lock:
+    then the sender that gets it makes the digest, and one that does not
+    waits for that digest (the making lock) and helps send it. Either way
+    the site lock, once taken, is held by *held* until the command ends.
+    With *make* false (`--no-new`, a machine without the content folder) it
+    never takes the site lock: it only waits for a digest being made.
+    """
+
+    def __init__(
+        self, site: SiteConfig, held: contextlib.ExitStack, command: str, *, make: bool = True
+    ) -> None:
+        self.site = site
+        self.held = held
+        self.command = command
+        self.first = make  # a sender that may not make never asks for the site lock
+        self.maker = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[bool]:
+        from publisher.errors import LockHeldError
+        from publisher.service.lock import making_lock
+
+        display = self.site.display(self.site.state_dir)
+        with making_lock(self.site.state_dir, display=display, state_url=self.site.state_url):
+            if self.first:
+                self.first = False
+                try:
+                    cleaned = self.held.enter_context(site_lock(self.site, self.command))
+                except LockHeldError as err:
+                    click.echo(f"{err}: sending the digests already made, making none", err=True)
+                else:
+                    self.maker = True
+                    if not cleaned:
+                        clean_outbox(self.site)
+            yield self.maker
 
 
 def clean_outbox(site: SiteConfig) -> None:

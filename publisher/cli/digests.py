@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,11 @@ import click
 
 from publisher.cli import _common
 from publisher.cli._common import (
-    clean_outbox,
+    DigestRounds,
+    live_senders,
     one_line_reply,
     plural,
     progress_bar,
-    site_lock,
     site_of,
     stop_on_signals,
 )
@@ -80,31 +81,61 @@ def preview(ctx: click.Context, out: Path | None) -> None:
     is_flag=True,
     help="Also send messages an interrupted run may or may not have delivered.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Send from N processes at once (for a relay that takes many connections).",
+)
+@click.option(
+    "--no-new",
+    is_flag=True,
+    help="Only help send the digests already made; never make one (a sending machine).",
+)
 @click.pass_context
-def send(ctx: click.Context, dry_run: bool, resend_uncertain: bool) -> None:
+def send(
+    ctx: click.Context, dry_run: bool, resend_uncertain: bool, workers: int, no_new: bool
+) -> None:
     """Finish any interrupted digest, then make and send a new one if anything is new.
+
+    Several senders may share a site, on one machine or (with a PostgreSQL
+    state) many: the one that gets the site lock makes the digest, and the
+    others help send it; no one gets a message twice. [delivery] rate is for
+    the whole digest, however many send it. A machine that only sends (it
+    has no content folder) runs it with --no-new.
 
     SIGTERM or Ctrl-C finishes the message in flight, records it and stops;
     the next run carries on where this one stopped.
+
+    \b
+    Examples:
+      publisher digest send
+      publisher digest send --workers 4
+      publisher digest send --no-new
     """
     from publisher.pipelines import digests
 
     site = site_of(ctx)
     with (
-        site_lock(site, "digest send") as cleaned,
+        contextlib.ExitStack() as held,
         stop_on_signals() as stop,
         progress_bar() as progress,
     ):
-        if not cleaned:
-            clean_outbox(site)
+        rounds = DigestRounds(site, held, "digest send", make=not no_new)
         report = digests.send_digests(
             site,
             now=_common.now,
             dry_run=dry_run,
             resend_uncertain=resend_uncertain,
+            make_new=not no_new,
+            making=rounds,
+            workers=workers,
             should_stop=stop.is_set,
-            progress=progress,
+            progress=progress if workers == 1 else None,
         )
+    if not (dry_run or rounds.maker or report.resumed):
+        report.note = "no digest to help send"
     for line in _send_summary(report):
         click.echo(line)
     for address in report.bounced:
@@ -141,24 +172,29 @@ def test_message(ctx: click.Context, address: str) -> None:
 @digest.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Per digest: how many messages are sent, pending, uncertain and failed."""
+    """Per digest: how many messages are sent, pending, in flight, uncertain and failed.
+
+    "sending" rows are in flight under a sender that is alive; "uncertain"
+    ones were left by a sender that stopped, or sent while the connection
+    dropped before the server's reply.
+    """
     from publisher.store import open_store
 
     site = site_of(ctx)
     with open_store(site.state) as store:
-        counts = store.delivery_counts()
+        counts = store.delivery_counts(live=live_senders(site, store))
     if not counts:
         click.echo("no digest made yet")
         return
     click.echo(
         f"{'digest':>6}  {'created':<16}  {'articles':>8}  {'sent':>6}  {'pending':>7}  "
-        f"{'uncertain':>9}  {'failed':>6}"
+        f"{'sending':>7}  {'uncertain':>9}  {'failed':>6}"
     )
     for row in counts:
         created = row.created_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
         click.echo(
             f"{row.digest_id:>6}  {created:<16}  {row.articles:>8}  {row.sent:>6}  "
-            f"{row.pending:>7}  {row.sending:>9}  {row.failed:>6}"
+            f"{row.pending:>7}  {row.sending:>7}  {row.uncertain:>9}  {row.failed:>6}"
         )
 
 
@@ -191,14 +227,15 @@ def failures(ctx: click.Context, number: int | None) -> None:
             click.echo("no digest made yet")
             return
         # Two passes, so the columns line up without holding the rows in memory.
-        width = max((len(f.email) for f in store.iter_failures(number)), default=0)
+        live = live_senders(site, store)
+        width = max((len(f.email) for f in store.iter_failures(number, live=live)), default=0)
         if not width:
             where = f" in digest {number}" if number else ""
             click.echo(f"no failed or uncertain deliveries{where}")
             return
         width = max(width, len("address"))
         click.echo(f"{'digest':>6}  {'address':<{width}}  {'status':<9}  {'when':<16}  reply")
-        for failure in store.iter_failures(number):
+        for failure in store.iter_failures(number, live=live):
             when = failure.updated_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
             status = "uncertain" if failure.status == "sending" else failure.status
             click.echo(

@@ -126,7 +126,8 @@ def _digest_line(latest: DeliveryCounts | None, tz: ZoneInfo) -> str:
     return (
         f"last digest: {latest.digest_id}, made {_when(latest.created_at, tz)}, "
         f"{latest.articles} article{plural(latest.articles)}: sent {latest.sent}, "
-        f"pending {latest.pending}, uncertain {latest.sending}, failed {latest.failed}"
+        f"pending {latest.pending}, sending {latest.sending}, uncertain {latest.uncertain}, "
+        f"failed {latest.failed}"
     )
 
 

@@ -65,11 +65,11 @@ def add(ctx: click.Context, email: str, name: str) -> None:
     Example:
       publisher subscribers add ada@example.org --name "Ada Lovelace"
     """
-    from publisher import tokens
     from publisher.mail import subscribers as library
+    from publisher.mail.secret import site_secret
 
     with _open(ctx) as (site, store, now):
-        secret = tokens.load_secret(site.state_dir)
+        secret = site_secret(site, store)
         with store.transaction():
             subscriber, outcome = library.add_subscriber(store, secret, email, name, now=now)
     if outcome == "already subscribed":
@@ -92,11 +92,11 @@ def remove(ctx: click.Context, email: str) -> None:
     Example:
       publisher subscribers remove ada@example.org
     """
-    from publisher import tokens
     from publisher.mail import subscribers as library
+    from publisher.mail.secret import site_secret
 
     with _open(ctx) as (site, store, now):
-        secret = tokens.load_secret(site.state_dir)
+        secret = site_secret(site, store)
         with store.transaction():
             subscriber = library.remove_subscriber(store, secret, email, now=now)
     click.echo(f"removed {subscriber.email}")
@@ -160,11 +160,11 @@ def import_(ctx: click.Context, file: Path) -> None:
     Example:
       publisher subscribers import people.csv
     """
-    from publisher import tokens
     from publisher.mail import lists
+    from publisher.mail.secret import site_secret
 
     with _open(ctx) as (site, store, now):
-        secret = tokens.load_secret(site.state_dir)
+        secret = site_secret(site, store)
         with store.transaction():
             report = lists.import_csv(store, secret, file, now=now)
     for line in (*report.problems, *report.skipped_rows):
@@ -227,11 +227,11 @@ def unsubscribe(ctx: click.Context, token: str) -> None:
     Example:
       publisher unsubscribe 42.dGhpcyBpcyBub3QgYSByZWFsIHRva2VuIGF0IGFsbA
     """
-    from publisher import tokens
     from publisher.mail import subscribers as library
+    from publisher.mail.secret import site_secret
 
     with _open(ctx) as (site, store, now):
-        secret = tokens.load_secret(site.state_dir)
+        secret = site_secret(site, store)
         with store.transaction():
             subscriber = library.unsubscribe(store, secret, token, now=now)
     click.echo(f"unsubscribed {subscriber.email}")

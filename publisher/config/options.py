@@ -89,6 +89,8 @@ class DeliveryOptions:
     max_attempts: int = 5  # per message and run, for 4xx replies and dropped connections
     backoff: float = 1.0  # seconds before the first retry; doubled each time, with jitter
     bounce_after: int = 3  # hard (5xx) failures before a subscriber is marked bounced
+    # Seconds a sender may go silent before the others take its unsent claims.
+    sender_timeout: float = 60.0
     smtp: SmtpOptions = SmtpOptions()
 
 

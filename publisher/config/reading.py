@@ -259,6 +259,9 @@ def _delivery_options(reader: values.Reader, table: dict[str, Any], root: Path) 
         max_attempts=get(table, "delivery", "max_attempts", values.positive_int, default=5),
         backoff=get(table, "delivery", "backoff", values.non_negative_number, default=1.0),
         bounce_after=get(table, "delivery", "bounce_after", values.positive_int, default=3),
+        sender_timeout=get(
+            table, "delivery", "sender_timeout", values.positive_number, default=60.0
+        ),
         smtp=smtp,
     )
 
@@ -355,7 +358,16 @@ DIGEST_KEYS = dict.fromkeys(
     )
 )
 DELIVERY_KEYS = dict.fromkeys(
-    ("method", "outbox", "rate", "max_attempts", "backoff", "bounce_after", "smtp")
+    (
+        "method",
+        "outbox",
+        "rate",
+        "max_attempts",
+        "backoff",
+        "bounce_after",
+        "sender_timeout",
+        "smtp",
+    )
 )
 SMTP_KEYS = dict.fromkeys(
     ("host", "port", "security", "username", "timeout", "max_per_connection", "password")

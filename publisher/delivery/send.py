@@ -78,11 +78,13 @@ def send_digest(
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], Progress] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    settle: bool = True,
 ) -> None:
     """Send this sender's share of *digest_id*'s pending rows; finish the digest when none is left.
 
     Any number of senders (processes, machines) may run this on one digest at
-    once: each claims rows for itself, and none is sent twice.
+    once: each claims rows for itself, and none is sent twice. With *settle*,
+    rows a dead sender left `sending` are looked at (and counted) first.
 
     :raises TransientDeliveryError: when the server stops answering; what is
         left stays pending for the next run.
@@ -92,7 +94,7 @@ def send_digest(
         _retire_dead_neighbours(store)
         store.register_sender(loop.worker, now=now())
     try:
-        if not rules.resend_uncertain:
+        if settle and not rules.resend_uncertain:
             loop.settle_uncertain()
         loop.run(should_stop, progress)
     finally:
@@ -104,6 +106,20 @@ def send_digest(
 _HOST = socket.gethostname()
 
 
+def live_senders(store: Store, *, since: datetime) -> list[str]:
+    """The senders alive now: heard from since *since*, and not a dead process of this machine.
+
+    What `digest status` and `digest failures` need to tell a row in flight
+    from one a stopped sender left uncertain.
+    """
+    return [w for w in store.live_senders(since=since) if not _is_dead_neighbour(w)]
+
+
+def _is_dead_neighbour(worker: str) -> bool:
+    host, pid, *_rest = [*worker.split(":"), "", ""]
+    return host == _HOST and pid.isdigit() and not _is_alive(int(pid))
+
+
 def _retire_dead_neighbours(store: Store) -> None:
     """Senders of this machine whose process is gone: their claims go back at once.
 
@@ -111,8 +127,7 @@ def _retire_dead_neighbours(store: Store) -> None:
     timeout); one of this machine, by its process id (inside a transaction).
     """
     for worker in store.senders_named(f"{_HOST}:"):
-        pid = worker.split(":")[1]
-        if pid.isdigit() and not _is_alive(int(pid)):
+        if _is_dead_neighbour(worker):
             store.retire_sender(worker)
 
 
@@ -262,6 +277,7 @@ class _Loop:
             slot = self.store.reserve_send_slot(
                 self.digest_id, now=self.now(), interval=self.interval
             )
+            self.store.heartbeat(self.worker, now=self.now())  # however long the wait
         wait = (slot - self.now()).total_seconds()
         if wait > 0:
             self.sleep(wait)

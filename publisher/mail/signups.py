@@ -50,6 +50,7 @@ def request_signup(
     """
     email = normalise_address(address, "email")
     clean_name = normalise_name(name, "name")
+    store.hold_address(email)
     sent_recently = store.confirmations_sent(email, since=now - RATE_WINDOW)
     # Any capitals: `Bob@example.org` is the subscriber `bob@example.org`.
     will_send = (

@@ -11,18 +11,20 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from publisher import templating, tokens
+from publisher import parallel, templating, tokens
 from publisher.config import SiteConfig
 from publisher.content import indexing
 from publisher.delivery import send, senders
 from publisher.delivery.send import Progress, SendRules, SendTally
 from publisher.delivery.senders import Sender
-from publisher.errors import ConfigError, TransientDeliveryError
+from publisher.errors import ConfigError, PublisherError, TransientDeliveryError
 from publisher.mail import compose
 from publisher.mail.digest import DigestSite, render_digest, select_articles
+from publisher.mail.secret import site_secret
 from publisher.model import Digest, DigestArticle, Message, RenderedDigest, Subscriber
 from publisher.output import OutputWriter
 from publisher.store import Store, open_store
@@ -94,6 +96,9 @@ def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
 # -- send --------------------------------------------------------------------------
 
 
+Making = Callable[[], AbstractContextManager[bool]]
+
+
 def send_digests(
     site: SiteConfig,
     *,
@@ -101,12 +106,19 @@ def send_digests(
     dry_run: bool = False,
     resend_uncertain: bool = False,
     make_new: bool = True,
+    making: Making = lambda: nullcontext(True),
+    workers: int = 1,
     sender: Sender | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], Progress] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendReport:
     """Finish any digest a previous run left unfinished, then make and send a new one.
+
+    Each round looks for unfinished digests inside *making* (a lock, where
+    several senders share a site: it yields whether this one may make a
+    digest), so a sender starting beside the maker waits for its digest and
+    helps send it. *workers* > 1 sends each digest from that many processes.
 
     :raises ConfigError: for a missing sender address or SMTP password.
     :raises TransientDeliveryError: when the server stays unreachable; what is
@@ -116,17 +128,23 @@ def send_digests(
     if dry_run:
         return _dry_run(site, now=now())
     report = SendReport()
-    if sender is None:
-        sender = senders.site_sender(site, sleep=sleep)
+    with open_store(site.state) as store:
+        secret = site_secret(site, store)
     rules = SendRules(
         rate=site.delivery.rate,
         bounce_after=site.delivery.bounce_after,
         resend_uncertain=resend_uncertain,
-        secret=tokens.load_secret(site.state_dir),
+        secret=secret,
+        sender_timeout=timedelta(seconds=site.delivery.sender_timeout),
     )
+    if workers > 1:
+        in_processes = _Job(site, rules, now).in_processes(workers, report, should_stop)
+        return _rounds(site, report, make_new, making, now, in_processes)
+    if sender is None:
+        sender = senders.site_sender(site, sleep=sleep)
     with open_store(site.state) as store:
 
-        def send_one(digest_id: int, rules: SendRules) -> None:
+        def send_one(digest_id: int, new: bool) -> None:
             _send_digest(
                 site,
                 store,
@@ -134,7 +152,7 @@ def send_digests(
                 settings,
                 sender,
                 report,
-                rules=rules,
+                rules=_rules_for(rules, new=new),
                 now=now,
                 should_stop=should_stop,
                 progress=progress,
@@ -142,17 +160,119 @@ def send_digests(
             )
 
         try:
-            for digest_id in store.unfinished_digests():
-                report.resumed.append(digest_id)
-                send_one(digest_id, rules)
-                if report.stopped:
-                    return report
-            made_id = _make_digest(site, store, settings, report, now=now()) if make_new else None
-            if made_id is not None:
-                send_one(made_id, replace(rules, resend_uncertain=False))
+            return _rounds(site, report, make_new, making, now, send_one)
         finally:
             sender.close()
+
+
+def _rules_for(rules: SendRules, *, new: bool) -> SendRules:
+    """--resend-uncertain is for what earlier runs left: a digest made now has nothing of it."""
+    return replace(rules, resend_uncertain=rules.resend_uncertain and not new)
+
+
+def _rounds(
+    site: SiteConfig,
+    report: SendReport,
+    make_new: bool,
+    making: Making,
+    now: Callable[[], datetime],
+    send_one: Callable[[int, bool], None],
+) -> SendReport:
+    """Send the unfinished digests, then (once) make a new one and send it: each once a run.
+
+    A digest is visited once, however it ends: rows left uncertain keep it
+    unfinished, and they wait for the operator, not for another round.
+    """
+    settings = compose.mail_settings(site)
+    visited: set[int] = set()
+    while not report.stopped:
+        with making() as may_make, open_store(site.state) as store:
+            due = [i for i in store.unfinished_digests() if i not in visited]
+            if not due and make_new and may_make and report.made is None:
+                made = _make_digest(site, store, settings, report, now=now())
+                due = [] if made is None else [made]
+                make_new = False
+        if not due:
+            return report
+        for digest_id in due:
+            visited.add(digest_id)
+            if digest_id != report.made:
+                report.resumed.append(digest_id)
+            send_one(digest_id, digest_id == report.made)
+            if report.stopped:
+                break
     return report
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a sending process needs, sent to it whole (it shares no memory with the parent)."""
+
+    site: SiteConfig
+    rules: SendRules
+    now: Callable[[], datetime]  # a module-level function, found by name in the child
+
+    def in_processes(
+        self, workers: int, report: SendReport, should_stop: Callable[[], bool]
+    ) -> Callable[[int, bool], None]:
+        """A send_one that sends a digest from *workers* processes and adds up their tallies.
+
+        Only the first looks for rows a dead run left uncertain, so each is counted once.
+        """
+
+        def send_one(digest_id: int, new: bool) -> None:
+            job = replace(self, rules=_rules_for(self.rules, new=new))
+            calls = [(job, digest_id, index == 0) for index in range(workers)]
+            results = parallel.spawned_calls(_send_in_process, calls, should_stop)
+            for result in results:
+                if isinstance(result, SendTally):
+                    _add(report, result)
+            for result in results:
+                if isinstance(result, PublisherError):
+                    raise result
+                if isinstance(result, BaseException):
+                    where = f"digest send --workers {workers}"
+                    raise TransientDeliveryError(where, str(result))
+
+        return send_one
+
+
+def _add(report: SendReport, tally: SendTally) -> None:
+    report.sent += tally.sent
+    report.failed += tally.failed
+    report.deferred += tally.deferred
+    report.uncertain += tally.uncertain
+    report.recovered += tally.recovered
+    report.bounced.extend(tally.bounced)
+    report.stopped = report.stopped or tally.stopped
+
+
+def _send_in_process(
+    job: _Job, digest_id: int, settle: bool, stop: Callable[[], bool]
+) -> SendTally:
+    """One of --workers' processes: send its share of the digest; its tally goes back."""
+    tally = SendReport()
+    settings = compose.mail_settings(job.site)
+    sender = senders.site_sender(job.site)
+    with open_store(job.site.state) as store:
+        try:
+            _send_digest(
+                job.site,
+                store,
+                digest_id,
+                settings,
+                sender,
+                tally,
+                rules=job.rules,
+                now=job.now,
+                should_stop=stop,
+                progress=None,
+                sleep=time.sleep,
+                settle=settle,
+            )
+        finally:
+            sender.close()
+    return tally
 
 
 def _dry_run(site: SiteConfig, *, now: datetime) -> SendReport:
@@ -269,6 +389,7 @@ def _send_digest(
     should_stop: Callable[[], bool],
     progress: Callable[[int], Progress] | None,
     sleep: Callable[[float], None],
+    settle: bool = True,
 ) -> None:
     """Write the digest's web copy, compose once, and hand each recipient's bytes to delivery."""
     digest = store.get_digest(digest_id)
@@ -292,6 +413,7 @@ def _send_digest(
         should_stop=should_stop,
         progress=progress,
         sleep=sleep,
+        settle=settle,
     )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from publisher.errors import LockHeldError, StoreError
 
 LOCK_NAME = "lock"
+MAKING_LOCK_NAME = "making.lock"
 LOCK_ATTEMPTS = 5  # looks at a lock whose holder has not written its text yet
 LOCK_RETRY_SECONDS = 0.01
 
@@ -58,6 +59,43 @@ def site_lock(
             yield died
 
 
+@contextlib.contextmanager
+def making_lock(state_dir: Path, *, display: str, state_url: str | None = None) -> Iterator[None]:
+    """Wait for, then hold, the right to make a digest: one maker at a time, everywhere.
+
+    Held only while a sender looks for unfinished digests and perhaps makes
+    one (seconds), so that a sender starting beside a maker waits for the
+    digest instead of finding none and leaving; then the two send it together.
+
+    :raises StoreError: when the lock file cannot be opened or the server reached.
+    """
+    if state_url is not None:
+        from publisher.store.locks import MAKING_LOCK, server_lock
+
+        text = f"host {socket.gethostname()}, pid {os.getpid()}"
+        with server_lock(state_url, text, name=MAKING_LOCK, since="", wait=True):
+            yield
+        return
+    fd = _open_lock_file(state_dir / MAKING_LOCK_NAME, display)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel drops it with the process, however it ends
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _open_lock_file(path: Path, display: str) -> int:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        message = f"cannot open the lock file ({err.strerror})"
+        raise StoreError(display, message) from err
+
+
 def _holder_text(command: str, now: datetime) -> str:
     return f"pid {os.getpid()}, `publisher {command}`, since {now:%Y-%m-%d %H:%M:%S %Z}"
 
@@ -66,12 +104,7 @@ def _holder_text(command: str, now: datetime) -> str:
 def _file_lock(
     state_dir: Path, *, command: str, now: datetime, display: str
 ) -> Iterator[str | None]:
-    try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        message = f"cannot open the lock file ({err.strerror})"
-        raise StoreError(display, message) from err
+    fd = _open_lock_file(state_dir / LOCK_NAME, display)
     try:
         for attempt in range(LOCK_ATTEMPTS):
             try:

@@ -12,9 +12,10 @@ found, so the journal shows what the service did.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from publisher.config import SiteConfig
 from publisher.feeds.websub import BackgroundPinger
 from publisher.output import remove_stale_temps
 from publisher.pipelines import build
+from publisher.service.lock import making_lock
 from publisher.service.scheduler import DigestClock, Service, next_slot
 from publisher.service.summary import build_summary
 from publisher.store import open_store, settings
@@ -152,13 +154,25 @@ class Jobs:
         remove_stale_temps([self.site.delivery.outbox_dir], now=self.now())
         try:
             report = digests.send_digests(
-                self.site, now=self.now, should_stop=self.stop.is_set, make_new=make_new
+                self.site,
+                now=self.now,
+                should_stop=self.stop.is_set,
+                make_new=make_new,
+                making=lambda: _making_lock(self.site),
             )
         except Exception:
             self.failed_at = self.now()
             raise
         self.failed_at = None
         return report
+
+
+@contextlib.contextmanager
+def _making_lock(site: SiteConfig) -> Iterator[bool]:
+    """The service holds the site lock: it always makes, once senders elsewhere let it."""
+    display = site.display(site.state_dir)
+    with making_lock(site.state_dir, display=display, state_url=site.state_url):
+        yield True
 
 
 def _record(site: SiteConfig, key: str, moment: datetime | None) -> None:

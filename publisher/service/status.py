@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from publisher.config import SiteConfig
+from publisher.delivery import send
 from publisher.model import DeliveryCounts
 from publisher.service.lock import holder
 from publisher.service.scheduler import next_slot
@@ -58,13 +59,17 @@ def site_status(site: SiteConfig, *, now: datetime) -> SiteStatus:
     running = holder(site.state_dir, state_url=site.state_url)
     if not state_exists(site.state):
         return SiteStatus(upcoming_digest=upcoming, lock_holder=running)
+    live_since = now - timedelta(seconds=site.delivery.sender_timeout)
     with open_store(site.state) as store:
-        return _from_store(store, upcoming_digest=upcoming, lock_holder=running)
+        live = send.live_senders(store, since=live_since)
+        return _from_store(store, upcoming_digest=upcoming, lock_holder=running, live=live)
 
 
-def _from_store(store: Store, *, upcoming_digest: datetime, lock_holder: str | None) -> SiteStatus:
+def _from_store(
+    store: Store, *, upcoming_digest: datetime, lock_holder: str | None, live: list[str]
+) -> SiteStatus:
     counts = json.loads(store.get_setting(settings.COUNTS) or "{}")
-    digests = store.delivery_counts()
+    digests = store.delivery_counts(live=live)
     by_status = store.subscriber_counts()
     return SiteStatus(
         upcoming_digest=upcoming_digest,

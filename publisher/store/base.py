@@ -9,6 +9,7 @@ turns its driver's errors into StoreError.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +57,16 @@ class OnBackend:
 # A migration step: an SQL statement both backends run, one per backend, or a
 # function for what SQL alone cannot do (a backfill that decodes stored JSON).
 Step = str | OnBackend | Callable[[Connection], None]
+
+
+# Advisory-lock keys (PostgreSQL) are 64-bit numbers shared by every
+# application on the server: ours are a fixed namespace and a hash of the name.
+_LOCK_NAMESPACE = 0x7075626C  # "publ"
+
+
+def lock_key(name: str) -> tuple[int, int]:
+    """The two 32-bit keys of an advisory lock named *name* (pg_advisory_lock(int, int))."""
+    return _LOCK_NAMESPACE, zlib.crc32(name.encode()) - 2**31
 
 
 class StoreBase:
@@ -131,6 +142,13 @@ def migrate(conn: Connection, migrations: Sequence[Sequence[Step]]) -> None:
             raise
         conn.commit()
         version = conn.schema_version()
+
+
+def create_schema(conn: Connection, migrations: Sequence[Sequence[Step]]) -> None:
+    """Every migration at once, in the caller's transaction: a new database, made whole or not."""
+    for steps in migrations:
+        _apply(conn, steps)
+    conn.set_schema_version(len(migrations))
 
 
 def _apply(conn: Connection, steps: Sequence[Step]) -> None:

@@ -11,9 +11,9 @@ silent longer than the timeout; the rows it left `sending` stay uncertain.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from publisher.store.deliveries import DeliveryQueries, PendingDelivery
+from publisher.store.deliveries import DeliveryQueries, PendingDelivery, instant
 from publisher.store.subscribers import SUBSCRIBER_COLUMNS, subscriber_from
 
 _COLUMNS = ", ".join(f"s.{c.strip()}" for c in SUBSCRIBER_COLUMNS.split(","))
@@ -26,6 +26,14 @@ class ClaimQueries(DeliveryQueries):
             "ON CONFLICT (worker) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
             (worker, instant(now), instant(now)),
         )
+
+    def live_senders(self, *, since: datetime) -> list[str]:
+        """The registered senders heard from since *since*."""
+        rows = self.conn.execute(
+            "SELECT worker FROM senders WHERE heartbeat_at >= ? ORDER BY worker",
+            (instant(since),),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def senders_named(self, prefix: str) -> list[str]:
         """The registered senders whose id starts with *prefix* (those of one host)."""
@@ -150,8 +158,3 @@ class ClaimQueries(DeliveryQueries):
             (instant(slot + interval), digest_id),
         )
         return slot
-
-
-def instant(moment: datetime) -> str:
-    """Fixed width in UTC, so that text order is time order in SQL."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")

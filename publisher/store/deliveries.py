@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from publisher.errors import StoreError
@@ -106,48 +106,62 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
         ).fetchone()
         return int(row[0])
 
-    def delivery_counts(self, digest_id: int | None = None) -> list[DeliveryCounts]:
-        """Per digest (newest first): how many rows are in each ledger state."""
+    def delivery_counts(
+        self, digest_id: int | None = None, *, live: Sequence[str] = ()
+    ) -> list[DeliveryCounts]:
+        """Per digest (newest first): how many rows are in each ledger state.
+
+        A `sending` row is in flight while its sender is one of *live*, and
+        uncertain once it is not.
+        """
         where = "" if digest_id is None else "WHERE g.id = ?"
-        params: tuple[Any, ...] = () if digest_id is None else (digest_id,)
+        in_flight = _held_by(live)
         rows = self.conn.execute(
             "SELECT g.id, g.created_at, g.article_count, "
-            f"{_count('pending')}, {_count('sending')}, {_count('sent')}, {_count('failed')} "
+            f"{_count('pending')}, {_count('sending', f'AND NOT {in_flight}')}, "
+            f"{_count('sent')}, {_count('failed')}, {_count('sending', f'AND {in_flight}')} "
             "FROM digests g LEFT JOIN deliveries d ON d.digest_id = g.id "
             f"{where} GROUP BY g.id, g.created_at, g.article_count ORDER BY g.id DESC",
-            params,
+            [*live, *live, *(() if digest_id is None else (digest_id,))],
         ).fetchall()
         return [
-            DeliveryCounts(
-                row[0],
-                datetime.fromisoformat(row[1]),
-                int(row[2] or 0),
-                int(row[3] or 0),
-                int(row[4] or 0),
-                int(row[5] or 0),
-                int(row[6] or 0),
-            )
+            DeliveryCounts(row[0], datetime.fromisoformat(row[1]), *(int(n or 0) for n in row[2:]))
             for row in rows
         ]
 
-    def iter_failures(self, digest_id: int | None = None) -> Iterator[FailedDelivery]:
+    def iter_failures(
+        self, digest_id: int | None = None, *, live: Sequence[str] = ()
+    ) -> Iterator[FailedDelivery]:
         """Failed and uncertain rows (of *digest_id*, or every digest), by digest then address.
 
-        Streamed from the cursor: SQLite sorts, Python holds one row at a time.
+        Rows in flight under one of the *live* senders are not uncertain yet,
+        and are left out. Streamed from the cursor: the database sorts,
+        Python holds one row at a time.
         """
         where = "" if digest_id is None else "AND d.digest_id = ? "
-        params: tuple[Any, ...] = () if digest_id is None else (digest_id,)
         rows = self.conn.execute(
             "SELECT d.digest_id, s.email, d.status, d.updated_at, COALESCE(d.last_error, d.reply) "
             "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-            f"WHERE d.status IN ('failed', 'sending') {where}"
-            "ORDER BY d.digest_id, s.email COLLATE NOCASE, s.id",
-            params,
+            f"WHERE (d.status = 'failed' OR (d.status = 'sending' AND NOT {_held_by(live)})) "
+            f"{where}ORDER BY d.digest_id, s.email COLLATE NOCASE, s.id",
+            [*live, *(() if digest_id is None else (digest_id,))],
         )
         for row in rows:
             yield FailedDelivery(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])
 
 
-def _count(status: str) -> str:
+def _count(status: str, condition: str = "") -> str:
     """How many of a digest's rows are in *status*, in SQL both backends run."""
-    return f"SUM(CASE WHEN d.status = '{status}' THEN 1 ELSE 0 END)"
+    return f"SUM(CASE WHEN d.status = '{status}' {condition} THEN 1 ELSE 0 END)"
+
+
+def _held_by(workers: Sequence[str]) -> str:
+    """The row's sender is one of *workers* (one placeholder each), in SQL both backends run."""
+    if not workers:
+        return "FALSE"
+    return f"(d.worker IS NOT NULL AND d.worker IN ({', '.join('?' for _ in workers)}))"
+
+
+def instant(moment: datetime) -> str:
+    """Fixed width in UTC, so that text order is time order in SQL (heartbeats, slots)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -13,14 +13,22 @@ from contextlib import contextmanager
 
 from publisher.errors import LockHeldError
 from publisher.store import open_store
-from publisher.store.postgres import WHERE, connect, lock_key
+from publisher.store.base import lock_key
+from publisher.store.postgres import WHERE, connect
 
 SITE_LOCK = "site"
 
 
+MAKING_LOCK = "making"
+
+
 @contextmanager
-def server_lock(url: str, holder: str, *, name: str = SITE_LOCK, since: str) -> Iterator[None]:
+def server_lock(
+    url: str, holder: str, *, name: str = SITE_LOCK, since: str, wait: bool = False
+) -> Iterator[None]:
     """Hold the advisory lock *name* of the database at *url* for the block.
+
+    With *wait*, wait for it while another holds it, instead of failing.
 
     :raises LockHeldError: when another process, on any machine, holds it.
     :raises StoreError: when the server cannot be reached.
@@ -28,7 +36,11 @@ def server_lock(url: str, holder: str, *, name: str = SITE_LOCK, since: str) -> 
     store = open_store(url)  # migrated first: the holders' table is part of the schema
     key = lock_key(name)
     try:
-        taken = store.conn.execute("SELECT pg_try_advisory_lock(?, ?)", key).fetchone()[0]
+        if wait:
+            store.conn.execute("SELECT pg_advisory_lock(?, ?)", key).fetchone()
+            taken = True
+        else:
+            taken = store.conn.execute("SELECT pg_try_advisory_lock(?, ?)", key).fetchone()[0]
         if not taken:
             row = store.conn.execute(
                 "SELECT holder FROM site_locks WHERE name = ?", (name,)

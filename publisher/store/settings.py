@@ -21,6 +21,8 @@ PUBLICATION_SEQ = "publication_seq"
 DIGEST_SLOT = "digest_slot"
 NEXT_DIGEST = "next_digest"
 NEXT_REBUILD = "next_rebuild"
+# On a shared state: a fingerprint of the secret every machine must sign with.
+SECRET_FINGERPRINT = "secret_fingerprint"
 
 
 class SettingQueries(StoreBase):
@@ -30,6 +32,14 @@ class SettingQueries(StoreBase):
 
     def delete_setting(self, key: str) -> None:
         self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+    def first_setting(self, key: str, value: str) -> str:
+        """Set *key* to *value* unless it has a value already; returns the value it has."""
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, value),
+        )
+        return self.get_setting(key) or value
 
     def set_setting(self, key: str, value: str) -> None:
         self.conn.execute(

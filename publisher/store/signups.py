@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from publisher.store.base import StoreBase
+from publisher.store.base import StoreBase, lock_key
 
 
 class Signup(NamedTuple):
@@ -15,6 +15,16 @@ class Signup(NamedTuple):
 
 
 class SignupQueries(StoreBase):
+    def hold_address(self, email: str) -> None:
+        """Until the transaction ends, be the only request for *email* (the per-address limit).
+
+        SQLite's one writer at a time does this already; on PostgreSQL two web
+        replicas could otherwise both count the same few confirmations sent.
+        """
+        if self.conn.backend == "postgresql":
+            key = lock_key("signup:" + email.lower())
+            self.conn.execute("SELECT pg_advisory_xact_lock(?, ?)", key).fetchone()
+
     def confirmations_sent(self, email: str, *, since: datetime) -> int:
         """How many confirmation messages went to *email* after *since*."""
         (count,) = self.conn.execute(

@@ -20,10 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from publisher import tokens
 from publisher.config import SiteConfig
 from publisher.errors import PublisherError, SubscriberError
 from publisher.mail import signups, subscribers
+from publisher.mail.secret import site_secret
 from publisher.store import Store, open_store
 from publisher.web.confirmation import Confirmations
 from publisher.web.forms import HONEYPOT_FIELD, read_form
@@ -62,7 +62,8 @@ class Handlers:
 
     def secret(self) -> bytes:
         if self._secret is None:
-            self._secret = tokens.load_secret(self.site.state_dir)
+            with self.store() as db:
+                self._secret = site_secret(self.site, db)
         return self._secret
 
     def store(self) -> Store:

@@ -54,11 +54,12 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
         "articles",
         "sent",
         "pending",
+        "sending",
         "uncertain",
         "failed",
     ]
     assert lines[1].split()[0] == "1"
-    assert lines[1].split()[3:] == ["3", "2", "0", "0", "0"]
+    assert lines[1].split()[3:] == ["3", "2", "0", "0", "0", "0"]
 
 
 EXAMPLE_UNSUBSCRIBE = "https://gazette.example/news/unsubscribe?token=EXAMPLE"
@@ -248,3 +249,32 @@ def test_digest_failures_prints_each_reply_as_one_harmless_line(runner, site_dir
         "     1  a@example.org  failed     2026-11-27 13:00  550 no such\\x1b[2J user\\x9b",
         "     1  b@example.org  uncertain  2026-11-27 13:00  (no reply recorded)",
     ]
+
+
+def test_digest_send_no_new_only_helps_and_needs_no_content(runner, site_dir, now):
+    # A sending machine has the state and the config, not the articles.
+    from publisher.config import load_config
+    from publisher.pipelines import digests
+
+    _subscribe(runner, site_dir, "a@example.org", "b@example.org")
+    content = site_dir / "content"
+    content.rename(site_dir / "elsewhere")
+    idle = invoke(runner, site_dir, "digest", "send", "--no-new")
+    assert idle.exit_code == 0, idle.output
+    assert idle.stdout == "no digest to help send\n"
+    assert not (site_dir / "outbox").exists()
+
+    # The builder makes digest 1 and stops before its first message ...
+    (site_dir / "elsewhere").rename(content)
+    site = load_config(site_dir / "publisher.toml")
+    made = digests.send_digests(site, now=lambda: now, should_stop=lambda: True)
+    assert made.made == 1
+    assert made.sent == 0
+    content.rename(site_dir / "elsewhere")
+    # ... and the sender sends it, making none.
+    helped = invoke(runner, site_dir, "digest", "send", "--no-new")
+    assert helped.exit_code == 0, helped.output
+    assert helped.stdout == "resumed digest 1\nsent 2, failed 0, deferred 0, uncertain 0\n"
+    assert len(list((site_dir / "outbox").rglob("*.eml"))) == 2
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        assert store.unfinished_digests() == []

@@ -80,7 +80,8 @@ def test_status_counts_one_of_a_kind_in_the_singular(site_dir, runner):
         rf"last build: {WHEN} \(1 article: 1 published, 0 drafts, 0 scheduled\)", lines[1]
     ), lines
     assert re.fullmatch(
-        rf"last digest: 1, made {WHEN}, 1 article: sent 1, pending 0, uncertain 0, failed 0",
+        rf"last digest: 1, made {WHEN}, 1 article: sent 1, "
+        r"pending 0, sending 0, uncertain 0, failed 0",
         lines[4],
     ), lines
     assert (

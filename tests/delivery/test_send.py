@@ -91,7 +91,7 @@ def test_stored_then_dropped_is_uncertain_and_not_resent_unless_asked(site_dir, 
         assert (again.sent, again.uncertain) == (0, 1)
         with open_store(site.state_db) as store:
             counts = store.delivery_counts()[0]
-        assert (counts.sent, counts.sending, counts.pending) == (2, 1, 0)
+        assert (counts.sent, counts.uncertain, counts.pending) == (2, 1, 0)
         # Every subscriber has exactly one message, the uncertain one included.
         assert sorted(server.by_recipient()) == ADDRESSES[:3]
         assert all(len(v) == 1 for v in server.by_recipient().values())
@@ -212,11 +212,12 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
             "articles",
             "sent",
             "pending",
+            "sending",
             "uncertain",
             "failed",
         ]
-        digest, _day, _time, articles, sent, pending, uncertain, failed = lines[1].split()
-        assert (digest, articles, failed) == ("1", "3", "0")
+        digest, _day, _time, articles, sent, pending, sending, uncertain, failed = lines[1].split()
+        assert (digest, articles, sending, failed) == ("1", "3", "0", "0")
         assert int(sent) == 3  # message 3's outcome is committed as message 4 goes out
         assert int(uncertain) == 1
         assert int(sent) + int(pending) + int(uncertain) == 10
@@ -228,7 +229,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
 
         final = run_publisher(site_dir, "digest", "status")
         counts = final.stdout.splitlines()[1].split()
-        assert counts[4:] == ["9", "0", "1", "0"]
+        assert counts[4:] == ["9", "0", "0", "1", "0"]
         # The operator checks the one uncertain address; if it never arrived,
         # they send it again, and only it.
         with open_store(site.state_db) as store:

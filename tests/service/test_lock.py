@@ -113,9 +113,7 @@ def test_a_holder_killed_with_sigkill_never_blocks(site_dir, lock_holder):
     assert holder(state_dir) is None
 
 
-@pytest.mark.parametrize(
-    "command", [["build"], ["digest", "send"], ["run", "--once"], ["run"]], ids=" ".join
-)
+@pytest.mark.parametrize("command", [["build"], ["run", "--once"], ["run"]], ids=" ".join)
 def test_a_second_run_exits_75_and_says_who_holds_the_lock(site_dir, lock_holder, runner, command):
     child = lock_holder()
     result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), *command])

@@ -275,7 +275,8 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
         "subscribers: 3 active, 0 unsubscribed, 0 bounced; suppression list: 0 addresses",
     ]
     assert re.fullmatch(
-        rf"last digest: 1, made {WHEN}, 3 articles: sent 3, pending 0, uncertain 0, failed 0",
+        rf"last digest: 1, made {WHEN}, 3 articles: sent 3, "
+        r"pending 0, sending 0, uncertain 0, failed 0",
         lines[5],
     )
 

@@ -84,9 +84,10 @@ def test_counts_per_digest_come_newest_first(store, now):
         now + timedelta(days=7),
         0,
     )
-    assert (newest.pending, newest.sending, newest.sent, newest.failed) == (0, 0, 0, 0)
+    assert (newest.pending, newest.uncertain, newest.sent, newest.failed) == (0, 0, 0, 0)
     assert oldest.digest_id == first
-    assert (oldest.pending, oldest.sending, oldest.sent, oldest.failed) == (1, 1, 1, 1)
+    assert (oldest.pending, oldest.uncertain, oldest.sent, oldest.failed) == (1, 1, 1, 1)
+    assert oldest.sending == 0  # no sender holds it: left by one that stopped
     assert store.delivery_counts(first) == [oldest]
     assert store.count_deliveries(first, ("sent", "sending")) == 2
 
