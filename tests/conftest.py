@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -18,9 +19,13 @@ from publisher.store import Store, open_store
 # from: their failures get pytest's explanations too. Registered before their first import.
 pytest.register_assert_rewrite("support")
 
-from support import feedcheck  # noqa: E402
+from support import feedcheck, postgres  # noqa: E402
 from support.clock import NOW  # noqa: E402
-from support.paths import SITES, SUBSCRIBER_FILES  # noqa: E402
+from support.paths import SITES, SUBSCRIBER_FILES, TESTS  # noqa: E402
+
+# The tests of these folders run on both backends: every promise of the store, the
+# ledger, subscribers, sign-ups and the web service is proved on SQLite and on PostgreSQL.
+BOTH_BACKENDS = {"store", "mail", "web", "delivery"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,18 +36,77 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: a test of SQLite itself (its file, its locks): one backend"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of BOTH_BACKENDS twice where they open a state: SQLite, then PostgreSQL."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    folder = metafunc.definition.path.relative_to(TESTS).parts[0]
+    if folder in BOTH_BACKENDS and not metafunc.definition.get_closest_marker("sqlite_only"):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """One PostgreSQL server for the run, started on first use; skipped where none can run.
+
+    Under .ci/run (PUBLISHER_REQUIRE_POSTGRES=1) a missing server fails instead.
+    """
+    with postgres.running_server() as server:
+        if isinstance(server, str):
+            if os.environ.get(postgres.REQUIRE_VARIABLE):
+                pytest.fail(server)
+            pytest.skip(server)
+        yield server
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def new_state(backend: str, request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
+    """Where a new state lives on this test's backend: None (SQLite) or a new database's URL."""
+    made: list[str] = []
+
+    def new() -> str | None:
+        if backend == "sqlite":
+            return None
+        server: postgres.PostgresServer = request.getfixturevalue("postgres_server")
+        made.append(server.create_database())
+        return server.url(made[-1])
+
+    yield new
+    if made:
+        server = request.getfixturevalue("postgres_server")
+        for name in made:
+            server.drop_database(name)
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
 @pytest.fixture
-def make_site(tmp_path: Path) -> Callable[[str], Path]:
-    """Copy tests/sites/<case> into tmp_path and return the copy's folder."""
+def make_site(tmp_path: Path, new_state: Callable[[], str | None]) -> Callable[[str], Path]:
+    """Copy tests/sites/<case> into tmp_path and return the copy's folder.
+
+    On PostgreSQL each copy gets a database of its own, named by `[state] url`.
+    """
 
     def copy(case: str) -> Path:
         target = tmp_path / case
         shutil.copytree(SITES / case, target)
+        url = new_state()
+        if url is not None:
+            postgres.append_state_url(target, url)
         return target
 
     return copy
@@ -69,9 +133,9 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A new state database in tmp_path, open."""
-    with open_store(tmp_path / "state.db") as opened:
+def store(tmp_path: Path, new_state: Callable[[], str | None]) -> Iterator[Store]:
+    """A new state database, open: a SQLite file in tmp_path, or a PostgreSQL database."""
+    with open_store(new_state() or tmp_path / "state.db") as opened:
         yield opened
 
 

@@ -232,12 +232,11 @@ def port(_key: str, value: Any) -> int:
     return value
 
 
-def positive_number(key: str, value: Any) -> float:
-    number = non_negative_number(key, value)
-    if number == 0:
-        message = "must be more than 0"
+def positive_number(_key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        message = f"expected a number more than 0, got {describe(value)}"
         raise ValueError(message)
-    return number
+    return float(value)
 
 
 def non_negative_number(_key: str, value: Any) -> float:

@@ -247,14 +247,16 @@ def test_cli_unsubscribe_rejects_bad_tokens(runner, site_dir, kind):
     invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
     secret = load_secret(site_dir / ".publisher")
     token = bad_tokens(secret, 1, "ada@example.org")[kind]
-    before = dump_subscribers(site_dir / ".publisher" / "state.db")
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        before = dump_subscribers(store)
     result = invoke(runner, site_dir, "unsubscribe", "--", token)  # "--": tokens may start with -
     assert (result.exit_code, result.stdout, result.stderr) == (
         1,
         "",
         "error: TOKEN: not a valid unsubscribe token\n",
     )
-    assert dump_subscribers(site_dir / ".publisher" / "state.db") == before
+    with open_store(site_dir / ".publisher" / "state.db") as store:
+        assert dump_subscribers(store) == before
 
 
 def test_secret_file_made_by_the_cli_is_private(runner, site_dir):

@@ -334,3 +334,78 @@ def test_bad_digest_and_delivery(tmp_path, text, message):
     with pytest.raises(ConfigError) as raised:
         _load(tmp_path, VALID + "\n" + text)
     assert raised.value.message == message
+
+
+# -- [state]: SQLite by default, or a PostgreSQL database ------------------------------
+
+PG_URL = "postgresql://publisher@127.0.0.1:5432/meridian"
+
+
+def test_state_is_sqlite_in_the_state_folder_by_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("PUBLISHER_DATABASE_URL", raising=False)
+    site = _load(tmp_path, VALID)
+    assert site.state_url is None
+    assert site.state == tmp_path.resolve() / ".publisher" / "state.db"
+
+
+def test_state_url_from_the_file_and_the_environment_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv("PUBLISHER_DATABASE_URL", raising=False)
+    text = VALID + f'\n[state]\nurl = "{PG_URL}"\n'
+    assert _load(tmp_path, text).state == PG_URL
+    other = "postgres://sender@127.0.0.1/meridian"
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", f"  {other} ")
+    assert _load(tmp_path, text).state == other
+    assert _load(tmp_path, VALID).state == other
+    service = "postgresql:///?service=meridian"  # the database named in a libpq service file
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", service)
+    assert _load(tmp_path, VALID).state == service
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "postgresql://publisher:hunter2@db.example/meridian",
+            "must not hold a password: put it in PGPASSWORD or a libpq service file "
+            "(~/.pg_service.conf and PGSERVICE), where the config file cannot leak it",
+        ),
+        (
+            "mysql://publisher@db.example/meridian",
+            "expected a PostgreSQL URL such as 'postgresql://publisher@db.example:5432/meridian' "
+            "('mysql://publisher@db.example/meridian')",
+        ),
+        (
+            "postgresql://publisher@db.example:5432/",
+            "names no database: add it after the host, as in '…:5432/meridian' "
+            "('postgresql://publisher@db.example:5432/')",
+        ),
+    ],
+)
+def test_bad_state_url(tmp_path, monkeypatch, url, message):
+    monkeypatch.delenv("PUBLISHER_DATABASE_URL", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, VALID + f'\n[state]\nurl = "{url}"\n')
+    assert raised.value.message == f"[state] url: {message}"
+    assert "hunter2" not in str(raised.value)
+
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", url)
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, VALID)
+    assert (raised.value.where, raised.value.message) == ("PUBLISHER_DATABASE_URL", message)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_sender_timeout(tmp_path):
+    assert _load(tmp_path, VALID).delivery.sender_timeout == 60
+    site = _load(tmp_path, VALID + "\n[delivery]\nsender_timeout = 15.5\n")
+    assert site.delivery.sender_timeout == 15.5
+    for bad, got in (
+        ("0", "an integer (0)"),
+        ("-1.5", "a number (-1.5)"),
+        ('"60"', "a string ('60')"),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            _load(tmp_path, VALID + f"\n[delivery]\nsender_timeout = {bad}\n")
+        assert raised.value.message == (
+            f"[delivery] sender_timeout: expected a number more than 0, got {got}"
+        )

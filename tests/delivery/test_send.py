@@ -40,7 +40,7 @@ def test_451_is_retried_550_fails_and_bounces(site_dir, now):
     by_recipient = server.by_recipient()
     assert sorted(by_recipient) == [a for a in ADDRESSES if a != "reader2@example.org"]
     assert all(len(v) == 1 for v in by_recipient.values())
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         failed = store.conn.execute(
             "SELECT d.status, d.last_error, s.status FROM deliveries d "
             "JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = 'reader2@example.org'"
@@ -57,7 +57,7 @@ def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, 
         add_subscribers(site, ADDRESSES[:3], now)
         report = digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
     assert report.bounced == ["reader2@example.org"]
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         rows = store.conn.execute("SELECT key, reason FROM suppressions").fetchall()
     secret = tokens.load_secret(site.state_dir)
     assert rows == [(tokens.suppression_key(secret, "reader2@example.org"), "bounced")]
@@ -77,7 +77,7 @@ def test_a_bounce_outlives_the_removal_of_the_subscriber(site_dir, now, runner, 
         "error: EMAIL: reader2@example.org bounced earlier; skipped "
         "(only a sign-up they confirm themselves lifts this)\n",
     )
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         assert store.find_subscriber("reader2@example.org") is None
 
 
@@ -89,7 +89,7 @@ def test_stored_then_dropped_is_uncertain_and_not_resent_unless_asked(site_dir, 
         assert (report.sent, report.uncertain) == (2, 1)
         again = digests.send_digests(site, now=Clock(now + timedelta(minutes=1)))
         assert (again.sent, again.uncertain) == (0, 1)
-        with open_store(site.state_db) as store:
+        with open_store(site.state) as store:
             counts = store.delivery_counts()[0]
         assert (counts.sent, counts.uncertain, counts.pending) == (2, 1, 0)
         # Every subscriber has exactly one message, the uncertain one included.
@@ -189,7 +189,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
         )
         site = load_config(config)
         secret = tokens.load_secret(site.state_dir)
-        with open_store(site.state_db) as store, store.transaction():
+        with open_store(site.state) as store, store.transaction():
             for address in TEN_READERS:
                 subscribers.add_subscriber(store, secret, address, "", now=now)
 
@@ -232,7 +232,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
         assert counts[4:] == ["9", "0", "0", "1", "0"]
         # The operator checks the one uncertain address; if it never arrived,
         # they send it again, and only it.
-        with open_store(site.state_db) as store:
+        with open_store(site.state) as store:
             (held,) = store.conn.execute(
                 "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.status = 'sending'"

@@ -29,7 +29,7 @@ def test_smtp_delivery_headers_and_personal_links(site_dir, now):
     by_recipient = server.by_recipient()
     assert sorted(by_recipient) == ADDRESSES[:3]
     secret = tokens.load_secret(site.state_dir)
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         for address, received in by_recipient.items():
             assert len(received) == 1
             message = received[0].message
@@ -62,7 +62,7 @@ def test_refused_connection_keeps_everything_pending(site_dir, now):
     with pytest.raises(TransientDeliveryError) as raised:
         digests.send_digests(site, now=Clock(now), sleep=lambda _s: None)
     assert str(raised.value).startswith(f"smtp 127.0.0.1:{site.delivery.smtp.port}: cannot connect")
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         counts = store.delivery_counts()[0]
     assert (counts.pending, counts.sent, counts.sending) == (2, 0, 0)
     # The server comes up: the next run finishes the same digest, once each.

@@ -63,7 +63,7 @@ def test_a_digest_is_finished_once(store, now):
 
 def test_undigested_articles_are_the_numbered_ones_no_digest_holds(site, now):
     build(site, now=now)  # numbers the three published articles, oldest first
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         numbered = store.undigested_article_ids(after=None)
         dates = {key.id: key.date for key in store.article_keys()}
         assert len(numbered) == 3

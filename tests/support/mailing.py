@@ -19,7 +19,7 @@ TEN_READERS = [f"reader{n:02d}@example.org" for n in range(1, 11)]
 
 def add_subscribers(site, addresses, now):
     secret = tokens.load_secret(site.state_dir)
-    with open_store(site.state_db) as store, store.transaction():
+    with open_store(site.state) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)
 

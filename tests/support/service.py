@@ -30,6 +30,6 @@ def subscribe_readers(site_dir: Path, addresses: list[str]) -> None:
     site = load_config(site_dir / "publisher.toml")
     now = datetime.now(UTC)
     secret = tokens.load_secret(site.state_dir)
-    with open_store(site.state_db) as store, store.transaction():
+    with open_store(site.state) as store, store.transaction():
         for address in addresses:
             subscribers.add_subscriber(store, secret, address, "", now=now)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 from publisher.mail.subscribers import add_subscriber
 from publisher.tokens import make_token
 
@@ -52,12 +49,9 @@ BAD_ADDRESSES = [
 ]
 
 
-def dump_subscribers(path: Path) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT * FROM subscribers ORDER BY id").fetchall()
-    finally:
-        conn.close()
+def dump_subscribers(store) -> list[tuple]:
+    """Every subscriber row as stored, on either backend."""
+    return [tuple(row) for row in store.conn.execute("SELECT * FROM subscribers ORDER BY id")]
 
 
 def make_subscriber(store, address, name="", *, now, status="active"):

@@ -68,7 +68,7 @@ def local_path(url: str) -> str:
 
 
 def query_rows(site: SiteConfig, sql: str) -> list[tuple[object, ...]]:
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         return [tuple(row) for row in store.conn.execute(sql).fetchall()]
 
 

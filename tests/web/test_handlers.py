@@ -130,6 +130,7 @@ def test_a_filled_honeypot_is_answered_politely_and_ignored(built, client):
     assert_nothing_stored(built)
 
 
+@pytest.mark.sqlite_only
 def test_a_slow_database_does_not_stall_other_requests(built, client, monkeypatch):
     # `publisher run` holding the write lock: the sign-up waits, feeds do not.
     lock = sqlite3.connect(built.state_db, isolation_level=None)

@@ -62,6 +62,7 @@ def test_pages_carry_a_csp_and_the_log_carries_no_tokens(built, client, mailed, 
             assert secret not in line
 
 
+@pytest.mark.sqlite_only
 def test_an_unusable_state_database_gets_503(built, client):
     database = built.state_db
     for path in built.state_dir.glob(built.state_db.name + "*"):
@@ -205,7 +206,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         expect(page.get_by_role("button")).to_have_count(1)
         _no_horizontal_scroll(page)
         _shoot(page, tmp_path, "confirm")
-        with open_store(site.state_db) as store:
+        with open_store(site.state) as store:
             assert store.find_subscriber(ADDRESS) is None
         page.get_by_role("button", name="Confirm subscription").click()
         expect(page.get_by_role("heading", level=1, name="You are subscribed")).to_be_visible()
@@ -250,7 +251,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         _no_horizontal_scroll(page)
         page.screenshot(path=str(tmp_path / "unsubscribe-phone.png"), full_page=True)
         page.set_viewport_size(DESKTOP)
-        with open_store(site.state_db) as store:
+        with open_store(site.state) as store:
             subscriber = store.find_subscriber(ADDRESS)
             assert subscriber is not None
             assert subscriber.status == "active"  # showing the page changed nothing
@@ -260,7 +261,7 @@ def test_sign_up_confirm_receive_a_digest_and_unsubscribe_in_chromium(
         _shoot(page, tmp_path, "unsubscribed")
         context.close()
 
-    with open_store(site.state_db) as store:
+    with open_store(site.state) as store:
         subscriber = store.find_subscriber(ADDRESS)
         assert subscriber is not None
         assert subscriber.status == "unsubscribed"
