@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from support.cli import invoke
+from support.postgres import append_state_url
+from support.smtp_server import free_port
 
 from publisher import __version__
 from publisher.cli import cli
 from publisher.errors import ConfigError
+from publisher.store import SCHEMA_VERSION
+from publisher.store.postgres import SCHEMA_TABLE
 
 
 def test_version(runner):
@@ -57,3 +61,61 @@ def test_usage_errors_keep_clicks_exit_code(runner):
     result = runner.invoke(cli, ["publish"])
     assert result.exit_code == 2
     assert "No such command 'publish'" in result.stderr
+
+
+# -- a PostgreSQL state that cannot be used: one line, exit 1, nothing written ----------
+
+
+STATE_COMMANDS = [
+    ["build"],
+    ["check"],
+    ["digest", "send"],
+    ["digest", "status"],
+    ["subscribers", "add", "ada@example.org"],
+    ["subscribers", "list"],
+    ["status"],
+    ["run", "--once"],
+]
+
+
+def _written(site_dir):
+    return sorted(p.relative_to(site_dir).as_posix() for p in site_dir.rglob("*"))
+
+
+def test_an_unreachable_server_stops_every_command_in_one_line(runner, make_site, monkeypatch):
+
+    site_dir = make_site("basic")
+    url = f"postgresql://publisher@127.0.0.1:{free_port()}/meridian"
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", url)
+    before = _written(site_dir)
+    for command in STATE_COMMANDS:
+        result = invoke(runner, site_dir, *command)
+        where = " ".join(command)
+        if command == ["check"]:  # check reads the articles only, never the state
+            assert result.exit_code == 0, (where, result.output)
+            continue
+        assert result.exit_code == 1, (where, result.output)
+        assert result.stdout == "", where
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, (where, lines)
+        assert lines[0].startswith(f"error: state: cannot connect to {url} ("), where
+        assert "Traceback" not in result.stderr
+    # Only the machine's own lock file, empty, which the site lock takes before the server's.
+    assert _written(site_dir) == sorted([*before, ".publisher", ".publisher/lock"])
+    assert (site_dir / ".publisher" / "lock").read_text(encoding="utf-8") == ""
+
+
+def test_a_newer_schema_stops_a_build_before_it_writes(runner, make_site, postgres_server):
+
+    site_dir = make_site("basic")
+    database = postgres_server.create_database()
+    append_state_url(site_dir, postgres_server.url(database))
+    postgres_server.admin(f"UPDATE {SCHEMA_TABLE} SET version = {SCHEMA_VERSION + 1}", database)
+    result = invoke(runner, site_dir, "build")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: state: schema version {SCHEMA_VERSION + 1} is newer than this publisher "
+        f"understands ({SCHEMA_VERSION}); upgrade publisher\n"
+    )
+    assert not (site_dir / "feeds").exists()
+    postgres_server.drop_database(database)
