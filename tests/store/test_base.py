@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 
 import pytest
+from support.paths import SITES
+from support.processes import ENV
 
 from publisher.errors import StoreError
 from publisher.store import open_store
@@ -69,3 +74,31 @@ def test_a_state_database_readable_by_others_is_made_private(tmp_path, caplog):
         pass
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert f"{path}: was readable by others (mode 0644); changed it to 0600" in caplog.messages
+
+
+# A build and a digest on a SQLite site, in a fresh interpreter: which drivers got imported.
+DRIVERS_IMPORTED = """
+import sys
+from publisher.cli import cli
+for args in (["build"], ["digest", "send"], ["status"]):
+    try:
+        cli(["--config", sys.argv[1], *args], standalone_mode=False)
+    except SystemExit as stop:
+        assert not stop.code, (args, stop.code)
+print(sorted(name for name in ("psycopg", "psycopg_binary") if name in sys.modules))
+"""
+
+
+def test_a_sqlite_site_never_imports_the_postgresql_driver(tmp_path):
+    site_dir = shutil.copytree(SITES / "basic", tmp_path / "basic")
+    result = subprocess.run(
+        [sys.executable, "-c", DRIVERS_IMPORTED, str(site_dir / "publisher.toml")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert (site_dir / "feeds" / "feed.json").exists()
