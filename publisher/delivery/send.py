@@ -196,8 +196,8 @@ class _Loop:
         tick = progress(total) if progress and total else None
         try:
             while not self.tally.stopped:
-                batch = self._claim()
-                if not batch and not self._wait_for_others():
+                batch = self._next_batch()
+                if not batch:
                     break
                 for row in batch:
                     if should_stop():
@@ -217,6 +217,21 @@ class _Loop:
         if self.store.count_deliveries(self.digest_id, ("pending", "sending")) == 0:
             with self.store.transaction():
                 self.store.finish_digest(self.digest_id, now=self.now())
+
+    def _next_batch(self) -> list[PendingDelivery]:
+        """The rows to send next; none when the digest is done, as far as this sender can do.
+
+        While other live senders hold rows, it waits for them (should they go silent).
+        Once none does, it claims once more: a sender found dead, or silent too long,
+        since the last claim has left its rows free, and no one else may be left to
+        take them.
+        """
+        while True:
+            batch = self._claim()
+            if batch:
+                return batch
+            if not self._wait_for_others():
+                return self._claim()
 
     def _claim(self) -> list[PendingDelivery]:
         with self.store.transaction():
