@@ -80,9 +80,19 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class LockHeldError(PublisherError):
-    """Another run holds the site's lock."""
+    """Another run holds the site's lock; *holder* says who ("pid 42, `publisher build`, …")."""
 
     exit_code = 75
+
+    def __init__(self, where: str, holder: str) -> None:
+        self.holder = holder
+        super().__init__(where, f"{self.busy}; try again later")
+        self.args = (where, holder)  # pickled and made again as it was made
+
+    @property
+    def busy(self) -> str:
+        """Who holds it, without the advice: a sender that helps instead does not try later."""
+        return f"another publisher run holds the lock ({self.holder})"
 
 
 class SubscriberError(PublisherError):

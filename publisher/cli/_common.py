@@ -140,7 +140,8 @@ class DigestRounds:
                 try:
                     cleaned = self.held.enter_context(site_lock(self.site, self.command))
                 except LockHeldError as err:
-                    click.echo(f"{err}: sending the digests already made, making none", err=True)
+                    helping = f"{err.busy}: sending the digests already made, making none"
+                    click.echo(f"{err.where}: {helping}", err=True)
                 else:
                     self.maker = True
                     if not cleaned:

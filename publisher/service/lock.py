@@ -115,11 +115,7 @@ def _file_lock(
                 # No text: the holder has just taken the lock and not yet said
                 # who it is, or has cleared its text and is releasing: look again.
                 if holder or attempt == LOCK_ATTEMPTS - 1:
-                    message = (
-                        f"another publisher run holds the lock ({holder or 'unknown'}); "
-                        "try again later"
-                    )
-                    raise LockHeldError(display, message) from None
+                    raise LockHeldError(display, holder or "unknown") from None
                 time.sleep(LOCK_RETRY_SECONDS)
         died = _first_line(os.pread(fd, 1024, 0)) or None
         data = (_holder_text(command, now) + "\n").encode()

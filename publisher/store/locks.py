@@ -45,11 +45,7 @@ def server_lock(
             row = store.conn.execute(
                 "SELECT holder FROM site_locks WHERE name = ?", (name,)
             ).fetchone()
-            message = (
-                f"another publisher run holds the lock ({row[0] if row else 'unknown'}); "
-                "try again later"
-            )
-            raise LockHeldError(WHERE, message)
+            raise LockHeldError(WHERE, row[0] if row else "unknown")
         store.conn.execute(
             "INSERT INTO site_locks (name, holder, since) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, since = excluded.since",

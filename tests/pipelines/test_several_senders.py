@@ -87,12 +87,12 @@ TALLY = "sent {}, failed 0, deferred 0, uncertain 0"
 # (another machine) or the lock file (a sender of the same site folder).
 SERVER_HELPER = (
     r"state: another publisher run holds the lock \(host [^,]+, pid {pid}, "
-    r"`publisher digest send`, since [^)]+\); try again later: "
+    r"`publisher digest send`, since [^)]+\): "
     r"sending the digests already made, making none\n"
 )
 FILE_HELPER = (
     r"\.publisher/lock: another publisher run holds the lock \(pid {pid}, "
-    r"`publisher digest send`, since [^)]+\); try again later: "
+    r"`publisher digest send`, since [^)]+\): "
     r"sending the digests already made, making none\n"
 )
 STATUS_HEADER = [
