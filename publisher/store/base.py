@@ -42,6 +42,7 @@ class Connection(Protocol):
     def close(self) -> None: ...
     def schema_version(self) -> int: ...
     def set_schema_version(self, version: int) -> None: ...
+    def hold_schema(self) -> None: ...
     def foreign_tables(self) -> list[str]: ...
     def ddl(self, statement: str) -> str: ...
 
@@ -129,6 +130,7 @@ def migrate(conn: Connection, migrations: Sequence[Sequence[Step]]) -> None:
     while version < latest:
         conn.begin()
         try:
+            conn.hold_schema()  # before reading the version: two processes, one step each
             version = conn.schema_version()
             if version < latest:
                 _apply(conn, migrations[version])
@@ -146,6 +148,7 @@ def migrate(conn: Connection, migrations: Sequence[Sequence[Step]]) -> None:
 
 def create_schema(conn: Connection, migrations: Sequence[Sequence[Step]]) -> None:
     """Every migration at once, in the caller's transaction: a new database, made whole or not."""
+    conn.hold_schema()
     for steps in migrations:
         _apply(conn, steps)
     conn.set_schema_version(len(migrations))
@@ -174,7 +177,8 @@ def _newer(conn: Connection, version: int, latest: int) -> MigrationError:
 def _refuse_foreign(conn: Connection) -> None:
     """A database with tables but no schema version of ours belongs to someone else."""
     tables = conn.foreign_tables()
-    if tables:
+    # Tables with a version now: another process migrated it since the version was read.
+    if tables and conn.schema_version() == 0:
         shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
         message = (
             f"holds tables that are not publisher's ({shown}); give publisher a database of its own"

@@ -84,18 +84,29 @@ class PostgresConnection:
         self.raw.close()
 
     def schema_version(self) -> int:
-        row = self.execute("SELECT to_regclass(?)", (SCHEMA_TABLE,)).fetchone()
-        if row[0] is None:
+        # pg_tables, not to_regclass: a name lookup that takes no lock may answer from
+        # a cache made before another process's migration committed (its tables unseen).
+        row = self.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+            (SCHEMA_TABLE,),
+        ).fetchone()
+        if row is None:
             return 0
         row = self.execute(f"SELECT version FROM {SCHEMA_TABLE}").fetchone()
         return 0 if row is None else int(row[0])
 
     def set_schema_version(self, version: int) -> None:
-        # Two processes migrating a new database at once: the second waits here.
-        self.execute("SELECT pg_advisory_xact_lock(?, ?)", lock_key(""))
         self.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version BIGINT NOT NULL)")
         self.execute(f"DELETE FROM {SCHEMA_TABLE}")
         self.execute(f"INSERT INTO {SCHEMA_TABLE} (version) VALUES (?)", (version,))
+
+    def hold_schema(self) -> None:
+        """Until the transaction ends, be the one process migrating this database.
+
+        Taken before the version is read: two processes opening a new database
+        at once would otherwise both apply its first step, and the second fail.
+        """
+        self.execute("SELECT pg_advisory_xact_lock(?, ?)", lock_key("")).fetchone()
 
     def foreign_tables(self) -> list[str]:
         rows = self.execute(

@@ -71,6 +71,9 @@ class SqliteConnection:
     def set_schema_version(self, version: int) -> None:
         self.raw.execute(f"PRAGMA user_version = {int(version)}")
 
+    def hold_schema(self) -> None:
+        """Nothing to take: BEGIN IMMEDIATE holds the one write lock already."""
+
     def foreign_tables(self) -> list[str]:
         rows = self.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         return [row[0] for row in rows]
