@@ -64,8 +64,12 @@ def request_signup(
     if not will_send:
         return SignupRequest(email, None)
     signup_id = store.save_signup(email, clean_name, now=now)
+    # The link is checked against the stored sign-up, whose address keeps the
+    # capitals it was first given: `Ada@…` then `ada@…` is one sign-up, two good links.
+    signup = store.get_signup(signup_id)
+    assert signup is not None  # saved in this same transaction
     expires = int((now + CONFIRMATION_LIFETIME).timestamp())
-    return SignupRequest(email, _token(secret, signup_id, email, expires))
+    return SignupRequest(email, _token(secret, signup_id, signup.email, expires))
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,21 @@ def test_spoiled_links(store, now, spoil, message):
     assert store.find_subscriber("ada@example.org") is None
 
 
+def test_every_link_works_when_the_address_signs_up_again_in_other_capitals(store, now):
+    # One sign-up (the column ignores case) keeps the capitals it was first given;
+    # the link sent for "ada@" is checked against it, and must work all the same.
+    first = _request(store, "Ada@example.org", now)
+    second = _request(store, "ada@example.org", now + timedelta(minutes=1))
+    for request in (second, first):
+        checked = signups.check_confirmation(store, SECRET, request.token, now=now)
+        assert checked.email == "Ada@example.org"
+    with store.transaction():
+        subscriber = signups.confirm(store, SECRET, second.token, now=now)
+        again = signups.confirm(store, SECRET, first.token, now=now)
+    assert again == subscriber
+    assert (subscriber.email, subscriber.status) == ("Ada@example.org", "active")
+
+
 def test_expired_link(store, now):
     request = _request(store, "ada@example.org", now)
     with pytest.raises(SubscriberError) as raised, store.transaction():
