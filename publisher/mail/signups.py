@@ -116,6 +116,12 @@ def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscr
     :raises SubscriberError: as check_confirmation does.
     """
     checked = check_confirmation(store, secret, token, now=now)
+    if checked.subscriber is None:
+        # Pressed on two replicas at once: one makes the subscriber, the other
+        # waits here and then finds it (checking again), instead of failing on
+        # the row the first one inserted.
+        store.hold_address(checked.email)
+        checked = check_confirmation(store, secret, token, now=now)
     if checked.subscriber is not None:
         return checked.subscriber
     # The person's own confirmation: it lifts an earlier opt-out, which the

@@ -16,10 +16,11 @@ class Signup(NamedTuple):
 
 class SignupQueries(StoreBase):
     def hold_address(self, email: str) -> None:
-        """Until the transaction ends, be the only request for *email* (the per-address limit).
+        """Until the transaction ends, be the only sign-up or confirmation for *email*.
 
         SQLite's one writer at a time does this already; on PostgreSQL two web
-        replicas could otherwise both count the same few confirmations sent.
+        replicas could otherwise both count the same few confirmations sent
+        (the per-address limit), or both insert the subscriber a confirmation makes.
         """
         if self.conn.backend == "postgresql":
             key = lock_key("signup:" + email.lower())

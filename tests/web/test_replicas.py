@@ -260,6 +260,47 @@ def test_the_daily_confirmation_limit_of_an_address_holds_across_replicas(replic
     assert _signups(a.site) == [("ada@example.org", False)]
 
 
+# -- one address on both replicas at once ----------------------------------------------
+
+
+def test_one_address_signing_up_on_both_replicas_at_once_is_one_subscriber(replicas, clients):
+    (a, b), (on_a, on_b) = replicas, clients
+    # The same person on a phone and a laptop, in two capitals, twice each, at one moment.
+    calls = [
+        lambda: sign_up(on_a, a.site, "Ada@example.org"),
+        lambda: sign_up(on_b, b.site, "ada@example.org"),
+        lambda: sign_up(on_a, a.site, "ada@example.org"),
+        lambda: sign_up(on_b, b.site, "Ada@example.org"),
+    ]
+    answers = _all_at_once(calls)
+    assert [(r.status_code, CHECK_INBOX in r.text) for r in answers] == [(200, True)] * 4
+
+    # One pending sign-up; the limit counted across both: exactly three messages, not four.
+    ((email, confirmed),) = _signups(a.site)
+    assert (email.lower(), confirmed) == ("ada@example.org", False)
+    messages = confirmations_sent(a.site) + confirmations_sent(b.site)
+    assert len(messages) == MAX_CONFIRMATIONS_PER_ADDRESS
+    assert sorted(query_rows(a.site, "SELECT was_sent FROM signup_requests")) == [
+        (0,),
+        (1,),
+        (1,),
+        (1,),
+    ]
+
+    # Every link sent works, on either replica, pressed on both at once.
+    links = [confirmation_link(message) for message in messages]
+    for link in links:
+        for client in (on_a, on_b):
+            shown = client.get(local_path(link))
+            assert shown.status_code == 200, visible_text(shown.text)
+    pressed = _all_at_once(
+        [lambda c=client, li=link: _confirm(c, li) for link in links for client in (on_a, on_b)]
+    )
+    assert [(r.status_code, SUBSCRIBED in r.text) for r in pressed] == [(200, True)] * 6
+    rows = query_rows(a.site, "SELECT email, status FROM subscribers")
+    assert rows == [(email, "active")]
+
+
 # -- a new database ----------------------------------------------------------------------
 
 
