@@ -6,7 +6,7 @@ import click
 
 from publisher.cli import _common
 from publisher.cli._common import plural, site_of
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, StoreError
 
 
 @click.group()
@@ -37,7 +37,7 @@ def migrate(ctx: click.Context, url: str) -> None:
     """
     from publisher.config import values
     from publisher.service.lock import LOCK_NAME, site_lock
-    from publisher.store.transfer import copy_state
+    from publisher.store.transfer import NO_STATE, copy_state
 
     site = site_of(ctx)
     try:
@@ -45,6 +45,8 @@ def migrate(ctx: click.Context, url: str) -> None:
     except ValueError as err:
         where, message = "--to", str(err)
         raise ConfigError(where, message) from None
+    if not site.state_db.is_file():  # before the lock, whose file would be a first write
+        raise StoreError(site.display(site.state_db), NO_STATE)
     where = site.display(site.state_dir / LOCK_NAME)
     # The file's lock only: nothing may write the SQLite state while it is copied.
     with site_lock(site.state_dir, command="state migrate", now=_common.now(), display=where):

@@ -22,6 +22,7 @@ from publisher.store.sqlite import SqliteConnection
 
 # Who is running right now, not what the site holds: a copy starts with none.
 _RUNTIME_TABLES = frozenset({"senders", "site_locks"})
+NO_STATE = "no SQLite state here to copy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ def copy_state(
         empty, or a row does not go in; nothing is left in the target then.
     """
     if not source_db.is_file():
-        raise StoreError(str(source_db), "no SQLite state here to copy")
+        raise StoreError(str(source_db), NO_STATE)
     with open_store(source_db) as store:
         assert isinstance(store.conn, SqliteConnection)  # a path opens SQLite
         return _copy_into(store.conn, target_url, progress)
