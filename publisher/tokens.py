@@ -34,6 +34,11 @@ BAD_TOKEN = "not a valid unsubscribe token"
 TOKEN_WHERE = "TOKEN"
 
 
+def has_secret(state_dir: Path) -> bool:
+    """Whether there is a secret to load: $PUBLISHER_SECRET, or a file in *state_dir*."""
+    return bool(os.environ.get(SECRET_ENV, "")) or (state_dir / SECRET_FILE).exists()
+
+
 def load_secret(state_dir: Path, *, create: bool = True) -> bytes:
     """The key for unsubscribe tokens: $PUBLISHER_SECRET, else state_dir/secret.
 
@@ -59,11 +64,13 @@ def load_secret(state_dir: Path, *, create: bool = True) -> bytes:
     path = state_dir / SECRET_FILE
     try:
         if not create and not path.exists():
+            # The file holds the secret's bytes in hex: its text as PUBLISHER_SECRET
+            # would be another secret, so the file itself is what is carried over.
             message = (
-                "not set, and there is no secret file: machines sharing a PostgreSQL state "
-                "must sign links with one secret; set PUBLISHER_SECRET to the same value on "
-                "each (after `publisher state migrate`, the contents of the SQLite site's "
-                f"{SECRET_FILE})"
+                f"not set, and there is no secret file at {path}: machines sharing a "
+                "PostgreSQL state must sign links with one secret; set PUBLISHER_SECRET to "
+                "the same value on each, or copy the same secret file to each (after "
+                "`publisher state migrate`, the SQLite site's)"
             )
             raise SubscriberError(SECRET_ENV, message)
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds subscriber data

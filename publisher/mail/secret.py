@@ -3,8 +3,9 @@
 Links signed on one machine (an unsubscribe link in a digest, a sign-up's
 confirmation link) are checked on another; a machine with a secret of its
 own would send links that fail elsewhere. On a PostgreSQL state the first
-machine to use its secret leaves a fingerprint of it there, and a machine
-whose secret differs stops with a clear error instead.
+machine to use its secret (or `state migrate`, for the SQLite site's) leaves
+a fingerprint of it there, and a machine whose secret differs stops with a
+clear error instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def site_secret(site: SiteConfig, store: Store) -> bytes:
         if store.first_setting(settings.SECRET_FINGERPRINT, mine) != mine:
             message = (
                 "differs from the secret the other machines sharing this state sign links "
-                "with; set PUBLISHER_SECRET to the same value on every machine"
+                "with; set PUBLISHER_SECRET to the same value on every machine, or copy the "
+                "same secret file to each"
             )
             raise SubscriberError(tokens.SECRET_ENV, message)
     return secret

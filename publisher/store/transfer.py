@@ -18,6 +18,7 @@ from publisher.store import open_store
 from publisher.store.base import create_schema
 from publisher.store.postgres import PostgresConnection, connect, display_url
 from publisher.store.schema import MIGRATIONS
+from publisher.store.settings import SECRET_FINGERPRINT
 from publisher.store.sqlite import SqliteConnection
 
 # Who is running right now, not what the site holds: a copy starts with none.
@@ -36,10 +37,14 @@ def copy_state(
     target_url: str,
     *,
     progress: Callable[[CopiedTable], None] = lambda _table: None,
+    secret_fingerprint: str | None = None,
 ) -> list[CopiedTable]:
     """Copy every table of the SQLite state *source_db* into the empty database at *target_url*.
 
     The source is brought to the current schema first (as any command would).
+    *secret_fingerprint*, the fingerprint of the secret the SQLite site signed
+    its links and keyed its suppression list with, goes into the copy's
+    settings, so that the machines sharing it must sign with that secret too.
 
     :raises StoreError: when either cannot be opened, the target is not
         empty, or a row does not go in; nothing is left in the target then.
@@ -48,11 +53,14 @@ def copy_state(
         raise StoreError(str(source_db), NO_STATE)
     with open_store(source_db) as store:
         assert isinstance(store.conn, SqliteConnection)  # a path opens SQLite
-        return _copy_into(store.conn, target_url, progress)
+        return _copy_into(store.conn, target_url, progress, secret_fingerprint)
 
 
 def _copy_into(
-    source: SqliteConnection, target_url: str, progress: Callable[[CopiedTable], None]
+    source: SqliteConnection,
+    target_url: str,
+    progress: Callable[[CopiedTable], None],
+    secret_fingerprint: str | None,
 ) -> list[CopiedTable]:
     target = connect(target_url)
     try:
@@ -65,6 +73,11 @@ def _copy_into(
                 copied.append(_copy_table(source, target, table))
                 progress(copied[-1])
             _move_identities_on(target)
+            if secret_fingerprint is not None:  # after the counts: it is the copy's own row
+                target.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                    (SECRET_FINGERPRINT, secret_fingerprint),
+                )
             target.commit()
         except BaseException:
             target.rollback()

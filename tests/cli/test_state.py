@@ -2,7 +2,8 @@
 
 Its report, table by table; what the site does on PostgreSQL afterwards (the
 same as it would have done on SQLite, command for command and byte for byte);
-and each bad input, one line and nothing written.
+the secret the site signed its links with staying the one every machine must
+sign with; and each bad input, one line and nothing written.
 """
 
 from __future__ import annotations
@@ -33,20 +34,19 @@ from support.paths import SITES
 from support.service import append_config
 from support.smtp_server import SmtpServer, free_port
 
+from publisher import tokens
 from publisher.config import load_config
 from publisher.service.lock import site_lock
-from publisher.store import open_store
+from publisher.store import open_store, settings
 
 # Every test here needs the server: where none can run, the fixture skips them all.
 pytestmark = pytest.mark.usefixtures("postgres_server")
 
-NEXT = (
-    "next: set [state] url (or PUBLISHER_DATABASE_URL) to this database on every machine, "
-    "and PUBLISHER_SECRET to the contents of .publisher/secret unless it is set already"
-)
+NEXT = "next: set [state] url (or PUBLISHER_DATABASE_URL) to this database on every machine, and {}"
 DIFFERS = (
     "error: PUBLISHER_SECRET: differs from the secret the other machines sharing this state "
-    "sign links with; set PUBLISHER_SECRET to the same value on every machine\n"
+    "sign links with; set PUBLISHER_SECRET to the same value on every machine, or copy the "
+    "same secret file to each\n"
 )
 REMOVED_HAL = (
     "error: EMAIL: hal@example.org asked not to receive the digest; skipped "
@@ -135,18 +135,47 @@ def test_migrate_reports_each_table_it_copied_then_the_totals(full_site, target,
     assert result.stdout.splitlines() == [
         *lines,
         f"copied 12 tables ({total} rows) from .publisher/state.db; the counts match",
-        NEXT,
+        NEXT.format("copy .publisher/secret to the same place on each (mode 0600)"),
     ]
     assert "digests: 1 row" in lines  # one row: no "s"
     assert set(order) == set(TABLES) - set(RUNTIME_TABLES)
     with open_store(target) as store:
         for table in order:
             found = store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            assert found == counts[table], table
+            # And the copy's own setting: the fingerprint of the secret the site signs with.
+            assert found == counts[table] + (table == "settings"), table
+        secret = tokens.load_secret(full_site.site.state_dir, create=False)
+        assert store.get_setting(settings.SECRET_FINGERPRINT) == tokens.fingerprint(secret)
     # Once filled, the database is refused as any other that is not empty.
     again = _migrate(runner, full_site.folder, target)
     assert again.exit_code == 1
     assert again.stderr.startswith(f"error: state: {target} is not empty (it holds articles, ")
+
+
+@pytest.mark.parametrize(
+    ("secret", "how"),
+    [
+        ("a-secret-in-the-environment", "PUBLISHER_SECRET to the value it has here"),
+        (None, "PUBLISHER_SECRET to one value on all of them"),
+    ],
+    ids=["environment", "none-yet"],
+)
+def test_migrate_says_how_to_carry_the_secret_it_signs_with(
+    tmp_path, target, runner, monkeypatch, secret, how
+):
+    # A site that built once and has no subscriber has made no secret of its own.
+    folder = shutil.copytree(SITES / "basic", tmp_path / "basic")
+    monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
+    assert invoke(runner, folder, "build").exit_code == 0
+    if secret is not None:
+        monkeypatch.setenv("PUBLISHER_SECRET", secret)
+    result = _migrate(runner, folder, target)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == NEXT.format(how)
+    assert not (folder / ".publisher" / "secret").exists()
+    with open_store(target) as store:
+        recorded = store.get_setting(settings.SECRET_FINGERPRINT)
+    assert recorded == (None if secret is None else tokens.fingerprint(secret.encode()))
 
 
 # -- the site afterwards -------------------------------------------------------------------
@@ -288,6 +317,47 @@ def _sent(mail: list[tuple[list[str], bytes]]) -> list[tuple[int, int, str]]:
     return sent
 
 
+# -- the secret ------------------------------------------------------------------------------
+
+
+def test_after_migrate_a_machine_signing_with_another_secret_stops(
+    full_site, target, runner, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
+    assert _migrate(runner, full_site.folder, target).exit_code == 0
+    # Another machine: the config and the content, no state folder of its own yet.
+    machine = tmp_path / "machine"
+    machine.mkdir()
+    config = (full_site.folder / "publisher.toml").read_text(encoding="utf-8")
+    (machine / "publisher.toml").write_text(config + f'\n[state]\nurl = "{target}"\n', "utf-8")
+    shutil.copytree(full_site.folder / "content", machine / "content")
+    secret_file = full_site.folder / ".publisher" / "secret"
+
+    # A secret made up for it, or the file's text as PUBLISHER_SECRET (another secret: the
+    # file holds the bytes in hex): refused before anything, though no machine has used
+    # the database yet. Every link sent so far was signed with the SQLite site's secret,
+    # and its suppression list is keyed with it (hal would have been subscribed again).
+    for made_up in ("a-new-secret-of-enough-length", secret_file.read_text("ascii").strip()):
+        monkeypatch.setenv("PUBLISHER_SECRET", made_up)
+        for args in (["subscribers", "add", "hal@example.org"], ["digest", "send"]):
+            result = invoke(runner, machine, *args)
+            assert (result.exit_code, result.stdout, result.stderr) == (1, "", DIFFERS), args
+    with open_store(target) as store:
+        assert store.find_subscriber("hal@example.org") is None
+        assert store.latest_digest().id == 1
+    assert not (machine / ".publisher").exists()
+
+    # The site's secret file, copied as the report says: the removed address is still
+    # refused, a new one goes in.
+    monkeypatch.delenv("PUBLISHER_SECRET")
+    (machine / ".publisher").mkdir(mode=0o700)
+    shutil.copy2(secret_file, machine / ".publisher" / "secret")
+    refused = invoke(runner, machine, "subscribers", "add", "hal@example.org")
+    assert (refused.exit_code, refused.stderr) == (1, REMOVED_HAL)
+    added = invoke(runner, machine, "subscribers", "add", "kai@example.org")
+    assert (added.exit_code, added.stdout) == (0, "added kai@example.org\n")
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 
@@ -323,7 +393,7 @@ NOT_POSTGRES = "mysql://root@127.0.0.1/meridian"
             "only into an empty database\n",
         ),
     ],
-    ids=["a publisher state", "another application's tables"],
+    ids=["publisher-state", "another-application"],
 )
 def test_a_target_that_is_not_empty_is_refused_and_left_as_it_was(
     full_site, runner, postgres_server, database, code, message
@@ -368,7 +438,7 @@ def test_a_target_that_is_not_empty_is_refused_and_left_as_it_was(
             "('postgresql://publisher@127.0.0.1:5432')\n",
         ),
     ],
-    ids=["a password in the URL", "not PostgreSQL", "a file", "no database"],
+    ids=["password", "not-postgresql", "file", "no-database"],
 )
 def test_a_url_that_is_not_a_usable_postgresql_url_is_refused(
     full_site, runner, url, code, message

@@ -18,7 +18,7 @@ from support.full_state import RUNTIME_TABLES, TABLES, FullSite, copy_full_site,
 from support.paths import STATES
 
 from publisher.errors import StoreError
-from publisher.store import SCHEMA_VERSION, open_store
+from publisher.store import SCHEMA_VERSION, open_store, settings
 from publisher.store.transfer import CopiedTable, copy_state
 
 # Every test here needs the server: where none can run, the fixture skips them all.
@@ -73,11 +73,6 @@ def _rows(location: Path | str, table: str, columns: list[str]) -> list[tuple[ob
     with open_store(location) as store:
         rows = store.conn.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
     return sorted((tuple(row) for row in rows), key=repr)
-
-
-def _tables(url: str) -> list[str]:
-    with open_store(url) as store:  # migrates an empty database: use on a filled one only
-        return store.conn.foreign_tables()
 
 
 def _table_names(postgres_server, url: str) -> list[str]:
@@ -136,6 +131,18 @@ def test_ids_made_after_the_copy_follow_the_copied_ones(full_site, target, now):
                 )
             )
     assert made == [(9, 2, 3), (9, 2, 3)]  # the largest ids copied are 8, 1 and 2
+
+
+def test_the_fingerprint_of_the_sites_secret_goes_with_the_copy(full_site, target):
+    copied = copy_state(full_site.site.state_db, target, secret_fingerprint="f1" * 32)
+    with open_store(target) as store:
+        assert store.get_setting(settings.SECRET_FINGERPRINT) == "f1" * 32
+        (found,) = store.conn.execute("SELECT COUNT(*) FROM settings").fetchone()
+    # The copy's own row, added after the counts were compared: the report is of the source.
+    (reported,) = [table.rows for table in copied if table.name == "settings"]
+    assert found == reported + 1
+    with open_store(full_site.site.state_db) as source:
+        assert source.get_setting(settings.SECRET_FINGERPRINT) is None
 
 
 def test_the_tables_of_who_runs_now_stay_behind(full_site, target, now):
