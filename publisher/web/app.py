@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from publisher import templating
 from publisher.config import SiteConfig
 from publisher.delivery.senders import Sender
-from publisher.errors import StoreError
+from publisher.errors import PublisherError
 from publisher.web.confirmation import Confirmations
 from publisher.web.files import GZIP_MINIMUM_SIZE, FeedFiles, GzipValidators, HeadAsGet
 from publisher.web.handlers import Handlers
@@ -63,7 +63,7 @@ def create_app(
     )
     return Starlette(
         routes=_routes(site, paths, handlers),
-        exception_handlers={StoreError: handlers.busy},
+        exception_handlers={PublisherError: handlers.busy},
         middleware=[
             Middleware(AccessLog),
             Middleware(BodyLimit),

@@ -179,9 +179,10 @@ class Handlers:
         return await run_in_threadpool(self._show_unsubscribe, token)
 
     def _show_unsubscribe(self, token: str) -> Response:
+        key = self.secret()  # outside the try: a bad secret is not a bad link
         try:
             with self.store() as db:
-                subscriber = subscribers.token_owner(db, self.secret(), token)
+                subscriber = subscribers.token_owner(db, key, token)
         except SubscriberError:
             return self.pages.bad_unsubscribe()
         return self.pages.unsubscribe(subscriber.email, token)
@@ -198,7 +199,11 @@ class Handlers:
     # -- errors ----------------------------------------------------------------------------
 
     def busy(self, _request: Request, exc: Exception) -> Response:
-        """The answer to a StoreError: the state database stayed locked past its
-        busy timeout, or could not be opened."""
+        """The answer to a PublisherError no endpoint answered itself, logged in one line.
+
+        The state database stayed locked past its busy timeout or could not be
+        opened, or the site's secret is missing or differs from the state's:
+        the operator's to fix, so the visitor is asked to come back later.
+        """
         logger.error("%s", exc)
         return self.pages.busy()
