@@ -258,9 +258,9 @@ def run_child(*args: str) -> dict[str, Any]:
 
 
 class Sink:
-    def __init__(self) -> None:
+    def __init__(self, delay_ms: float = 0.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(SINK), "--port", "0"],
+            [sys.executable, str(SINK), "--port", "0", "--delay-ms", str(delay_ms)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -1,12 +1,16 @@
-"""A discarding SMTP sink for the digest benchmark: aiosmtpd on 127.0.0.1, its own process.
+"""A discarding SMTP sink for the delivery benchmarks: aiosmtpd on 127.0.0.1, its own process.
 
-    python bench/smtp_sink.py --port 2525
+    python bench/smtp_sink.py --port 2525 [--delay-ms 20]
 
 Accepts every message, counts it and throws it away. It runs in a process of
 its own so that it never shares a GIL with the sender being measured. It
 prints "ready <port>" once listening; the extra command XSTAT answers
 "250 <messages> <bytes>" (totals since start), so a benchmark can check that
 every message arrived without parsing anything. SIGTERM or SIGINT stop it.
+
+With --delay-ms it waits that long after each message's body before it
+answers, as a remote relay does (the round trip and its queueing); each
+connection waits on its own, so many senders at once are served in parallel.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 class _Counter:
-    def __init__(self) -> None:
+    def __init__(self, delay: float) -> None:
         self.messages = 0
         self.bytes = 0
+        self.delay = delay
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, _server: SMTP, _session: Session, envelope: Envelope
     ) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.messages += 1
         self.bytes += len(envelope.original_content or b"")
         envelope.content = envelope.original_content = None  # discard
@@ -42,8 +49,8 @@ class _Sink(SMTP):
         await self.push(f"250 {self.counter.messages} {self.counter.bytes}")
 
 
-async def _serve(host: str, port: int) -> _Counter:
-    counter = _Counter()
+async def _serve(host: str, port: int, delay: float) -> _Counter:
+    counter = _Counter(delay)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Sink(counter), host=host, port=port)
     stop = asyncio.Event()
@@ -60,8 +67,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--delay-ms", type=float, default=0.0, help="wait this long before answering each message"
+    )
     args = parser.parse_args()
-    counter = asyncio.run(_serve(args.host, args.port))
+    counter = asyncio.run(_serve(args.host, args.port, args.delay_ms / 1000))
     print(f"received {counter.messages} messages, {counter.bytes} bytes", flush=True)
     return 0
 
