@@ -229,7 +229,7 @@ def _remove_if_stale(path: Path, now: float) -> bool:
         age = now - os.fstat(fd).st_mtime
         match = _TEMP.fullmatch(path.name)
         if match is not None:
-            is_stale = age > STALE_AFTER or not _is_alive(int(match["pid"]))
+            is_stale = age > STALE_AFTER or not process_alive(int(match["pid"]))
         else:
             is_stale = age > OLD_STALE_AFTER
         if not is_stale:
@@ -246,7 +246,8 @@ def _remove_if_stale(path: Path, now: float) -> bool:
         os.close(fd)
 
 
-def _is_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine with *pid* runs (a temp file's writer, a sender)."""
     if pid <= 0:
         return False  # 0 and negatives name process groups, never a writer
     try:

@@ -23,6 +23,9 @@ from support import feedcheck, postgres  # noqa: E402
 from support.clock import NOW  # noqa: E402
 from support.paths import SITES, SUBSCRIBER_FILES, TESTS  # noqa: E402
 
+# The fixtures of the `state migrate` tests (tests/cli and tests/store share them).
+pytest_plugins = ["support.full_state"]
+
 # The tests of these folders run on both backends: every promise of the store, the
 # ledger, subscribers, sign-ups and the web service is proved on SQLite and on PostgreSQL.
 BOTH_BACKENDS = {"store", "mail", "web", "delivery"}

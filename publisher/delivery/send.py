@@ -22,6 +22,7 @@ from publisher import tokens
 from publisher.delivery.senders import Sender, SendResult
 from publisher.errors import TransientDeliveryError
 from publisher.model import DeliveryStatus, Message, SendOutcome, Subscriber
+from publisher.output import process_alive
 from publisher.store import PendingDelivery, Store
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def live_senders(store: Store, *, since: datetime) -> list[str]:
 
 def _is_dead_neighbour(worker: str) -> bool:
     host, pid, *_rest = [*worker.split(":"), "", ""]
-    return host == _HOST and pid.isdigit() and not _is_alive(int(pid))
+    return host == _HOST and pid.isdigit() and not process_alive(int(pid))
 
 
 def _retire_dead_neighbours(store: Store) -> None:
@@ -129,16 +130,6 @@ def _retire_dead_neighbours(store: Store) -> None:
     for worker in store.senders_named(f"{_HOST}:"):
         if _is_dead_neighbour(worker):
             store.retire_sender(worker)
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, but someone else's
-    return True
 
 
 class _Loop:

@@ -11,6 +11,7 @@ import re
 
 import pytest
 from support.cli import invoke
+from support.mailing import STATUS_HEADER
 from support.smtp_server import Faults, SmtpServer
 
 from publisher.store import open_store
@@ -48,16 +49,7 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
 
     status = invoke(runner, site_dir, "digest", "status")
     lines = status.stdout.splitlines()
-    assert lines[0].split() == [
-        "digest",
-        "created",
-        "articles",
-        "sent",
-        "pending",
-        "sending",
-        "uncertain",
-        "failed",
-    ]
+    assert lines[0].split() == STATUS_HEADER
     assert lines[1].split()[0] == "1"
     assert lines[1].split()[3:] == ["3", "2", "0", "0", "0", "0"]
 

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,6 @@ from support.clock import NOW, Clock
 from support.full_state import (
     RUNTIME_TABLES,
     TABLES,
-    FullSite,
-    copy_full_site,
     make_full_site,
     use_smtp_port,
 )
@@ -52,24 +49,6 @@ REMOVED_HAL = (
     "error: EMAIL: hal@example.org asked not to receive the digest; skipped "
     "(only a sign-up they confirm themselves lifts this)\n"
 )
-
-
-@pytest.fixture(scope="module")
-def full_template(tmp_path_factory: pytest.TempPathFactory) -> FullSite:
-    return make_full_site(tmp_path_factory.mktemp("full") / "site")
-
-
-@pytest.fixture
-def full_site(full_template: FullSite, tmp_path: Path) -> FullSite:
-    return copy_full_site(full_template, tmp_path / "site")
-
-
-@pytest.fixture
-def target(postgres_server) -> Iterator[str]:
-    """An empty database (no table at all), as `createdb` leaves it."""
-    name = postgres_server.create_database(empty=True)
-    yield postgres_server.url(name)
-    postgres_server.drop_database(name)
 
 
 @pytest.fixture

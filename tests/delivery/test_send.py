@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 from support.clock import Clock
-from support.mailing import ADDRESSES, TEN_READERS, add_subscribers, eml_files, smtp_site
+from support.mailing import (
+    ADDRESSES,
+    STATUS_HEADER,
+    TEN_READERS,
+    add_subscribers,
+    eml_files,
+    smtp_site,
+)
 from support.processes import run_publisher, start_publisher
 from support.smtp_server import Faults, SmtpServer
 
@@ -206,16 +213,7 @@ def test_sigkill_mid_send_then_resume(site_dir, now, was_stored):
         status = run_publisher(site_dir, "digest", "status")
         assert status.returncode == 0, status.stderr
         lines = status.stdout.splitlines()
-        assert lines[0].split() == [
-            "digest",
-            "created",
-            "articles",
-            "sent",
-            "pending",
-            "sending",
-            "uncertain",
-            "failed",
-        ]
+        assert lines[0].split() == STATUS_HEADER
         digest, _day, _time, articles, sent, pending, sending, uncertain, failed = lines[1].split()
         assert (digest, articles, sending, failed) == ("1", "3", "0", "0")
         assert int(sent) == 3  # message 3's outcome is committed as message 4 goes out

@@ -51,6 +51,7 @@ import psycopg
 import pytest
 from support.cli import invoke
 from support.clock import NOW
+from support.mailing import STATUS_HEADER
 from support.paths import SITES
 from support.postgres import PostgresServer, append_state_url
 from support.processes import ENV, start_publisher
@@ -95,16 +96,6 @@ FILE_HELPER = (
     r"`publisher digest send`, since [^)]+\): "
     r"sending the digests already made, making none\n"
 )
-STATUS_HEADER = [
-    "digest",
-    "created",
-    "articles",
-    "sent",
-    "pending",
-    "sending",
-    "uncertain",
-    "failed",
-]
 
 
 class Hold:

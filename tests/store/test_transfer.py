@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.full_state import RUNTIME_TABLES, TABLES, FullSite, copy_full_site, make_full_site
+from support.full_state import RUNTIME_TABLES, TABLES
 from support.paths import STATES
 
 from publisher.errors import StoreError
@@ -39,25 +38,6 @@ COPY_ORDER = [
     "deliveries",
     "digest_articles",
 ]
-
-
-@pytest.fixture(scope="module")
-def full_template(tmp_path_factory: pytest.TempPathFactory) -> FullSite:
-    # Made once (it runs a dozen commands); each test copies it.
-    return make_full_site(tmp_path_factory.mktemp("full") / "site")
-
-
-@pytest.fixture
-def full_site(full_template: FullSite, tmp_path: Path) -> FullSite:
-    return copy_full_site(full_template, tmp_path / "site")
-
-
-@pytest.fixture
-def target(postgres_server) -> Iterator[str]:
-    """An empty database (no table at all), as `createdb` leaves it."""
-    name = postgres_server.create_database(empty=True)
-    yield postgres_server.url(name)
-    postgres_server.drop_database(name)
 
 
 def _columns(db: Path, table: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -157,3 +158,25 @@ def _sign_ups(site: SiteConfig, clock: Clock, server: SmtpServer) -> None:
         (jo,) = [r.message for r in server.received if r.recipients == ["jo@example.org"]]
         assert press(client, confirmation_link(jo)).status_code == 200
     clock.now += timedelta(minutes=1)
+
+
+# Fixtures of the tests of `state migrate` (registered in tests/conftest.py).
+
+
+@pytest.fixture(scope="module")
+def full_template(tmp_path_factory: pytest.TempPathFactory) -> FullSite:
+    """Made once a module (it runs a dozen commands); each test copies it."""
+    return make_full_site(tmp_path_factory.mktemp("full") / "site")
+
+
+@pytest.fixture
+def full_site(full_template: FullSite, tmp_path: Path) -> FullSite:
+    return copy_full_site(full_template, tmp_path / "site")
+
+
+@pytest.fixture
+def target(postgres_server) -> Iterator[str]:
+    """An empty database (no table at all), as `createdb` leaves it."""
+    name = postgres_server.create_database(empty=True)
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)

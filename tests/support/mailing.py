@@ -56,3 +56,16 @@ def parse_message(data: bytes):
 def token_of(message) -> str:
     link = message["List-Unsubscribe"].split(",")[0].strip("<> ")
     return parse_qs(urlsplit(link).query)["token"][0]
+
+
+# The columns of `publisher digest status`, as its header line names them.
+STATUS_HEADER = [
+    "digest",
+    "created",
+    "articles",
+    "sent",
+    "pending",
+    "sending",
+    "uncertain",
+    "failed",
+]
