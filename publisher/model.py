@@ -165,6 +165,7 @@ class BuildReport:
     # About the files parsed in this run: markup removed from a title, an
     # identity lost (and what to do).
     warnings: tuple[str, ...] = ()
+    pages: PageWrites | None = None  # None when [pages] enabled = false
 
     @property
     def skipped(self) -> int:
@@ -202,6 +203,26 @@ class DigestArticle:
     date: datetime
     authors: tuple[str, ...]
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestIssue:
+    """A digest as its page on the site shows it: what it held, no personal data."""
+
+    id: int
+    created_at: datetime
+    subject: str
+    articles: tuple[DigestArticle, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PageWrites:
+    """What a build did to the pages: each counted, for the report and the tests."""
+
+    rendered: int = 0
+    written: tuple[str, ...] = ()  # paths under [paths] site
+    unchanged: int = 0
+    removed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

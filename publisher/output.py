@@ -21,12 +21,13 @@ Anything else, dot-file or not, is never touched.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -92,19 +93,48 @@ class OutputWriter:
             raise OutputError(self.where(relative), message)
         self.seen.add(relative)
         path = self.target(relative)
-        try:
-            if path.read_bytes() == data:
-                return False
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            raise OutputError(self.where(relative), f"cannot read ({err.strerror})") from err
+        if self._holds(relative, path, data):
+            return False
         try:
             atomic_write(path, data)
         except OSError as err:
             message = f"cannot write ({err.strerror or err})"
             raise OutputError(self.where(relative), message) from err
         return True
+
+    def stage_if_changed(self, relative: str, data: bytes, *, pid: int) -> Path | None:
+        """Write *data* to a temp file beside *relative* unless the file holds exactly these bytes.
+
+        For a batch of many files (the pages): nothing is synced or renamed
+        here; `commit_staged` makes the whole batch durable at once, then
+        puts each file in place. The temp file is named for *pid*, the
+        process that will commit it (this may be one of its forked workers).
+
+        :returns: the temp file, or None when the file is unchanged.
+        :raises OutputError: on a path outside the root or an OS error.
+        """
+        path = self.target(relative)
+        if self._holds(relative, path, data):
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = _create_temp(path, pid)
+            with os.fdopen(fd, "wb") as temp:
+                temp.write(data)
+                os.fchmod(temp.fileno(), 0o644)
+        except OSError as err:
+            message = f"cannot write ({err.strerror or err})"
+            raise OutputError(self.where(relative), message) from err
+        return temp_name
+
+    def _holds(self, relative: str, path: Path, data: bytes) -> bool:
+        """Whether the file at *path* holds exactly *data* (a missing file does not)."""
+        try:
+            return path.read_bytes() == data
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise OutputError(self.where(relative), f"cannot read ({err.strerror})") from err
 
     def remove(self, relative: str) -> bool:
         """Remove a file this site generated earlier, and its folder if now empty."""
@@ -158,10 +188,55 @@ def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
 
-def _create_temp(path: Path) -> tuple[int, Path]:
+def commit_staged(staged: Iterable[tuple[Path, Path]], root: Path) -> None:
+    """Put staged temp files in place: their data made durable first, then each renamed.
+
+    One sync of the file system for the whole batch instead of one fsync per
+    file (a cold build of a big site writes 10,000 pages): after a crash each
+    target holds its old bytes or its new ones, never a part. Call
+    `sync_tree` once after the last batch to make the renames durable too.
+
+    :raises OSError: when a rename fails.
+    """
+    pairs = list(staged)
+    if not pairs:
+        return
+    sync_tree(root)
+    for temp, target in pairs:
+        os.replace(temp, target)
+
+
+def sync_tree(root: Path) -> None:
+    """Flush everything written to the file system holding *root* (syncfs, else sync)."""
+    try:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        os.sync()
+        return
+    try:
+        if _syncfs is None or _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _find_syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2), which the os module lacks; None elsewhere."""
+    try:
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+_syncfs = _find_syncfs()
+
+
+def _create_temp(path: Path, pid: int | None = None) -> tuple[int, Path]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    owner = os.getpid() if pid is None else pid
     while True:
-        temp_name = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        temp_name = path.with_name(f".{path.name}.{owner}-{secrets.token_hex(4)}.tmp")
         try:
             return os.open(temp_name, flags, 0o600), temp_name
         except FileExistsError:
@@ -244,6 +319,19 @@ def _remove_if_stale(path: Path, now: float) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def left_as(path: Path, size: int, mtime_ns: int) -> bool:
+    """Whether the file at *path* still has the size and mtime a build recorded for it.
+
+    A build records both for every file it writes: a file whose stat still
+    matches was touched by nobody (and by no killed build) since.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns)
 
 
 def process_alive(pid: int) -> bool:

@@ -1,16 +1,21 @@
-"""One Jinja2 environment: the site's templates/ first, then the packaged defaults."""
+"""One Jinja2 environment: the site's templates/ first, then the packaged defaults.
+
+Jinja2 itself is imported on first use: a build with nothing to do never needs it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import traceback
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from publisher.errors import TemplateError
+
+if TYPE_CHECKING:  # Jinja2 is imported when a template is first needed, not by a quick build
+    import jinja2
 
 # Text templates (plain-text email, Markdown scaffolds) must not be HTML-escaped.
 _PLAIN_SUFFIXES = (".txt.j2", ".md.j2")
@@ -40,6 +45,8 @@ def yaml_string(value: str) -> str:
 
 def make_environment(site_templates: Path | None) -> jinja2.Environment:
     """Site templates override packaged ones file by file (a ChoiceLoader)."""
+    import jinja2
+
     loaders: list[jinja2.BaseLoader] = []
     if site_templates is not None and site_templates.is_dir():
         loaders.append(jinja2.FileSystemLoader(site_templates))
@@ -54,18 +61,53 @@ def make_environment(site_templates: Path | None) -> jinja2.Environment:
     return environment
 
 
-def render_template(environment: jinja2.Environment, name: str, **context: Any) -> str:
-    """Render *name*, turning Jinja2's errors into a TemplateError naming file and line.
+def load_template(environment: jinja2.Environment, name: str) -> jinja2.Template:
+    """The compiled template *name* (compiled once per environment).
 
-    :raises TemplateError: on a missing template, a syntax error or an undefined variable.
+    :raises TemplateError: on a missing template or a syntax error, naming file and line.
     """
+    import jinja2
+
     try:
-        template = environment.get_template(name)
+        return environment.get_template(name)
     except jinja2.TemplateSyntaxError as err:
         where = f"{err.filename or err.name or name}:{err.lineno}"
         raise TemplateError(where, f"template syntax error: {err.message}") from err
     except jinja2.TemplateNotFound as err:
         raise TemplateError(name, "template not found") from err
+
+
+def templates_fingerprint(site_templates: Path | None, folder: str) -> str:
+    """A hash of every template under *folder* that a site would render, without Jinja2.
+
+    A build compares it to decide whether its pages can stay as they are: the
+    site's own files override the packaged ones by name, as the loader does.
+    """
+    chosen: dict[str, Path] = {}
+    for root in (packaged_templates_dir(), site_templates):
+        if root is None or not (root / folder).is_dir():
+            continue
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                chosen[path.relative_to(root).as_posix()] = path
+    digest = hashlib.sha256()
+    for name in sorted(chosen):
+        try:
+            data = chosen[name].read_bytes()
+        except OSError:
+            data = b"\0unreadable"
+        digest.update(f"{name}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()
+
+
+def render_template(environment: jinja2.Environment, name: str, **context: Any) -> str:
+    """Render *name*, turning Jinja2's errors into a TemplateError naming file and line.
+
+    :raises TemplateError: on a missing template, a syntax error or an undefined variable.
+    """
+    import jinja2
+
+    template = load_template(environment, name)
     try:
         return template.render(**context)
     except jinja2.UndefinedError as err:

@@ -103,7 +103,13 @@ def site_lock(site: SiteConfig, command: str) -> Iterator[bool]:
             from publisher.output import remove_stale_temps
 
             logger.info("the last run (%s) did not finish: removing its temporary files", died)
-            folders = (site.output_dir, site.delivery.outbox_dir, site.content_dir, site.state_dir)
+            folders = (
+                site.output_dir,
+                site.site_dir,
+                site.delivery.outbox_dir,
+                site.content_dir,
+                site.state_dir,
+            )
             remove_stale_temps(dict.fromkeys(folders), now=now())
         yield died is not None
 

@@ -134,20 +134,18 @@ def _digest_line(latest: DeliveryCounts | None, tz: ZoneInfo) -> str:
 @click.command()
 @click.option(
     "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on (loopback by default: put a TLS proxy in front).",
+    default=None,
+    help="Address to listen on [default: [web] host, else 127.0.0.1: put a TLS proxy in front].",
 )
 @click.option(
     "--port",
-    default=8080,
-    show_default=True,
+    default=None,
     type=click.IntRange(1, 65535),
-    help="Port to listen on.",
+    help="Port to listen on [default: [web] port, else 8080].",
 )
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the feeds, the sign-up form, unsubscribe and the digest archive over HTTP.
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the pages, the feeds, the sign-up form and unsubscribe over HTTP.
 
     Runs beside `publisher run`, sharing the state safely. SIGTERM or Ctrl-C
     finishes the requests in flight and stops. See the README for nginx/Caddy.
@@ -161,4 +159,4 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     site = site_of(ctx)
     log_at_info("publisher.web")  # the address it listens on, and the access log
     clean_outbox(site)  # confirmation messages go there, without the site lock
-    run_server(site, host=host, port=port, now=_common.now)
+    run_server(site, host=host or site.web.host, port=port or site.web.port, now=_common.now)

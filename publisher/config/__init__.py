@@ -14,8 +14,10 @@ from publisher.config.options import (
     DeliveryOptions,
     DigestOptions,
     FeedOptions,
+    PageOptions,
     SiteConfig,
     SmtpOptions,
+    WebOptions,
 )
 from publisher.config.reading import load_config, parse_config
 
@@ -29,8 +31,10 @@ __all__ = [
     "DeliveryOptions",
     "DigestOptions",
     "FeedOptions",
+    "PageOptions",
     "SiteConfig",
     "SmtpOptions",
+    "WebOptions",
     "load_config",
     "parse_config",
 ]

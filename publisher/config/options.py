@@ -95,6 +95,32 @@ class DeliveryOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class PageOptions:
+    """[pages]: the static site beside the feeds, in [paths] site, mirroring base_url."""
+
+    enabled: bool = True
+    per_page: int = 10  # articles on each page of the home and tag pages
+    site_dir: Path = Path("site")
+
+
+@dataclass(frozen=True, slots=True)
+class WebOptions:
+    """[web]: this site runs `publisher serve` at base_url (its presence says so).
+
+    Then every page offers the sign-up form, posting to the service's /subscribe.
+    """
+
+    configured: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    signup_form: bool = True
+
+    @property
+    def offers_signup(self) -> bool:
+        return self.configured and self.signup_form
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """A validated site: every path absolute, every URL absolute and ending in '/'."""
 
@@ -113,6 +139,8 @@ class SiteConfig:
     feeds: FeedOptions
     digest: DigestOptions = DigestOptions()
     delivery: DeliveryOptions = DeliveryOptions()
+    pages: PageOptions = PageOptions()
+    web: WebOptions = WebOptions()
     rebuild_every: timedelta = timedelta(minutes=5)  # `publisher run` rebuilds this often
     state_url: str | None = None  # a PostgreSQL database instead of the SQLite file
 
@@ -123,6 +151,11 @@ class SiteConfig:
     @property
     def templates_dir(self) -> Path:
         return self.root / "templates"
+
+    @property
+    def site_dir(self) -> Path:
+        """The pages' folder ([paths] site), whether or not pages are enabled."""
+        return self.pages.site_dir
 
     @property
     def state_db(self) -> Path:

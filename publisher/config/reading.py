@@ -30,8 +30,10 @@ from publisher.config.options import (
     DeliveryOptions,
     DigestOptions,
     FeedOptions,
+    PageOptions,
     SiteConfig,
     SmtpOptions,
+    WebOptions,
 )
 from publisher.errors import ConfigError
 from publisher.model import Author
@@ -91,6 +93,8 @@ def parse_config(
             "delivery": dict,
             "schedule": dict,
             "state": dict,
+            "pages": dict,
+            "web": dict,
         },
     )
     site = reader.table(data, "site", required=True)
@@ -132,6 +136,8 @@ def parse_config(
         reader.problems.append(
             f"[paths] output: must not be inside the content folder ({output_name!r})"
         )
+    site_name = reader.get(paths, "paths", "site", values.relative_path, default="site")
+    _check_site_folder(reader, root / site_name, site_name, root, content_dir, output_dir)
 
     formats = reader.get(feeds, "feeds", "formats", _formats, default=FEED_FORMATS)
     max_items = reader.get(feeds, "feeds", "max_items", values.positive_int, default=50)
@@ -149,6 +155,8 @@ def parse_config(
         reader, reader.table(data, "digest"), base_url or "https://invalid.example/", author
     )
     delivery = _delivery_options(reader, reader.table(data, "delivery"), root)
+    pages = _page_options(reader, reader.table(data, "pages"), root / site_name)
+    web = _web_options(reader, data)
     state_url = _state_url(reader, reader.table(data, "state"), environ or {})
     reader.raise_if_any()
 
@@ -177,8 +185,49 @@ def parse_config(
         ),
         digest=digest,
         delivery=delivery,
+        pages=pages,
+        web=web,
         rebuild_every=rebuild_every,
         state_url=state_url,
+    )
+
+
+def _check_site_folder(
+    reader: values.Reader, site_dir: Path, name: str, root: Path, content: Path, output: Path
+) -> None:
+    """The pages' folder is a folder of its own; the feeds' may sit inside it (site/feeds)."""
+    folder = site_dir.resolve()
+    if folder == root.resolve() or content.resolve().is_relative_to(folder):
+        reader.problems.append(
+            f"[paths] site: must be a folder of its own, not the site folder or one holding "
+            f"the content ({name!r})"
+        )
+    elif folder.is_relative_to(content.resolve()):
+        reader.problems.append(f"[paths] site: must not be inside the content folder ({name!r})")
+    elif output.resolve() != root.resolve() and folder.is_relative_to(output.resolve()):
+        reader.problems.append(
+            f"[paths] site: must not be the feeds' output folder or inside it ({name!r})"
+        )
+
+
+def _page_options(reader: values.Reader, table: dict[str, Any], site_dir: Path) -> PageOptions:
+    reader.known_keys("pages", table, PAGES_KEYS)
+    return PageOptions(
+        enabled=reader.get(table, "pages", "enabled", values.boolean, default=True),
+        per_page=reader.get(table, "pages", "per_page", values.positive_int, default=10),
+        site_dir=site_dir,
+    )
+
+
+def _web_options(reader: values.Reader, data: Mapping[str, Any]) -> WebOptions:
+    """[web] present means `publisher serve` answers at base_url: pages offer its sign-up form."""
+    table = reader.table(data, "web")
+    reader.known_keys("web", table, WEB_KEYS)
+    return WebOptions(
+        configured="web" in data,
+        host=reader.get(table, "web", "host", values.host, default="127.0.0.1"),
+        port=reader.get(table, "web", "port", values.port, default=8080),
+        signup_form=reader.get(table, "web", "signup_form", values.boolean, default=True),
     )
 
 
@@ -286,6 +335,9 @@ def _permalink(key: str, value: Any) -> str:
     if pattern.startswith("/") or "://" in pattern:
         message = f"must be relative to base_url, without a leading '/' ({pattern!r})"
         raise ValueError(message)
+    if any(part in (".", "..") or "\\" in part for part in pattern.split("/")):
+        message = f"must stay below base_url: no '.' or '..' parts, no '\\' ({pattern!r})"
+        raise ValueError(message)
     return pattern
 
 
@@ -340,7 +392,9 @@ SITE_KEYS = dict.fromkeys(
         "permalink",
     )
 )
-PATHS_KEYS = dict.fromkeys(("content", "output", "state"))
+PATHS_KEYS = dict.fromkeys(("content", "output", "state", "site"))
+PAGES_KEYS = dict.fromkeys(("enabled", "per_page"))
+WEB_KEYS = dict.fromkeys(("host", "port", "signup_form"))
 STATE_KEYS = dict.fromkeys(("url",))
 FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url", "websub_hub"))
 SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))

@@ -9,7 +9,6 @@ caller (the content stage renders and caches it), for the files that need it.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
@@ -18,7 +17,7 @@ from publisher.config import SiteConfig
 from publisher.feeds import render
 from publisher.feeds.plan import FeedPlan, signature
 from publisher.model import Article, FeedItem, FeedSpec
-from publisher.output import OutputWriter
+from publisher.output import OutputWriter, left_as
 from publisher.store import OutputRow, Store
 
 # A cold build of a big site renders ~100 feed files: worth two cores.
@@ -143,11 +142,7 @@ class _FeedFiles:
 
     def _intact(self, relative: str) -> bool:
         row = self.previous[relative]
-        try:
-            stat = os.stat(self.site.output_dir / relative)
-        except OSError:
-            return False
-        return stat.st_size == row.size and stat.st_mtime_ns == row.mtime_ns
+        return left_as(self.site.output_dir / relative, row.size, row.mtime_ns)
 
 
 def _render_and_write(jobs: Sequence[_RenderJob]) -> Iterator[tuple[bool, OutputRow]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+from publisher import templating
 from publisher.config import SiteConfig
 from publisher.content import articles, bodies, files, markup
 from publisher.content.files import FoundFile
@@ -36,7 +36,10 @@ from publisher.errors import ConfigError, ContentError, OutputError
 from publisher.feeds import plan
 from publisher.feeds.plan import FeedPlan
 from publisher.feeds.write import FeedWrites, write_feeds
-from publisher.model import BuildReport, ContentProblem
+from publisher.model import BuildReport, ContentProblem, PageWrites
+from publisher.output import atomic_write, left_as
+from publisher.pages import plan as pages_plan
+from publisher.pages import write as pages_write
 from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store, settings
 from publisher.store.settings import INDEXED_AT
 from publisher.text import one_line, slugify
@@ -102,9 +105,49 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
             index = index_content(site, store, scan, now=now, rows=rows)
         keys = store.article_keys()
         writes = _write_feeds(site, store, keys, now=now)
+        pages = write_site_pages(site, store, keys, now=now)
         counts = _counts(keys, now=now)
         _record_build(site, store, keys, counts, writes, now=now)
-    return _report(counts, index, writes.written, writes.unchanged, writes.removed)
+    index.warnings += pages.warnings
+    return _report(counts, index, writes.written, writes.unchanged, writes.removed, pages.writes)
+
+
+@dataclass(frozen=True, slots=True)
+class SitePages:
+    writes: PageWrites | None  # None when the site has no pages
+    warnings: tuple[str, ...] = ()
+
+
+def write_site_pages(
+    site: SiteConfig, store: Store, keys: Sequence[ArticleKey] | None = None, *, now: datetime
+) -> SitePages:
+    """Bring the site folder in line with the store: the pages whose inputs changed.
+
+    Called by the build, and by the digest pipeline once it has made a digest
+    (its page must exist before any message links to it).
+
+    :raises OutputError: when the site folder cannot be written.
+    :raises TemplateError: for a page template that fails.
+    """
+    if not site.pages.enabled:
+        removed = pages_write.remove_pages(site, store)
+        store.set_setting(settings.PAGES, _PAGES_OFF)
+        return SitePages(None if not removed.removed else removed)
+    keys = store.article_keys() if keys is None else keys
+    digests = store.digest_issues()
+    site_plan = pages_plan.plan(site, keys, digests, now=now)
+    writes = pages_write.write_pages(
+        site,
+        store,
+        site_plan,
+        {key.id: key.version for key in keys},
+        digests,
+        fingerprint=_pages_fingerprint(site),
+        html_for=partial(bodies.html_for, site, store),
+    )
+    with store.transaction():
+        store.set_setting(settings.PAGES, _pages_state(site, store))
+    return SitePages(writes, site_plan.warnings)
 
 
 def _write_feeds(
@@ -152,6 +195,7 @@ def _report(
     written: Sequence[str],
     unchanged: Sequence[str],
     removed: Sequence[str],
+    pages: PageWrites | None,
 ) -> BuildReport:
     return BuildReport(
         loaded=counts["loaded"],
@@ -164,6 +208,7 @@ def _report(
         removed=tuple(removed),
         parsed=index.parsed,
         warnings=tuple(index.warnings),
+        pages=pages,
     )
 
 
@@ -194,6 +239,29 @@ def _render_fingerprint(site: SiteConfig) -> str:
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
 
+_PAGES_OFF = "off"
+
+
+def _pages_fingerprint(site: SiteConfig) -> str:
+    """Everything besides the articles and digests that shapes the pages' bytes."""
+    shape = (
+        _render_fingerprint(site),
+        site.timezone.key,
+        site.permalink,
+        site.pages,
+        site.web,
+        templating.templates_fingerprint(site.templates_dir, "pages"),
+    )
+    return hashlib.sha256(repr(shape).encode()).hexdigest()
+
+
+def _pages_state(site: SiteConfig, store: Store) -> str:
+    """What the pages were made from besides the articles: compared by the quick path."""
+    if not site.pages.enabled:
+        return _PAGES_OFF
+    return f"{_pages_fingerprint(site)} {store.latest_digest_id() or 0}"
+
+
 # -- the quick path -----------------------------------------------------------------
 
 
@@ -216,8 +284,14 @@ def _unchanged_report(
     if not _files_unchanged(found, rows, store.get_setting(INDEXED_AT)):
         return None
     outputs = store.outputs()
-    if not outputs or not _outputs_intact(site, outputs):
+    if not outputs or not _outputs_intact(site.output_dir, outputs):
         return None
+    page_outputs = store.page_outputs()
+    if store.get_setting(settings.PAGES) != _pages_state(site, store) or not _outputs_intact(
+        site.site_dir, page_outputs
+    ):
+        return None
+    pages = PageWrites(unchanged=len(page_outputs)) if site.pages.enabled else None
     root = site.display(site.output_dir)
     index = IndexResult()
     index.problems = [
@@ -225,7 +299,8 @@ def _unchanged_report(
         for row in sorted(rows.values(), key=lambda r: r.path)
         if row.problem
     ]
-    return _report(json.loads(counts_json), index, (), [f"{root}/{p}" for p in outputs], ())
+    unchanged = [f"{root}/{p}" for p in outputs]
+    return _report(json.loads(counts_json), index, (), unchanged, (), pages)
 
 
 def _settings_unchanged(site: SiteConfig, store: Store, *, now: datetime) -> bool:
@@ -253,16 +328,9 @@ def _files_unchanged(
     return True
 
 
-def _outputs_intact(site: SiteConfig, outputs: Mapping[str, OutputRow]) -> bool:
+def _outputs_intact(folder: Path, outputs: Mapping[str, OutputRow]) -> bool:
     """Every output file as the last build left it: nobody (and no killed build) touched it."""
-    for relative, output in outputs.items():
-        try:
-            stat = os.stat(site.output_dir / relative)
-        except OSError:
-            return False
-        if (stat.st_size, stat.st_mtime_ns) != (output.size, output.mtime_ns):
-            return False
-    return True
+    return all(left_as(folder / relative, o.size, o.mtime_ns) for relative, o in outputs.items())
 
 
 # -- new ---------------------------------------------------------------------------
@@ -276,8 +344,6 @@ def new_article(
     :raises ConfigError: for a title with nothing to make a slug from.
     :raises OutputError: when the file exists already or cannot be written.
     """
-    from publisher import templating
-    from publisher.output import atomic_write
 
     clean_title = one_line(title)
     slug = slugify(clean_title)

@@ -27,6 +27,7 @@ from publisher.mail.digest import DigestSite, render_digest, select_articles
 from publisher.mail.secret import site_secret
 from publisher.model import Digest, DigestArticle, Message, RenderedDigest, Subscriber
 from publisher.output import OutputWriter
+from publisher.pipelines import build
 from publisher.store import Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,14 @@ def digest_site(site: SiteConfig) -> DigestSite:
 
 
 def web_copy_path(digest_id: int) -> str:
+    """Where a site without pages keeps a digest's web copy, in the feeds' folder."""
     return f"digests/{digest_id}/index.html"
 
 
 def web_copy_url(site: SiteConfig, digest_id: int) -> str:
+    """The digest's page on the site, or (without pages) its web copy beside the feeds."""
+    if site.pages.enabled:
+        return f"{site.base_url}digests/{digest_id}/"
     return f"{site.feeds.url}digests/{digest_id}/"
 
 
@@ -192,6 +197,9 @@ def _rounds(
                 made = _make_digest(site, store, settings, report, now=now())
                 due = [] if made is None else [made]
                 make_new = False
+            if due and may_make and site.pages.enabled and site.content_dir.is_dir():
+                # Every message links to its digest's page: it exists before they go.
+                build.write_site_pages(site, store, now=now())
         if not due:
             return report
         for digest_id in due:
@@ -369,7 +377,8 @@ def _active_count(store: Store) -> int:
 
 
 def _write_web_copy(site: SiteConfig, digest: Digest) -> None:
-    if digest.rendered is None:
+    """A site without pages gets the digest's HTML as its web copy, beside the feeds."""
+    if digest.rendered is None or site.pages.enabled:
         return
     writer = OutputWriter(site.output_dir, display_root=site.display(site.output_dir))
     writer.ensure_root()

@@ -20,6 +20,17 @@ def build_summary(report: BuildReport) -> str:
         f"{len(report.written)} file{_s(len(report.written))} written, "
         f"{len(report.unchanged)} unchanged"
         + (f", {len(report.removed)} removed" if report.removed else "")
+        + _pages(report)
+    )
+
+
+def _pages(report: BuildReport) -> str:
+    pages = report.pages
+    if pages is None:
+        return ""
+    written = len(pages.written)
+    return f"; {written} page{_s(written)} written, {pages.unchanged} unchanged" + (
+        f", {len(pages.removed)} removed" if pages.removed else ""
     )
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from publisher.model import Article, ArticleMeta, Author, BodyFormat, Tag
 from publisher.store.base import StoreBase
@@ -23,6 +23,8 @@ from publisher.store.settings import PUBLICATION_SEQ, SettingQueries
 # making an encoder per call: a cold build writes 10,000 of each.
 JSON = json.JSONEncoder(ensure_ascii=False)
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+# The tables of written files: the feeds' and the pages' (the only names put into SQL).
+_OutputTable = Literal["outputs", "pages"]
 
 
 class ArticleRow(NamedTuple):
@@ -39,6 +41,8 @@ class ArticleRow(NamedTuple):
     is_draft: int
     tags: str
     version: str
+    link: str  # where the article's page goes
+    modified: str  # when it last changed, as its page and the sitemap say
 
 
 class ArticleKey(NamedTuple):
@@ -49,6 +53,9 @@ class ArticleKey(NamedTuple):
     is_draft: bool
     tags: tuple[Tag, ...]
     version: str
+    link: str = ""
+    modified: datetime | None = None  # the article's last_modified (pages and the sitemap)
+    path: str = ""  # its file, relative to the content folder
 
     def is_published(self, now: datetime) -> bool:
         return not self.is_draft and self.date <= now
@@ -79,12 +86,13 @@ def encode(article: Article) -> ArticleRow:
     """The row that stores *article* (its version is computed here, from the rest)."""
     meta = article.meta
     date = meta.date.isoformat()
+    updated = meta.updated.isoformat() if meta.updated else None
     tags = [[t.name, t.slug] for t in meta.tags]
     document: dict[str, object] = {
         "path": meta.path,
         "title": meta.title,
         "date": date,
-        "updated": meta.updated.isoformat() if meta.updated else None,
+        "updated": updated,
         "authors": [[a.name, a.email] for a in meta.authors],
         "tags": tags,
         "summary": meta.summary,
@@ -106,7 +114,18 @@ def encode(article: Article) -> ArticleRow:
         is_draft=int(meta.is_draft),
         tags=JSON.encode(tags),
         version=article_version(meta_json, article.text_hash, edited),
+        link=meta.link,
+        modified=last_modified(date, updated, edited),
     )
+
+
+def last_modified(date: str, updated: str | None, edited_at: str | None) -> str:
+    """Article.last_modified from stored values: `updated`, else an edit seen after the date."""
+    if updated:
+        return updated
+    if edited_at and datetime.fromisoformat(edited_at) > datetime.fromisoformat(date):
+        return edited_at
+    return date
 
 
 def decode(row: Sequence[Any]) -> Article:
@@ -150,6 +169,7 @@ def restamp(
         first_seen=first_seen.isoformat(),
         edited_at=edited,
         version=article_version(row.meta, row.text_hash, edited),
+        modified=last_modified(row.date, json.loads(row.meta)["updated"], edited),
     )
 
 
@@ -224,13 +244,18 @@ class ArticleQueries(SettingQueries, StoreBase):
         """Every article's id, date, draft flag, tags and version: enough to plan feeds."""
         tags: dict[str, tuple[Tag, ...]] = {}  # articles share tag lists: decode each once
         keys = []
-        for row in self.conn.execute("SELECT id, date, is_draft, tags, version FROM articles"):
+        rows = self.conn.execute(
+            "SELECT id, date, is_draft, tags, version, link, modified, path FROM articles"
+        )
+        for row in rows:
             article_tags = tags.get(row[3])
             if article_tags is None:
                 article_tags = tags[row[3]] = tuple(Tag(n, s) for n, s in json.loads(row[3]))
+            date = datetime.fromisoformat(row[1])
+            modified = datetime.fromisoformat(row[6]) if row[6] and row[6] != row[1] else date
             keys.append(
                 ArticleKey(
-                    row[0], datetime.fromisoformat(row[1]), bool(row[2]), article_tags, row[4]
+                    row[0], date, bool(row[2]), article_tags, row[4], row[5], modified, row[7]
                 )
             )
         return keys
@@ -262,12 +287,13 @@ class ArticleQueries(SettingQueries, StoreBase):
         """Insert or update articles from their rows (made by `encode`)."""
         self.conn.executemany(
             "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
-            "body_format, html, html_key, date, is_draft, tags, version) "
-            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?) "
+            "body_format, html, html_key, date, is_draft, tags, version, link, modified) "
+            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
             "text_hash = excluded.text_hash, meta = excluded.meta, "
             "body_format = excluded.body_format, date = excluded.date, "
-            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version",
+            "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version, "
+            "link = excluded.link, modified = excluded.modified",
             # An edit keeps the old HTML until the new one is rendered: it is the
             # last good version should the file break before that.
             rows,
@@ -327,16 +353,37 @@ class ArticleQueries(SettingQueries, StoreBase):
     # -- outputs ------------------------------------------------------------
 
     def outputs(self) -> dict[str, OutputRow]:
-        rows = self.conn.execute("SELECT path, sha256, size, mtime_ns, signature FROM outputs")
+        """The feed files the last builds wrote, by path under [paths] output."""
+        return self._outputs_in("outputs")
+
+    def update_outputs(self, outputs: Mapping[str, OutputRow]) -> None:
+        self._update_outputs_in("outputs", outputs)
+
+    def delete_outputs(self, paths: Iterable[str]) -> None:
+        self._delete_outputs_in("outputs", paths)
+
+    def page_outputs(self) -> dict[str, OutputRow]:
+        """The pages the last builds wrote, by path under [paths] site."""
+        return self._outputs_in("pages")
+
+    def update_page_outputs(self, outputs: Mapping[str, OutputRow]) -> None:
+        self._update_outputs_in("pages", outputs)
+
+    def delete_page_outputs(self, paths: Iterable[str]) -> None:
+        self._delete_outputs_in("pages", paths)
+
+    def _outputs_in(self, table: _OutputTable) -> dict[str, OutputRow]:
+        rows = self.conn.execute(f"SELECT path, sha256, size, mtime_ns, signature FROM {table}")
         return {row[0]: OutputRow(row[1], row[2] or 0, row[3] or 0, row[4] or "") for row in rows}
 
-    def update_outputs(self, outputs: dict[str, OutputRow]) -> None:
+    def _update_outputs_in(self, table: _OutputTable, outputs: Mapping[str, OutputRow]) -> None:
         self.conn.executemany(
-            "INSERT INTO outputs (path, sha256, size, mtime_ns, signature) VALUES (?, ?, ?, ?, ?) "
+            f"INSERT INTO {table} (path, sha256, size, mtime_ns, signature) "
+            "VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, signature = excluded.signature",
             [(path, *row) for path, row in sorted(outputs.items())],
         )
 
-    def delete_outputs(self, paths: Iterable[str]) -> None:
-        self.conn.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in sorted(paths)])
+    def _delete_outputs_in(self, table: _OutputTable, paths: Iterable[str]) -> None:
+        self.conn.executemany(f"DELETE FROM {table} WHERE path = ?", [(p,) for p in sorted(paths)])

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from publisher.model import Digest, DigestArticle, RenderedDigest
+from publisher.model import Digest, DigestArticle, DigestIssue, RenderedDigest
 from publisher.store.base import StoreBase
 
 
@@ -41,6 +41,22 @@ class DigestQueries(StoreBase):
     def latest_digest(self) -> Digest | None:
         row = self.conn.execute("SELECT id FROM digests ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else self.get_digest(row[0])
+
+    def digest_issues(self) -> list[DigestIssue]:
+        """Every digest made (and rendered), oldest first, as its page shows it."""
+        rows = self.conn.execute(
+            "SELECT id, created_at, subject, articles FROM digests "
+            "WHERE subject IS NOT NULL ORDER BY id"
+        )
+        return [
+            DigestIssue(
+                id=row[0],
+                created_at=datetime.fromisoformat(row[1]),
+                subject=row[2],
+                articles=tuple(_digest_article(item) for item in json.loads(row[3])),
+            )
+            for row in rows
+        ]
 
     def get_digest(self, digest_id: int) -> Digest | None:
         row = self.conn.execute(

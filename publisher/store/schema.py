@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from publisher.store.articles import JSON, article_version
+from publisher.store.articles import JSON, article_version, last_modified
 from publisher.store.base import Connection, OnBackend, Step
 from publisher.store.settings import PUBLICATION_SEQ
 
@@ -39,6 +39,17 @@ def _backfill_article_columns(conn: Connection) -> None:
                 article_version(meta_text, text_hash, edited_at),
                 article_id,
             ),
+        )
+
+
+def _backfill_links(conn: Connection) -> None:
+    """Fill the page-planning columns of schema 13 from each article's metadata."""
+    rows = conn.execute("SELECT id, meta, edited_at FROM articles WHERE link IS NULL").fetchall()
+    for article_id, meta_text, edited_at in rows:
+        meta = json.loads(meta_text)
+        conn.execute(
+            "UPDATE articles SET link = ?, modified = ? WHERE id = ?",
+            (meta["link"], last_modified(meta["date"], meta["updated"], edited_at), article_id),
         )
 
 
@@ -272,6 +283,23 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             name TEXT PRIMARY KEY,
             holder TEXT NOT NULL,
             since TEXT NOT NULL
+        )""",
+    ),
+    (
+        # The static pages a build wrote into [paths] site, as `outputs` holds
+        # the feeds: a table of its own, for another folder (both may hold a
+        # "digests/1/index.html").
+        # Where each article's page goes and when it last changed, in columns:
+        # planning the pages reads these for every article without decoding it.
+        "ALTER TABLE articles ADD COLUMN link TEXT",
+        "ALTER TABLE articles ADD COLUMN modified TEXT",
+        _backfill_links,
+        """CREATE TABLE pages (
+            path TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            signature TEXT NOT NULL
         )""",
     ),
 )

@@ -8,6 +8,9 @@ from publisher.store.base import StoreBase
 CONFIG = "config"
 # What the feeds were last rendered with (a change re-renders every feed).
 RENDER = "render"
+# What the pages were last made from besides the articles (settings, templates, the
+# digests): the quick path compares it.
+PAGES = "pages"
 # The last build's counts, for the quick path and `status`.
 COUNTS = "counts"
 # The date of the next scheduled article, or "": the quick path's deadline.

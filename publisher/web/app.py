@@ -27,7 +27,13 @@ from publisher.config import SiteConfig
 from publisher.delivery.senders import Sender
 from publisher.errors import PublisherError
 from publisher.web.confirmation import Confirmations
-from publisher.web.files import GZIP_MINIMUM_SIZE, FeedFiles, GzipValidators, HeadAsGet
+from publisher.web.files import (
+    GZIP_MINIMUM_SIZE,
+    FeedFiles,
+    GzipValidators,
+    HeadAsGet,
+    SiteFiles,
+)
 from publisher.web.handlers import Handlers
 from publisher.web.middleware import (
     CLIENT_LIMIT,
@@ -75,14 +81,25 @@ def create_app(
 
 
 def _routes(site: SiteConfig, paths: SitePaths, handlers: Handlers) -> list[BaseRoute]:
-    """Every route the service answers; GET routes answer HEAD too."""
-    return [
-        Route(paths.home, handlers.home, methods=["GET"]),
+    """Every route the service answers; GET routes answer HEAD too.
+
+    With pages, the site folder answers everything the routes before it do
+    not (its home, articles, lists, digests and its 404 page); without, the
+    service makes its own home page and digest archive.
+    """
+    routes: list[BaseRoute] = [
         Route(paths.subscribe, handlers.subscribe, methods=["POST"]),
         Route(paths.confirm, handlers.confirm, methods=["GET", "POST"]),
         Route(paths.unsubscribe, handlers.unsubscribe, methods=["GET", "POST"]),
-        Route(paths.digests, handlers.digests, methods=["GET"]),
         Mount(paths.feeds, app=FeedFiles(directory=site.output_dir, html=True, check_dir=False)),
+    ]
+    if site.pages.enabled:
+        pages = SiteFiles(directory=site.site_dir, html=True, check_dir=False)
+        return [*routes, Mount(paths.home.rstrip("/"), app=pages)]
+    return [
+        Route(paths.home, handlers.home, methods=["GET"]),
+        Route(paths.digests, handlers.digests, methods=["GET"]),
+        *routes,
     ]
 
 

@@ -1,9 +1,11 @@
-"""The output folder over HTTP: feeds, tag feeds and digests' web copies.
+"""The output folders over HTTP: the feeds, and the site's pages.
 
-FeedFiles serves the folder with each feed's registered type, validators
-(ETag, Last-Modified, 304) and caching; HeadAsGet and GzipValidators sit
-around it in the middleware stack so HEAD and gzip answers keep the headers
-and validators GET and identity answers have.
+FeedFiles serves the feeds' folder with each feed's registered type,
+validators (ETag, Last-Modified, 304) and caching; SiteFiles serves the pages
+the same way, with a policy that lets a page load nothing from elsewhere and
+the site's 404 page for any address it does not have. HeadAsGet and
+GzipValidators sit around them in the middleware stack so HEAD and gzip
+answers keep the headers and validators GET and identity answers have.
 """
 
 from __future__ import annotations
@@ -24,7 +26,17 @@ FEED_TYPES = {
     "atom.xml": "application/atom+xml; charset=utf-8",
     "feed.json": "application/feed+json; charset=utf-8",
 }
+FILE_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".xml": "application/xml; charset=utf-8",
+}
 FEED_CACHE_CONTROL = "public, max-age=300"
+# A static page needs its own stylesheet and images, and posts only its sign-up form.
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
+    "media-src 'self' https:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 GZIP_MINIMUM_SIZE = 500  # bytes; smaller bodies go out as they are
 GZIP_TAG = "-gzip"  # "etag" of a body becomes "etag-gzip" once compressed
 
@@ -37,6 +49,11 @@ class FeedFiles(StaticFiles):
     handles HEAD. Dot-files are never served: the temp file of a write in
     flight, or one a killed run left behind, is not part of the site.
     """
+
+    async def check_config(self) -> None:
+        """A folder not made yet (no build has run on this machine) answers 404, not 500."""
+        if self.directory is not None and Path(self.directory).is_dir():
+            await super().check_config()
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         # *path* is normalised ("a/../.x" is ".x"); "." alone is the folder itself.
@@ -51,10 +68,11 @@ class FeedFiles(StaticFiles):
         name = Path(str(full_path)).name
         if name in FEED_TYPES:
             response.headers["content-type"] = FEED_TYPES[name]
-        elif name.endswith(".html"):
-            response.headers["content-type"] = "text/html; charset=utf-8"
+        elif Path(name).suffix in FILE_TYPES:
+            response.headers["content-type"] = FILE_TYPES[Path(name).suffix]
         response.headers["cache-control"] = FEED_CACHE_CONTROL
         response.headers["x-content-type-options"] = "nosniff"
+        self.add_headers(response)
         if not self.is_not_modified(response.headers, Headers(scope=scope)):
             return response
         # A 304 carries the validators the 200 would (RFC 9110 §15.4.5): the
@@ -64,6 +82,19 @@ class FeedFiles(StaticFiles):
             if "gzip" in Headers(scope=scope).get("accept-encoding", ""):
                 response.headers["etag"] = _gzip_tag(response.headers["etag"])
         return NotModifiedResponse(response.headers)
+
+    def add_headers(self, response: Response) -> None:
+        """What a kind of file adds to the common headers."""
+
+
+class SiteFiles(FeedFiles):
+    """The site's pages: as the feeds, and each HTML page under a policy that loads nothing
+    from elsewhere (no script can run, whatever an article holds)."""
+
+    def add_headers(self, response: Response) -> None:
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["content-security-policy"] = PAGE_POLICY
+            response.headers["referrer-policy"] = "strict-origin-when-cross-origin"
 
 
 def _is_compressible(headers: MutableHeaders) -> bool:

@@ -13,8 +13,6 @@ from starlette.requests import Request
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 10
-# The sign-up form's hidden field: people leave it empty, bots that fill every field do not.
-HONEYPOT_FIELD = "website"
 
 
 async def read_form(request: Request) -> dict[str, str] | None:

@@ -24,9 +24,10 @@ from publisher.config import SiteConfig
 from publisher.errors import PublisherError, SubscriberError
 from publisher.mail import signups, subscribers
 from publisher.mail.secret import site_secret
+from publisher.pages.layout import HONEYPOT_FIELD
 from publisher.store import Store, open_store
 from publisher.web.confirmation import Confirmations
-from publisher.web.forms import HONEYPOT_FIELD, read_form
+from publisher.web.forms import read_form
 from publisher.web.middleware import ClientLimiter
 from publisher.web.pages import Pages
 

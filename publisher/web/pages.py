@@ -18,12 +18,12 @@ from publisher import templating
 from publisher.config import SiteConfig
 from publisher.errors import SubscriberError
 from publisher.model import Article, Subscriber
-from publisher.web.forms import HONEYPOT_FIELD
+from publisher.pages.layout import HONEYPOT_FIELD, layout_context
 from publisher.web.paths import SitePaths
 
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' "
-    "https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
 }
 BUSY_RETRY_AFTER = 60  # seconds
@@ -42,9 +42,7 @@ class Pages:
         html = templating.render_template(
             self.environment,
             f"web/{template}",
-            site=self.site,
-            base=self.paths.home,
-            feeds_url=self.site.feeds.url,
+            **layout_context(self.site, signup=False),
             subscribe_url=self.paths.subscribe,
             **context,
         )

@@ -33,13 +33,13 @@ def test_build_then_rebuild(runner, site_dir):
     assert first.exit_code == 0, first.output
     assert first.stdout == (
         "5 articles loaded (3 published, 1 draft, 1 scheduled), 0 skipped with errors, "
-        "18 files written, 0 unchanged\n"
+        "18 files written, 0 unchanged; 18 pages written, 0 unchanged\n"
     )
     assert first.stderr == ""
     second = invoke(runner, site_dir, "build")
     assert second.stdout == (
         "5 articles loaded (3 published, 1 draft, 1 scheduled), 0 skipped with errors, "
-        "0 files written, 18 unchanged\n"
+        "0 files written, 18 unchanged; 0 pages written, 18 unchanged\n"
     )
 
 

@@ -102,7 +102,7 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.usefixtures("no_env_secret")
 def test_migrate_reports_each_table_it_copied_then_the_totals(full_site, target, runner):
     counts = _counts(full_site.site.state_db)
-    order = ["articles", "digests", "files", "outputs", "settings", "signup_requests"]
+    order = ["articles", "digests", "files", "outputs", "pages", "settings", "signup_requests"]
     order += ["signups", "subscribers", "suppressions", "websub_pings"]
     order += ["deliveries", "digest_articles"]
 
@@ -113,7 +113,7 @@ def test_migrate_reports_each_table_it_copied_then_the_totals(full_site, target,
     total = sum(counts[t] for t in order)
     assert result.stdout.splitlines() == [
         *lines,
-        f"copied 12 tables ({total} rows) from .publisher/state.db; the counts match",
+        f"copied 13 tables ({total} rows) from .publisher/state.db; the counts match",
         NEXT.format("copy .publisher/secret to the same place on each (mode 0600)"),
     ]
     assert "digests: 1 row" in lines  # one row: no "s"
@@ -194,6 +194,7 @@ def _what_the_site_does_next(runner, site_dir: Path, clock: Clock, server: SmtpS
     run("failures", "digest", "failures")
     seen["mail"] = [(r.recipients, r.data) for r in server.received[received:]]
     seen["output"] = _folder_files(site.output_dir)
+    seen["pages"] = _folder_files(site.site_dir)
     with open_store(site.state) as store:
         seen["rows"] = {table: _comparable_rows(store, table) for table in TABLES}
     return seen
@@ -203,14 +204,14 @@ def _comparable_rows(store, table: str) -> list[dict[str, object]]:
     """The rows of *table* without what the wall clock decides (the runs are a minute apart).
 
     The clock of the commands is the test's; the wall clock still gives the
-    files written their mtimes (outputs.mtime_ns), a scan its start (the
+    files written their mtimes (outputs.mtime_ns, pages.mtime_ns), a scan its start (the
     `indexed_at_ns` setting) and a sender its id (deliveries.worker).
     """
     rows = [dict(zip(_names(store, table), row, strict=True)) for row in _select_all(store, table)]
     if table == "settings":  # the shared state's own: which secret its machines sign with
         rows = [row for row in rows if row["key"] != "secret_fingerprint"]
     for row in rows:
-        if table == "outputs":
+        if table in ("outputs", "pages"):
             row.pop("mtime_ns")
         if table == "deliveries":
             row.pop("worker")
@@ -256,8 +257,8 @@ def test_after_migrate_the_site_does_on_postgresql_what_it_would_have_done_on_sq
     # 1 went out, its uncertain one did not; digest 2 holds the new article alone; new ids
     # follow the copied ones; the suppression list still knows the removed address.
     done = on_postgresql
-    assert done["build with nothing new"][:2] == (0, _BUILT.format(5, 3, 0, 18))
-    assert done["build"][:2] == (0, _BUILT.format(6, 4, 6, 12))
+    assert done["build with nothing new"][:2] == (0, _BUILT.format(5, 3, 0, 18, 0, 19))
+    assert done["build"][:2] == (0, _BUILT.format(6, 4, 6, 12, 8, 13))
     assert done["add a removed address"] == (1, "", REMOVED_HAL)
     assert done["add"] == (0, "added kai@example.org\n", "")
     assert done["send"][:2] == (
@@ -280,7 +281,7 @@ def test_after_migrate_the_site_does_on_postgresql_what_it_would_have_done_on_sq
 
 _BUILT = (
     "{} articles loaded ({} published, 1 draft, 1 scheduled), 0 skipped with errors, "
-    "{} files written, {} unchanged\n"
+    "{} files written, {} unchanged; {} pages written, {} unchanged\n"
 )
 _ACTIVE = [(1, "ada"), (3, "cy"), (4, "di"), (6, "fay"), (8, "jo"), (9, "kai")]
 

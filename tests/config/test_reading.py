@@ -93,7 +93,7 @@ url = "https://cdn.meridian.example/feeds"
         (
             VALID.replace("[site]", "[sites]"),
             "unknown key 'sites' (did you mean 'site'?); "
-            "known keys: delivery, digest, feeds, paths, schedule, site, state\n"
+            "known keys: delivery, digest, feeds, pages, paths, schedule, site, state, web\n"
             "[site]: missing table",
         ),
         (
@@ -119,7 +119,7 @@ url = "https://cdn.meridian.example/feeds"
         (
             'title = "T"\n',
             "unknown key 'title' (did you mean 'site'?); "
-            "known keys: delivery, digest, feeds, paths, schedule, site, state\n"
+            "known keys: delivery, digest, feeds, pages, paths, schedule, site, state, web\n"
             "[site]: missing table",
         ),
         (

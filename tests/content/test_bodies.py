@@ -107,11 +107,12 @@ def test_new_sanitising_rules_render_cached_html_again(site, now, monkeypatch):
 def test_a_last_good_version_never_rendered_goes_out_as_its_summary(site_dir, now, caplog):
     config = site_dir / "publisher.toml"
     config.write_text(
-        config.read_text(encoding="utf-8") + "\n[feeds]\nmax_items = 1\ntag_feeds = false\n",
+        config.read_text(encoding="utf-8")
+        + "\n[feeds]\nmax_items = 1\ntag_feeds = false\n[pages]\nenabled = false\n",
         encoding="utf-8",
     )
     site = load_config(config)
-    build(site, now=now)  # only the newest article (fisheries) is rendered
+    build(site, now=now)  # only the newest article (fisheries) is rendered: no page shows more
     older = site.content_dir / "2021-03-04-observers.md"
     older.write_text("---\ntitle: broken\n---\n", encoding="utf-8")
     bump_mtime(older)

@@ -217,11 +217,13 @@ def test_build_reports_and_frees_the_lock_before_the_hub_answers(site_dir):
         first = start_publisher(site_dir, "build")
         assert first.stdout is not None
         line = first.stdout.readline()  # printed before any ping is sent
-        assert line.endswith(", 18 files written, 0 unchanged\n")
+        assert line.endswith(", 18 files written, 0 unchanged; 18 pages written, 0 unchanged\n")
         # While its pings hang, another command gets the site lock.
         second = run_publisher(site_dir, "build")
         assert second.returncode == 0, second.stderr
-        assert second.stdout.endswith(", 0 files written, 18 unchanged\n")
+        assert second.stdout.endswith(
+            ", 0 files written, 18 unchanged; 0 pages written, 18 unchanged\n"
+        )
         rest, stderr = first.communicate(timeout=60)
         assert first.returncode == 0, stderr
         assert rest == ""

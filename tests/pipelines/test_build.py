@@ -155,6 +155,7 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypat
     from publisher import parallel
     from publisher.content import bodies, indexing
     from publisher.feeds import write
+    from publisher.pages import write as pages_write
 
     real_get_context = multiprocessing.get_context
     pools: list[str] = []
@@ -166,17 +167,21 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypat
     monkeypatch.setattr(parallel.multiprocessing, "get_context", counting_get_context)
     _many_articles(site, indexing.PARALLEL_THRESHOLD + 20)
     report = build(site, now=now)  # big enough for worker processes on every step
-    assert pools == ["fork", "fork", "fork"]  # parsing, Markdown, feeds
+    # Parsing, Markdown (the feeds show all but a few), the feeds, the pages.
+    assert pools == ["fork"] * 4
     assert len(report.written) >= write.PARALLEL_RENDER_THRESHOLD
-    in_parallel = file_contents(site.output_dir)
-    for folder in (site.output_dir, site.state_dir):
+    assert report.pages is not None
+    assert report.pages.rendered >= pages_write.PARALLEL_RENDER_THRESHOLD
+    in_parallel = (file_contents(site.output_dir), file_contents(site.site_dir))
+    for folder in (site.output_dir, site.site_dir, site.state_dir):
         shutil.rmtree(folder)
     monkeypatch.setattr(indexing, "PARALLEL_THRESHOLD", 10**9)
     monkeypatch.setattr(bodies, "PARALLEL_HTML_THRESHOLD", 10**9)
     monkeypatch.setattr(write, "PARALLEL_RENDER_THRESHOLD", 10**9)
+    monkeypatch.setattr(pages_write, "PARALLEL_RENDER_THRESHOLD", 10**9)
     build(site, now=now)
-    assert pools == ["fork", "fork", "fork"]
-    assert file_contents(site.output_dir) == in_parallel
+    assert pools == ["fork"] * 4
+    assert (file_contents(site.output_dir), file_contents(site.site_dir)) == in_parallel
 
 
 # -- a whole site of bad articles -------------------------------------------------------

@@ -29,7 +29,7 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
     first = parse_message(files[0].read_bytes())
     assert first["To"] == "reader1@example.org"
     assert "Observers find an orderly vote" in first.get_body(("plain",)).get_content()
-    assert (site.output_dir / "digests" / "1" / "index.html").is_file()
+    assert (site.site_dir / "digests" / "1" / "index.html").is_file()
 
     clock.now = now + timedelta(hours=1)
     again = digests.send_digests(site, now=clock)
@@ -200,8 +200,15 @@ def test_the_email_unsubscribes_its_recipient_and_the_web_copy_offers_the_signup
         html = message.get_body(("html",)).get_content()
         assert (link, "Unsubscribe") in _Links(html).links
         assert f"Unsubscribe: {link}" in message.get_body(("plain",)).get_content().splitlines()
-    web_copy = (site.output_dir / "digests" / "1" / "index.html").read_text(encoding="utf-8")
+    # The web copy is the digest's page on the site: no one's, so no unsubscribe link;
+    # the site runs `publisher serve` ([web]), so its sign-up form instead.
+    web_copy = (site.site_dir / "digests" / "1" / "index.html").read_text(encoding="utf-8")
     links = _Links(web_copy).links
-    assert ("https://gazette.example/news/", "Subscribe") in links
+    assert '<form class="signup" method="post" action="/news/subscribe"' in web_copy
     assert [href for href, _ in links if urlsplit(href).path == urlsplit(unsubscribe).path] == []
     assert "Unsubscribe" not in web_copy
+    for message in map(parse_message, (p.read_bytes() for p in eml_files(site))):
+        html = message.get_body(("html",)).get_content()
+        assert ("https://gazette.example/news/digests/1/", "View in your browser") in _Links(
+            html
+        ).links

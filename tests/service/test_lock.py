@@ -109,7 +109,7 @@ def test_a_holder_killed_with_sigkill_never_blocks(site_dir, lock_holder):
     assert holder(state_dir) is None
     result = run_publisher(site_dir, "build")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.endswith(" files written, 0 unchanged\n")
+    assert result.stdout.endswith(" pages written, 0 unchanged\n")
     assert holder(state_dir) is None
 
 
@@ -233,7 +233,10 @@ def test_two_builds_started_at_once(site_dir, tmp_path):
 
     third = run_publisher(site_dir, "build")
     assert third.returncode == 0, third.stderr
-    assert re.fullmatch(r"305 articles loaded .*, 0 files written, \d+ unchanged\n", third.stdout)
+    assert re.fullmatch(
+        r"305 articles loaded .*, 0 files written, \d+ unchanged; 0 pages written, \d+ unchanged\n",
+        third.stdout,
+    )
     # The feeds are those a single build makes from the same content.
     assert run_publisher(reference, "build").returncode == 0
     compared = filecmp.dircmp(site_dir / "feeds", reference / "feeds")

@@ -158,7 +158,10 @@ def test_run_builds_rebuilds_and_stops_on_sigterm(site_dir, runner, start_servic
     service = start_service(site_dir, rebuild_every=1)
     # The first pass runs at start: a build, then the digest clock notes its slot. The
     # loop's first rebuild, a second later, finds nothing changed.
-    unchanged = r"^INFO: publisher\.run: build: .*, 0 files written, 18 unchanged$"
+    unchanged = (
+        r"^INFO: publisher\.run: build: .*, 0 files written, 18 unchanged; "
+        r"0 pages written, 18 unchanged$"
+    )
     assert service.wait_for(unchanged, 15), service.log
     assert _setting(site_dir, "next_digest") is not None, service.log
     first_titles = _titles(site_dir)
@@ -231,7 +234,11 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     assert first.stdout == ""
     # Without -v: one line per job that did something, for cron's mail or a journal.
     built = "INFO: publisher.run: build: 5 articles loaded (3 published, 1 draft, 1 scheduled), "
-    assert first.stderr == built + "0 skipped with errors, 18 files written, 0 unchanged\n"
+    assert (
+        first.stderr
+        == built
+        + "0 skipped with errors, 18 files written, 0 unchanged; 18 pages written, 0 unchanged\n"
+    )
     assert len(_titles(site_dir)) == 3
     noted = _setting(site_dir, "digest_slot")
     assert noted in (before.isoformat(), after.isoformat())
@@ -240,7 +247,10 @@ def test_run_once_builds_and_notes_the_digest_slot_without_sending(site_dir, run
     assert not site.delivery.outbox_dir.exists()
 
     again = run_publisher(site_dir, "run", "--once")
-    unchanged = built + "0 skipped with errors, 0 files written, 18 unchanged\n"
+    unchanged = (
+        built
+        + "0 skipped with errors, 0 files written, 18 unchanged; 0 pages written, 18 unchanged\n"
+    )
     assert (again.returncode, again.stdout, again.stderr) == (0, "", unchanged)
     assert _setting(site_dir, "digest_slot") == noted
     assert not site.delivery.outbox_dir.exists()

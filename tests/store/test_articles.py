@@ -36,7 +36,16 @@ def test_an_article_reads_back_as_it_was_stored(store):
     assert store.articles([ARTICLE.id, "urn:missing"]) == store.articles()
     assert from_row(row) == replace(ARTICLE, version=row.version)
     assert store.article_keys() == [
-        ArticleKey(ARTICLE.id, ARTICLE.date, False, ARTICLE.tags, row.version)
+        ArticleKey(
+            ARTICLE.id,
+            ARTICLE.date,
+            False,
+            ARTICLE.tags,
+            row.version,
+            ARTICLE.link,
+            ARTICLE.date,
+            ARTICLE.path,
+        )
     ]
 
 

@@ -27,5 +27,5 @@ def test_a_deleted_setting_is_gone_and_an_empty_one_is_still_there(store):
 
 def test_every_key_is_named_once():
     keys = {name: value for name, value in vars(settings).items() if name.isupper()}
-    assert len(keys) == 11
+    assert len(keys) == 12
     assert len(set(keys.values())) == len(keys)

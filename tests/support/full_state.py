@@ -47,6 +47,7 @@ TABLES = (
     "digests",
     "files",
     "outputs",
+    "pages",
     "senders",
     "settings",
     "signup_requests",

@@ -72,8 +72,13 @@ def test_head_gives_the_headers_without_a_body(shared):
 
 
 def _served_files(site: SiteConfig) -> list[str]:
-    """Paths of a feed of each type and of a digest's web copy (an HTML file)."""
-    return [*(feeds_path(site) + name for name in FEED_TYPES), feeds_path(site) + "digests/1/"]
+    """Paths of a feed of each type, a digest's web copy, an article's page, the stylesheet
+    and the sitemap."""
+    pages = ["digests/1/", "2021/03/observers/", "style.css", "sitemap.xml"]
+    return [
+        *(feeds_path(site) + name for name in FEED_TYPES),
+        *(base_path(site) + page for page in pages),
+    ]
 
 
 IDENTITY = {"Accept-Encoding": "identity"}

@@ -419,14 +419,14 @@ def test_the_archive_lists_digests_and_their_web_copies_hold_no_subscriber_data(
     assert archive.status_code == 200
     assert "Past digests" in archive.text
     links = digest_links(archive.text)
-    assert links == [built.feeds.url + "digests/2/", built.feeds.url + "digests/1/"]
+    assert links == [base_path(built) + "digests/2/", base_path(built) + "digests/1/"]
 
     for number, link in ((1, links[1]), (2, links[0])):
         copy = client.get(local_path(link))
         assert copy.status_code == 200
         assert copy.headers["content-type"] == "text/html; charset=utf-8"
         assert (
-            copy.content == (built.output_dir / "digests" / str(number) / "index.html").read_bytes()
+            copy.content == (built.site_dir / "digests" / str(number) / "index.html").read_bytes()
         )
         for address in READERS:
             assert address not in copy.text

@@ -1,0 +1,304 @@
+"""Which pages the site has, where each goes and what goes into it.
+
+Planning reads only what the store keeps in columns (ArticleKey, with each
+article's link), so a build after one edit decides every page of a site of
+10,000 articles without decoding them. Each page's signature stands for
+everything that goes into its bytes: a page whose signature did not change is
+neither rendered nor read.
+
+Paths are relative to [paths] site, which mirrors base_url: the page of
+`https://meridian.example/2020/06/vienna/` is `2020/06/vienna/index.html`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from operator import attrgetter
+from typing import Literal, Protocol
+from urllib.parse import quote, unquote, urlsplit
+
+from publisher.config import SiteConfig
+from publisher.model import DigestIssue, Tag
+
+PageKind = Literal[
+    "article",
+    "home",
+    "tag",
+    "tags",
+    "year",
+    "years",
+    "digest",
+    "digests",
+    "sitemap",
+    "missing",
+    "style",
+]
+INDEX = "index.html"
+STYLESHEET = "style.css"
+NOT_FOUND = "404.html"
+SITEMAP = "sitemap.xml"
+
+
+class Plannable(Protocol):
+    """What planning needs of an article (store.ArticleKey has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def date(self) -> datetime: ...
+    @property
+    def tags(self) -> tuple[Tag, ...]: ...
+    @property
+    def link(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def modified(self) -> datetime | None: ...
+    def is_published(self, now: datetime) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpec:
+    """One page: where it goes, what kind it is, and which articles it shows."""
+
+    path: str  # under [paths] site, with forward slashes
+    kind: PageKind
+    title: str = ""  # a list's heading: the tag's name, the year
+    items: tuple[str, ...] = ()  # the ids of the articles shown, in order
+    number: int = 1  # the page of a list (home, tag), from 1
+    count: int = 1  # how many pages that list has
+    key: str = ""  # the tag's slug, the year, the digest's number
+    previous: str | None = None  # an article's older neighbour
+    following: str | None = None  # and its newer one
+    # What an index shows: (key, name, count) of each tag, year or digest; the
+    # sitemap's (URL, last modified).
+    entries: tuple[tuple[str, str, int | str], ...] = ()
+    extra: str = ""  # anything else its bytes depend on (a digest's frozen content)
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    pages: tuple[PageSpec, ...]
+    warnings: tuple[str, ...] = ()
+    # Every page's public URL by path, for the sitemap and the links between lists.
+    urls: Mapping[str, str] = field(default_factory=dict)
+
+
+def page_path(site: SiteConfig, url: str) -> str | None:
+    """Where the page for *url* goes under [paths] site; None if outside base_url.
+
+    A URL ending in "/" gets its index.html. A path that a browser would
+    resolve elsewhere (dot segments, an encoded slash or backslash, a
+    dot-file, a control character) has no page: it is refused, not normalised.
+    """
+    if not url.startswith(site.base_url):
+        return None
+    rest = urlsplit(url[len(site.base_url) :]).path
+    segments = rest.split("/")
+    decoded = [unquote(segment) for segment in segments]
+    for segment in decoded[:-1]:
+        if not segment or segment.startswith(".") or _unsafe(segment):
+            return None
+    last = decoded[-1]
+    if last.startswith(".") or _unsafe(last):
+        return None
+    return posixpath.join(*decoded[:-1], last or INDEX) if len(decoded) > 1 else (last or INDEX)
+
+
+def _unsafe(segment: str) -> bool:
+    return "/" in segment or "\\" in segment or any(ord(c) < 32 or ord(c) == 127 for c in segment)
+
+
+def url_of(site: SiteConfig, path: str) -> str:
+    """The public URL of the page at *path* (an index.html is its folder's URL)."""
+    folder, _, name = path.rpartition("/")
+    shown = f"{folder}/" if name == INDEX and folder else ("" if name == INDEX else path)
+    return site.base_url + quote(shown)
+
+
+def list_path(prefix: str, number: int) -> str:
+    """Page *number* of the list at *prefix* ("" for home, "tags/<slug>/")."""
+    return f"{prefix}{INDEX}" if number == 1 else f"{prefix}page/{number}/{INDEX}"
+
+
+def plan(
+    site: SiteConfig,
+    articles: Iterable[Plannable],
+    digests: Sequence[DigestIssue],
+    *,
+    now: datetime,
+) -> SitePlan:
+    """Every page of the site: lists first, then each article at its permalink."""
+    published = sorted(
+        (a for a in articles if a.is_published(now)), key=attrgetter("date", "id"), reverse=True
+    )
+    lists = [
+        *_paginated(site, "", "home", "", [a.id for a in published]),
+        *_tag_pages(site, published),
+        *_year_pages(site, published),
+        *_digest_pages(digests),
+        PageSpec(NOT_FOUND, "missing"),
+        PageSpec(STYLESHEET, "style"),
+    ]
+    taken = {page.path: "" for page in lists}
+    warnings: list[str] = []
+    pages = [*lists, *_article_pages(site, published, taken, warnings)]
+    urls = {page.path: url_of(site, page.path) for page in pages}
+    sitemap = PageSpec(SITEMAP, "sitemap", entries=_sitemap_entries(pages, urls, published))
+    return SitePlan((*pages, sitemap), tuple(warnings), urls)
+
+
+def _sitemap_entries(
+    pages: Sequence[PageSpec], urls: Mapping[str, str], published: Sequence[Plannable]
+) -> tuple[tuple[str, str, str], ...]:
+    """Every page a search engine should know (not the 404), articles with their last change."""
+    modified = {a.id: (a.modified or a.date).isoformat() for a in published}
+    return tuple(
+        (urls[page.path], "", modified[page.items[0]] if page.kind == "article" else "")
+        for page in pages
+        if page.kind not in ("missing", "style")
+    )
+
+
+def _paginated(
+    site: SiteConfig, prefix: str, kind: PageKind, key: str, ids: Sequence[str], title: str = ""
+) -> list[PageSpec]:
+    per_page = site.pages.per_page
+    count = max(1, -(-len(ids) // per_page))
+    return [
+        PageSpec(
+            list_path(prefix, number),
+            kind,
+            title=title,
+            items=tuple(ids[(number - 1) * per_page : number * per_page]),
+            number=number,
+            count=count,
+            key=key,
+        )
+        for number in range(1, count + 1)
+    ]
+
+
+def _tag_pages(site: SiteConfig, published: Sequence[Plannable]) -> list[PageSpec]:
+    by_tag: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for article in published:
+        for tag in article.tags:
+            by_tag.setdefault(tag.slug, []).append(article.id)
+            names.setdefault(tag.slug, tag.name)  # as the newest article spells it
+    slugs = [slug for slug in sorted(by_tag) if _safe_slug(slug)]
+    entries = tuple((slug, names[slug], len(by_tag[slug])) for slug in slugs)
+    pages = [PageSpec(f"tags/{INDEX}", "tags", entries=entries)]
+    for slug in slugs:
+        pages += _paginated(site, f"tags/{slug}/", "tag", slug, by_tag[slug], names[slug])
+    return pages
+
+
+def _safe_slug(slug: str) -> bool:
+    return bool(slug) and not slug.startswith(".") and not _unsafe(slug)
+
+
+def _year_pages(site: SiteConfig, published: Sequence[Plannable]) -> list[PageSpec]:
+    by_year: dict[int, list[str]] = {}
+    for article in published:
+        by_year.setdefault(article.date.astimezone(site.timezone).year, []).append(article.id)
+    years = sorted(by_year, reverse=True)
+    entries = tuple((str(year), str(year), len(by_year[year])) for year in years)
+    pages = [PageSpec(f"archive/{INDEX}", "years", entries=entries)]
+    pages += [
+        PageSpec(
+            f"archive/{year}/{INDEX}",
+            "year",
+            title=str(year),
+            items=tuple(by_year[year]),
+            key=str(year),
+        )
+        for year in years
+    ]
+    return pages
+
+
+def _digest_pages(digests: Sequence[DigestIssue]) -> list[PageSpec]:
+    newest_first = sorted(digests, key=attrgetter("id"), reverse=True)
+    pages = [
+        PageSpec(
+            f"digests/{INDEX}",
+            "digests",
+            entries=tuple((str(d.id), d.subject, len(d.articles)) for d in newest_first),
+            extra="\n".join(_digest_signature(d) for d in newest_first),
+        )
+    ]
+    pages += [
+        PageSpec(f"digests/{d.id}/{INDEX}", "digest", key=str(d.id), extra=_digest_signature(d))
+        for d in digests
+    ]
+    return pages
+
+
+def _digest_signature(digest: DigestIssue) -> str:
+    return hashlib.sha256(repr(digest).encode()).hexdigest()
+
+
+def _article_pages(
+    site: SiteConfig, published: Sequence[Plannable], taken: dict[str, str], warnings: list[str]
+) -> list[PageSpec]:
+    """Each article's page at its link, oldest first: the first to claim a path keeps it."""
+    feeds_prefix = _feeds_prefix(site)
+    placed: list[tuple[Plannable, str]] = []
+    for article in reversed(published):
+        path = page_path(site, article.link)
+        where = site.display(site.content_dir / article.path)
+        if path is None:
+            if article.link.startswith(site.base_url):
+                warnings.append(
+                    f"{where}: link: {article.link} cannot be a page under [paths] site "
+                    "(a dot segment, an encoded slash or a dot-file); give it another link"
+                )
+            continue  # a link elsewhere: that page is not ours to make
+        owner = taken.get(path)
+        if owner is None and feeds_prefix and path.startswith(feeds_prefix):
+            owner = "the feeds' folder"
+        if owner is not None:
+            warnings.append(
+                f"{where}: its page {article.link} would replace "
+                f"{owner or 'a page of the site'}; give it another `link` or slug"
+            )
+            continue
+        taken[path] = where
+        placed.append((article, path))
+    pages = []
+    for index, (article, path) in enumerate(placed):
+        previous = placed[index - 1][0].id if index > 0 else None
+        following = placed[index + 1][0].id if index + 1 < len(placed) else None
+        pages.append(
+            PageSpec(path, "article", items=(article.id,), previous=previous, following=following)
+        )
+    return pages
+
+
+def _feeds_prefix(site: SiteConfig) -> str:
+    """The feeds' folder under base_url (its URLs belong to the feeds), or ""."""
+    if not site.feeds.url.startswith(site.base_url):
+        return ""
+    return unquote(site.feeds.url[len(site.base_url) :])
+
+
+def signature(fingerprint: str, page: PageSpec, versions: Mapping[str, str]) -> str:
+    """Changes when anything that goes into this page's bytes changes.
+
+    *fingerprint* stands for the site's settings, the templates and the
+    program; *versions* for each article's stored version (its neighbours'
+    too: their titles and links are shown).
+    """
+    digest = hashlib.sha256(fingerprint.encode())
+    digest.update(repr(page).encode())
+    shown = [*page.items, page.previous or "", page.following or ""]
+    for article_id in shown:
+        digest.update(f"\0{article_id}\0{versions.get(article_id, '')}".encode())
+    return digest.hexdigest()

@@ -1,0 +1,223 @@
+"""Writing the pages: only those whose inputs changed, and removing those no longer made.
+
+As for the feeds, each page's signature and stat are kept in the store, so a
+page whose inputs did not change and that nobody touched is neither rendered
+nor read. The rest are rendered (on every core for a big batch) in batches,
+each batch's files made durable with one sync and then renamed into place:
+a killed build leaves old pages or new ones, never half of one. The HTML of
+the articles comes from the caller, batch by batch, so that no more than one
+batch of bodies is ever in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from publisher import parallel
+from publisher.config import SiteConfig
+from publisher.errors import OutputError
+from publisher.model import Article, DigestIssue, PageWrites
+from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
+from publisher.pages.plan import PageSpec, SitePlan, signature
+from publisher.store import OutputRow, Store
+
+if TYPE_CHECKING:
+    from publisher.pages.render import PageRenderer
+
+HtmlFor = Callable[[Iterable[Article]], dict[str, str]]
+BATCH = 1000  # pages rendered, synced and renamed together
+PARALLEL_RENDER_THRESHOLD = 200  # a page renders in ~0.2 ms: worth two cores from this many
+
+
+class _Job(NamedTuple):
+    renderer: PageRenderer
+    writer: OutputWriter
+    page: PageSpec
+    articles: Mapping[str, Article]
+    html: str | None
+    digest: DigestIssue | None
+    digest_dates: Mapping[str, datetime]
+    signature: str
+    pid: int  # the build's: its temp files are named for it, not for a worker
+
+
+class _Done(NamedTuple):
+    relative: str
+    temp: Path | None  # None: the file already held these bytes
+    row: OutputRow
+
+
+def write_pages(
+    site: SiteConfig,
+    store: Store,
+    site_plan: SitePlan,
+    versions: Mapping[str, str],
+    digests: Sequence[DigestIssue],
+    *,
+    fingerprint: str,
+    html_for: HtmlFor,
+) -> PageWrites:
+    """Render and write the pages whose inputs changed; remove the ones no longer made.
+
+    :raises OutputError: when the site folder cannot be written.
+    :raises TemplateError: for a page template that fails.
+    """
+    pages = _SitePages(site, store)
+    stale = pages.stale(site_plan.pages, versions, fingerprint)
+    if stale:
+        from publisher import templating
+        from publisher.pages.render import PageRenderer
+
+        renderer = PageRenderer(site, templating.make_environment(site.templates_dir))
+        renderer.preload()
+        pages.render(renderer, stale, digests, html_for)
+    pages.remove_the_rest()
+    return pages.report()
+
+
+def remove_pages(site: SiteConfig, store: Store) -> PageWrites:
+    """Remove every page earlier builds wrote: the site turned its pages off."""
+    pages = _SitePages(site, store)
+    pages.remove_the_rest()
+    return pages.report()
+
+
+class _SitePages:
+    """The site folder's pages, before and after this build."""
+
+    def __init__(self, site: SiteConfig, store: Store) -> None:
+        self.site = site
+        self.store = store
+        self.writer = OutputWriter(site.site_dir, display_root=site.display(site.site_dir))
+        self.previous = store.page_outputs()
+        self.outputs: dict[str, OutputRow] = {}
+        self.rendered = 0
+        self.written: list[str] = []
+        self.unchanged = 0
+        self.removed: list[str] = []
+
+    def stale(
+        self, pages: Sequence[PageSpec], versions: Mapping[str, str], fingerprint: str
+    ) -> list[tuple[PageSpec, str]]:
+        """The pages to render: those whose inputs changed, or that someone touched."""
+        stale = []
+        for page in pages:
+            page_signature = signature(fingerprint, page, versions)
+            old = self.previous.get(page.path)
+            if old is not None and old.signature == page_signature and self._intact(page.path):
+                self.outputs[page.path] = old
+                self.unchanged += 1
+            else:
+                stale.append((page, page_signature))
+        return stale
+
+    def render(
+        self,
+        renderer: PageRenderer,
+        stale: Sequence[tuple[PageSpec, str]],
+        digests: Sequence[DigestIssue],
+        html_for: HtmlFor,
+    ) -> None:
+        self.writer.ensure_root()
+        needed = {i for page, _ in stale for i in (*page.items, page.previous, page.following) if i}
+        articles = self.store.articles(needed)
+        by_number = {str(d.id): d for d in digests}
+        dates = {number: d.created_at for number, d in by_number.items()}
+        try:
+            for start in range(0, len(stale), BATCH):
+                batch = stale[start : start + BATCH]
+                shown = [articles[p.items[0]] for p, _ in batch if p.kind == "article"]
+                html = html_for(a for a in shown) if shown else {}
+                jobs = [
+                    _Job(
+                        renderer,
+                        self.writer,
+                        page,
+                        articles,
+                        html.get(page.items[0]) if page.kind == "article" else None,
+                        by_number.get(page.key) if page.kind == "digest" else None,
+                        dates,
+                        page_signature,
+                        os.getpid(),
+                    )
+                    for page, page_signature in batch
+                ]
+                self._commit(jobs)
+        finally:
+            sync_tree(self.site.site_dir)  # the renames too, before the store says so
+            self._record(self.outputs)
+
+    def _commit(self, jobs: Sequence[_Job]) -> None:
+        try:
+            done = list(
+                parallel.forked_map(
+                    _render_job, jobs, threshold=PARALLEL_RENDER_THRESHOLD, chunk=16
+                )
+            )
+            staged = [(d.temp, self.writer.target(d.relative)) for d in done if d.temp is not None]
+            commit_staged(staged, self.site.site_dir)
+        except OSError as err:
+            self._discard(jobs)
+            message = f"cannot write ({err.strerror or err})"
+            raise OutputError(self.writer.display_root, message) from err
+        except BaseException:
+            self._discard(jobs)  # a template failed, or the build was stopped
+            raise
+        self.rendered += len(done)
+        for item in done:
+            self.outputs[item.relative] = item.row
+            if item.temp is None:
+                self.unchanged += 1
+            else:
+                self.written.append(item.relative)
+
+    def _discard(self, jobs: Sequence[_Job]) -> None:
+        """Remove what a failed batch staged and never put in place."""
+        pid = os.getpid()
+        for job in jobs:
+            target = self.site.site_dir / job.page.path
+            for temp in target.parent.glob(f".{glob.escape(target.name)}.{pid}-*.tmp"):
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+
+    def remove_the_rest(self) -> None:
+        gone = self.previous.keys() - self.outputs.keys()
+        for relative in sorted(gone):
+            if self.writer.remove(relative):
+                self.removed.append(relative)
+        if gone:
+            with self.store.transaction():
+                self.store.delete_page_outputs(gone)
+
+    def report(self) -> PageWrites:
+        return PageWrites(self.rendered, tuple(self.written), self.unchanged, tuple(self.removed))
+
+    def _record(self, outputs: Mapping[str, OutputRow]) -> None:
+        changed = {p: row for p, row in outputs.items() if self.previous.get(p) != row}
+        if changed:
+            with self.store.transaction():
+                self.store.update_page_outputs(changed)
+
+    def _intact(self, relative: str) -> bool:
+        row = self.previous[relative]
+        return left_as(self.site.site_dir / relative, row.size, row.mtime_ns)
+
+
+def _render_job(job: _Job) -> _Done:
+    """One page rendered and staged beside its target (not yet in place)."""
+    data = job.renderer.render(
+        job.page, job.articles, html=job.html, digest=job.digest, digest_dates=job.digest_dates
+    )
+    temp = job.writer.stage_if_changed(job.page.path, data, pid=job.pid)
+    stat = (temp or job.writer.target(job.page.path)).stat()
+    digest = hashlib.sha256(data).hexdigest()
+    return _Done(
+        job.page.path, temp, OutputRow(digest, stat.st_size, stat.st_mtime_ns, job.signature)
+    )
