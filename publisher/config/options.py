@@ -101,6 +101,7 @@ class PageOptions:
     enabled: bool = True
     per_page: int = 10  # articles on each page of the home and tag pages
     site_dir: Path = Path("site")
+    static_dir: Path = Path("static")  # copied into the site as it is: images, files
 
 
 @dataclass(frozen=True, slots=True)

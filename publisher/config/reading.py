@@ -138,6 +138,13 @@ def parse_config(
         )
     site_name = reader.get(paths, "paths", "site", values.relative_path, default="site")
     _check_site_folder(reader, root / site_name, site_name, root, content_dir, output_dir)
+    static_name = reader.get(paths, "paths", "static", values.relative_path, default="static")
+    if (root / site_name).resolve().is_relative_to((root / static_name).resolve()) or (
+        root / static_name
+    ).resolve().is_relative_to((root / site_name).resolve()):
+        reader.problems.append(
+            f"[paths] static: must be a folder apart from [paths] site ({static_name!r})"
+        )
 
     formats = reader.get(feeds, "feeds", "formats", _formats, default=FEED_FORMATS)
     max_items = reader.get(feeds, "feeds", "max_items", values.positive_int, default=50)
@@ -155,7 +162,7 @@ def parse_config(
         reader, reader.table(data, "digest"), base_url or "https://invalid.example/", author
     )
     delivery = _delivery_options(reader, reader.table(data, "delivery"), root)
-    pages = _page_options(reader, reader.table(data, "pages"), root / site_name)
+    pages = _page_options(reader, reader.table(data, "pages"), root / site_name, root / static_name)
     web = _web_options(reader, data)
     state_url = _state_url(reader, reader.table(data, "state"), environ or {})
     reader.raise_if_any()
@@ -210,12 +217,15 @@ def _check_site_folder(
         )
 
 
-def _page_options(reader: values.Reader, table: dict[str, Any], site_dir: Path) -> PageOptions:
+def _page_options(
+    reader: values.Reader, table: dict[str, Any], site_dir: Path, static_dir: Path
+) -> PageOptions:
     reader.known_keys("pages", table, PAGES_KEYS)
     return PageOptions(
         enabled=reader.get(table, "pages", "enabled", values.boolean, default=True),
         per_page=reader.get(table, "pages", "per_page", values.positive_int, default=10),
         site_dir=site_dir,
+        static_dir=static_dir,
     )
 
 
@@ -392,7 +402,7 @@ SITE_KEYS = dict.fromkeys(
         "permalink",
     )
 )
-PATHS_KEYS = dict.fromkeys(("content", "output", "state", "site"))
+PATHS_KEYS = dict.fromkeys(("content", "output", "state", "site", "static"))
 PAGES_KEYS = dict.fromkeys(("enabled", "per_page"))
 WEB_KEYS = dict.fromkeys(("host", "port", "signup_form"))
 STATE_KEYS = dict.fromkeys(("url",))

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from publisher.config import SiteConfig
 from publisher.model import DigestIssue, Tag
+from publisher.pages.assets import StaticFile
 
 PageKind = Literal[
     "article",
@@ -36,6 +37,7 @@ PageKind = Literal[
     "sitemap",
     "missing",
     "style",
+    "static",
 ]
 INDEX = "index.html"
 STYLESHEET = "style.css"
@@ -133,8 +135,10 @@ def plan(
     digests: Sequence[DigestIssue],
     *,
     now: datetime,
+    statics: Sequence[StaticFile] = (),
 ) -> SitePlan:
-    """Every page of the site: lists first, then each article at its permalink."""
+    """Every page of the site: lists first, then each article at its permalink, then the
+    static folder's files where no page is."""
     published = sorted(
         (a for a in articles if a.is_published(now)), key=attrgetter("date", "id"), reverse=True
     )
@@ -149,7 +153,8 @@ def plan(
     taken = {page.path: "" for page in lists}
     warnings: list[str] = []
     pages = [*lists, *_article_pages(site, published, taken, warnings)]
-    urls = {page.path: url_of(site, page.path) for page in pages}
+    pages += _static_pages(site, statics, taken, warnings)
+    urls = {page.path: url_of(site, page.path) for page in pages if page.kind != "static"}
     sitemap = PageSpec(SITEMAP, "sitemap", entries=_sitemap_entries(pages, urls, published))
     return SitePlan((*pages, sitemap), tuple(warnings), urls)
 
@@ -162,7 +167,7 @@ def _sitemap_entries(
     return tuple(
         (urls[page.path], "", modified[page.items[0]] if page.kind == "article" else "")
         for page in pages
-        if page.kind not in ("missing", "style")
+        if page.kind not in ("missing", "style", "static")
     )
 
 
@@ -279,6 +284,26 @@ def _article_pages(
         pages.append(
             PageSpec(path, "article", items=(article.id,), previous=previous, following=following)
         )
+    return pages
+
+
+def _static_pages(
+    site: SiteConfig, statics: Sequence[StaticFile], taken: dict[str, str], warnings: list[str]
+) -> list[PageSpec]:
+    """The static folder's files, each where no page of the site is."""
+    pages = []
+    for item in statics:
+        where = site.display(site.pages.static_dir / item.path)
+        if any(_unsafe(part) for part in item.path.split("/")):
+            warnings.append(f"{where}: a file name no URL can hold; rename it")
+            continue
+        if item.path in taken:
+            owner = taken[item.path] or "a page of the site"
+            warnings.append(f"{where}: {owner} is at its place in the site; rename it")
+            continue
+        taken[item.path] = where
+        extra = f"{item.size} {item.mtime_ns}"
+        pages.append(PageSpec(item.path, "static", extra=extra))
     return pages
 
 

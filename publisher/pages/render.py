@@ -19,6 +19,7 @@ import jinja2
 
 from publisher import templating
 from publisher.config import SiteConfig
+from publisher.errors import OutputError
 from publisher.model import Article, DigestArticle, DigestIssue
 from publisher.pages.layout import FEED_TYPES, alternates, layout_context, local
 from publisher.pages.plan import PageSpec, list_path, url_of
@@ -74,11 +75,21 @@ class PageRenderer:
             return sitemap(page.entries)
         if page.kind == "style":
             return self.stylesheet()
+        if page.kind == "static":
+            return self._static(page.path)
         context = self._context(page, articles, html, digest, digest_dates or {})
         text = templating.render_template(
             self.environment, TEMPLATES[page.kind], **self.layout, **context
         )
         return text.encode("utf-8")
+
+    def _static(self, relative: str) -> bytes:
+        path = self.site.pages.static_dir / relative
+        try:
+            return path.read_bytes()
+        except OSError as err:
+            message = f"cannot read ({err.strerror or err})"
+            raise OutputError(self.site.display(path), message) from err
 
     def _context(
         self,

@@ -38,6 +38,7 @@ from publisher.feeds.plan import FeedPlan
 from publisher.feeds.write import FeedWrites, write_feeds
 from publisher.model import BuildReport, ContentProblem, PageWrites
 from publisher.output import atomic_write, left_as
+from publisher.pages import assets
 from publisher.pages import plan as pages_plan
 from publisher.pages import write as pages_write
 from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store, settings
@@ -135,7 +136,8 @@ def write_site_pages(
         return SitePages(None if not removed.removed else removed)
     keys = store.article_keys() if keys is None else keys
     digests = store.digest_issues()
-    site_plan = pages_plan.plan(site, keys, digests, now=now)
+    statics = assets.static_files(site.pages.static_dir)
+    site_plan = pages_plan.plan(site, keys, digests, now=now, statics=statics)
     writes = pages_write.write_pages(
         site,
         store,
@@ -146,7 +148,7 @@ def write_site_pages(
         html_for=partial(bodies.html_for, site, store),
     )
     with store.transaction():
-        store.set_setting(settings.PAGES, _pages_state(site, store))
+        store.set_setting(settings.PAGES, _pages_state(site, store, statics))
     return SitePages(writes, site_plan.warnings)
 
 
@@ -255,11 +257,17 @@ def _pages_fingerprint(site: SiteConfig) -> str:
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
 
-def _pages_state(site: SiteConfig, store: Store) -> str:
-    """What the pages were made from besides the articles: compared by the quick path."""
+def _pages_state(
+    site: SiteConfig, store: Store, statics: Sequence[assets.StaticFile] | None = None
+) -> str:
+    """What the pages were made from besides the articles (the settings and templates, the
+    latest digest, the static folder's stats): compared by the quick path."""
     if not site.pages.enabled:
         return _PAGES_OFF
-    return f"{_pages_fingerprint(site)} {store.latest_digest_id() or 0}"
+    if statics is None:
+        statics = assets.static_files(site.pages.static_dir)
+    folder = hashlib.sha256(repr(statics).encode()).hexdigest()
+    return f"{_pages_fingerprint(site)} {store.latest_digest_id() or 0} {folder}"
 
 
 # -- the quick path -----------------------------------------------------------------
