@@ -1,6 +1,6 @@
 """Build benchmark: publisher against Pelican 4.12 on the same generated corpus.
 
-    python bench/build_bench.py --n 1000 10000 [--seed 1] [--runs 3] [--keep]
+    python bench/build_bench.py --n 1000 10000 [--seed 1] [--runs 3] [--pages off on] [--keep]
 
 For each N, in a temporary folder, bench/gen_corpus.py writes N articles (our
 YAML front matter and Pelican's `Key: value` metadata, same bodies). Then,
@@ -8,8 +8,11 @@ each as a whole process (wall time with time.perf_counter around the child;
 peak RSS of that child from /usr/bin/time, or else from
 getrusage(RUSAGE_CHILDREN) in a fresh helper process):
 
-publisher (`python -m publisher --config DIR/publisher.toml build`)
-  cold        no state, no output (both removed before each run)
+publisher (`python -m publisher --config DIR/publisher.toml build`), once
+with `[pages] enabled = false` (the feeds alone: "publisher") and once with
+the pages too ("publisher+pages": a page per article, the home, tag, archive
+and digest pages, the sitemap), as --pages says
+  cold        no state, no output (all removed before each run)
   no-change   nothing touched since the previous build
   one-edit    title and body of one recent article changed (it is in the
               site feed and in its tags' feeds), mtime bumped; a different
@@ -194,32 +197,56 @@ def edit(path: Path, title_key: str, label: str) -> str:
 
 
 def files_written(stdout: str) -> int:
-    found = re.search(r"(\d+) files? written", stdout)
+    return _count(r"(\d+) files? written", stdout)
+
+
+def pages_written(stdout: str) -> int:
+    """Pages written, from the summary's "; N pages written" (0 with pages off)."""
+    return _count(r"(\d+) pages? written", stdout) if "page" in stdout else 0
+
+
+def _count(pattern: str, stdout: str) -> int:
+    found = re.search(pattern, stdout)
     if found is None:
         message = f"unexpected build summary: {stdout!r}"
         raise SystemExit(message)
     return int(found.group(1))
 
 
-def bench_publisher(n: int, site: Path, targets: list[gen_corpus.Record], runs: int) -> list[Row]:
+def with_pages(site: Path, enabled: bool) -> str:
+    """Set [pages] enabled in the benchmark site's config; the tool's name in the table."""
+    config = site / "publisher.toml"
+    text = config.read_text(encoding="utf-8").split("\n[pages]\n")[0]
+    config.write_text(text + f"\n[pages]\nenabled = {str(enabled).lower()}\n", encoding="utf-8")
+    return "publisher+pages" if enabled else "publisher"
+
+
+def _written(run: Run) -> str:
+    pages = pages_written(run.stdout)
+    return f"{files_written(run.stdout)}" + (f"+{pages}p" if "page" in run.stdout else "")
+
+
+def bench_publisher(
+    n: int, site: Path, targets: list[gen_corpus.Record], runs: int, tool: str
+) -> list[Row]:
     cmd = [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), "build"]
     rows: list[Row] = []
 
     load = settle()
     cold: list[Run] = []
     for _ in range(runs):
-        shutil.rmtree(site / "feeds", ignore_errors=True)
-        shutil.rmtree(site / ".publisher", ignore_errors=True)
+        for folder in ("feeds", "site", ".publisher"):
+            shutil.rmtree(site / folder, ignore_errors=True)
         cold.append(measure(cmd, cwd=site))
-    written = files_written(cold[-1].stdout)
-    rows.append(Row(n, "publisher", "cold", cold, f"{written} files written", load))
+    note = f"{files_written(cold[-1].stdout)} files, {pages_written(cold[-1].stdout)} pages written"
+    rows.append(Row(n, tool, "cold", cold, note, load))
 
     load = settle()
     same = [measure(cmd, cwd=site) for _ in range(runs)]
-    if any(files_written(r.stdout) for r in same):
+    if any(files_written(r.stdout) or pages_written(r.stdout) for r in same):
         message = f"a no-change build wrote files: {same[0].stdout}"
         raise SystemExit(message)
-    rows.append(Row(n, "publisher", "no-change", same, "0 files written", load))
+    rows.append(Row(n, tool, "no-change", same, "0 files written", load))
 
     load = settle()
     edits: list[Run] = []
@@ -227,25 +254,36 @@ def bench_publisher(n: int, site: Path, targets: list[gen_corpus.Record], runs: 
     for k, record in enumerate(targets[:runs]):
         title = edit(site / record.path, "title", f"edit {k + 1}")
         run = measure(cmd, cwd=site)
-        feed = (site / "feeds" / "rss.xml").read_text(encoding="utf-8")
-        escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        if escaped not in feed:
-            message = f"edited title {title!r} is not in feeds/rss.xml"
-            raise SystemExit(message)
+        _check_edit(site, title, tool)
         edits.append(run)
-        notes.append(f"{files_written(run.stdout)}")
+        notes.append(_written(run))
     rows.append(
         Row(
             n,
-            "publisher",
+            tool,
             "one-edit",
             edits,
-            f"{'/'.join(notes)} files written (site and "
-            f"{'/'.join(str(len(t.tags)) for t in targets[:runs])} tag feeds, 3 formats each)",
+            f"{'/'.join(notes)} written (files: the site and "
+            f"{'/'.join(str(len(t.tags)) for t in targets[:runs])} tag feeds, 3 formats each"
+            + ("; p: pages" if tool.endswith("pages") else "")
+            + ")",
             load,
         )
     )
     return rows
+
+
+def _check_edit(site: Path, title: str, tool: str) -> None:
+    """The edited title is in the site feed, and (with pages) on the home page's first three."""
+    escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    places = [[site / "feeds" / "rss.xml"]]
+    if tool.endswith("pages"):
+        home = site / "site"
+        places.append([home / "index.html", *(home / f"page/{n}/index.html" for n in (2, 3))])
+    for group in places:
+        if not any(escaped in place.read_text(encoding="utf-8") for place in group):
+            message = f"edited title {title!r} is not in {group[0].relative_to(site)}"
+            raise SystemExit(message)
 
 
 def bench_pelican(
@@ -337,6 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-load", type=float, default=1.0, metavar="LOAD")
     parser.add_argument("--pelican-venv", type=Path, default=Path("/tmp/pelican-venv"))
     parser.add_argument("--no-pelican", action="store_true")
+    parser.add_argument(
+        "--pages",
+        nargs="+",
+        choices=["off", "on"],
+        default=["off", "on"],
+        help="build the feeds alone, with the pages, or both (each on a fresh state)",
+    )
     parser.add_argument("--out", type=Path, help="work folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
@@ -363,9 +408,11 @@ def main(argv: list[str] | None = None) -> int:
             # Recent published articles: in the site feed and near the top of their tag feeds.
             newest = sorted((r for r in records if not r.is_draft), key=lambda r: r.date)[::-1]
             targets = [newest[i] for i in (1, 4, 9, 14, 19, 24)[: max(args.runs, 1)]]
-            for row in bench_publisher(n, site, targets, args.runs):
-                rows.append(row)
-                print(table([row]).splitlines()[-1], file=sys.stderr)
+            for mode in args.pages:
+                tool = with_pages(site, mode == "on")
+                for row in bench_publisher(n, site, targets, args.runs, tool):
+                    rows.append(row)
+                    print(table([row]).splitlines()[-1], file=sys.stderr)
             if pelican is not None:
                 cold_runs = args.runs if n <= 2000 else args.pelican_cold_runs
                 for row in bench_pelican(n, site, targets, pelican, args.runs, cold_runs):

@@ -53,6 +53,8 @@ class OutputWriter:
         self.root = root
         self.display_root = display_root.rstrip("/")
         self.seen: set[str] = set()
+        self._real_root: Path | None = None
+        self._folders: dict[str, Path] = {}  # each folder's real path, found once per build
 
     def ensure_root(self) -> None:
         """Create the output folder, or say plainly why it cannot be.
@@ -74,12 +76,43 @@ class OutputWriter:
     def target(self, relative: str) -> Path:
         """The absolute path for *relative*, refusing anything outside the root.
 
+        Symbolic links are followed as the kernel would, a `..` too: what
+        counts is where the file really lands. Each folder is looked at once
+        per build (a cold build of a big site writes 10,000 pages, each in a
+        folder of its own; resolving every path anew cost a second).
+
         :raises OutputError: when the path escapes the output folder.
         """
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root.resolve()) or path == self.root.resolve():
+        root = self._root()
+        folder, _, name = relative.rpartition("/")
+        if relative.startswith("/"):  # an absolute path: where it points, nothing of ours
+            path = Path(relative).resolve()
+        else:
+            path = self._step(self._folder(folder) if folder else root, name)
+        if not path.is_relative_to(root) or path == root:
             message = "refusing to write outside the output folder"
             raise OutputError(self.where(relative), message)
+        return path
+
+    def _root(self) -> Path:
+        if self._real_root is None:
+            self._real_root = self.root.resolve()
+        return self._real_root
+
+    def _folder(self, folder: str) -> Path:
+        known = self._folders.get(folder)
+        if known is None:
+            head, _, name = folder.rpartition("/")
+            known = self._step(self._folder(head) if head else self._root(), name)
+            self._folders[folder] = known
+        return known
+
+    @staticmethod
+    def _step(parent: Path, name: str) -> Path:
+        """*parent* / *name*, resolved where it is a link, a dot or empty."""
+        path = parent / name
+        if name in ("", ".", "..") or os.path.islink(path):
+            return path.resolve()
         return path
 
     def write_if_changed(self, relative: str, data: bytes) -> bool:
@@ -114,10 +147,12 @@ class OutputWriter:
         :raises OutputError: on a path outside the root or an OS error.
         """
         path = self.target(relative)
-        if self._holds(relative, path, data):
+        held = self._holds(relative, path, data)
+        if held:
             return None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if held is None:  # no such file: perhaps no folder either
+                path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp_name = _create_temp(path, pid)
             with os.fdopen(fd, "wb") as temp:
                 temp.write(data)
@@ -127,12 +162,12 @@ class OutputWriter:
             raise OutputError(self.where(relative), message) from err
         return temp_name
 
-    def _holds(self, relative: str, path: Path, data: bytes) -> bool:
-        """Whether the file at *path* holds exactly *data* (a missing file does not)."""
+    def _holds(self, relative: str, path: Path, data: bytes) -> bool | None:
+        """Whether the file at *path* holds exactly *data*; None when there is no such file."""
         try:
             return path.read_bytes() == data
         except FileNotFoundError:
-            return False
+            return None
         except OSError as err:
             raise OutputError(self.where(relative), f"cannot read ({err.strerror})") from err
 

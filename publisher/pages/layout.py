@@ -43,7 +43,13 @@ def alternates(site: SiteConfig, folder_url: str, title: str) -> list[dict[str, 
     head alone still finds them.
     """
     return [
-        {"type": media_type, "title": f"{title} ({name})", "href": folder_url + file}
+        {
+            "type": media_type,
+            "title": f"{title} ({name})",
+            "href": folder_url + file,
+            "name": name,
+            "label": name if fmt == "json" else f"{name} feed",
+        }
         for fmt, media_type, name, file in FEED_TYPES
         if fmt in site.feeds.formats
     ]

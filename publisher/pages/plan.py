@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,8 +114,11 @@ def page_path(site: SiteConfig, url: str) -> str | None:
     return posixpath.join(*decoded[:-1], last or INDEX) if len(decoded) > 1 else (last or INDEX)
 
 
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
 def _unsafe(segment: str) -> bool:
-    return "/" in segment or "\\" in segment or any(ord(c) < 32 or ord(c) == 127 for c in segment)
+    return _UNSAFE.search(segment) is not None
 
 
 def url_of(site: SiteConfig, path: str) -> str:
@@ -258,24 +262,26 @@ def _article_pages(
     placed: list[tuple[Plannable, str]] = []
     for article in reversed(published):
         path = page_path(site, article.link)
-        where = site.display(site.content_dir / article.path)
         if path is None:
             if article.link.startswith(site.base_url):
+                where = _where(site, article)
                 warnings.append(
                     f"{where}: link: {article.link} cannot be a page under [paths] site "
                     "(a dot segment, an encoded slash or a dot-file); give it another link"
                 )
             continue  # a link elsewhere: that page is not ours to make
         owner = taken.get(path)
-        if owner is None and feeds_prefix and path.startswith(feeds_prefix):
+        if owner:
+            owner = site.display(site.content_dir / owner)
+        elif owner is None and feeds_prefix and path.startswith(feeds_prefix):
             owner = "the feeds' folder"
         if owner is not None:
             warnings.append(
-                f"{where}: its page {article.link} would replace "
+                f"{_where(site, article)}: its page {article.link} would replace "
                 f"{owner or 'a page of the site'}; give it another `link` or slug"
             )
             continue
-        taken[path] = where
+        taken[path] = article.path  # a file of the content folder, named when it matters
         placed.append((article, path))
     pages = []
     for index, (article, path) in enumerate(placed):
@@ -298,13 +304,18 @@ def _static_pages(
             warnings.append(f"{where}: a file name no URL can hold; rename it")
             continue
         if item.path in taken:
-            owner = taken[item.path] or "a page of the site"
+            owner = taken[item.path]
+            owner = site.display(site.content_dir / owner) if owner else "a page of the site"
             warnings.append(f"{where}: {owner} is at its place in the site; rename it")
             continue
         taken[item.path] = where
         extra = f"{item.size} {item.mtime_ns}"
         pages.append(PageSpec(item.path, "static", extra=extra))
     return pages
+
+
+def _where(site: SiteConfig, article: Plannable) -> str:
+    return site.display(site.content_dir / article.path)
 
 
 def _feeds_prefix(site: SiteConfig) -> str:

@@ -21,7 +21,7 @@ from publisher import templating
 from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.model import Article, DigestArticle, DigestIssue
-from publisher.pages.layout import FEED_TYPES, alternates, layout_context, local
+from publisher.pages.layout import alternates, layout_context, local
 from publisher.pages.plan import PageSpec, list_path, url_of
 
 TEMPLATES = {
@@ -36,7 +36,6 @@ TEMPLATES = {
     "missing": "pages/404.html.j2",
 }
 STYLESHEET_TEMPLATE = "pages/style.css"
-_SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
 
 class PageRenderer:
@@ -46,6 +45,8 @@ class PageRenderer:
         self.site = site
         self.environment = environment
         self.layout = layout_context(site, signup=site.web.offers_signup)
+        # An article shows on ~5 pages (home, its tags, its year): its card is made once.
+        self._cards: dict[str, dict[str, Any]] = {}
 
     def preload(self) -> None:
         """Compile every template now, before worker processes fork and share them.
@@ -190,14 +191,7 @@ class PageRenderer:
             heading=page.title,
             intro=f"Articles tagged “{page.title}”.",
             alternates=feeds if site.feeds.tag_feeds else [],
-            tag_feeds=[
-                {"href": feed["href"], "name": name}
-                for feed, (_fmt, _type, name, _file) in zip(
-                    feeds, [t for t in FEED_TYPES if t[0] in site.feeds.formats], strict=True
-                )
-            ]
-            if site.feeds.tag_feeds
-            else [],
+            tag_feeds=feeds if site.feeds.tag_feeds else [],
         )
         return context
 
@@ -222,6 +216,12 @@ class PageRenderer:
     # -- pieces ----------------------------------------------------------------------------
 
     def _card(self, article: Article) -> dict[str, Any]:
+        card = self._cards.get(article.version)
+        if card is None:
+            card = self._cards[article.version] = self._new_card(article)
+        return card
+
+    def _new_card(self, article: Article) -> dict[str, Any]:
         return {
             "title": article.title,
             "url": local(self.site, article.link),
@@ -299,7 +299,8 @@ def _json_ld(site: SiteConfig, article: Article) -> str:
         document["description"] = article.summary
     if article.tags:
         document["keywords"] = [tag.name for tag in article.tags]
-    return json.dumps(document, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+    text = json.dumps(document, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def sitemap(entries: Sequence[tuple[str, str, int | str]]) -> bytes:

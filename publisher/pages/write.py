@@ -161,7 +161,12 @@ class _SitePages:
                     _render_job, jobs, threshold=PARALLEL_RENDER_THRESHOLD, chunk=16
                 )
             )
-            staged = [(d.temp, self.writer.target(d.relative)) for d in done if d.temp is not None]
+            # Each temp file is beside its target, which the worker checked.
+            staged = [
+                (d.temp, d.temp.with_name(d.relative.rpartition("/")[2]))
+                for d in done
+                if d.temp is not None
+            ]
             commit_staged(staged, self.site.site_dir)
         except OSError as err:
             self._discard(jobs)
