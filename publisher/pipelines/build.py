@@ -132,7 +132,8 @@ def write_site_pages(
     """
     if not site.pages.enabled:
         removed = pages_write.remove_pages(site, store)
-        store.set_setting(settings.PAGES, _PAGES_OFF)
+        with store.transaction():
+            store.set_setting(settings.PAGES, _PAGES_OFF)
         return SitePages(None if not removed.removed else removed)
     keys = store.article_keys() if keys is None else keys
     digests = store.digest_issues()

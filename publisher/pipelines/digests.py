@@ -170,6 +170,19 @@ def send_digests(
             sender.close()
 
 
+def _write_pages(site: SiteConfig, store: Store, *, now: datetime) -> None:
+    """Every message links to its digest's page: write it before they go.
+
+    A page that cannot be written (a broken template, a full disk) is the
+    site's problem, not the subscribers': it is logged, and the digest goes.
+    The next build writes the page.
+    """
+    try:
+        build.write_site_pages(site, store, now=now)
+    except PublisherError as err:
+        logger.error("the digest's page was not written (%s); the next build writes it", err)
+
+
 def _rules_for(rules: SendRules, *, new: bool) -> SendRules:
     """--resend-uncertain is for what earlier runs left: a digest made now has nothing of it."""
     return replace(rules, resend_uncertain=rules.resend_uncertain and not new)
@@ -198,8 +211,7 @@ def _rounds(
                 due = [] if made is None else [made]
                 make_new = False
             if due and may_make and site.pages.enabled and site.content_dir.is_dir():
-                # Every message links to its digest's page: it exists before they go.
-                build.write_site_pages(site, store, now=now())
+                _write_pages(site, store, now=now())
         if not due:
             return report
         for digest_id in due:

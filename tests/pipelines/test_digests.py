@@ -212,3 +212,18 @@ def test_the_email_unsubscribes_its_recipient_and_the_web_copy_offers_the_signup
         assert ("https://gazette.example/news/digests/1/", "View in your browser") in _Links(
             html
         ).links
+
+
+def test_a_page_template_that_fails_stops_no_digest(site, now, caplog):
+    add_subscribers(site, ADDRESSES[:2], now)
+    broken = site.templates_dir / "pages" / "digest.html.j2"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{% extends 'pages/base.html.j2' %}{% block main %}{{ nope }}{% endblock %}")
+    report = digests.send_digests(site, now=Clock(now))
+    assert (report.made, report.sent) == (1, 2)
+    assert not (site.site_dir / "digests" / "1" / "index.html").exists()
+    assert "the digest's page was not written (" in caplog.text
+    assert "undefined variable" in caplog.text
+    broken.unlink()
+    build(site, now=now + timedelta(minutes=5))  # the next build writes it
+    assert (site.site_dir / "digests" / "1" / "index.html").is_file()
