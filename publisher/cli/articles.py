@@ -13,6 +13,7 @@ from publisher.cli._common import (
     site_of,
     summary,
 )
+from publisher.config import SiteConfig
 
 
 @click.command()
@@ -40,11 +41,20 @@ def build(ctx: click.Context, strict: bool) -> None:
 
 
 @click.command()
+@click.option(
+    "--links",
+    "follow_links",
+    is_flag=True,
+    help="Also follow every link of the built feeds, pages and digests (build first).",
+)
 @click.pass_context
-def check(ctx: click.Context) -> None:
+def check(ctx: click.Context, follow_links: bool) -> None:
     """Validate the configuration and every article; write nothing.
 
-    Exits 0 when all is well, 1 when an article has a problem, 2 when the
+    With --links, also follow every link inside base_url (or [feeds] url)
+    that the last build wrote into the feeds, the pages and the digests, and
+    report each one that no built file answers. Exits 0 when all is well, 1
+    when an article has a problem or a link is broken, 2 when the
     configuration does.
     """
     from publisher.pipelines.build import check as check_site
@@ -59,8 +69,35 @@ def check(ctx: click.Context) -> None:
         f"checked {site.display(site.config_path)} and {report.checked} "
         f"article file{plural(report.checked)}: {bad} with problems"
     )
+    if follow_links:
+        bad += _check_links(site)
     if bad:
         ctx.exit(1)
+
+
+def _check_links(site: SiteConfig) -> int:
+    """Print each broken link and the summary line; the number broken."""
+    from publisher.pipelines.links import check_links
+
+    report = check_links(site)
+    for broken in report.broken:
+        click.echo(f"error: {broken}", err=True)
+    counted = [
+        _count(report.checked, "link"),
+        _count(report.feeds, "feed"),
+        _count(report.pages, "page"),
+        _count(report.digests, "digest"),
+    ]
+    line = f"checked {counted[0]} in {counted[1]}, {counted[2]} and {counted[3]}: "
+    line += f"{len(report.broken)} broken"
+    if not report.pages_checked:
+        line += "; pages are off: links to pages not checked"
+    click.echo(line)
+    return len(report.broken)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{plural(number)}"
 
 
 @click.command()

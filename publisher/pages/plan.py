@@ -100,9 +100,18 @@ def page_path(site: SiteConfig, url: str) -> str | None:
     resolve elsewhere (dot segments, an encoded slash or backslash, a
     dot-file, a control character) has no page: it is refused, not normalised.
     """
-    if not url.startswith(site.base_url):
+    return path_under(site.base_url, url)
+
+
+def path_under(root_url: str, url: str) -> str | None:
+    """The file under the folder published at *root_url* that answers *url*, as page_path.
+
+    The same rules for the feeds' folder at [feeds] url, whose files a link
+    may name too.
+    """
+    if not url.startswith(root_url):
         return None
-    rest = urlsplit(url[len(site.base_url) :]).path
+    rest = urlsplit(url[len(root_url) :]).path
     segments = rest.split("/")
     decoded = [unquote(segment) for segment in segments]
     for segment in decoded[:-1]:
@@ -123,9 +132,14 @@ def _unsafe(segment: str) -> bool:
 
 def url_of(site: SiteConfig, path: str) -> str:
     """The public URL of the page at *path* (an index.html is its folder's URL)."""
+    return url_under(site.base_url, path)
+
+
+def url_under(root_url: str, path: str) -> str:
+    """The public URL of the file at *path* in the folder published at *root_url*."""
     folder, _, name = path.rpartition("/")
     shown = f"{folder}/" if name == INDEX and folder else ("" if name == INDEX else path)
-    return site.base_url + quote(shown)
+    return root_url + quote(shown)
 
 
 def list_path(prefix: str, number: int) -> str:

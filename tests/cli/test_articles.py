@@ -8,8 +8,13 @@ import re
 import pytest
 import yaml
 from support.cli import invoke
+from support.clock import NOW
+from support.mailing import add_subscribers
 
 from publisher.cli import cli
+from publisher.config import load_config
+from publisher.pipelines import digests
+from publisher.pipelines.links import check_links
 
 COMMANDS = ["build", "check", "new"]
 DRAFT_LINE = (
@@ -117,6 +122,118 @@ def test_check_passes_on_a_good_site(runner, site_dir):
     result = invoke(runner, site_dir, "check")
     assert result.exit_code == 0
     assert result.stdout == "checked publisher.toml and 5 article files: 0 with problems\n"
+
+
+# -- check --links ---------------------------------------------------------------------
+
+GAZETTE = "https://gazette.example/news/"
+VIENNA_IMAGE = "site/2020/06/vienna-talks/images/delegations.jpg"
+
+
+def _built_without_broken_links(runner, site_dir):
+    """The basic site built with its Vienna article's two dangling links put right."""
+    article = site_dir / "content" / "2020-06-22-vienna-talks.md"
+    article.write_text(
+        article.read_text(encoding="utf-8").replace("2020/06/preview/", "2021/03/observers/"),
+        encoding="utf-8",
+    )
+    assert invoke(runner, site_dir, "build").exit_code == 0
+    image = site_dir / VIENNA_IMAGE
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"\xff\xd8\xff\xe0 a JPEG")
+
+
+def _links_checked(site_dir) -> int:
+    return check_links(load_config(site_dir / "publisher.toml")).checked
+
+
+def test_check_links_on_a_built_site_finds_none_broken(runner, site_dir):
+    _built_without_broken_links(runner, site_dir)
+    result = invoke(runner, site_dir, "check", "--links")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout == (
+        "checked publisher.toml and 5 article files: 0 with problems\n"
+        f"checked {_links_checked(site_dir)} links in 18 feeds, 17 pages and 0 digests: "
+        "0 broken\n"
+    )
+
+
+def test_check_links_reports_each_broken_link_and_exits_1(runner, site_dir):
+    _built_without_broken_links(runner, site_dir)
+    (site_dir / "content" / "2024-05-01-pointer.md").write_text(
+        '---\ntitle: "Pointer"\ndate: "2024-05-01T10:00:00+02:00"\n---\n\n'
+        "See [what is gone](/news/missing/).\n",
+        encoding="utf-8",
+    )
+    assert invoke(runner, site_dir, "build").exit_code == 0
+    (site_dir / VIENNA_IMAGE).unlink()
+    result = invoke(runner, site_dir, "check", "--links")
+    assert result.exit_code == 1
+    missing = f"{GAZETTE}missing/: no such file in site/ (missing/index.html)"
+    image = (
+        f"{GAZETTE}2020/06/vienna-talks/images/delegations.jpg: "
+        "no such file in site/ (2020/06/vienna-talks/images/delegations.jpg)"
+    )
+    assert result.stderr.splitlines() == [
+        f"error: feeds/atom.xml: {image}",
+        f"error: feeds/atom.xml: {missing}",
+        f"error: feeds/feed.json: {image}",
+        f"error: feeds/feed.json: {missing}",
+        f"error: feeds/rss.xml: {image}",
+        f"error: feeds/rss.xml: {missing}",
+        f"error: feeds/tags/arms-control/atom.xml: {image}",
+        f"error: feeds/tags/arms-control/feed.json: {image}",
+        f"error: feeds/tags/arms-control/rss.xml: {image}",
+        f"error: feeds/tags/vienna/atom.xml: {image}",
+        f"error: feeds/tags/vienna/feed.json: {image}",
+        f"error: feeds/tags/vienna/rss.xml: {image}",
+        f"error: site/2020/06/vienna-talks/index.html: {image}",
+        f"error: site/2024/05/pointer/index.html: {missing}",
+    ]
+    assert result.stdout == (
+        "checked publisher.toml and 6 article files: 0 with problems\n"
+        f"checked {_links_checked(site_dir)} links in 18 feeds, 19 pages and 0 digests: "
+        "14 broken\n"
+    )
+
+
+def test_check_links_without_a_web_table_reports_the_digest_unsubscribe_route(runner, site_dir):
+    config = site_dir / "publisher.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("[web]\n", ""), encoding="utf-8")
+    _built_without_broken_links(runner, site_dir)
+    site = load_config(config)
+    add_subscribers(site, ["ada@example.org"], NOW)
+    assert digests.send_digests(site, now=lambda: NOW).made == 1
+    result = invoke(runner, site_dir, "check", "--links")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: digest 1: {GAZETTE}unsubscribe: "
+        "a route of publisher serve, and publisher.toml has no [web] table\n"
+    )
+    assert result.stdout.endswith(" links in 18 feeds, 18 pages and 1 digest: 1 broken\n")
+
+
+def test_check_links_with_pages_off_says_pages_were_not_checked(runner, site_dir):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + "\n[pages]\nenabled = false\n", encoding="utf-8"
+    )
+    assert invoke(runner, site_dir, "build").exit_code == 0
+    result = invoke(runner, site_dir, "check", "--links")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == (
+        f"checked {_links_checked(site_dir)} links in 18 feeds, 0 pages and 0 digests: "
+        "0 broken; pages are off: links to pages not checked"
+    )
+
+
+def test_check_links_on_a_site_never_built_says_to_build_first(runner, site_dir):
+    result = invoke(runner, site_dir, "check", "--links")
+    assert result.exit_code == 1
+    assert result.stdout == "checked publisher.toml and 5 article files: 0 with problems\n"
+    assert result.stderr == "error: site/: no such folder; run publisher build first\n"
+    assert sorted(p.name for p in site_dir.iterdir()) == ["content", "publisher.toml"]
 
 
 def test_new_creates_a_dated_draft(runner, site_dir):
