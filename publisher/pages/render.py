@@ -22,7 +22,7 @@ from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.model import Article, DigestArticle, DigestIssue
 from publisher.pages.layout import alternates, layout_context, local
-from publisher.pages.plan import PageSpec, list_path, url_of
+from publisher.pages.plan import INDEX, PageSpec, list_path, url_of
 
 TEMPLATES = {
     "article": "pages/article.html.j2",
@@ -171,9 +171,9 @@ class PageRenderer:
         pager = {
             "number": page.number,
             "count": page.count,
-            "newer": self._path(list_path(prefix, page.number - 1)) if page.number > 1 else None,
+            "newer": self._link(list_path(prefix, page.number - 1)) if page.number > 1 else None,
             "older": (
-                self._path(list_path(prefix, page.number + 1)) if page.number < page.count else None
+                self._link(list_path(prefix, page.number + 1)) if page.number < page.count else None
             ),
         }
         context: dict[str, Any] = {
@@ -248,7 +248,12 @@ class PageRenderer:
         return {"title": article.title, "url": local(self.site, article.link)}
 
     def _path(self, relative: str) -> str:
-        return local(self.site, url_of(self.site, relative + "index.html"))
+        """The link to the folder *relative* ("tags/<slug>/"), its index page."""
+        return self._link(relative + INDEX)
+
+    def _link(self, path: str) -> str:
+        """The link to the page at *path* under [paths] site ("page/2/index.html")."""
+        return local(self.site, url_of(self.site, path))
 
 
 def _tag_folder(site: SiteConfig, slug: str) -> str:

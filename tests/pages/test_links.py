@@ -467,3 +467,22 @@ def test_folders_without_a_recorded_build_are_told_to_build_first(site):
         check_links(site)
     assert str(error.value) == "feeds/: no build recorded (no state yet); run publisher build first"
     assert not site.state_dir.exists()
+
+
+def test_the_pages_of_a_paginated_list_link_to_each_other(site_dir, now):
+    _clean(site_dir)
+    _append(site_dir / "publisher.toml", "\n[pages]\nper_page = 1\n")
+    _write_article(
+        site_dir, "2024-05-01-more.md", 'title: "More"\ndate: "2024-05-01"\ntags: [europe]\n', "."
+    )
+    site = load_config(site_dir / "publisher.toml")
+    build(site, now=now)
+    _add_image(site)
+    assert check_links(site).broken == ()
+    middle = (site.site_dir / "page" / "2" / "index.html").read_text(encoding="utf-8")
+    assert '<a rel="prev" href="/news/">' in middle
+    assert '<a rel="next" href="/news/page/3/">' in middle
+    europe = (site.site_dir / "tags" / "europe" / "page" / "2" / "index.html").read_text(
+        encoding="utf-8"
+    )
+    assert '<a rel="prev" href="/news/tags/europe/">' in europe
