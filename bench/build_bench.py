@@ -378,9 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pages",
         nargs="+",
-        choices=["off", "on"],
+        choices=["off", "on", "unset"],
         default=["off", "on"],
-        help="build the feeds alone, with the pages, or both (each on a fresh state)",
+        help="build the feeds alone, with the pages, or both (each on a fresh state); "
+        "unset leaves [pages] out of the config, for a tree from before pages",
     )
     parser.add_argument("--out", type=Path, help="work folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             newest = sorted((r for r in records if not r.is_draft), key=lambda r: r.date)[::-1]
             targets = [newest[i] for i in (1, 4, 9, 14, 19, 24)[: max(args.runs, 1)]]
             for mode in args.pages:
-                tool = with_pages(site, mode == "on")
+                tool = "publisher" if mode == "unset" else with_pages(site, mode == "on")
                 for row in bench_publisher(n, site, targets, args.runs, tool):
                     rows.append(row)
                     print(table([row]).splitlines()[-1], file=sys.stderr)
