@@ -20,7 +20,10 @@ from datetime import datetime
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.types import Scope
 
 from publisher import templating
 from publisher.config import SiteConfig
@@ -33,6 +36,7 @@ from publisher.web.files import (
     GzipValidators,
     HeadAsGet,
     SiteFiles,
+    folder_redirect,
 )
 from publisher.web.handlers import Handlers
 from publisher.web.middleware import (
@@ -88,19 +92,45 @@ def _routes(site: SiteConfig, paths: SitePaths, handlers: Handlers) -> list[Base
     service makes its own home page and digest archive.
     """
     routes: list[BaseRoute] = [
-        Route(paths.subscribe, handlers.subscribe, methods=["POST"]),
-        Route(paths.confirm, handlers.confirm, methods=["GET", "POST"]),
-        Route(paths.unsubscribe, handlers.unsubscribe, methods=["GET", "POST"]),
+        _OwnRoute(paths.subscribe, handlers.subscribe, methods=["POST"]),
+        _OwnRoute(paths.confirm, handlers.confirm, methods=["GET", "POST"]),
+        _OwnRoute(paths.unsubscribe, handlers.unsubscribe, methods=["GET", "POST"]),
         Mount(paths.feeds, app=FeedFiles(directory=site.output_dir, html=True, check_dir=False)),
     ]
     if site.pages.enabled:
         pages = SiteFiles(directory=site.site_dir, html=True, check_dir=False)
-        return [*routes, Mount(paths.home.rstrip("/"), app=pages)]
+        mount = paths.home.rstrip("/")  # "" at the root: the folder answers every path
+        if mount:  # "/news", as a folder's address without its slash
+            routes.append(Route(mount, _to_home(paths.home), methods=["GET"]))
+        return [*routes, Mount(mount, app=pages)]
     return [
         Route(paths.home, handlers.home, methods=["GET"]),
         Route(paths.digests, handlers.digests, methods=["GET"]),
         *routes,
     ]
+
+
+class _OwnRoute(Route):
+    """A route of the service that answers its path whatever the method.
+
+    Starlette tries a later route when the method does not match; the site
+    folder mounted after these would then take a GET of /subscribe or a
+    DELETE of /confirm and answer for it (a 404 page, or "Allow: GET, HEAD").
+    Route itself answers 405 with the methods it allows.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        return (Match.FULL if match is Match.PARTIAL else match), child_scope
+
+
+def _to_home(home: str) -> Callable[[Request], Response]:
+    """The endpoint that moves base_url's path without its slash to the home page."""
+
+    def endpoint(request: Request) -> Response:
+        return folder_redirect(home, request.scope)
+
+    return endpoint
 
 
 def run_server(site: SiteConfig, *, host: str, port: int, now: Callable[[], datetime]) -> None:

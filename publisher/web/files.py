@@ -3,23 +3,29 @@
 FeedFiles serves the feeds' folder with each feed's registered type,
 validators (ETag, Last-Modified, 304) and caching; SiteFiles serves the pages
 the same way, with a policy that lets a page load nothing from elsewhere and
-the site's 404 page for any address it does not have. HeadAsGet and
+the site's 404 page for any address it does not have, and a folder's address
+without its slash moved to the folder (301). HeadAsGet and
 GzipValidators sit around them in the middleware stack so HEAD and gzip
 answers keep the headers and validators GET and identity answers have.
 """
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
+
+from publisher.pages.plan import NOT_FOUND
 
 FEED_TYPES = {
     "rss.xml": "application/rss+xml; charset=utf-8",
@@ -32,6 +38,8 @@ FILE_TYPES = {
     ".xml": "application/xml; charset=utf-8",
 }
 FEED_CACHE_CONTROL = "public, max-age=300"
+# A missing address may be the next build's page (a scheduled article): asked again each time.
+MISSING_CACHE_CONTROL = "no-cache"
 # A static page needs its own stylesheet and images, and posts only its sign-up form.
 PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
@@ -65,14 +73,7 @@ class FeedFiles(StaticFiles):
         self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
     ) -> Response:
         response = FileResponse(full_path, status_code=status_code, stat_result=stat_result)
-        name = Path(str(full_path)).name
-        if name in FEED_TYPES:
-            response.headers["content-type"] = FEED_TYPES[name]
-        elif Path(name).suffix in FILE_TYPES:
-            response.headers["content-type"] = FILE_TYPES[Path(name).suffix]
-        response.headers["cache-control"] = FEED_CACHE_CONTROL
-        response.headers["x-content-type-options"] = "nosniff"
-        self.add_headers(response)
+        self.describe(response, Path(str(full_path)).name)
         if not self.is_not_modified(response.headers, Headers(scope=scope)):
             return response
         # A 304 carries the validators the 200 would (RFC 9110 §15.4.5): the
@@ -83,18 +84,79 @@ class FeedFiles(StaticFiles):
                 response.headers["etag"] = _gzip_tag(response.headers["etag"])
         return NotModifiedResponse(response.headers)
 
+    def describe(self, response: Response, name: str) -> None:
+        """The type, caching and policy headers the file *name* goes out with."""
+        if name in FEED_TYPES:
+            response.headers["content-type"] = FEED_TYPES[name]
+        elif Path(name).suffix in FILE_TYPES:
+            response.headers["content-type"] = FILE_TYPES[Path(name).suffix]
+        response.headers["cache-control"] = FEED_CACHE_CONTROL
+        response.headers["x-content-type-options"] = "nosniff"
+        self.add_headers(response)
+
     def add_headers(self, response: Response) -> None:
         """What a kind of file adds to the common headers."""
 
 
 class SiteFiles(FeedFiles):
     """The site's pages: as the feeds, and each HTML page under a policy that loads nothing
-    from elsewhere (no script can run, whatever an article holds)."""
+    from elsewhere (no script can run, whatever an article holds).
+
+    StaticFiles decides what a path is; this gives its two other answers the
+    site's shape. Any address without a file (missing, a dot-file, a path
+    leaving the folder) gets 404.html, and a folder without its slash moves to it.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            response = await super().get_response(path, scope)
+        except HTTPException as err:
+            if err.status_code != 404:
+                raise
+            return await self.not_found()
+        if response.status_code == 404:  # StaticFiles' own answer with 404.html: bare
+            return await self.not_found()
+        if isinstance(response, RedirectResponse):
+            return folder_redirect(scope.get("root_path", "") + "/" + quote(path) + "/", scope)
+        return response
+
+    async def not_found(self) -> Response:
+        """The site's 404 page, with status 404; before the first build, a plain 404.
+
+        The page stands for no resource here: it carries no validators, so a
+        conditional request for a missing address can never be answered 304.
+        """
+        full_path, stat_result = await anyio.to_thread.run_sync(self.lookup_path, NOT_FOUND)
+        if stat_result is None or not stat.S_ISREG(stat_result.st_mode):
+            raise HTTPException(status_code=404)
+        response = FileResponse(full_path, status_code=404, stat_result=stat_result)
+        self.describe(response, NOT_FOUND)
+        for name in ("etag", "last-modified", "accept-ranges"):
+            del response.headers[name]
+        response.headers["cache-control"] = MISSING_CACHE_CONTROL
+        return response
 
     def add_headers(self, response: Response) -> None:
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers["content-security-policy"] = PAGE_POLICY
             response.headers["referrer-policy"] = "strict-origin-when-cross-origin"
+
+
+def folder_redirect(location: str, scope: Scope) -> Response:
+    """A folder's address without its slash moves, for good, to *location*, the folder's.
+
+    As nginx answers a folder: the page's canonical URL is the folder's. The
+    location is path-absolute (RFC 9110 §10.2.2), so the client keeps the
+    scheme and host it asked the proxy with, and is built from the normalised
+    path, so "//host" spelt in a request cannot become another host. The
+    query string goes along.
+    """
+    query = scope.get("query_string", b"").decode("latin-1")
+    return RedirectResponse(
+        location + (f"?{query}" if query else ""),
+        status_code=301,
+        headers={"cache-control": FEED_CACHE_CONTROL},
+    )
 
 
 def _is_compressible(headers: MutableHeaders) -> bool:

@@ -72,9 +72,18 @@ def test_head_gives_the_headers_without_a_body(shared):
 
 
 def _served_files(site: SiteConfig) -> list[str]:
-    """Paths of a feed of each type, a digest's web copy, an article's page, the stylesheet
-    and the sitemap."""
-    pages = ["digests/1/", "2021/03/observers/", "style.css", "sitemap.xml"]
+    """Paths of a feed of each type, the home page (also spelt out), a digest's web copy, an
+    article's page, a tag's, a year's, the stylesheet and the sitemap."""
+    pages = [
+        "",
+        "index.html",
+        "digests/1/",
+        "2021/03/observers/",
+        "tags/elections/",
+        "archive/2021/",
+        "style.css",
+        "sitemap.xml",
+    ]
     return [
         *(feeds_path(site) + name for name in FEED_TYPES),
         *(base_path(site) + page for page in pages),
@@ -123,13 +132,15 @@ def test_either_etag_gets_its_304(shared):
             assert since.headers["etag"] == other.headers["etag"]
 
 
-def _head_and_get(client: httpx.Client, path: str, headers: dict[str, str]) -> tuple[dict, dict]:
+def _head_and_get(
+    client: httpx.Client, path: str, headers: dict[str, str], status: int = 200
+) -> tuple[dict, dict]:
     head = client.head(path, headers=headers)
     assert head.content == b""
     with client.stream("GET", path, headers=headers) as get:
         raw = b"".join(get.iter_raw())
     assert int(get.headers["content-length"]) == len(raw)
-    assert head.status_code == get.status_code == 200, path
+    assert head.status_code == get.status_code == status, path
     drop = {"date"}
     return (
         {k: v for k, v in head.headers.items() if k not in drop},
@@ -145,6 +156,11 @@ def test_head_answers_with_the_headers_get_would(shared):
             head, get = _head_and_get(client, path, encoding)
             assert head == get, (path, encoding)
             assert ("content-encoding" in get) is (encoding is GZIP), (path, encoding)
+    # A missing address (the site's 404 page) and a folder without its slash (a redirect).
+    for path, status in ((base_path(site) + "nope/", 404), (base_path(site) + "tags", 301)):
+        for encoding in (IDENTITY, GZIP):
+            head, get = _head_and_get(client, path, encoding, status)
+            assert head == get, (path, encoding)
 
 
 def test_tag_feeds_are_served_under_tags(shared):
