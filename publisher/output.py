@@ -356,7 +356,7 @@ def _remove_if_stale(path: Path, now: float) -> bool:
         os.close(fd)
 
 
-def left_as(path: Path, size: int, mtime_ns: int) -> bool:
+def left_as(path: Path | str, size: int, mtime_ns: int) -> bool:
     """Whether the file at *path* still has the size and mtime a build recorded for it.
 
     A build records both for every file it writes: a file whose stat still

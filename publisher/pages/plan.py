@@ -13,14 +13,13 @@ Paths are relative to [paths] site, which mirrors base_url: the page of
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
 from typing import Literal, Protocol
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from publisher.config import SiteConfig
 from publisher.model import DigestIssue, Tag
@@ -68,7 +67,10 @@ class Plannable(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PageSpec:
-    """One page: where it goes, what kind it is, and which articles it shows."""
+    """One page: where it goes, what kind it is, and which articles it shows.
+
+    `signature` hashes every field: a field added here goes there too.
+    """
 
     path: str  # under [paths] site, with forward slashes
     kind: PageKind
@@ -111,16 +113,17 @@ def path_under(root_url: str, url: str) -> str | None:
     """
     if not url.startswith(root_url):
         return None
-    rest = urlsplit(url[len(root_url) :]).path
-    segments = rest.split("/")
-    decoded = [unquote(segment) for segment in segments]
+    # The path alone (what urlsplit would give, for a URL known to start with root_url).
+    rest = url[len(root_url) :].partition("#")[0].partition("?")[0]
+    decoded = [unquote(s) if "%" in s else s for s in rest.split("/")]
     for segment in decoded[:-1]:
-        if not segment or segment.startswith(".") or _unsafe(segment):
+        if not segment or segment[0] == "." or _UNSAFE.search(segment):
             return None
     last = decoded[-1]
-    if last.startswith(".") or _unsafe(last):
+    if last.startswith(".") or _UNSAFE.search(last):
         return None
-    return posixpath.join(*decoded[:-1], last or INDEX) if len(decoded) > 1 else (last or INDEX)
+    decoded[-1] = last or INDEX
+    return "/".join(decoded)
 
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -346,9 +349,8 @@ def signature(fingerprint: str, page: PageSpec, versions: Mapping[str, str]) -> 
     program; *versions* for each article's stored version (its neighbours'
     too: their titles and links are shown).
     """
-    digest = hashlib.sha256(fingerprint.encode())
-    digest.update(repr(page).encode())
-    shown = [*page.items, page.previous or "", page.following or ""]
-    for article_id in shown:
-        digest.update(f"\0{article_id}\0{versions.get(article_id, '')}".encode())
-    return digest.hexdigest()
+    fields = (page.path, page.kind, page.title, page.number, page.count, page.key, page.extra)
+    parts = [fingerprint, *map(str, fields), repr(page.entries) if page.entries else ""]
+    for article_id in (*page.items, page.previous or "", page.following or ""):
+        parts += (article_id, versions.get(article_id, ""))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -339,7 +339,8 @@ def _files_unchanged(
 
 def _outputs_intact(folder: Path, outputs: Mapping[str, OutputRow]) -> bool:
     """Every output file as the last build left it: nobody (and no killed build) touched it."""
-    return all(left_as(folder / relative, o.size, o.mtime_ns) for relative, o in outputs.items())
+    root = str(folder)
+    return all(left_as(f"{root}/{path}", o.size, o.mtime_ns) for path, o in outputs.items())
 
 
 # -- new ---------------------------------------------------------------------------
