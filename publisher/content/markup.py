@@ -22,7 +22,7 @@ from publisher.text import one_line, strip_forbidden
 # Bump when a change here changes the HTML of an unchanged article (the
 # sanitising rules, the Markdown options): HTML cached by a build under other
 # rules is then rendered again, and every feed holding it rewritten.
-RENDER_RULES = "2"
+RENDER_RULES = "3"
 
 _TAG = re.compile(r"<[^>]*>")
 _BLANK_LINE = re.compile(r"\n\s*\n")
@@ -38,18 +38,27 @@ _AUTOLINK_HINTS = ("://", "www.", "@")
 _INLINE_MARKUP = re.compile(r"[*_`\[\]<>&\\!~|\r\ufeff]")
 _BLOCK_START = re.compile(r"\s*(?:[-+=#:]|\d{1,9}[.)](?:[ \t]|$))")
 
+# Presentational attributes the HTML Standard made obsolete (§16.2, "Non-conforming
+# features"), which nh3's defaults still allow on table parts, hr and img: the pages
+# must be valid HTML, so they go (img's width and height are conforming: kept below).
+_OBSOLETE = {"align", "char", "charoff", "size", "summary", "valign", "width"}
 # nh3's defaults drop script, style, iframe, object, forms and every on* handler;
 # we add the harmless attributes articles use for images, quotes and code.
 _ATTRIBUTES: dict[str, set[str]] = {
-    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    **{tag: set(attrs) - _OBSOLETE for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
     "img": {"src", "alt", "title", "width", "height"},
     "a": {"href", "hreflang", "title"},
     "abbr": {"title"},
     "code": {"class"},
     "ol": {"start"},
-    "td": {"align", "colspan", "rowspan"},
-    "th": {"align", "colspan", "rowspan", "scope"},
+    "td": {"style", "colspan", "rowspan"},
+    "th": {"style", "colspan", "rowspan", "scope"},
 }
+# A table cell's style keeps its alignment and nothing else, written as one of these
+# (a Markdown table's column alignment comes out so): the site's Content-Security-Policy
+# lets exactly these inline styles apply (web.files), and no other.
+TABLE_ALIGNMENTS = ("text-align:left", "text-align:center", "text-align:right")
+_ALIGNMENT = re.compile(r"\s*text-align\s*:\s*(left|center|right)\s*", re.IGNORECASE)
 _CLEAN_CONTENT = {"script", "style", "iframe", "object", "embed", "template", "noscript"}
 _GFM_EXTENSIONS = ["table", "strikethrough", "autolink"]
 # data: passes nh3's scheme check so that _data_url_filter can keep inline pictures.
@@ -68,9 +77,12 @@ _PROSE_ATTRIBUTES = {"alt", "title", "summary"}  # "Data: Eurostat" here is text
 def markdown_to_html(source: str) -> str:
     """Render CommonMark + GFM; raw HTML passes through to be cleaned by sanitize()."""
     # GFM's tagfilter would turn <script> into visible text; leave it out and
-    # let nh3 drop such elements with their content instead.
+    # let nh3 drop such elements with their content instead. Table columns are
+    # aligned with style="text-align: …", not the obsolete align attribute.
     rendered: str = cmarkgfm.markdown_to_html_with_extensions(
-        source, options=Options.CMARK_OPT_UNSAFE, extensions=_GFM_EXTENSIONS
+        source,
+        options=Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_TABLE_PREFER_STYLE_ATTRIBUTES,
+        extensions=_GFM_EXTENSIONS,
     )
     return rendered
 
@@ -89,13 +101,30 @@ def sanitize(fragment: str, *, base_url: str) -> str:
     cleaned: str = nh3.clean(
         strip_forbidden(fragment),
         attributes=_ATTRIBUTES,
-        attribute_filter=_data_url_filter,
+        attribute_filter=_attribute_filter,
         clean_content_tags=_CLEAN_CONTENT,
         link_rel=None,
         url_schemes=_URL_SCHEMES,
         url_relative=("rewrite_with_base", base_url),
     )
     return cleaned
+
+
+def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
+    """Each attribute nh3 keeps, checked once more: a style, or a URL that may be data:."""
+    if attribute == "style":
+        return _cell_alignment(value)
+    return _data_url_filter(element, attribute, value)
+
+
+def _cell_alignment(style: str) -> str | None:
+    """The alignment in a table cell's *style*, as TABLE_ALIGNMENTS spells it; else None
+    (the attribute is dropped)."""
+    for declaration in style.split(";"):
+        found = _ALIGNMENT.fullmatch(declaration)
+        if found:
+            return f"text-align:{found.group(1).lower()}"
+    return None
 
 
 def _data_url_filter(element: str, attribute: str, value: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import feedparser
 import pytest
@@ -96,6 +97,52 @@ PNG = "data:image/png;base64,iVBORw0KGgo="
 )
 def test_sanitize_keeps_data_urls_only_as_raster_images(fragment, expected):
     assert markup.sanitize(fragment, base_url="https://gazette.example/news/") == expected
+
+
+def test_table_columns_are_aligned_with_css_not_the_obsolete_align_attribute():
+    source = "| Left | Right | Centre | None |\n|:--|--:|:-:|---|\n| a | 1 | x | - |\n"
+    html = markup.render_body(source, body_format="markdown", base_url="https://g.example/")
+    assert "align=" not in html
+    assert html.count('style="text-align:left"') == 2
+    assert html.count('style="text-align:right"') == 2
+    assert html.count('style="text-align:center"') == 2
+    assert "<th>None</th>" in html
+    assert "<td>-</td>" in html
+    # The inline styles are exactly those the pages' Content-Security-Policy lets apply.
+    assert set(re.findall(r'style="([^"]*)"', html)) == set(markup.TABLE_ALIGNMENTS)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        # Presentational attributes the HTML Standard made obsolete (§16 "Obsolete features").
+        (
+            '<table align="center" summary="s" width="50%"><tr align="left" valign="top">'
+            '<td align="right" char="." charoff="1" colspan="2">1</td></tr></table>',
+            '<table><tbody><tr><td colspan="2">1</td></tr></tbody></table>',
+        ),
+        ('<hr align="left" size="3" width="50%">', "<hr>"),
+        (
+            '<img src="a.png" alt="a" align="left" width="8" height="4">',
+            '<img src="https://g.example/a.png" alt="a" width="8" height="4">',
+        ),
+        # An inline style keeps a table cell's alignment and nothing else.
+        (
+            '<table><tr><th style="text-align: right; color: red; position: fixed">h</th></tr>'
+            "</table>",
+            '<table><tbody><tr><th style="text-align:right">h</th></tr></tbody></table>',
+        ),
+        (
+            '<table><tr><td style="color: red">a</td><td style="TEXT-ALIGN : Center;">b</td>'
+            '<td style="text-align: justify">c</td></tr></table>',
+            '<table><tbody><tr><td>a</td><td style="text-align:center">b</td><td>c</td></tr>'
+            "</tbody></table>",
+        ),
+        ('<p style="text-align: right">p</p>', "<p>p</p>"),
+    ],
+)
+def test_sanitize_keeps_no_obsolete_or_presentational_attributes(fragment, expected):
+    assert markup.sanitize(fragment, base_url="https://g.example/") == expected
 
 
 @pytest.mark.parametrize(
