@@ -9,8 +9,10 @@ site's time zone: nothing here reads the clock.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -36,6 +38,8 @@ TEMPLATES = {
     "missing": "pages/404.html.j2",
 }
 STYLESHEET_TEMPLATE = "pages/style.css"
+# The elements of an article's HTML that scroll sideways when wider than the page.
+_SCROLLERS = {"pre", "table"}
 
 
 class PageRenderer:
@@ -156,7 +160,7 @@ class PageRenderer:
                 "updated_text": _date_text(updated, site) if updated else "",
                 "tags": tags,
             },
-            "content": html if html is not None else _summary_html(article),
+            "content": _focusable_scrollers(html) if html is not None else _summary_html(article),
             "previous": self._neighbour(articles, page.previous),
             "following": self._neighbour(articles, page.following),
             "canonical": article.link,
@@ -263,6 +267,42 @@ def _tag_folder(site: SiteConfig, slug: str) -> str:
 def _date_text(moment: datetime, site: SiteConfig) -> str:
     local_moment = moment.astimezone(site.timezone)
     return f"{local_moment.day} {local_moment:%B %Y}"
+
+
+class _ScrollerTags(HTMLParser):
+    """Where, in sanitised HTML, each start tag of an element that may scroll sideways ends
+    its name."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self.positions: list[tuple[int, int]] = []  # (line from 1, column just past the name)
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SCROLLERS and "tabindex" not in dict(attrs):
+            line, column = self.getpos()
+            self.positions.append((line, column + 1 + len(tag)))
+
+
+def _focusable_scrollers(html: str) -> str:
+    """*html* with its code blocks and tables reachable from the keyboard (tabindex="0").
+
+    On a narrow screen they scroll sideways inside their box (style.css), and a
+    region that scrolls must be reachable without a mouse to be scrolled (WCAG
+    2.1.1; axe-core's scrollable-region-focusable). Only the pages get this:
+    the feeds carry the article's HTML as it was sanitised.
+    """
+    if not any(f"<{tag}" in html for tag in _SCROLLERS):  # most articles: no parse at all
+        return html  # (nh3 writes tag names in lower case)
+    starts = [0, *(found.end() for found in re.finditer("\n", html))]
+    offsets = [starts[line - 1] + column for line, column in _ScrollerTags(html).positions]
+    pieces = []
+    previous = 0
+    for offset in offsets:
+        pieces += [html[previous:offset], ' tabindex="0"']
+        previous = offset
+    return "".join([*pieces, html[previous:]])
 
 
 def _summary_html(article: Article) -> str:

@@ -11,6 +11,8 @@ answers keep the headers and validators GET and identity answers have.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import stat
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
+from publisher.content.markup import TABLE_ALIGNMENTS
 from publisher.pages.plan import NOT_FOUND
 
 FEED_TYPES = {
@@ -40,10 +43,22 @@ FILE_TYPES = {
 FEED_CACHE_CONTROL = "public, max-age=300"
 # A missing address may be the next build's page (a scheduled article): asked again each time.
 MISSING_CACHE_CONTROL = "no-cache"
-# A static page needs its own stylesheet and images, and posts only its sign-up form.
+
+
+def _style_hashes(styles: tuple[str, ...]) -> str:
+    """CSP hash sources for the style attributes whose value is exactly one of *styles*."""
+    digests = (base64.b64encode(hashlib.sha256(style.encode()).digest()) for style in styles)
+    return " ".join(f"'sha256-{digest.decode()}'" for digest in digests)
+
+
+# A static page needs its own stylesheet and images, and posts only its sign-up form. Its
+# one kind of inline style is a table cell's alignment (content.markup): 'unsafe-hashes'
+# lets a style attribute with one of those values apply, and no other (CSP Level 3,
+# https://www.w3.org/TR/CSP3/#unsafe-hashes-usage).
 PAGE_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
-    "media-src 'self' https:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    f"default-src 'none'; style-src 'self' 'unsafe-hashes' {_style_hashes(TABLE_ALIGNMENTS)}; "
+    "img-src 'self' https: data:; media-src 'self' https:; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
 )
 GZIP_MINIMUM_SIZE = 500  # bytes; smaller bodies go out as they are
 GZIP_TAG = "-gzip"  # "etag" of a body becomes "etag-gzip" once compressed

@@ -147,3 +147,43 @@ def test_a_permalink_pattern_that_climbs_out_is_refused(site_dir, pattern):
         f"{config}: [site] permalink: must stay below base_url: no '.' or '..' parts, "
         f"no '\\' ({pattern!r})"
     ]
+
+
+CODE_AND_TABLE = """---
+title: "Wide things"
+date: "2024-05-03T10:00:00+02:00"
+---
+
+<img src="chart.png" alt="<pre> and <table> in words">
+
+| A | B |
+|---|--:|
+| 1 | 2 |
+
+```
+code
+```
+"""
+
+
+def test_code_and_tables_on_a_page_can_be_reached_from_the_keyboard(site_dir, now):
+    # They scroll sideways inside their box on a phone; a region that scrolls must take
+    # the focus to be scrolled without a mouse (WCAG 2.1.1). The feeds' HTML is unchanged.
+    path = site_dir / "content" / "2024-05-03-wide.md"
+    path.write_text(CODE_AND_TABLE, encoding="utf-8")
+    site = load_config(site_dir / "publisher.toml")
+    build(site, now=now)
+    html = (site.site_dir / "2024/05/wide/index.html").read_text(encoding="utf-8")
+    elements = [(t, a) for t, a in _Parsed(html).tags if t in ("pre", "table", "img")]
+    assert elements == [
+        (
+            "img",
+            {"src": f"{site.base_url}2024/05/wide/chart.png", "alt": "<pre> and <table> in words"},
+        ),
+        ("table", {"tabindex": "0"}),
+        ("pre", {"tabindex": "0"}),
+    ]
+    assert '<td style="text-align:right">2</td>' in html
+    feed = (site.output_dir / "feed.json").read_text(encoding="utf-8")
+    assert "tabindex" not in feed
+    assert "<pre><code>code" in json.loads(feed)["items"][0]["content_html"]
