@@ -8,6 +8,8 @@ beside the pages, or without them.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -35,6 +37,7 @@ from support.web import (
 from support.web_server import WebServer
 
 from publisher.config import SiteConfig, load_config
+from publisher.content.markup import TABLE_ALIGNMENTS
 from publisher.pipelines import build
 
 HTML = "text/html; charset=utf-8"
@@ -115,7 +118,14 @@ def test_html_pages_may_load_their_stylesheet_and_run_no_script(shared):
             continue
         policy = _policy(response)
         assert policy["default-src"] == ["'none'"], page
-        assert policy["style-src"] == ["'self'"], page  # style.css, no inline style
+        # style.css, and no inline style but a table cell's alignment, by its hash.
+        style_src = policy["style-src"]
+        assert style_src[:2] == ["'self'", "'unsafe-hashes'"], page
+        alignments = [
+            "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
+            for style in TABLE_ALIGNMENTS
+        ]
+        assert style_src[2:] == alignments, page
         assert policy["form-action"] == ["'self'"], page  # the sign-up form
         assert policy["frame-ancestors"] == ["'none'"], page
         assert policy["base-uri"] == ["'none'"], page
