@@ -75,7 +75,8 @@ def write_pages(
         from publisher import templating
         from publisher.pages.render import PageRenderer
 
-        renderer = PageRenderer(site, templating.make_environment(site.templates_dir))
+        environment = templating.make_environment(site.templates_dir, reload=False)
+        renderer = PageRenderer(site, environment)
         renderer.preload()
         pages.render(renderer, stale, digests, html_for)
     pages.remove_the_rest()
