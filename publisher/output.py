@@ -21,8 +21,8 @@ Anything else, dot-file or not, is never touched.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -249,22 +249,24 @@ def sync_tree(root: Path) -> None:
         os.sync()
         return
     try:
-        if _syncfs is None or _syncfs(fd) != 0:
+        syncfs = _syncfs()
+        if syncfs is None or syncfs(fd) != 0:
             os.sync()
     finally:
         os.close(fd)
 
 
-def _find_syncfs() -> Callable[[int], int] | None:
-    """Linux's syncfs(2), which the os module lacks; None elsewhere."""
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2), which the os module lacks; None elsewhere. Looked up on first use:
+    ctypes is no import for a build with nothing to write."""
+    import ctypes
+
     try:
         function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):
         return None
     return function
-
-
-_syncfs = _find_syncfs()
 
 
 def _create_temp(path: Path, pid: int | None = None) -> tuple[int, Path]:

@@ -226,23 +226,25 @@ class PageRenderer:
         return card
 
     def _new_card(self, article: Article) -> dict[str, Any]:
-        return {
-            "title": article.title,
-            "url": local(self.site, article.link),
-            "date": article.date.isoformat(),
-            "date_text": _date_text(article.date, self.site),
-            "authors": ", ".join(author.name for author in article.authors),
-            "summary": article.summary,
-        }
+        authors = [author.name for author in article.authors]
+        return self._card_of(article.title, article.link, article.date, authors, article.summary)
 
     def _digest_card(self, article: DigestArticle) -> dict[str, Any]:
+        """An article as the digest froze it (it may have changed since)."""
+        return self._card_of(
+            article.title, article.link, article.date, article.authors, article.summary
+        )
+
+    def _card_of(
+        self, title: str, link: str, date: datetime, authors: Sequence[str], summary: str
+    ) -> dict[str, Any]:
         return {
-            "title": article.title,
-            "url": local(self.site, article.link),
-            "date": article.date.isoformat(),
-            "date_text": _date_text(article.date, self.site),
-            "authors": ", ".join(article.authors),
-            "summary": article.summary,
+            "title": title,
+            "url": local(self.site, link),
+            "date": date.isoformat(),
+            "date_text": _date_text(date, self.site),
+            "authors": ", ".join(authors),
+            "summary": summary,
         }
 
     def _neighbour(self, articles: Mapping[str, Article], article_id: str | None) -> Any:

@@ -138,6 +138,7 @@ def write_site_pages(
     keys = store.article_keys() if keys is None else keys
     digests = store.digest_issues()
     statics = assets.static_files(site.pages.static_dir)
+    fingerprint = _pages_fingerprint(site)  # reads every page template: once a build
     site_plan = pages_plan.plan(site, keys, digests, now=now, statics=statics)
     writes = pages_write.write_pages(
         site,
@@ -145,11 +146,11 @@ def write_site_pages(
         site_plan,
         {key.id: key.version for key in keys},
         digests,
-        fingerprint=_pages_fingerprint(site),
+        fingerprint=fingerprint,
         html_for=partial(bodies.html_for, site, store),
     )
     with store.transaction():
-        store.set_setting(settings.PAGES, _pages_state(site, store, statics))
+        store.set_setting(settings.PAGES, _pages_state(site, store, statics, fingerprint))
     return SitePages(writes, site_plan.warnings)
 
 
@@ -259,16 +260,22 @@ def _pages_fingerprint(site: SiteConfig) -> str:
 
 
 def _pages_state(
-    site: SiteConfig, store: Store, statics: Sequence[assets.StaticFile] | None = None
+    site: SiteConfig,
+    store: Store,
+    statics: Sequence[assets.StaticFile] | None = None,
+    fingerprint: str | None = None,
 ) -> str:
     """What the pages were made from besides the articles (the settings and templates, the
-    latest digest, the static folder's stats): compared by the quick path."""
+    latest digest, the static folder's stats): compared by the quick path, which computes
+    what a build hands in."""
     if not site.pages.enabled:
         return _PAGES_OFF
     if statics is None:
         statics = assets.static_files(site.pages.static_dir)
+    if fingerprint is None:
+        fingerprint = _pages_fingerprint(site)
     folder = hashlib.sha256(repr(statics).encode()).hexdigest()
-    return f"{_pages_fingerprint(site)} {store.latest_digest_id() or 0} {folder}"
+    return f"{fingerprint} {store.latest_digest_id() or 0} {folder}"
 
 
 # -- the quick path -----------------------------------------------------------------
