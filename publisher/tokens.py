@@ -164,3 +164,56 @@ def suppression_key(secret: bytes, email: str) -> str:
     """
     message = f"suppress\0{email.lower()}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+# "<digest>.<subscriber>.<mac>" in a VERP local part: lower-case hex, because
+# some relays fold the case of local parts, and short enough (at most 48
+# characters) that "bounces+<token>" stays within RFC 5321's 64 octets.
+_BOUNCE_TOKEN = re.compile(r"(0|[1-9][0-9]{0,14})\.([1-9][0-9]{0,14})\.([0-9a-f]{16})")
+BOUNCE_MAC_LENGTH = 16
+
+
+def _bounce_mac(secret: bytes, digest_id: int, subscriber_id: int) -> str:
+    message = f"bounce\0{digest_id}\0{subscriber_id}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:BOUNCE_MAC_LENGTH]
+
+
+def bounce_token(secret: bytes, digest_id: int, subscriber_id: int) -> str:
+    """The token a message's bounce address carries: which delivery it was, unforgeable.
+
+    Ids above 15 digits are refused by :func:`read_bounce_token`; a site never gets near.
+
+    *digest_id* 0 stands for a message that belongs to no digest (a test or a
+    confirmation to a known subscriber). Domain-separated from the other MACs.
+    """
+    return f"{digest_id}.{subscriber_id}.{_bounce_mac(secret, digest_id, subscriber_id)}"
+
+
+def read_bounce_token(secret: bytes, token: str) -> tuple[int, int] | None:
+    """(digest id, subscriber id) of a token made with *secret*; None for anything else."""
+    match = _BOUNCE_TOKEN.fullmatch(token.lower()) if len(token) <= MAX_TOKEN_LENGTH else None
+    if match is None:
+        return None
+    digest_id, subscriber_id = int(match.group(1)), int(match.group(2))
+    expected = _bounce_mac(secret, digest_id, subscriber_id)
+    return (digest_id, subscriber_id) if hmac.compare_digest(match.group(3), expected) else None
+
+
+def bounce_address(base: str, token: str) -> str:
+    """`bounces@example.org` with *token* → `bounces+<token>@example.org` (VERP)."""
+    local, _at, domain = base.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def token_in_address(base: str, address: str) -> str | None:
+    """The token of a VERP *address* made from *base*; None if it is not one of them.
+
+    Case-insensitive in both parts: bounces come back through relays that fold it.
+    """
+    local, _at, domain = base.lower().rpartition("@")
+    candidate = address.strip().strip("<>").lower()
+    prefix, suffix = f"{local}+", f"@{domain}"
+    if not (candidate.startswith(prefix) and candidate.endswith(suffix)):
+        return None
+    token = candidate[len(prefix) : len(candidate) - len(suffix)]
+    return token or None

@@ -10,7 +10,17 @@ import pytest
 from support.subscribers import OTHER_SECRET, SECRET, make_subscriber
 
 from publisher.errors import SubscriberError
-from publisher.tokens import check_token, load_secret, make_token, parse_token, suppression_key
+from publisher.tokens import (
+    bounce_address,
+    bounce_token,
+    check_token,
+    load_secret,
+    make_token,
+    parse_token,
+    read_bounce_token,
+    suppression_key,
+    token_in_address,
+)
 
 pytestmark = pytest.mark.usefixtures("no_env_secret")
 
@@ -132,3 +142,47 @@ def test_suppression_key_is_a_keyed_hash_of_the_address_in_any_case():
     assert suppression_key(SECRET, "bo@example.org") != key
     # Not the unsubscribe MAC's message: one secret, two separate uses.
     assert key != make_token(SECRET, 1, "ada@example.org").split(".")[1]
+
+
+def test_bounce_token_round_trip_and_address_length():
+    secret = b"k" * 32
+    token = bounce_token(secret, 12, 345)
+    assert read_bounce_token(secret, token) == (12, 345)
+    assert read_bounce_token(secret, token.upper()) == (12, 345)  # relays fold case
+    address = bounce_address(
+        "bounces@meridian.example", bounce_token(secret, 10**15 - 1, 10**15 - 1)
+    )
+    assert len(address.partition("@")[0]) <= 64  # RFC 5321 §4.5.3.1.1
+    assert token_in_address("bounces@meridian.example", f"<{address.upper()}>") is not None
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "12.345",
+        "12.345.",
+        "x.345.0123456789abcdef0123",
+        "012.345.0123456789abcdef0123",
+        "1.2.3",
+    ],
+)
+def test_read_bounce_token_rejects_malformed(token):
+    assert read_bounce_token(b"k" * 32, token) is None
+
+
+def test_bounce_token_is_unforgeable():
+    secret = b"k" * 32
+    digest, _subscriber, mac = bounce_token(secret, 12, 345).split(".")
+    assert read_bounce_token(secret, f"{digest}.346.{mac}") is None  # another subscriber
+    assert read_bounce_token(b"o" * 32, bounce_token(secret, 12, 345)) is None  # another secret
+    assert read_bounce_token(secret, make_token(secret, 345, "a@b.example")) is None
+
+
+def test_token_in_address():
+    base = "bounces@meridian.example"
+    assert token_in_address(base, "bounces+1.2.abc@Meridian.Example") == "1.2.abc"
+    assert token_in_address(base, "bounces@meridian.example") is None
+    assert token_in_address(base, "bounces+@meridian.example") is None
+    assert token_in_address(base, "other+1.2.abc@meridian.example") is None
+    assert token_in_address(base, "bounces+1.2.abc@evil.example") is None
