@@ -122,6 +122,13 @@ class WebOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class BounceOptions:
+    """[bounces]: where bounces come back, so that each names the delivery it answers."""
+
+    address: str | None = None  # "bounces@example.org": messages go out from bounces+<token>@
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """A validated site: every path absolute, every URL absolute and ending in '/'."""
 
@@ -142,6 +149,7 @@ class SiteConfig:
     delivery: DeliveryOptions = DeliveryOptions()
     pages: PageOptions = PageOptions()
     web: WebOptions = WebOptions()
+    bounces: BounceOptions = BounceOptions()
     rebuild_every: timedelta = timedelta(minutes=5)  # `publisher run` rebuilds this often
     state_url: str | None = None  # a PostgreSQL database instead of the SQLite file
 

@@ -26,6 +26,7 @@ from publisher.config.options import (
     FEED_FORMATS,
     PERMALINK_FIELDS,
     WEEKDAYS,
+    BounceOptions,
     Cadence,
     DeliveryOptions,
     DigestOptions,
@@ -95,6 +96,7 @@ def parse_config(
             "state": dict,
             "pages": dict,
             "web": dict,
+            "bounces": dict,
         },
     )
     site = reader.table(data, "site", required=True)
@@ -164,6 +166,7 @@ def parse_config(
     delivery = _delivery_options(reader, reader.table(data, "delivery"), root)
     pages = _page_options(reader, reader.table(data, "pages"), root / site_name, root / static_name)
     web = _web_options(reader, data)
+    bounces = _bounce_options(reader, reader.table(data, "bounces"))
     state_url = _state_url(reader, reader.table(data, "state"), environ or {})
     reader.raise_if_any()
 
@@ -194,6 +197,7 @@ def parse_config(
         delivery=delivery,
         pages=pages,
         web=web,
+        bounces=bounces,
         rebuild_every=rebuild_every,
         state_url=state_url,
     )
@@ -239,6 +243,16 @@ def _web_options(reader: values.Reader, data: Mapping[str, Any]) -> WebOptions:
         port=reader.get(table, "web", "port", values.port, default=8080),
         signup_form=reader.get(table, "web", "signup_form", values.boolean, default=True),
     )
+
+
+def _bounce_options(reader: values.Reader, table: dict[str, Any]) -> BounceOptions:
+    reader.known_keys("bounces", table, BOUNCES_KEYS)
+    address = reader.get(table, "bounces", "address", values.email, default=None)
+    if address is not None and "+" in address.partition("@")[0]:
+        reader.problems.append(
+            f"[bounces] address: must not contain '+', which separates the token ({address!r})"
+        )
+    return BounceOptions(address=address)
 
 
 def _state_url(
@@ -406,6 +420,7 @@ PATHS_KEYS = dict.fromkeys(("content", "output", "state", "site", "static"))
 PAGES_KEYS = dict.fromkeys(("enabled", "per_page"))
 WEB_KEYS = dict.fromkeys(("host", "port", "signup_form"))
 STATE_KEYS = dict.fromkeys(("url",))
+BOUNCES_KEYS = dict.fromkeys(("address",))
 FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url", "websub_hub"))
 SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))
 DIGEST_KEYS = dict.fromkeys(

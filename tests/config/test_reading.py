@@ -93,7 +93,8 @@ url = "https://cdn.meridian.example/feeds"
         (
             VALID.replace("[site]", "[sites]"),
             "unknown key 'sites' (did you mean 'site'?); "
-            "known keys: delivery, digest, feeds, pages, paths, schedule, site, state, web\n"
+            "known keys: bounces, delivery, digest, feeds, pages, paths, schedule, site, "
+            "state, web\n"
             "[site]: missing table",
         ),
         (
@@ -119,7 +120,8 @@ url = "https://cdn.meridian.example/feeds"
         (
             'title = "T"\n',
             "unknown key 'title' (did you mean 'site'?); "
-            "known keys: delivery, digest, feeds, pages, paths, schedule, site, state, web\n"
+            "known keys: bounces, delivery, digest, feeds, pages, paths, schedule, site, "
+            "state, web\n"
             "[site]: missing table",
         ),
         (
@@ -409,3 +411,29 @@ def test_sender_timeout(tmp_path):
         assert raised.value.message == (
             f"[delivery] sender_timeout: expected a number more than 0, got {got}"
         )
+
+
+def test_bounce_address(tmp_path):
+    assert _load(tmp_path, VALID).bounces.address is None
+    site = _load(tmp_path, VALID + '[bounces]\naddress = "bounces@gazette.example"\n')
+    assert site.bounces.address == "bounces@gazette.example"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            '"bounces"',
+            "[bounces] address: expected an email address such as 'desk@example.org' ('bounces')",
+        ),
+        (
+            '"bounces+x@gazette.example"',
+            "[bounces] address: must not contain '+', which separates the token "
+            "('bounces+x@gazette.example')",
+        ),
+    ],
+)
+def test_bad_bounce_address(tmp_path, value, message):
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, VALID + f"[bounces]\naddress = {value}\n")
+    assert message in str(caught.value)
