@@ -6,6 +6,7 @@ items are added in the order given, and serialisation is stable.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -43,32 +44,96 @@ def preload() -> None:
 
 
 def render(fmt: str, spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
-    """Render one format ('rss', 'atom' or 'json')."""
-    if fmt == "rss":
-        return render_rss(spec, items)
-    if fmt == "atom":
-        return render_atom(spec, items)
+    """Render one format ('rss', 'atom' or 'json'): the feed around its items' entries."""
+    return assemble(fmt, spec, items, render_entries(fmt, items))
+
+
+def render_entries(fmt: str, items: Sequence[FeedItem]) -> list[bytes]:
+    """Each item's entry, byte for byte as it stands in any feed of *fmt* that shows it.
+
+    An entry depends on its article alone, so it is rendered once and reused in
+    the site feed and every tag feed (and, cached, by later builds). RSS and
+    Atom entries are cut from a feed of just these items serialised by
+    feedgen: lxml indents an element by its depth alone, and all text is
+    escaped, so the bytes between an entry's tags are those of any feed.
+    """
     if fmt == "json":
-        return render_json_feed(spec, items)
-    message = f"unknown feed format {fmt!r}"
-    raise ValueError(message)
+        return [_json_entry(item) for item in items]
+    if fmt not in ("rss", "atom"):
+        message = f"unknown feed format {fmt!r}"
+        raise ValueError(message)
+    if not items:
+        return []
+    feed = _entry_feed()
+    entries = [_add_entry(feed, item, fmt) for item in items]
+    try:
+        data: bytes = feed.rss_str(pretty=True) if fmt == "rss" else feed.atom_str(pretty=True)
+    finally:
+        for entry in entries:
+            feed.remove_entry(entry)
+    tag = b"item" if fmt == "rss" else b"entry"
+    start = data.rindex(b"\n", 0, data.index(b"<" + tag + b">")) + 1
+    close = b"</" + tag + b">\n"
+    pieces = data[start : data.rindex(close) + len(close)].split(close)
+    return [piece + close for piece in pieces[:-1]]
+
+
+def _json_entry(item: FeedItem) -> bytes:
+    """An item as json.dumps(indent=2) writes it inside a feed's "items" list."""
+    lines = json.dumps(_json_item(item), ensure_ascii=False, indent=2).split("\n")
+    return "\n".join("    " + line for line in lines).encode("utf-8")
+
+
+def assemble(
+    fmt: str, spec: FeedSpec, items: Sequence[FeedItem], entries: Sequence[bytes]
+) -> bytes:
+    """The feed of *items* from their entries (`render_entries`), in that order."""
+    if fmt == "json":
+        return _json_feed(spec, entries)
+    if fmt not in ("rss", "atom"):
+        message = f"unknown feed format {fmt!r}"
+        raise ValueError(message)
+    # The channel alone, its dates taken from the items, then the entries before its end.
+    generator = _generator(spec, items, fmt)
+    if fmt == "rss":
+        head: bytes = generator.rss_str(pretty=True)
+        tail = b"  </channel>\n</rss>\n"
+    else:
+        head = generator.atom_str(pretty=True)
+        tail = b"</feed>\n"
+    if not head.endswith(tail):  # feedgen changed how it closes a feed: fail, never garble
+        message = f"unexpected end of a feedgen {fmt} feed: {head[-40:]!r}"
+        raise RuntimeError(message)
+    return head[: -len(tail)] + b"".join(entries) + tail
 
 
 def render_rss(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
     """RSS 2.0: summary in <description>, full HTML in <content:encoded>."""
-    generator = _generator(spec, items, "rss")
-    data: bytes = generator.rss_str(pretty=True)
-    return data
+    return render("rss", spec, items)
 
 
 def render_atom(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
     """Atom 1.0 (RFC 4287): content type="html", summary type="text"."""
-    generator = _generator(spec, items, "atom")
-    data: bytes = generator.atom_str(pretty=True)
-    return data
+    return render("atom", spec, items)
+
+
+@functools.cache
+def _entry_feed() -> FeedGenerator:
+    """A feed with what feedgen requires and nothing else: entries are rendered in it."""
+    from feedgen.feed import FeedGenerator
+
+    feed = FeedGenerator()
+    feed.load_extension("dc")
+    feed.id("urn:publisher:entries")
+    feed.title("entries")
+    feed.description("entries")
+    feed.link(href="urn:publisher:entries", rel="alternate")
+    feed.updated(EMPTY_FEED_DATE)
+    return feed
 
 
 def _generator(spec: FeedSpec, items: Sequence[FeedItem], fmt: str) -> FeedGenerator:
+    """The feed's channel, without entries: its dates are the items'."""
     # Imported here so that a build with nothing to render never pays for lxml.
     from feedgen.feed import FeedGenerator
 
@@ -104,38 +169,41 @@ def _generator(spec: FeedSpec, items: Sequence[FeedItem], fmt: str) -> FeedGener
     feed.lastBuildDate(updated)
     if items:
         feed.pubDate(stamp(max(item.article.date for item in items)))
-
-    for item in items:
-        article = item.article
-        entry = feed.add_entry(order="append")
-        is_permalink = article.id == article.link
-        # A permalink guid must be a URI; other ids are opaque strings in RSS
-        # but IRIs in Atom, where non-ASCII is not canonical (NonCanonicalURI).
-        guid = _uri(article.id) if is_permalink or fmt == "atom" else article.id
-        entry.guid(guid, permalink=is_permalink)
-        entry.title(_clean(article.title))
-        entry.link(href=_uri(article.link), rel="alternate", type="text/html")
-        entry.published(stamp(article.date))
-        entry.updated(stamp(article.last_modified))
-        summary = _clean(article.summary) or _clean(article.title)
-        if item.content_html is not None:
-            # One type serves both formats: Atom needs type="html" (feedgen's
-            # "CDATA" type writes an invalid Atom type), and RSS then carries
-            # the HTML escaped in content:encoded, which readers unescape.
-            entry.content(_clean(item.content_html), type="html")
-        # Sets Atom <summary> and, as nothing else set it, RSS <description>.
-        # (feedgen's description() would overwrite the Atom content.) The
-        # summary is plain text, but an RSS item description is HTML: escape
-        # it there, or a reader drops "<for nine years>" as an unknown tag.
-        entry.summary(html.escape(summary, quote=False) if fmt == "rss" else summary)
-        if fmt == "atom":
-            for author in article.authors:
-                entry.author(_author_dict(author))
-        else:
-            _rss_authors(entry, article.authors)
-        for tag in article.tags:
-            entry.category(term=_clean(tag.name))
     return feed
+
+
+def _add_entry(feed: FeedGenerator, item: FeedItem, fmt: str) -> FeedEntry:
+    article = item.article
+    stamp = _rss_date if fmt == "rss" else _atom_date
+    entry = feed.add_entry(order="append")
+    is_permalink = article.id == article.link
+    # A permalink guid must be a URI; other ids are opaque strings in RSS
+    # but IRIs in Atom, where non-ASCII is not canonical (NonCanonicalURI).
+    guid = _uri(article.id) if is_permalink or fmt == "atom" else article.id
+    entry.guid(guid, permalink=is_permalink)
+    entry.title(_clean(article.title))
+    entry.link(href=_uri(article.link), rel="alternate", type="text/html")
+    entry.published(stamp(article.date))
+    entry.updated(stamp(article.last_modified))
+    summary = _clean(article.summary) or _clean(article.title)
+    if item.content_html is not None:
+        # One type serves both formats: Atom needs type="html" (feedgen's
+        # "CDATA" type writes an invalid Atom type), and RSS then carries
+        # the HTML escaped in content:encoded, which readers unescape.
+        entry.content(_clean(item.content_html), type="html")
+    # Sets Atom <summary> and, as nothing else set it, RSS <description>.
+    # (feedgen's description() would overwrite the Atom content.) The
+    # summary is plain text, but an RSS item description is HTML: escape
+    # it there, or a reader drops "<for nine years>" as an unknown tag.
+    entry.summary(html.escape(summary, quote=False) if fmt == "rss" else summary)
+    if fmt == "atom":
+        for author in article.authors:
+            entry.author(_author_dict(author))
+    else:
+        _rss_authors(entry, article.authors)
+    for tag in article.tags:
+        entry.category(term=_clean(tag.name))
+    return entry
 
 
 def _rss_authors(entry: FeedEntry, authors: Sequence[Author]) -> None:
@@ -178,6 +246,10 @@ def _hub_extension(hub: str) -> type:
 
 def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
     """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/); key order is fixed."""
+    return render("json", spec, items)
+
+
+def _json_feed(spec: FeedSpec, entries: Sequence[bytes]) -> bytes:
     document: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": _clean(spec.title),
@@ -189,8 +261,12 @@ def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
     }
     if spec.hub:
         document["hubs"] = [{"type": "WebSub", "url": spec.hub}]
-    document["items"] = [_json_item(item) for item in items]
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    document["items"] = []
+    head = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    if entries:
+        # As json.dumps(indent=2) writes a list of objects: each entry is one, indented.
+        head = head[: -len(b"[]\n}")] + b"[\n" + b",\n".join(entries) + b"\n  ]\n}"
+    return head + b"\n"
 
 
 def _json_item(item: FeedItem) -> dict[str, Any]:

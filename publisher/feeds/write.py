@@ -2,28 +2,38 @@
 
 Each file's signature (what went into its bytes) and stat are kept in the
 store, so a file whose inputs did not change and that nobody touched is
-neither rendered nor read. The HTML of the articles shown comes from the
-caller (the content stage renders and caches it), for the files that need it.
+neither rendered nor read. A feed is assembled from its items' entries, and
+an entry depends on its article alone: each is rendered once per format for
+every feed that shows it, and kept in the store, so that after one edit only
+that article's entries are rendered. The HTML of the articles comes from the
+caller (the content stage renders and caches it), for the entries that need it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from publisher import parallel
 from publisher.config import SiteConfig
+from publisher.errors import OutputError
 from publisher.feeds import render
 from publisher.feeds.plan import FeedPlan, signature
-from publisher.model import Article, FeedItem, FeedSpec
-from publisher.output import OutputWriter, left_as
+from publisher.model import Article, FeedItem
+from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
 from publisher.store import OutputRow, Store
 
-# A cold build of a big site renders ~100 feed files: worth two cores.
-PARALLEL_RENDER_THRESHOLD = 40
+# A cold build of a big site renders ~1,000 articles' entries: worth two cores.
+PARALLEL_RENDER_THRESHOLD = 200
+ENTRY_CHUNK = 25  # articles whose entries are rendered in one feed (the channel's cost shared)
+SAVE_BATCH = 600  # entries stored in one transaction
 
 HtmlFor = Callable[[Iterable[Article]], dict[str, str]]
+Entries = dict[tuple[str, str], bytes]  # (article id, format) -> the entry's bytes
 
 
 class FeedWrites(NamedTuple):
@@ -38,15 +48,6 @@ class FeedWrites(NamedTuple):
 class _Job(NamedTuple):
     plan: FeedPlan
     fmt: str
-    relative: str
-    signature: str
-
-
-class _RenderJob(NamedTuple):
-    writer: OutputWriter
-    fmt: str
-    spec: FeedSpec
-    items: list[FeedItem]
     relative: str
     signature: str
 
@@ -66,12 +67,71 @@ def write_feeds(
     """
     feeds = _FeedFiles(site, store)
     jobs = feeds.stale(plans, versions, fingerprint)
-    html: dict[str, str] = {}
-    if site.feeds.full_content and jobs:
-        html = html_for(a for job in jobs for a in job.plan.articles)
-    feeds.write(jobs, html)
+    if jobs:
+        entries = _entries(site, store, jobs, versions, fingerprint, html_for)
+        feeds.write(jobs, entries)
+    with store.transaction():
+        store.keep_feed_entries(a.id for p in plans for a in p.articles)
     feeds.remove_the_rest()
     return feeds.done
+
+
+def entry_signature(fingerprint: str, version: str) -> str:
+    """Changes when anything that goes into an article's entries changes."""
+    return hashlib.sha256(f"{fingerprint}\0{version}".encode()).hexdigest()
+
+
+def _entries(
+    site: SiteConfig,
+    store: Store,
+    jobs: Sequence[_Job],
+    versions: Mapping[str, str],
+    fingerprint: str,
+    html_for: HtmlFor,
+) -> Entries:
+    """Every entry the stale feeds show: from the store, or rendered (and then stored)."""
+    formats = tuple(sorted({job.fmt for job in jobs}))
+    shown = {a.id: a for job in jobs for a in job.plan.articles}
+    signatures = {i: entry_signature(fingerprint, versions.get(i, "")) for i in shown}
+    entries = {
+        key: data
+        for key, (entry_signature_, data) in store.feed_entries(shown).items()
+        if entry_signature_ == signatures[key[0]]
+    }
+    missing = [a for i, a in shown.items() if any((i, f) not in entries for f in formats)]
+    if not missing:
+        return entries
+    html = html_for(missing) if site.feeds.full_content else {}
+    items = [FeedItem(a, html.get(a.id)) for a in missing]
+    tasks = [(items[i : i + ENTRY_CHUNK], formats) for i in range(0, len(items), ENTRY_CHUNK)]
+    render.preload()
+    rendered = parallel.forked_map(
+        _render_entries, tasks, threshold=PARALLEL_RENDER_THRESHOLD // ENTRY_CHUNK, chunk=1
+    )
+    fresh: dict[tuple[str, str], tuple[str, bytes]] = {}
+    for (chunk, _formats), by_format in zip(tasks, rendered, strict=True):
+        for fmt, datas in zip(formats, by_format, strict=True):
+            for item, data in zip(chunk, datas, strict=True):
+                fresh[item.article.id, fmt] = (signatures[item.article.id], data)
+                entries[item.article.id, fmt] = data
+        if len(fresh) >= SAVE_BATCH:
+            _save(store, fresh)
+    _save(store, fresh)
+    return entries
+
+
+def _save(store: Store, fresh: dict[tuple[str, str], tuple[str, bytes]]) -> None:
+    """Keep rendered entries for later builds, a batch at a time: a cold build renders
+    ~3,000 (20 MB), which one transaction would hold in memory twice over."""
+    if fresh:
+        with store.transaction():
+            store.save_feed_entries(fresh)
+        fresh.clear()
+
+
+def _render_entries(task: tuple[list[FeedItem], tuple[str, ...]]) -> list[list[bytes]]:
+    items, formats = task
+    return [render.render_entries(fmt, items) for fmt in formats]
 
 
 class _FeedFiles:
@@ -103,33 +163,56 @@ class _FeedFiles:
                     jobs.append(_Job(plan, fmt, relative, plan_signature))
         return jobs
 
-    def write(self, jobs: Sequence[_Job], html: Mapping[str, str]) -> None:
-        renders = [
-            _RenderJob(
-                self.writer,
-                job.fmt,
-                job.plan.spec,
-                [FeedItem(a, html.get(a.id)) for a in job.plan.articles],
-                job.relative,
-                job.signature,
-            )
-            for job in jobs
-        ]
+    def write(self, jobs: Sequence[_Job], entries: Entries) -> None:
+        """Assemble each stale feed from its entries, and put the files in place together.
+
+        The files are staged, made durable with one sync and renamed: a
+        killed build leaves each feed old or new, never half of one.
+        """
+        staged: list[tuple[_Job, str, Path | None]] = []  # each file's sha256, not its bytes
         try:
-            for job, (is_written, row) in zip(jobs, _render_and_write(renders), strict=True):
-                where = self.writer.where(job.relative)
-                if is_written:
-                    self.done.written.append(where)
-                    self.done.changed_urls.append(job.plan.spec.url(render.FEED_FILES[job.fmt]))
-                else:
-                    self.done.unchanged.append(where)
-                self.outputs[job.relative] = row
-        finally:
-            # What was written is recorded even if a later write fails, so the
-            # next build compares against the truth.
-            if self.outputs:
-                with self.store.transaction():
-                    self.store.update_outputs(self.outputs)
+            for job in jobs:
+                articles = job.plan.articles
+                data = render.assemble(
+                    job.fmt,
+                    job.plan.spec,
+                    [FeedItem(a, None) for a in articles],  # the feed's dates are the items'
+                    [entries[a.id, job.fmt] for a in articles],
+                )
+                temp = self.writer.stage_if_changed(job.relative, data, pid=os.getpid())
+                staged.append((job, hashlib.sha256(data).hexdigest(), temp))
+            commit_staged(
+                [
+                    (temp, temp.with_name(job.relative.rpartition("/")[2]))
+                    for job, _, temp in staged
+                    if temp
+                ],
+                self.site.output_dir,
+            )
+            sync_tree(self.site.output_dir)  # the renames too, before the store says so
+        except OSError as err:
+            _discard(temp for _, _, temp in staged)
+            message = f"cannot write ({err.strerror or err})"
+            raise OutputError(self.writer.display_root, message) from err
+        except BaseException:
+            _discard(temp for _, _, temp in staged)
+            raise
+        for job, digest, temp in staged:
+            self._done(job, digest, is_written=temp is not None)
+        with self.store.transaction():
+            self.store.update_outputs(self.outputs)
+
+    def _done(self, job: _Job, digest: str, *, is_written: bool) -> None:
+        where = self.writer.where(job.relative)
+        if is_written:
+            self.done.written.append(where)
+            self.done.changed_urls.append(job.plan.spec.url(render.FEED_FILES[job.fmt]))
+        else:
+            self.done.unchanged.append(where)
+        stat = self.writer.target(job.relative).stat()
+        self.outputs[job.relative] = OutputRow(
+            digest, stat.st_size, stat.st_mtime_ns, job.signature
+        )
 
     def remove_the_rest(self) -> None:
         gone = self.previous.keys() - self.outputs.keys()
@@ -145,22 +228,9 @@ class _FeedFiles:
         return left_as(self.site.output_dir / relative, row.size, row.mtime_ns)
 
 
-def _render_and_write(jobs: Sequence[_RenderJob]) -> Iterator[tuple[bool, OutputRow]]:
-    """Render and write each feed file (on several cores for a big batch), in order.
-
-    Workers write the files themselves: sending ~30 MB of feeds back to be
-    written here cost more than rendering them on two cores saved.
-
-    :returns: for each job, whether the file was written and its output row.
-    """
-    if jobs:
-        render.preload()
-    return parallel.forked_map(_render_job, jobs, threshold=PARALLEL_RENDER_THRESHOLD, chunk=4)
-
-
-def _render_job(job: _RenderJob) -> tuple[bool, OutputRow]:
-    data = render.render(job.fmt, job.spec, job.items)
-    is_written = job.writer.write_if_changed(job.relative, data)
-    stat = job.writer.target(job.relative).stat()
-    digest = hashlib.sha256(data).hexdigest()
-    return is_written, OutputRow(digest, stat.st_size, stat.st_mtime_ns, job.signature)
+def _discard(temps: Iterable[Path | None]) -> None:
+    """Remove the temp files of a batch that failed before they were put in place."""
+    for temp in temps:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                temp.unlink()

@@ -372,6 +372,44 @@ class ArticleQueries(SettingQueries, StoreBase):
     def delete_page_outputs(self, paths: Iterable[str]) -> None:
         self._delete_outputs_in("pages", paths)
 
+    # -- feed entries ---------------------------------------------------------
+
+    def feed_entries(self, ids: Iterable[str]) -> dict[tuple[str, str], tuple[str, bytes]]:
+        """(article id, format) -> (signature, entry bytes) for the articles in *ids*."""
+        wanted = sorted(set(ids))
+        result: dict[tuple[str, str], tuple[str, bytes]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            query = (
+                "SELECT article_id, format, signature, data FROM feed_entries "
+                f"WHERE article_id IN ({marks})"
+            )
+            for row in self.conn.execute(query, chunk):
+                result[row[0], row[1]] = (row[2], row[3].encode("utf-8"))
+        return result
+
+    def save_feed_entries(self, entries: Mapping[tuple[str, str], tuple[str, bytes]]) -> None:
+        self.conn.executemany(
+            "INSERT INTO feed_entries (article_id, format, signature, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (article_id, format) DO UPDATE SET signature = excluded.signature, "
+            "data = excluded.data",
+            [
+                (article_id, fmt, signature, data.decode("utf-8"))
+                for (article_id, fmt), (signature, data) in sorted(entries.items())
+            ],
+        )
+
+    def keep_feed_entries(self, ids: Iterable[str]) -> None:
+        """Forget the entries of articles not in *ids* (no feed shows them any more)."""
+        keep = set(ids)
+        stored = {
+            row[0] for row in self.conn.execute("SELECT DISTINCT article_id FROM feed_entries")
+        }
+        self.conn.executemany(
+            "DELETE FROM feed_entries WHERE article_id = ?", [(i,) for i in sorted(stored - keep)]
+        )
+
     def _outputs_in(self, table: _OutputTable) -> dict[str, OutputRow]:
         rows = self.conn.execute(f"SELECT path, sha256, size, mtime_ns, signature FROM {table}")
         return {row[0]: OutputRow(row[1], row[2] or 0, row[3] or 0, row[4] or "") for row in rows}

@@ -302,5 +302,18 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             signature TEXT NOT NULL
         )""",
     ),
+    (
+        # Each article's feed entry per format, as the feeds carry it: an entry
+        # depends on its article alone, so a build renders it once for every
+        # feed that shows it, and a later build only for the articles that
+        # changed. `signature` says what went into it; only a cache.
+        """CREATE TABLE feed_entries (
+            article_id TEXT NOT NULL,
+            format TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (article_id, format)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

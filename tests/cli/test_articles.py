@@ -99,11 +99,13 @@ def test_unwritable_output_file_leaves_the_old_one_whole(runner, site_dir):
     result = invoke(runner, site_dir, "build")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: feeds/tags/vienna/")
-    # Files written before the failure are complete, and no temp file is left behind.
-    assert rss.read_bytes() != before
-    assert b"Arms control talks" in rss.read_bytes()
-    assert rss.read_bytes().rstrip().endswith(b"</rss>")
+    # The build's feeds go in place together or not at all: the site feed is the old one,
+    # whole, and no temp file is left behind.
+    assert rss.read_bytes() == before
     assert list((site_dir / "feeds").rglob("*.tmp")) == []
+    (site_dir / "feeds" / "tags" / "vienna").unlink()
+    assert invoke(runner, site_dir, "build").exit_code == 0
+    assert b"Arms control talks" in rss.read_bytes()
 
 
 def test_check_lists_problems_and_writes_nothing(runner, site_dir):

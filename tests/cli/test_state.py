@@ -102,8 +102,8 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.usefixtures("no_env_secret")
 def test_migrate_reports_each_table_it_copied_then_the_totals(full_site, target, runner):
     counts = _counts(full_site.site.state_db)
-    order = ["articles", "digests", "files", "outputs", "pages", "settings", "signup_requests"]
-    order += ["signups", "subscribers", "suppressions", "websub_pings"]
+    order = ["articles", "digests", "feed_entries", "files", "outputs", "pages", "settings"]
+    order += ["signup_requests", "signups", "subscribers", "suppressions", "websub_pings"]
     order += ["deliveries", "digest_articles"]
 
     result = _migrate(runner, full_site.folder, target)
@@ -113,7 +113,7 @@ def test_migrate_reports_each_table_it_copied_then_the_totals(full_site, target,
     total = sum(counts[t] for t in order)
     assert result.stdout.splitlines() == [
         *lines,
-        f"copied 13 tables ({total} rows) from .publisher/state.db; the counts match",
+        f"copied {len(order)} tables ({total} rows) from .publisher/state.db; the counts match",
         NEXT.format("copy .publisher/secret to the same place on each (mode 0600)"),
     ]
     assert "digests: 1 row" in lines  # one row: no "s"
@@ -364,7 +364,7 @@ NOT_POSTGRES = "mysql://root@127.0.0.1/meridian"
             _publisher_state,
             1,
             "error: state: {url} is not empty (it holds articles, deliveries, digest_articles, "
-            "digests, files, …); state migrate copies only into an empty database\n",
+            "digests, feed_entries, …); state migrate copies only into an empty database\n",
         ),
         (
             _another_application,

@@ -31,6 +31,9 @@ def test_one_edit_renders_only_the_feeds_that_hold_it(site, now, monkeypatch):
         for fmt in ("rss", "atom", "json")
     )
     assert counter.bodies == 1  # the others come from the cache
+    # The other articles' entries too: only the edited one's are rendered, once per format.
+    fisheries = json_items(site)["https://gazette.example/news/2022/08/fisheries/"]["id"]
+    assert sorted(counter.entries) == [f"{fisheries}/{fmt}" for fmt in ("atom", "json", "rss")]
     assert len(report.written) == 6
 
 
@@ -55,24 +58,25 @@ def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now
         encoding="utf-8",
     )
     bump_mtime(path)
-    real_render = render.render
+    real_assemble = render.assemble
     calls = []
 
-    def dying_render(fmt, spec, items):
+    def dying_assemble(fmt, spec, items, entries):
         calls.append(fmt)
         if len(calls) == 3:
             raise KeyboardInterrupt  # as if the process were killed here
-        return real_render(fmt, spec, items)
+        return real_assemble(fmt, spec, items, entries)
 
     # A twin of the site, built without interruption, gives the expected bytes.
     twin_dir = site.root.parent / "twin"
     shutil.copytree(site.root, twin_dir)
     twin = load_config(twin_dir / "publisher.toml")
     build(twin, now=now)
-    monkeypatch.setattr(render, "render", dying_render)
+    monkeypatch.setattr(render, "assemble", dying_assemble)
     with pytest.raises(KeyboardInterrupt):
         build(site, now=now)
-    monkeypatch.setattr(render, "render", real_render)
+    assert not list(site.output_dir.rglob("*.tmp"))  # nothing staged is left behind
+    monkeypatch.setattr(render, "assemble", real_assemble)
     build(site, now=now)
     repaired = file_contents(site.output_dir)
     assert repaired == file_contents(twin.output_dir)

@@ -29,17 +29,24 @@ class RenderCounter:
         from publisher.feeds import render as feed_render
 
         self.feeds: list[str] = []
+        self.entries: list[str] = []
         self.bodies = 0
-        real_render = feed_render.render
+        real_assemble = feed_render.assemble
+        real_entries = feed_render.render_entries
         real_body = markup.render_body
 
-        def render(fmt, spec, items):
+        def assemble(fmt, spec, items, entries):
             self.feeds.append(f"{spec.folder or '.'}/{fmt}")
-            return real_render(fmt, spec, items)
+            return real_assemble(fmt, spec, items, entries)
+
+        def render_entries(fmt, items):
+            self.entries += (f"{item.article.id}/{fmt}" for item in items)
+            return real_entries(fmt, items)
 
         def render_body(*args, **kwargs):
             self.bodies += 1
             return real_body(*args, **kwargs)
 
-        monkeypatch.setattr(feed_render, "render", render)
+        monkeypatch.setattr(feed_render, "assemble", assemble)
+        monkeypatch.setattr(feed_render, "render_entries", render_entries)
         monkeypatch.setattr(markup, "render_body", render_body)

@@ -45,6 +45,7 @@ TABLES = (
     "deliveries",
     "digest_articles",
     "digests",
+    "feed_entries",
     "files",
     "outputs",
     "pages",
