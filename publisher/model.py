@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,3 +271,28 @@ class DeliveryCounts:
     sent: int = 0
     failed: int = 0
     sending: int = 0  # in flight: `sending` under a sender that is alive
+
+
+class _Dated(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def date(self) -> datetime: ...
+
+
+_DatedItem = TypeVar("_DatedItem", bound=_Dated)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def newest_first(items: Iterable[_DatedItem]) -> list[_DatedItem]:
+    """*items* by date, newest first, and by id among those of one moment.
+
+    Keyed on the time since the epoch: comparing datetimes of different
+    offsets converts both at every comparison, and sorting 10,000 articles
+    so took seven times as long.
+    """
+    return sorted(items, key=_instant_and_id, reverse=True)
+
+
+def _instant_and_id(item: _Dated) -> tuple[timedelta, str]:
+    return item.date - _EPOCH, item.id

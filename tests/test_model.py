@@ -79,3 +79,20 @@ def test_a_feed_spec_gives_the_urls_of_its_files():
         generator_version="1.0",
     )
     assert spec.url("atom.xml") == "https://gazette.example/news/feeds/tags/vienna/atom.xml"
+
+
+def test_newest_first_orders_by_instant_whatever_the_offset_then_by_id():
+    from datetime import timezone
+    from types import SimpleNamespace
+
+    from publisher.model import newest_first
+
+    vienna = timezone(timedelta(hours=1))
+    noon_utc = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    items = [
+        SimpleNamespace(id="b", date=noon_utc),
+        SimpleNamespace(id="c", date=noon_utc.astimezone(vienna)),  # the same moment
+        SimpleNamespace(id="a", date=datetime(2024, 5, 1, 12, 30, tzinfo=vienna)),  # earlier
+        SimpleNamespace(id="d", date=noon_utc + timedelta(microseconds=1)),
+    ]
+    assert [item.id for item in newest_first(items)] == ["d", "c", "b", "a"]

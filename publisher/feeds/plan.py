@@ -10,12 +10,11 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from operator import attrgetter
 from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 from publisher.config import SiteConfig
-from publisher.model import Article, FeedSpec, Tag
+from publisher.model import Article, FeedSpec, Tag, newest_first
 from publisher.version import __version__
 
 
@@ -44,9 +43,7 @@ def plan(
     site: SiteConfig, articles: Iterable[Item], *, now: datetime
 ) -> list[tuple[FeedSpec, tuple[Item, ...]]]:
     """Each feed's spec and items: newest first, at most `max_items`, tags sorted by slug."""
-    published = sorted(
-        (a for a in articles if a.is_published(now)), key=attrgetter("date", "id"), reverse=True
-    )
+    published = newest_first(a for a in articles if a.is_published(now))
     limit = site.feeds.max_items
     base = site_feed(site)
     plans = [(base, tuple(published[:limit]))]

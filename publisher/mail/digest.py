@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from publisher.errors import TemplateError
-from publisher.model import Article, DigestArticle, RenderedDigest
+from publisher.model import Article, DigestArticle, RenderedDigest, newest_first
 from publisher.templating import render_template
 
 MJML_TEMPLATE = "digest.mjml.j2"
@@ -50,9 +50,7 @@ def select_articles(
     publication number); this only drops what is not public now (a draft
     again, or dated later after an edit) and freezes the rest.
     """
-    fresh = sorted(
-        (a for a in articles if a.is_published(now)), key=lambda a: (a.date, a.id), reverse=True
-    )
+    fresh = newest_first(a for a in articles if a.is_published(now))
     if limit is not None:
         fresh = fresh[:limit]
     return tuple(

@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 from urllib.parse import quote, unquote
 
 from publisher.config import SiteConfig
-from publisher.model import DigestIssue, Tag
+from publisher.model import DigestIssue, Tag, newest_first
 from publisher.pages.assets import StaticFile
 
 PageKind = Literal[
@@ -160,9 +160,7 @@ def plan(
 ) -> SitePlan:
     """Every page of the site: lists first, then each article at its permalink, then the
     static folder's files where no page is."""
-    published = sorted(
-        (a for a in articles if a.is_published(now)), key=attrgetter("date", "id"), reverse=True
-    )
+    published = newest_first(a for a in articles if a.is_published(now))
     lists = [
         *_paginated(site, "", "home", "", [a.id for a in published]),
         *_tag_pages(site, published),

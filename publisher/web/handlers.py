@@ -24,6 +24,7 @@ from publisher.config import SiteConfig
 from publisher.errors import PublisherError, SubscriberError
 from publisher.mail import signups, subscribers
 from publisher.mail.secret import site_secret
+from publisher.model import newest_first
 from publisher.pages.layout import HONEYPOT_FIELD
 from publisher.store import Store, open_store
 from publisher.web.confirmation import Confirmations
@@ -77,8 +78,7 @@ class Handlers:
         # 10,000 articles should not build 10,000 articles.
         moment = self.now()
         with self.store() as db:
-            keys = [k for k in db.article_keys() if k.is_published(moment)]
-            keys.sort(key=lambda k: (k.date, k.id), reverse=True)
+            keys = newest_first(k for k in db.article_keys() if k.is_published(moment))
             shown = keys[:LATEST_ARTICLES]
             latest = db.articles(k.id for k in shown)
         return self.pages.home([latest[k.id] for k in shown if k.id in latest])
