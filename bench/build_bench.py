@@ -1,6 +1,7 @@
 """Build benchmark: publisher against Pelican 4.12 on the same generated corpus.
 
     python bench/build_bench.py --n 1000 10000 [--seed 1] [--runs 3] [--pages off on] [--keep]
+        [--before TREE]
 
 For each N, in a temporary folder, bench/gen_corpus.py writes N articles (our
 YAML front matter and Pelican's `Key: value` metadata, same bodies). Then,
@@ -28,7 +29,14 @@ Atom and RSS, site-wide and per tag, 50 items, no pages)
 Each case is run --runs times and the median is shown (Pelican's cold build
 for N > 2,000 only --pelican-cold-runs times, default 1, because it is slow).
 The publisher's output is checked too: the edited title must be in the site
-feed after a one-edit build, and a no-change build must write no file.
+feed after a one-edit build, and a no-change build must write no file. With
+Pelican, a second table gives how many times faster than Pelican publisher
+was in the same run, case by case.
+
+With --before TREE (a checkout of an earlier commit, run with PYTHONPATH=TREE),
+each N and --pages mode first builds the corpus cold with that tree and with
+this one and compares every feed file (and page) byte for byte; then both
+trees' builds are timed, the earlier one first ("before: publisher").
 
 Pelican runs in its own venv (--pelican-venv, default /tmp/pelican-venv); when
 that does not exist it is created with `python3 -m venv` and
@@ -120,7 +128,7 @@ def settle() -> float:
     return os.getloadavg()[0]
 
 
-def measure(cmd: list[str], *, cwd: Path) -> Run:
+def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Run:
     """Run *cmd* as a child process; its wall time and peak resident memory."""
     if os.access(TIME_BIN, os.X_OK):
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
@@ -128,6 +136,7 @@ def measure(cmd: list[str], *, cwd: Path) -> Run:
             done = subprocess.run(
                 [TIME_BIN, "-f", "%M %U %S", "-o", report.name, *cmd],
                 cwd=cwd,
+                env=env,
                 capture_output=True,
                 text=True,
             )
@@ -138,7 +147,7 @@ def measure(cmd: list[str], *, cwd: Path) -> Run:
         rc, stdout, stderr = done.returncode, done.stdout, done.stderr
     else:
         done = subprocess.run(
-            [sys.executable, "-c", _HELPER, *cmd], cwd=cwd, capture_output=True, text=True
+            [sys.executable, "-c", _HELPER, *cmd], cwd=cwd, env=env, capture_output=True, text=True
         )
         stderr, _, tail = done.stderr.rpartition("\n@@")
         info = json.loads(tail)
@@ -226,10 +235,51 @@ def _written(run: Run) -> str:
     return f"{files_written(run.stdout)}" + (f"+{pages}p" if "page" in run.stdout else "")
 
 
+def tree_env(tree: Path | None) -> dict[str, str]:
+    """The environment that runs the publisher of source tree *tree* (None: this script's)."""
+    return {**os.environ, "PYTHONPATH": str((tree or HERE.parent).resolve())}
+
+
+def build_cmd(site: Path) -> list[str]:
+    return [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), "build"]
+
+
+def compare_outputs(site: Path, before: Path) -> str:
+    """Build *site* cold with the tree *before*, then with this one: do the outputs differ?
+
+    Every file of the feeds' folder and, with pages on, of the site folder, byte for byte.
+    """
+    outputs = {}
+    for label, env in (("before", tree_env(before)), ("after", tree_env(None))):
+        for folder in ("feeds", "site", ".publisher"):
+            shutil.rmtree(site / folder, ignore_errors=True)
+        measure(build_cmd(site), cwd=site, env=env)
+        outputs[label] = {
+            path.relative_to(site).as_posix(): path.read_bytes()
+            for folder in ("feeds", "site")
+            for path in sorted((site / folder).rglob("*"))
+            if path.is_file()
+        }
+    old, new = outputs["before"], outputs["after"]
+    differ = sorted(p for p in old.keys() & new.keys() if old[p] != new[p])
+    only = sorted(old.keys() ^ new.keys())
+    feeds = sum(1 for p in new if p.startswith("feeds/"))
+    verdict = "identical" if not differ and not only else f"{len(differ) + len(only)} differ"
+    shown = ", ".join((differ + only)[:5])
+    return f"{len(new)} files ({feeds} feed files) before and after: {verdict}" + (
+        f" ({shown}{', …' if len(differ) + len(only) > 5 else ''})" if shown else ""
+    )
+
+
 def bench_publisher(
-    n: int, site: Path, targets: list[gen_corpus.Record], runs: int, tool: str
+    n: int,
+    site: Path,
+    targets: list[gen_corpus.Record],
+    runs: int,
+    tool: str,
+    env: dict[str, str] | None = None,
 ) -> list[Row]:
-    cmd = [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), "build"]
+    cmd = build_cmd(site)
     rows: list[Row] = []
 
     load = settle()
@@ -237,12 +287,12 @@ def bench_publisher(
     for _ in range(runs):
         for folder in ("feeds", "site", ".publisher"):
             shutil.rmtree(site / folder, ignore_errors=True)
-        cold.append(measure(cmd, cwd=site))
+        cold.append(measure(cmd, cwd=site, env=env))
     note = f"{files_written(cold[-1].stdout)} files, {pages_written(cold[-1].stdout)} pages written"
     rows.append(Row(n, tool, "cold", cold, note, load))
 
     load = settle()
-    same = [measure(cmd, cwd=site) for _ in range(runs)]
+    same = [measure(cmd, cwd=site, env=env) for _ in range(runs)]
     if any(files_written(r.stdout) or pages_written(r.stdout) for r in same):
         message = f"a no-change build wrote files: {same[0].stdout}"
         raise SystemExit(message)
@@ -253,7 +303,7 @@ def bench_publisher(
     notes: list[str] = []
     for k, record in enumerate(targets[:runs]):
         title = edit(site / record.path, "title", f"edit {k + 1}")
-        run = measure(cmd, cwd=site)
+        run = measure(cmd, cwd=site, env=env)
         _check_edit(site, title, tool)
         edits.append(run)
         notes.append(_written(run))
@@ -354,6 +404,26 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+PELICAN_CASE = {
+    "cold": "cold",
+    "no-change": "no-change, cache on",
+    "one-edit": "one-edit, cache on",
+}
+
+
+def ratios(rows: list[Row]) -> str:
+    """How many times faster than Pelican in the same run, by wall time, case by case."""
+    walls = {(r.n, r.tool, r.case): r.wall for r in rows}
+    lines = ["| N | tool | cold | no-change | one edit |", "|---:|---|---:|---:|---:|"]
+    for n, tool in dict.fromkeys((r.n, r.tool) for r in rows if r.tool != "pelican"):
+        cells = []
+        for case, theirs in PELICAN_CASE.items():
+            mine, pelican = walls.get((n, tool, case)), walls.get((n, "pelican", theirs))
+            cells.append(f"{pelican / mine:.1f}×" if mine and pelican else "–")
+        lines.append(f"| {n:,} | {tool} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
@@ -383,6 +453,13 @@ def main(argv: list[str] | None = None) -> int:
         help="build the feeds alone, with the pages, or both (each on a fresh state); "
         "unset leaves [pages] out of the config, for a tree from before pages",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="TREE",
+        help="a publisher source tree (a checkout of an earlier commit): its builds are "
+        "timed too, first, and its cold build's files compared byte for byte with this one's",
+    )
     parser.add_argument("--out", type=Path, help="work folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
@@ -399,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     rows: list[Row] = []
+    comparisons: list[str] = []
     try:
         for n in args.n:
             site = work / f"n{n}"
@@ -411,9 +489,14 @@ def main(argv: list[str] | None = None) -> int:
             targets = [newest[i] for i in (1, 4, 9, 14, 19, 24)[: max(args.runs, 1)]]
             for mode in args.pages:
                 tool = "publisher" if mode == "unset" else with_pages(site, mode == "on")
-                for row in bench_publisher(n, site, targets, args.runs, tool):
-                    rows.append(row)
-                    print(table([row]).splitlines()[-1], file=sys.stderr)
+                if args.before is not None:
+                    comparisons.append(f"N={n:,}, {tool}: {compare_outputs(site, args.before)}")
+                    print(comparisons[-1], file=sys.stderr)
+                trees = [("before: ", tree_env(args.before))] if args.before else []
+                for prefix, env in [*trees, ("", tree_env(None))]:
+                    for row in bench_publisher(n, site, targets, args.runs, prefix + tool, env):
+                        rows.append(row)
+                        print(table([row]).splitlines()[-1], file=sys.stderr)
             if pelican is not None:
                 cold_runs = args.runs if n <= 2000 else args.pelican_cold_runs
                 for row in bench_pelican(n, site, targets, pelican, args.runs, cold_runs):
@@ -423,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep and args.out is None:
             shutil.rmtree(work, ignore_errors=True)
     print(table(rows))
+    if pelican is not None:
+        print("\nTimes faster than Pelican in this run (wall time, medians):\n")
+        print(ratios(rows))
+    for line in comparisons:
+        print(f"\nBytes: {line}")
     if args.json:
         args.json.write_text(
             json.dumps(
