@@ -149,12 +149,13 @@ def test_every_config_key_is_documented():
         ("digest", config_reading.DIGEST_KEYS),
         ("delivery", config_reading.DELIVERY_KEYS),
         ("delivery.smtp", config_reading.SMTP_KEYS),
+        ("delivery.dkim", config_reading.DKIM_KEYS),
         ("schedule", config_reading.SCHEDULE_KEYS),
     )
     for table, keys in tables:
         assert f"[{table}]" in README
         for key in keys:
-            if key in ("smtp", "password"):  # a sub-table; a key refused on purpose
+            if key in ("smtp", "dkim", "password"):  # sub-tables; a key refused on purpose
                 continue
             assert re.search(rf"^{key} = ", README, re.M), f"README lacks [{table}] {key}"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from publisher.cli import articles, digests, service, state, subscribers
+from publisher.cli import articles, digests, service, signing, state, subscribers
 from publisher.cli._common import JsonFormatter
 from publisher.config import CONFIG_NAME
 from publisher.errors import PublisherError
@@ -92,6 +92,7 @@ for _command in (
     service.status,
     service.serve,
     state.state,
+    signing.dkim,
 ):
     cli.add_command(_command)
 

@@ -48,6 +48,16 @@ def site_of(ctx: click.Context) -> SiteConfig:
     return load_config(path)
 
 
+def check_signing_key(site: SiteConfig) -> None:
+    """Read the DKIM key now, so a bad one stops a long-running command at its start.
+
+    :raises ConfigError: for a key that cannot be used.
+    """
+    from publisher.mail import signing
+
+    signing.site_key(site)
+
+
 def live_senders(site: SiteConfig, store: Store) -> list[str]:
     """The senders alive now: their `sending` rows are in flight, not uncertain."""
     from publisher.delivery import send

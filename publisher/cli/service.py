@@ -13,6 +13,7 @@ import click
 
 from publisher.cli import _common
 from publisher.cli._common import (
+    check_signing_key,
     clean_outbox,
     log_at_info,
     ping_hub,
@@ -53,6 +54,7 @@ def run(ctx: click.Context, once: bool) -> None:
     from publisher.service import run as service
 
     site = site_of(ctx)
+    check_signing_key(site)
     log_at_info(service.logger.name)
     with site_lock(site, "run --once" if once else "run"), stop_on_signals() as stop:
         service.run_service(site, once=once, stop=stop, now=_common.now)
@@ -157,6 +159,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     from publisher.web.app import run_server
 
     site = site_of(ctx)
+    check_signing_key(site)  # confirmations are signed: a bad key stops serve at its start
     log_at_info("publisher.web")  # the address it listens on, and the access log
     clean_outbox(site)  # confirmation messages go there, without the site lock
     run_server(site, host=host or site.web.host, port=port or site.web.port, now=_common.now)

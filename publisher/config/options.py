@@ -21,6 +21,8 @@ FeedFormat = Literal["rss", "atom", "json"]
 FEED_FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
 SmtpSecurity = Literal["none", "starttls", "tls"]
 DeliveryMethod = Literal["outbox", "smtp"]
+DkimAlgorithm = Literal["rsa-sha256", "ed25519-sha256"]
+DKIM_ALGORITHMS: tuple[DkimAlgorithm, ...] = ("rsa-sha256", "ed25519-sha256")
 PERMALINK_FIELDS = frozenset({"year", "month", "day", "slug"})
 
 
@@ -82,6 +84,20 @@ class SmtpOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class DkimOptions:
+    """[delivery.dkim]: sign every message for *domain* with the key of *selector*.
+
+    The key is the file *private_key* or, when that is absent, the PEM text in
+    $PUBLISHER_DKIM_PRIVATE_KEY; `mail.signing` reads and checks it.
+    """
+
+    domain: str
+    selector: str
+    private_key: Path | None = None
+    algorithm: DkimAlgorithm = "rsa-sha256"
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryOptions:
     method: DeliveryMethod = "outbox"
     outbox_dir: Path = Path("outbox")
@@ -92,6 +108,7 @@ class DeliveryOptions:
     # Seconds a sender may go silent before the others take its unsent claims.
     sender_timeout: float = 60.0
     smtp: SmtpOptions = SmtpOptions()
+    dkim: DkimOptions | None = None  # no [delivery.dkim]: messages go unsigned
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from publisher.config.options import (
     CADENCE,
     DEFAULT_CADENCE,
     DEFAULT_SUBJECT,
+    DKIM_ALGORITHMS,
     FEED_FORMATS,
     PERMALINK_FIELDS,
     WEEKDAYS,
@@ -30,6 +31,7 @@ from publisher.config.options import (
     Cadence,
     DeliveryOptions,
     DigestOptions,
+    DkimOptions,
     FeedOptions,
     PageOptions,
     SiteConfig,
@@ -336,6 +338,33 @@ def _delivery_options(reader: values.Reader, table: dict[str, Any], root: Path) 
             table, "delivery", "sender_timeout", values.positive_number, default=60.0
         ),
         smtp=smtp,
+        dkim=_dkim_options(reader, table, root),
+    )
+
+
+def _dkim_options(reader: values.Reader, table: dict[str, Any], root: Path) -> DkimOptions | None:
+    """[delivery.dkim], if there is one; the key itself is read and checked by mail.signing."""
+    if "dkim" not in table:
+        return None
+    dkim = table["dkim"]
+    if not isinstance(dkim, dict):
+        reader.problems.append(f"[delivery] dkim: expected a table, got {values.describe(dkim)}")
+        return None
+    reader.known_keys("delivery.dkim", dkim, DKIM_KEYS)
+    get = reader.get
+    domain = get(dkim, "delivery.dkim", "domain", values.domain_name, required=True)
+    selector = get(dkim, "delivery.dkim", "selector", values.dkim_selector, required=True)
+    key = get(dkim, "delivery.dkim", "private_key", values.relative_path, default=None)
+    algorithm = get(
+        dkim, "delivery.dkim", "algorithm", values.choice(*DKIM_ALGORITHMS), default="rsa-sha256"
+    )
+    if domain is None or selector is None:
+        return None  # reported above
+    return DkimOptions(
+        domain=domain,
+        selector=selector,
+        private_key=None if key is None else root / key,
+        algorithm=algorithm,
     )
 
 
@@ -446,8 +475,10 @@ DELIVERY_KEYS = dict.fromkeys(
         "bounce_after",
         "sender_timeout",
         "smtp",
+        "dkim",
     )
 )
+DKIM_KEYS = dict.fromkeys(("domain", "selector", "private_key", "algorithm"))
 SMTP_KEYS = dict.fromkeys(
     ("host", "port", "security", "username", "timeout", "max_per_connection", "password")
 )

@@ -142,6 +142,30 @@ def email(key: str, value: Any) -> str:
     return text
 
 
+_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+
+def domain_name(key: str, value: Any) -> str:
+    """A DNS name of two labels or more, as a DKIM d= needs (RFC 6376 §3.5)."""
+    text = non_empty_text(key, value).rstrip(".").lower()
+    if len(text) > 253 or not re.fullmatch(rf"{_DNS_LABEL}(\.{_DNS_LABEL})+", text):
+        message = f"expected a domain name such as 'example.org' ({value!r})"
+        raise ValueError(message)
+    return text
+
+
+def dkim_selector(key: str, value: Any) -> str:
+    """A DKIM selector: DNS labels, the name under <domain>._domainkey (RFC 6376 §3.1)."""
+    text = non_empty_text(key, value)
+    if len(text) > 63 or not re.fullmatch(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", text):
+        message = (
+            "expected a selector such as 's2026' (letters, digits and '-', "
+            f"dots between labels) ({value!r})"
+        )
+        raise ValueError(message)
+    return text
+
+
 def relative_path(key: str, value: Any) -> str:
     text = non_empty_text(key, value)
     return text

@@ -57,7 +57,12 @@ class Sender(Protocol):
 
 
 class OutboxSender:
-    """One .eml file per message, written atomically: outbox/digest-0001/00000042.eml."""
+    """One .eml file per message, written atomically: outbox/digest-0001/00000042.eml.
+
+    Each file starts with the Return-Path a delivering MTA would add (RFC
+    5321 §4.4): the envelope sender, which SMTP would have sent as MAIL FROM,
+    so the operator sees where a bounce of it would go.
+    """
 
     def __init__(self, folder: Path, *, display: str) -> None:
         self.folder = folder
@@ -70,8 +75,9 @@ class OutboxSender:
 
     def send(self, message: Message) -> SendResult:
         path = self.path_for(message)
+        return_path = f"Return-Path: <{message.sender}>\r\n".encode("ascii", "replace")
         try:
-            atomic_write(path, message.data)
+            atomic_write(path, return_path + message.data)
         except OSError as err:
             return SendResult(
                 "transient",

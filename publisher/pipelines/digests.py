@@ -421,7 +421,8 @@ def _send_digest(
 
     def message_for(subscriber: Subscriber) -> Message:
         token = tokens.make_token(rules.secret, subscriber.id, subscriber.email)
-        return compose.personalise(template, subscriber, token)
+        bounce = tokens.bounce_token(rules.secret, digest_id, subscriber.id)
+        return compose.personalise(template, subscriber, token, bounce_token=bounce)
 
     send.send_digest(
         store,
@@ -441,6 +442,16 @@ def _send_digest(
 # -- test --------------------------------------------------------------------------
 
 
+def _test_bounce_token(site: SiteConfig, store: Store, address: str) -> str | None:
+    """The bounce token of a test to *address*: digest 0 and its subscriber, if it is one."""
+    if site.bounces.address is None:
+        return None
+    subscriber = store.find_subscriber_any_case(address)
+    if subscriber is None:
+        return None
+    return tokens.bounce_token(site_secret(site, store), 0, subscriber.id)
+
+
 def send_test(
     site: SiteConfig, address: str, *, now: datetime, sender: Sender | None = None
 ) -> str:
@@ -448,16 +459,20 @@ def send_test(
 
     The subject starts with "[Test] " and every test has a Message-ID of its
     own, so repeated tests are not threaded together or dropped as duplicates.
+    With a [bounces] address, a test to a subscriber's address goes out from
+    the VERP address of (digest 0, that subscriber), so a bounce names them;
+    to any other address, from the plain bounce address.
 
     :returns: what the sender reported.
     """
     settings = compose.mail_settings(site)
     found = preview(site, now=now)
+    with open_store(site.state) as store:
+        latest = store.latest_digest() if found is None else None
+        bounce = _test_bounce_token(site, store, address)
     if found is not None:
         rendered = found.rendered
     else:
-        with open_store(site.state) as store:
-            latest = store.latest_digest()
         if latest is None or latest.rendered is None:
             where = "digest test"
             message = "nothing to send: no article is published yet"
@@ -476,6 +491,7 @@ def send_test(
             template,
             probe,
             "test",
+            bounce_token=bounce,
             message_id_override=f"<test-{unique}@{template.message_id_domain}>",
         )
         # Filed apart from real digests, so the outbox never mixes the two.

@@ -67,4 +67,8 @@ class Confirmations:
             message_id=f"<confirm-{unique}@{domain}>",
             date=now,
             outbox_name=f"confirmations/{now:%Y%m%d-%H%M%S}-{unique}.eml",
+            dkim=settings.dkim,
+            # Sent to a visitor, not yet a subscriber: no delivery to name, so
+            # a bounce comes back to the plain [bounces] address.
+            bounce_address=settings.bounce_address,
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.config import load_config
+from publisher.config import DkimOptions, load_config
 from publisher.errors import ConfigError
 
 VALID = """
@@ -437,3 +437,54 @@ def test_bad_bounce_address(tmp_path, value, message):
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, VALID + f"[bounces]\naddress = {value}\n")
     assert message in str(caught.value)
+
+
+def test_dkim_table(tmp_path):
+    assert _load(tmp_path, VALID).delivery.dkim is None
+    site = _load(
+        tmp_path,
+        VALID + '[delivery.dkim]\ndomain = "Gazette.Example."\nselector = "s2026"\n'
+        'private_key = "keys/dkim.pem"\n',
+    )
+    assert site.delivery.dkim == DkimOptions(
+        "gazette.example", "s2026", tmp_path.resolve() / "keys" / "dkim.pem", "rsa-sha256"
+    )
+    from_environment = _load(
+        tmp_path,
+        VALID + '[delivery.dkim]\ndomain = "gazette.example"\nselector = "e.2026"\n'
+        'algorithm = "ed25519-sha256"\n',
+    )
+    assert from_environment.delivery.dkim == DkimOptions(
+        "gazette.example", "e.2026", None, "ed25519-sha256"
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'domain = "gazette.example"\nselector = "s1"\nalgorithm = "rsa-sha1"\n',
+            "[delivery.dkim] algorithm: expected 'rsa-sha256' or 'ed25519-sha256' ('rsa-sha1')",
+        ),
+        ('domain = "gazette.example"\n', "[delivery.dkim] selector: missing (required)"),
+        ('selector = "s1"\n', "[delivery.dkim] domain: missing (required)"),
+        (
+            'domain = "gazette.example"\nselector = "s_1"\n',
+            "[delivery.dkim] selector: expected a selector such as 's2026' (letters, digits "
+            "and '-', dots between labels) ('s_1')",
+        ),
+        (
+            'domain = "gazette"\nselector = "s1"\n',
+            "[delivery.dkim] domain: expected a domain name such as 'example.org' ('gazette')",
+        ),
+        (
+            'domain = "gazette.example"\nselector = "s1"\nkey = "k.pem"\n',
+            "[delivery.dkim] unknown key 'key'; known keys: algorithm, domain, private_key, "
+            "selector",
+        ),
+    ],
+)
+def test_bad_dkim_table(tmp_path, table, message):
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, VALID + "[delivery.dkim]\n" + table)
+    assert str(caught.value) == f"{tmp_path / 'publisher.toml'}: {message}"

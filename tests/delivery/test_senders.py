@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from support.clock import Clock
+from support.dkimcheck import dkim_table, dkimpy_verifies, make_key, signed_tags
 from support.mailing import ADDRESSES, add_subscribers, smtp_site, token_of
 from support.smtp_server import Faults, SmtpServer
 
@@ -114,3 +115,60 @@ def test_missing_smtp_password(site_dir, now, monkeypatch):
         "password in this environment variable"
     )
     assert os.environ.get("PUBLISHER_SMTP_PASSWORD") is None
+
+
+@pytest.mark.parametrize("algorithm", ["rsa-sha256", "ed25519-sha256"])
+def test_signed_verp_messages_as_the_smtp_server_receives_them(site_dir, now, algorithm):
+    """Each message: MAIL FROM names its delivery, its header too, and its signature verifies."""
+    key, record = make_key(site_dir, algorithm)
+    with SmtpServer() as server:
+        site = smtp_site(
+            site_dir,
+            server.port,
+            extra=dkim_table(key.name, algorithm)
+            + '\n[bounces]\naddress = "bounces@gazette.example"\n',
+        )
+        add_subscribers(site, ADDRESSES[:3], now)
+        report = digests.send_digests(site, now=Clock(now))
+    assert report.sent == 3
+    secret = tokens.load_secret(site.state_dir)
+    with open_store(site.state) as store:
+        ids = {s.email: s.id for s in (store.find_subscriber(a) for a in ADDRESSES[:3]) if s}
+    for address, (received,) in server.by_recipient().items():
+        token = received.message["X-Publisher-Delivery"]
+        assert tokens.read_bounce_token(secret, token) == (1, ids[address])
+        assert received.sender == f"bounces+{token}@gazette.example"
+        assert tokens.token_in_address("bounces@gazette.example", received.sender) == token
+        assert dkimpy_verifies(received.data, record)
+        h = signed_tags(received.data)["h"].split(":")
+        assert {"list-unsubscribe", "list-unsubscribe-post"} <= set(h)
+
+
+def test_without_a_bounce_address_the_envelope_sender_is_the_from_address(site_dir, now):
+    with SmtpServer() as server:
+        site = smtp_site(site_dir, server.port)
+        add_subscribers(site, ADDRESSES[:1], now)
+        digests.send_digests(site, now=Clock(now))
+    ((received,),) = server.by_recipient().values()
+    assert received.sender == "desk@gazette.example"
+    assert received.message["X-Publisher-Delivery"] is None
+    assert received.message["DKIM-Signature"] is None
+
+
+def test_the_outbox_file_starts_with_the_return_path(site_dir, now):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + '\n[bounces]\naddress = "bounces@gazette.example"\n',
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    add_subscribers(site, ADDRESSES[:2], now)
+    assert digests.send_digests(site, now=Clock(now)).sent == 2
+    secret = tokens.load_secret(site.state_dir)
+    for path in sorted(site.delivery.outbox_dir.rglob("*.eml")):
+        data = path.read_bytes()
+        first, rest = data.split(b"\r\n", 1)
+        token = tokens.bounce_token(secret, 1, int(path.stem))
+        assert first == f"Return-Path: <bounces+{token}@gazette.example>".encode()
+        assert rest.startswith(b"To: ")
+        assert f"\r\nX-Publisher-Delivery: {token}\r\n".encode() in rest

@@ -11,8 +11,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from support.clock import Clock
+from support.dkimcheck import dkim_table, dkimpy_verifies, make_key
 from support.mailing import ADDRESSES, add_subscribers, eml_files, parse_message, token_of
 
+from publisher import tokens
 from publisher.config import load_config
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
@@ -227,3 +229,78 @@ def test_a_page_template_that_fails_stops_no_digest(site, now, caplog):
     broken.unlink()
     build(site, now=now + timedelta(minutes=5))  # the next build writes it
     assert (site.site_dir / "digests" / "1" / "index.html").is_file()
+
+
+def _signed_verp_site(site_dir, algorithm="ed25519-sha256"):
+    key, record = make_key(site_dir, algorithm)
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + dkim_table(key.name, algorithm)
+        + '\n[bounces]\naddress = "bounces@gazette.example"\n',
+        encoding="utf-8",
+    )
+    return load_config(config), record
+
+
+def test_a_test_message_is_signed_and_bounces_to_the_subscriber_it_went_to(site_dir, now):
+    site, record = _signed_verp_site(site_dir, "rsa-sha256")
+    add_subscribers(site, ADDRESSES[:2], now)
+    digests.send_test(site, "READER2@example.org", now=now)
+    digests.send_test(site, "editor@example.org", now=now)
+    secret = tokens.load_secret(site.state_dir)
+    with open_store(site.state) as store:
+        reader = store.find_subscriber(ADDRESSES[1])
+    assert reader is not None
+    by_address = {}
+    for path in (site.delivery.outbox_dir / "tests").glob("*.eml"):
+        data = path.read_bytes()
+        by_address[parse_message(data)["To"]] = data
+        assert dkimpy_verifies(data, record)
+    known, unknown = by_address["READER2@example.org"], by_address["editor@example.org"]
+    token = parse_message(known)["X-Publisher-Delivery"]
+    assert tokens.read_bounce_token(secret, token) == (0, reader.id)  # digest 0: no digest's
+    assert known.startswith(f"Return-Path: <bounces+{token}@gazette.example>\r\n".encode())
+    assert unknown.startswith(b"Return-Path: <bounces@gazette.example>\r\n")
+    assert parse_message(unknown)["X-Publisher-Delivery"] is None
+
+
+def test_a_signed_verp_send_resumes_and_recovers_as_an_unsigned_one(site_dir, now):
+    """Stopped, then a row left `sending` whose file is in the outbox: found delivered."""
+    site, record = _signed_verp_site(site_dir)
+    add_subscribers(site, ADDRESSES, now)
+    seen = []
+
+    def should_stop():
+        seen.append(1)
+        return len(seen) > 2
+
+    first = digests.send_digests(site, now=Clock(now), should_stop=should_stop)
+    assert first.stopped
+    with open_store(site.state) as store, store.transaction():
+        store.conn.execute(
+            "UPDATE deliveries SET status = 'sending' WHERE subscriber_id = ("
+            "SELECT MIN(subscriber_id) FROM deliveries WHERE status = 'sent')"
+        )
+    rest = digests.send_digests(site, now=Clock(now + timedelta(minutes=1)))
+    assert (rest.resumed, rest.recovered, rest.uncertain) == ([1], 1, 0)
+    assert first.sent + rest.sent == 5
+    files = eml_files(site)
+    assert len(files) == 5
+    with open_store(site.state) as store:
+        ledger = dict(
+            store.conn.execute(
+                "SELECT s.email, d.message_id FROM deliveries d "
+                "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.status = 'sent'"
+            ).fetchall()
+        )
+    secret = tokens.load_secret(site.state_dir)
+    for path in files:
+        data = path.read_bytes()
+        message = parse_message(data)
+        assert ledger[message["To"]] == message["Message-ID"]
+        assert tokens.read_bounce_token(secret, message["X-Publisher-Delivery"]) == (
+            1,
+            int(path.stem),
+        )
+        assert dkimpy_verifies(data, record)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
+import httpx
+from support.dkimcheck import dkim_table, dkimpy_verifies, make_key
 from support.fetches import foreign_fetches
 from support.web import (
     PageParts,
@@ -14,6 +16,10 @@ from support.web import (
     sign_up,
     subscriber_statuses,
 )
+from support.web_server import WebServer
+
+from publisher.config import load_config
+from publisher.pipelines import build
 
 
 def test_the_confirmation_fetches_nothing_from_third_parties(built, client):
@@ -51,3 +57,22 @@ def test_a_confirmation_that_cannot_be_sent_gets_503(built, client, caplog):
     assert query_rows(built, "SELECT email, confirmed_at FROM signups") == [
         ("ada@example.org", None)
     ]
+
+
+def test_a_confirmation_over_http_is_signed_and_bounces_to_the_plain_address(site_dir, now, clock):
+    key, record = make_key(site_dir, "ed25519-sha256")
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + dkim_table(key.name, "ed25519-sha256")
+        + '\n[bounces]\naddress = "bounces@gazette.example"\n',
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    build.build(site, now=now)
+    with WebServer(site, now=clock) as server, httpx.Client(base_url=server.origin) as http:
+        assert sign_up(http, site, "ada@example.org").status_code == 200
+    (path,) = (site.delivery.outbox_dir / "confirmations").glob("*.eml")
+    data = path.read_bytes()
+    assert data.startswith(b"Return-Path: <bounces@gazette.example>\r\nDKIM-Signature: ")
+    assert dkimpy_verifies(data, record)
