@@ -8,10 +8,12 @@ import re
 import feedparser
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from support.strategies import MARKDOWN_TEXT, SETTINGS
 
 from publisher.content import markup
 from publisher.pipelines.build import build
+from publisher.text import strip_forbidden
 
 
 @pytest.mark.parametrize(
@@ -230,3 +232,50 @@ def test_first_paragraph_of_plain_prose_reads_as_rendered(source):
 @given(MARKDOWN_TEXT)
 def test_blocks_are_what_a_split_gives(source):
     assert list(markup._blocks(source, 9)) == markup._BLANK_LINE.split(source, maxsplit=8)
+
+
+_URLS = st.sampled_from(
+    [
+        "https://example.org/a b",
+        "HTTP://example.org/",
+        "mailto:desk@example.org",
+        "javascript:alert(1)",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "data:text/html,<b>x</b>",
+        "/images/map.png",
+        "images/map.png",
+        "../up",
+        "//cdn.example.org/x.png",
+        "#section",
+        "?page=2",
+        "",
+        " https://example.org/",
+        "\thttps://example.org/",
+        "h ttps://example.org/",
+        "1http://example.org/",
+        "c:\\path",
+        "&#x2F;etc",
+        "https://[bad",
+        "tel:+431234",
+    ]
+)
+_FRAGMENT = st.lists(
+    st.one_of(
+        st.builds('<a href="{}">link</a>'.format, _URLS),
+        st.builds('<img src="{}" alt="a">'.format, _URLS),
+        st.builds('<blockquote cite="{}">q</blockquote>'.format, _URLS),
+        st.sampled_from(
+            ["<p>text</p>", "<script>x</script>", "<td style='text-align: left'>c</td>"]
+        ),
+    ),
+    max_size=5,
+).map("".join)
+
+
+@SETTINGS
+@given(fragment=_FRAGMENT)
+def test_the_reusable_cleaner_gives_what_cleaning_with_the_base_gives(fragment):
+    base = "https://gazette.example/news/2024/05/story/"
+    assert markup.sanitize(fragment, base_url=base) == markup._clean_with_base(
+        strip_forbidden(fragment), base
+    )
