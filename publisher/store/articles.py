@@ -23,6 +23,8 @@ from publisher.store.settings import PUBLICATION_SEQ, SettingQueries
 # making an encoder per call: a cold build writes 10,000 of each.
 JSON = json.JSONEncoder(ensure_ascii=False)
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+# What planning reads of every article (SQLite answers it from the index articles_keys).
+ARTICLE_KEYS_QUERY = "SELECT id, date, is_draft, tags, version, link, modified, path FROM articles"
 # The tables of written files: the feeds' and the pages' (the only names put into SQL).
 _OutputTable = Literal["outputs", "pages"]
 
@@ -244,9 +246,7 @@ class ArticleQueries(SettingQueries, StoreBase):
         """Every article's id, date, draft flag, tags and version: enough to plan feeds."""
         tags: dict[str, tuple[Tag, ...]] = {}  # articles share tag lists: decode each once
         keys = []
-        rows = self.conn.execute(
-            "SELECT id, date, is_draft, tags, version, link, modified, path FROM articles"
-        )
+        rows = self.conn.execute(ARTICLE_KEYS_QUERY)
         for row in rows:
             article_tags = tags.get(row[3])
             if article_tags is None:

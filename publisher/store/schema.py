@@ -315,5 +315,16 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             PRIMARY KEY (article_id, format)
         )""",
     ),
+    (
+        # Planning reads these columns of every article; in SQLite they sit after
+        # the rendered HTML in each row, so reading them walked every article's
+        # overflow pages (0.10-0.12 s of a build with pages, 10,000 articles;
+        # 0.03-0.05 s from this index). PostgreSQL keeps long values out of line.
+        OnBackend(
+            sqlite="CREATE INDEX articles_keys "
+            "ON articles (id, date, is_draft, tags, version, link, modified, path)",
+            postgresql=None,
+        ),
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

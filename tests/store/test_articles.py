@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from publisher.model import Article, ArticleMeta, Author, Tag
-from publisher.store import ArticleKey, FileRow, encode, from_row, restamp
+from publisher.store import ArticleKey, FileRow, encode, from_row, open_store, restamp
+from publisher.store.articles import ARTICLE_KEYS_QUERY
 
 SEEN = datetime(2024, 5, 3, 10, 0, tzinfo=UTC)
 ARTICLE = Article(
@@ -111,3 +112,10 @@ def test_a_file_row_keeps_its_problem_lines(store):
     with store.transaction():
         store.delete_file("a.md")
     assert list(store.files()) == ["b.md"]
+
+
+def test_planning_reads_the_keys_from_an_index_not_the_rows(tmp_path):
+    # SQLite's rows hold each article's HTML before these columns: a scan would read it all.
+    with open_store(tmp_path / "state.db") as store:
+        plan = store.conn.execute(f"EXPLAIN QUERY PLAN {ARTICLE_KEYS_QUERY}").fetchall()
+    assert "USING COVERING INDEX articles_keys" in " ".join(str(step[-1]) for step in plan)
