@@ -99,3 +99,9 @@ class SubscriberError(PublisherError):
     """An address, CSV file, unsubscribe token or secret that cannot be used."""
 
     exit_code = 1
+
+
+class BounceError(PublisherError):
+    """A bounce message, mailbox or provider request that cannot be read or trusted."""
+
+    exit_code = 1

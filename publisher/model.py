@@ -271,6 +271,7 @@ class DeliveryCounts:
     sent: int = 0
     failed: int = 0
     sending: int = 0  # in flight: `sending` under a sender that is alive
+    bounced: int = 0  # sent rows a bounce or complaint came back for later
 
 
 class _Dated(Protocol):

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from publisher.cli import articles, digests, service, signing, state, subscribers
+from publisher.cli import articles, bounces, digests, service, signing, state, subscribers
 from publisher.cli._common import JsonFormatter
 from publisher.config import CONFIG_NAME
 from publisher.errors import PublisherError
@@ -86,6 +86,7 @@ for _command in (
     articles.check,
     articles.new,
     digests.digest,
+    bounces.bounces,
     subscribers.subscribers,
     subscribers.unsubscribe,
     service.run,

@@ -172,7 +172,7 @@ def test_message(ctx: click.Context, address: str) -> None:
 @digest.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Per digest: how many messages are sent, pending, in flight, uncertain and failed.
+    """Per digest: how many messages are sent, pending, in flight, uncertain, failed, bounced.
 
     "sending" rows are in flight under a sender that is alive; "uncertain"
     ones were left by a sender that stopped, or sent while the connection
@@ -188,13 +188,14 @@ def status(ctx: click.Context) -> None:
         return
     click.echo(
         f"{'digest':>6}  {'created':<16}  {'articles':>8}  {'sent':>6}  {'pending':>7}  "
-        f"{'sending':>7}  {'uncertain':>9}  {'failed':>6}"
+        f"{'sending':>7}  {'uncertain':>9}  {'failed':>6}  {'bounced':>7}"
     )
     for row in counts:
         created = row.created_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
         click.echo(
             f"{row.digest_id:>6}  {created:<16}  {row.articles:>8}  {row.sent:>6}  "
-            f"{row.pending:>7}  {row.sending:>7}  {row.uncertain:>9}  {row.failed:>6}"
+            f"{row.pending:>7}  {row.sending:>7}  {row.uncertain:>9}  {row.failed:>6}  "
+            f"{row.bounced:>7}"
         )
 
 
@@ -202,7 +203,10 @@ def status(ctx: click.Context) -> None:
 @click.argument("number", metavar="[DIGEST]", type=click.IntRange(min=1), required=False)
 @click.pass_context
 def failures(ctx: click.Context, number: int | None) -> None:
-    """Each failed and uncertain delivery: address, status, when, and the server's last reply.
+    """Each failed, uncertain or bounced delivery: address, status, when, and what was said.
+
+    "bounced" and "complaint" rows were taken by the server, and a bounce or
+    a spam complaint for them came back later (`bounces process`, webhooks).
 
     "uncertain" rows were sent while the connection dropped before the
     server answered: check whether they arrived before `digest send
@@ -237,11 +241,19 @@ def failures(ctx: click.Context, number: int | None) -> None:
         click.echo(f"{'digest':>6}  {'address':<{width}}  {'status':<9}  {'when':<16}  reply")
         for failure in store.iter_failures(number, live=live):
             when = failure.updated_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
-            status = "uncertain" if failure.status == "sending" else failure.status
+            status, reply = _failure_cells(failure.status, failure.reply, failure.bounce)
             click.echo(
                 f"{failure.digest_id:>6}  {failure.email:<{width}}  {status:<9}  {when:<16}  "
-                f"{one_line_reply(failure.reply)}"
+                f"{one_line_reply(reply)}"
             )
+
+
+def _failure_cells(status: str, reply: str | None, bounce: str | None) -> tuple[str, str | None]:
+    """The status and reply columns of a ledger row: a bounce that came later speaks first."""
+    if bounce is not None:
+        shown = "complaint" if bounce.startswith("complaint") else "bounced"
+        return shown, f"{bounce} (came back after the server took it)"
+    return ("uncertain" if status == "sending" else status), reply
 
 
 def _send_summary(report: Any) -> list[str]:

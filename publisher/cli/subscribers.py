@@ -233,5 +233,47 @@ def unsubscribe(ctx: click.Context, token: str) -> None:
     with _open(ctx) as (site, store, now):
         secret = site_secret(site, store)
         with store.transaction():
-            subscriber = library.unsubscribe(store, secret, token, now=now)
+            subscriber = library.unsubscribe(store, secret, token, now=now, source="cli")
     click.echo(f"unsubscribed {subscriber.email}")
+
+
+@subscribers.command()
+@click.argument("email")
+@click.pass_context
+def show(ctx: click.Context, email: str) -> None:
+    """Show EMAIL's status, its counts and its whole history, removed or not.
+
+    Each line of the history says when (in the site's time zone), what
+    changed, why, and what said so (the command line, the web, a bounce
+    mailbox, a provider's webhook, the SMTP server).
+
+    \b
+    Example:
+      publisher subscribers show ada@example.org
+    """
+    from publisher.mail import subscribers as library
+    from publisher.mail.secret import site_secret
+
+    with _open(ctx) as (site, store, _):
+        secret = site_secret(site, store)
+        found = library.history(store, secret, email)
+    if found.subscriber is None and not found.events and found.suppression is None:
+        click.echo(f"{found.email}: not a subscriber, and no history")
+        return
+    if found.subscriber is not None:
+        person = found.subscriber
+        name = f" ({person.name})" if person.name else ""
+        click.echo(f"{person.email}{name}: {person.status}")
+        click.echo(
+            f"  since {person.created_at.astimezone(site.timezone).date().isoformat()}, "
+            f"hard failures {person.hard_failures}, soft bounces in a row {found.soft_bounces}"
+        )
+    else:
+        click.echo(f"{found.email}: removed")
+    if found.suppression is not None:
+        click.echo(f"  suppressed: {found.suppression} (only a sign-up they confirm lifts it)")
+    if found.events:
+        click.echo("history:")
+    for event in found.events:
+        when = event.at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  {when}  {event.change}  {event.reason}  [{event.source}]")

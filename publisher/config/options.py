@@ -143,6 +143,19 @@ class BounceOptions:
     """[bounces]: where bounces come back, so that each names the delivery it answers."""
 
     address: str | None = None  # "bounces@example.org": messages go out from bounces+<token>@
+    # Where bounces arrive: a Maildir or mbox path (absolute), or an imaps:// URL;
+    # `publisher run` reads it every `every`.
+    mailbox: str | None = None
+    every: timedelta = timedelta(minutes=15)
+    processed_folder: str = "Processed"  # where read messages are moved, never deleted
+    soft_limit: int = 3  # soft bounces in a row before a subscriber is marked bounced
+    ses_topic_arn: str | None = None  # [bounces.ses]: the SNS topic SES notifies
+    postmark: bool = False  # [bounces.postmark]: its webhook, with basic auth
+    mailgun: bool = False  # [bounces.mailgun]: its webhook, signed with the signing key
+
+    @property
+    def has_webhooks(self) -> bool:
+        return self.ses_topic_arn is not None or self.postmark or self.mailgun
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,7 @@ def parse_config(
     delivery = _delivery_options(reader, reader.table(data, "delivery"), root)
     pages = _page_options(reader, reader.table(data, "pages"), root / site_name, root / static_name)
     web = _web_options(reader, data)
-    bounces = _bounce_options(reader, reader.table(data, "bounces"))
+    bounces = _bounce_options(reader, reader.table(data, "bounces"), root)
     state_url = _state_url(reader, reader.table(data, "state"), environ or {})
     reader.raise_if_any()
 
@@ -247,14 +247,45 @@ def _web_options(reader: values.Reader, data: Mapping[str, Any]) -> WebOptions:
     )
 
 
-def _bounce_options(reader: values.Reader, table: dict[str, Any]) -> BounceOptions:
+def _bounce_options(reader: values.Reader, table: dict[str, Any], root: Path) -> BounceOptions:
     reader.known_keys("bounces", table, BOUNCES_KEYS)
     address = reader.get(table, "bounces", "address", values.email, default=None)
     if address is not None and "+" in address.partition("@")[0]:
         reader.problems.append(
             f"[bounces] address: must not contain '+', which separates the token ({address!r})"
         )
-    return BounceOptions(address=address)
+    mailbox = reader.get(table, "bounces", "mailbox", values.bounce_mailbox, default=None)
+    if mailbox is not None and not mailbox.startswith("imaps://"):
+        mailbox = str(root / mailbox)
+    ses = _provider_table(reader, table, "ses", ("topic_arn",))
+    return BounceOptions(
+        address=address,
+        mailbox=mailbox,
+        every=reader.get(table, "bounces", "every", values.interval, default=timedelta(minutes=15)),
+        processed_folder=reader.get(
+            table, "bounces", "processed_folder", values.folder_name, default="Processed"
+        ),
+        soft_limit=reader.get(table, "bounces", "soft_limit", values.positive_int, default=3),
+        ses_topic_arn=None
+        if ses is None
+        else reader.get(ses, "bounces.ses", "topic_arn", values.topic_arn, required=True),
+        postmark=_provider_table(reader, table, "postmark", ()) is not None,
+        mailgun=_provider_table(reader, table, "mailgun", ()) is not None,
+    )
+
+
+def _provider_table(
+    reader: values.Reader, table: dict[str, Any], name: str, keys: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """[bounces.<name>]: its presence turns the provider's webhook on (credentials: environment)."""
+    if name not in table:
+        return None
+    value = table[name]
+    if not isinstance(value, dict):
+        reader.problems.append(f"[bounces] {name}: expected a table, got {values.describe(value)}")
+        return None
+    reader.known_keys(f"bounces.{name}", value, dict.fromkeys(keys))
+    return value
 
 
 def _state_url(
@@ -449,7 +480,18 @@ PATHS_KEYS = dict.fromkeys(("content", "output", "state", "site", "static"))
 PAGES_KEYS = dict.fromkeys(("enabled", "per_page"))
 WEB_KEYS = dict.fromkeys(("host", "port", "signup_form"))
 STATE_KEYS = dict.fromkeys(("url",))
-BOUNCES_KEYS = dict.fromkeys(("address",))
+BOUNCES_KEYS = dict.fromkeys(
+    (
+        "address",
+        "mailbox",
+        "every",
+        "processed_folder",
+        "soft_limit",
+        "ses",
+        "postmark",
+        "mailgun",
+    )
+)
 FEEDS_KEYS = dict.fromkeys(("formats", "max_items", "tag_feeds", "content", "url", "websub_hub"))
 SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))
 DIGEST_KEYS = dict.fromkeys(

@@ -302,3 +302,39 @@ def choice(*choices: str) -> Check:
         return text
 
     return check
+
+
+def bounce_mailbox(key: str, value: Any) -> str:
+    """A Maildir or mbox path relative to the site folder, or an imaps:// URL with a user."""
+    text = non_empty_text(key, value)
+    if "://" not in text:
+        return relative_path(key, text)
+    parts = urlsplit(text)
+    if parts.scheme != "imaps" or not parts.hostname or not parts.username or parts.password:
+        message = (
+            "expected a Maildir or mbox path, or 'imaps://user@host[:port]/FOLDER' "
+            f"(TLS only; the password in PUBLISHER_IMAP_PASSWORD) ({text!r})"
+        )
+        raise ValueError(message)
+    return text
+
+
+def folder_name(key: str, value: Any) -> str:
+    """A mail folder's name: no path separators, nothing IMAP would need quoted oddly."""
+    text = non_empty_text(key, value)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,63}", text):
+        message = f"expected a folder name of letters, digits, ' ', '_' or '-' ({text!r})"
+        raise ValueError(message)
+    return text
+
+
+def topic_arn(key: str, value: Any) -> str:
+    """An Amazon SNS topic ARN: arn:aws:sns:<region>:<account>:<name>."""
+    text = non_empty_text(key, value)
+    if not re.fullmatch(r"arn:aws:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}", text):
+        message = (
+            "expected an SNS topic ARN such as "
+            f"'arn:aws:sns:eu-west-1:123456789012:bounces' ({text!r})"
+        )
+        raise ValueError(message)
+    return text

@@ -329,4 +329,11 @@ class _Loop:
             # Kept beyond the row, so that a removal and a re-import cannot revive it.
             key = tokens.suppression_key(self.rules.secret, subscriber.email)
             self.store.insert_suppression(key, "bounced", now=now)
+            reason = (
+                f"hard SMTP failures: {self.rules.bounce_after} in a row "
+                f"([delivery] bounce_after), digest {self.digest_id}"
+            )
+            self.store.record_event(
+                key, subscriber.id, change="active→bounced", reason=reason, source="smtp", now=now
+            )
             self.tally.bounced.append(subscriber.email)

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import IO, Literal
 
 from publisher.errors import SubscriberError
-from publisher.mail.subscribers import address_key, normalise_address, normalise_name, refusal
+from publisher.mail.subscribers import (
+    address_key,
+    normalise_address,
+    normalise_name,
+    record,
+    refusal,
+)
 from publisher.model import SUBSCRIBER_STATUSES
 from publisher.store import Store
 
@@ -90,7 +96,9 @@ def import_csv(store: Store, secret: bytes, path: Path, *, now: datetime) -> Imp
             problems.append(f"{where}: duplicate of line {seen[key]} ({email!r})")
             continue
         seen[key] = line
-        outcome, why = _import_one(store, secret, email, person, wanted, existing.get(key), now=now)
+        outcome, why = _import_one(
+            store, secret, email, person, wanted, existing.get(key), now=now, where=where
+        )
         counts[outcome] += 1
         if why is not None:
             skipped_rows.append(f"{where}: {why}")
@@ -108,6 +116,7 @@ def _import_one(
     status: str | None,
     *,
     now: datetime,
+    where: str,
 ) -> tuple[Literal["added", "present", "skipped"], str | None]:
     """What importing one good row did, and why it was skipped if it was refused.
 
@@ -120,7 +129,10 @@ def _import_one(
         return "skipped", refused
     # A new address marked unsubscribed or bounced (an export's status column)
     # is recorded so, never active, and no later import can subscribe it.
-    store.insert_subscriber(email, name, status=wanted, now=now)
+    added = store.get_subscriber(store.insert_subscriber(email, name, status=wanted, now=now))
+    record(
+        store, secret, added, email, f"→{wanted}", f"imported from {where}", source="cli", now=now
+    )
     return ("added", None) if wanted == "active" else ("skipped", None)
 
 

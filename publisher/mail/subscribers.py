@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -22,7 +22,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import SubscriberError
 from publisher.model import Subscriber
-from publisher.store import Store
+from publisher.store import Store, SubscriberEvent
 from publisher.tokens import (
     BAD_TOKEN,
     TOKEN_WHERE,
@@ -112,15 +112,36 @@ def suppress(store: Store, secret: bytes, email: str, reason: str, *, now: datet
 def refusal(store: Store, secret: bytes, email: str, status: str | None) -> str | None:
     """Why *email* must not be subscribed for the operator, or None when it may be.
 
-    *status* is that of the address's subscriber row, which speaks for itself
-    (rows from before suppressions existed have no entry); without a row
-    (None), the suppression entry decides.
+    An active row may be; otherwise the suppression entry says why (a
+    complaint outranks the unsubscribe it caused), and a row from before
+    suppressions existed, which has no entry, speaks for itself.
     """
-    if status is not None:
-        reason = None if status == "active" else status
-    else:
-        reason = store.suppression_reason(suppression_key(secret, email))
+    if status == "active":
+        return None
+    reason = store.suppression_reason(suppression_key(secret, email)) or status
     return None if reason is None else f"{email} {_REFUSALS[reason]}; skipped"
+
+
+def record(
+    store: Store,
+    secret: bytes,
+    subscriber: Subscriber | None,
+    email: str,
+    change: str,
+    reason: str,
+    *,
+    source: str,
+    now: datetime,
+) -> None:
+    """A line of the address's history (`subscribers show`), kept past the row's removal."""
+    store.record_event(
+        suppression_key(secret, email),
+        None if subscriber is None else subscriber.id,
+        change=change,
+        reason=reason,
+        source=source,
+        now=now,
+    )
 
 
 # -- operations -----------------------------------------------------------------------
@@ -145,8 +166,11 @@ def add_subscriber(
         message = f"{refused} ({_ONLY_THEY})"
         raise SubscriberError(where, message)
     if existing is None:
-        subscriber_id = store.insert_subscriber(email, name, status="active", now=now)
-        return _get(store, subscriber_id), "added"
+        added = _get(store, store.insert_subscriber(email, name, status="active", now=now))
+        record(
+            store, secret, added, email, "→active", "added by the operator", source="cli", now=now
+        )
+        return added, "added"
     if name and name != existing.name:
         store.set_subscriber_name(existing.id, name, now=now)
         return _get(store, existing.id), "name updated"
@@ -154,7 +178,7 @@ def add_subscriber(
 
 
 def subscribe_confirmed(
-    store: Store, secret: bytes, email: str, name: str, *, now: datetime
+    store: Store, secret: bytes, email: str, name: str, *, now: datetime, source: str = "web"
 ) -> Subscriber:
     """Make *email* active because its owner confirmed a sign-up; lifts any suppression.
 
@@ -166,20 +190,33 @@ def subscribe_confirmed(
     """
     email = normalise_address(email, "email")
     name = normalise_name(name, "name")
+    lifted = store.suppression_reason(suppression_key(secret, email))
     store.delete_suppression(suppression_key(secret, email))
+    reason = "confirmed a sign-up" + (f" (lifts the suppression: {lifted})" if lifted else "")
     existing = store.find_subscriber_any_case(email)
     if existing is None:
-        return _get(store, store.insert_subscriber(email, name, status="active", now=now))
+        added = _get(store, store.insert_subscriber(email, name, status="active", now=now))
+        record(store, secret, added, email, "→active", reason, source=source, now=now)
+        return added
     if name and name != existing.name:
         store.set_subscriber_name(existing.id, name, now=now)
     if existing.status != "active":
         store.set_subscriber_status(existing.id, "active", now=now)
         store.reset_hard_failures(existing.id)
+        store.reset_soft_bounces(existing.id)
+        change = f"{existing.status}→active"
+        record(store, secret, existing, email, change, reason, source=source, now=now)
     return _get(store, existing.id)
 
 
 def remove_subscriber(
-    store: Store, secret: bytes, address: str, *, now: datetime, where: str = "EMAIL"
+    store: Store,
+    secret: bytes,
+    address: str,
+    *,
+    now: datetime,
+    where: str = "EMAIL",
+    source: str = "cli",
 ) -> Subscriber:
     """Delete the subscriber, their delivery rows and sign-ups; returns who was removed.
 
@@ -197,6 +234,17 @@ def remove_subscriber(
         raise SubscriberError(where, message)
     reason = "removed" if existing.status == "active" else existing.status
     suppress(store, secret, existing.email, reason, now=now)
+    change = f"{existing.status}→removed"
+    record(
+        store,
+        secret,
+        existing,
+        existing.email,
+        change,
+        "removed by the operator",
+        source=source,
+        now=now,
+    )
     store.delete_subscriber(existing.id)
     store.delete_signups(existing.email)
     return existing
@@ -215,7 +263,9 @@ def token_owner(store: Store, secret: bytes, token: str) -> Subscriber:
     return subscriber
 
 
-def unsubscribe(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
+def unsubscribe(
+    store: Store, secret: bytes, token: str, *, now: datetime, source: str = "web"
+) -> Subscriber:
     """Mark the token's subscriber unsubscribed and suppressed; doing it again changes nothing.
 
     Every failure gives the same message, so a token cannot be used to learn
@@ -228,7 +278,34 @@ def unsubscribe(store: Store, secret: bytes, token: str, *, now: datetime) -> Su
     if subscriber.status == "unsubscribed":
         return subscriber
     store.set_subscriber_status(subscriber.id, "unsubscribed", now=now)
+    change = f"{subscriber.status}→unsubscribed"
+    reason = "unsubscribe link" if source == "web" else "unsubscribe token given by the operator"
+    record(store, secret, subscriber, subscriber.email, change, reason, source=source, now=now)
     return replace(subscriber, status="unsubscribed")
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What is known of an address: its row (None once removed), suppression, events."""
+
+    email: str
+    subscriber: Subscriber | None
+    suppression: str | None
+    soft_bounces: int
+    events: tuple[SubscriberEvent, ...]
+
+
+def history(store: Store, secret: bytes, address: str, *, where: str = "EMAIL") -> History:
+    """The address's status and history, kept by its suppression key past a removal.
+
+    :raises SubscriberError: for an invalid address.
+    """
+    email = normalise_address(address, where)
+    subscriber = store.find_subscriber_any_case(email)
+    key = suppression_key(secret, email)
+    soft = 0 if subscriber is None else store.soft_bounces(subscriber.id)
+    events = tuple(store.subscriber_events(key))
+    return History(email, subscriber, store.suppression_reason(key), soft, events)
 
 
 def _get(store: Store, subscriber_id: int) -> Subscriber:

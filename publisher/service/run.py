@@ -1,4 +1,4 @@
-"""`publisher run`: its two jobs (rebuild, digest), the line each logs, and the loop that runs them.
+"""`publisher run`: its jobs (rebuild, digest, bounces), the line each logs, and their loop.
 
 The command line holds the site lock for the service's lifetime and turns
 SIGTERM and SIGINT into `stop`; everything between is here. The rebuild job
@@ -56,8 +56,13 @@ def run_service(
     """
     interval = site.rebuild_every if rebuild_every is None else rebuild_every
     jobs = Jobs(site, now=now, stop=stop, clock=digest_clock(site), rebuild_every=interval)
+    extra = () if site.bounces.mailbox is None else (("bounces", site.bounces.every, jobs.bounces),)
     service = Service(
-        rebuild=jobs.rebuild, digest_check=jobs.digest_check, rebuild_every=interval, stop=stop
+        rebuild=jobs.rebuild,
+        digest_check=jobs.digest_check,
+        rebuild_every=interval,
+        stop=stop,
+        extra=extra,
     )
     if once:
         service.run_once()
@@ -144,6 +149,28 @@ class Jobs:
             report.uncertain,
             f" ({report.note})" if report.note else "",
         )
+
+    def bounces(self) -> None:
+        """Read the bounce mailbox ([bounces] mailbox) and log what it held, in one line."""
+        # Imported here: a service without a mailbox loads none of it.
+        from publisher.delivery.bounces import intake
+        from publisher.delivery.bounces.mailboxes import open_folder
+        from publisher.mail.secret import site_secret
+
+        bounces = self.site.bounces
+        assert bounces.mailbox is not None  # the job exists only then
+        with open_store(self.site.state) as store:
+            rules = intake.IntakeRules(
+                site_secret(self.site, store), bounces.address, bounces.soft_limit
+            )
+            folder = open_folder(bounces.mailbox, processed=bounces.processed_folder)
+            try:
+                tally = intake.process_folder(
+                    store, folder, rules, now=self.now, should_stop=self.stop.is_set
+                )
+            finally:
+                folder.close()
+        logger.info("bounces: %s: %s", folder.description, tally.summary())
 
     def _send(self, *, make_new: bool) -> SendReport:
         """Send what is pending (and a new digest when *make_new*); a failure starts the wait."""

@@ -93,6 +93,8 @@ class Service:
     stop: threading.Event = field(default_factory=threading.Event)
     scheduler: schedule.Scheduler = field(default_factory=schedule.Scheduler)
     on_idle: Callable[[schedule.Scheduler], None] = lambda _s: None
+    # More jobs, each (name, interval, job): the bounce mailbox when one is configured.
+    extra: tuple[tuple[str, timedelta, Callable[[], None]], ...] = ()
     # The naive local wall clock that schedule keeps its jobs' times by.
     local_now: Callable[[], datetime] = datetime.now
     _periods: list[tuple[schedule.Job, timedelta]] = field(default_factory=list, init=False)
@@ -107,12 +109,18 @@ class Service:
             (rebuild, timedelta(seconds=seconds)),
             (digest, timedelta(seconds=DIGEST_CHECK_SECONDS)),
         ]
+        for name, every, job in self.extra:
+            period = int(every.total_seconds())
+            scheduled = self.scheduler.every(period).seconds.do(self._guarded, name, job)
+            self._periods.append((scheduled, timedelta(seconds=period)))
 
     def run_once(self) -> None:
-        """Everything due now, in order: the rebuild, then the digest."""
+        """Everything due now, in order: the rebuild, the digest, then the others."""
         self._guarded("rebuild", self.rebuild)
         if not self.stop.is_set():
             self._guarded("digest", self.digest_check)
+        for name, _every, job in self.extra:
+            self._guarded(name, job)
 
     def run_forever(self) -> None:
         """Run jobs as they fall due until `stop` is set (by SIGTERM or SIGINT)."""

@@ -25,6 +25,7 @@ from publisher.store.base import Connection, migrate
 from publisher.store.claims import ClaimQueries
 from publisher.store.deliveries import DeliveryQueries, FailedDelivery, PendingDelivery
 from publisher.store.digests import DigestQueries
+from publisher.store.events import EventQueries, SubscriberEvent
 from publisher.store.pings import PendingPing, PingQueries
 from publisher.store.schema import MIGRATIONS, SCHEMA_VERSION
 from publisher.store.signups import Signup, SignupQueries
@@ -42,6 +43,7 @@ __all__ = [
     "PendingPing",
     "Signup",
     "Store",
+    "SubscriberEvent",
     "decode",
     "encode",
     "from_row",
@@ -59,6 +61,7 @@ class Store(
     SignupQueries,
     DigestQueries,
     PingQueries,
+    EventQueries,
 ):
     """One open state database, with every group of queries."""
 

@@ -31,6 +31,7 @@ class FailedDelivery:
     status: str  # "failed", or "sending": uncertain
     updated_at: datetime
     reply: str | None  # the last error or reply recorded, None when there is none
+    bounce: str | None = None  # what came back later: "hard 5.1.1", "soft 4.2.2", "complaint"
 
 
 class DeliveryQueries(SubscriberQueries, StoreBase):
@@ -119,7 +120,8 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
         rows = self.conn.execute(
             "SELECT g.id, g.created_at, g.article_count, "
             f"{_count('pending')}, {_count('sending', f'AND NOT {in_flight}')}, "
-            f"{_count('sent')}, {_count('failed')}, {_count('sending', f'AND {in_flight}')} "
+            f"{_count('sent')}, {_count('failed')}, {_count('sending', f'AND {in_flight}')}, "
+            "SUM(CASE WHEN d.bounce IS NOT NULL THEN 1 ELSE 0 END) "
             "FROM digests g LEFT JOIN deliveries d ON d.digest_id = g.id "
             f"{where} GROUP BY g.id, g.created_at, g.article_count ORDER BY g.id DESC",
             [*live, *live, *(() if digest_id is None else (digest_id,))],
@@ -132,7 +134,7 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
     def iter_failures(
         self, digest_id: int | None = None, *, live: Sequence[str] = ()
     ) -> Iterator[FailedDelivery]:
-        """Failed and uncertain rows (of *digest_id*, or every digest), by digest then address.
+        """Failed, uncertain and bounced rows (of *digest_id*, or all), by digest then address.
 
         Rows in flight under one of the *live* senders are not uncertain yet,
         and are left out. Streamed from the cursor: the database sorts,
@@ -140,14 +142,17 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
         """
         where = "" if digest_id is None else "AND d.digest_id = ? "
         rows = self.conn.execute(
-            "SELECT d.digest_id, s.email, d.status, d.updated_at, COALESCE(d.last_error, d.reply) "
-            "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-            f"WHERE (d.status = 'failed' OR (d.status = 'sending' AND NOT {_held_by(live)})) "
+            "SELECT d.digest_id, s.email, d.status, d.updated_at, COALESCE(d.last_error, d.reply), "
+            "d.bounce FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+            f"WHERE (d.status = 'failed' OR d.bounce IS NOT NULL "
+            f"OR (d.status = 'sending' AND NOT {_held_by(live)})) "
             f"{where}ORDER BY d.digest_id, s.email COLLATE NOCASE, s.id",
             [*live, *(() if digest_id is None else (digest_id,))],
         )
         for row in rows:
-            yield FailedDelivery(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])
+            yield FailedDelivery(
+                row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4], row[5]
+            )
 
 
 def _count(status: str, condition: str = "") -> str:

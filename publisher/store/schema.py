@@ -326,5 +326,45 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             postgresql=None,
         ),
     ),
+    (
+        # Bounces and complaints that arrive later, by mail or from a provider
+        # (issue "Reach the inbox"). Each subscriber's history: every status
+        # change and every bounce, with its reason and source. `subject` is the
+        # suppression key of the address (an HMAC, never the address), so the
+        # history of a removed subscriber outlives its row (subscriber_id is
+        # then NULL).
+        """CREATE TABLE subscriber_events (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL,
+            subscriber_id INTEGER,
+            at TEXT NOT NULL,
+            change TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            source TEXT NOT NULL
+        )""",
+        "CREATE INDEX subscriber_events_subject ON subscriber_events (subject, id)",
+        "CREATE INDEX subscriber_events_subscriber ON subscriber_events (subscriber_id)",
+        # Each bounce, complaint or provider event counted, by an idempotency
+        # key (the provider's event id, or the bounce message's Message-ID or
+        # hash): a retried webhook or a message read twice counts once.
+        """CREATE TABLE bounce_events (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subscriber_id INTEGER,
+            digest_id INTEGER,
+            received_at TEXT NOT NULL,
+            source TEXT NOT NULL
+        )""",
+        # Signed webhook tokens already accepted (Mailgun's replay protection).
+        "CREATE TABLE webhook_nonces (key TEXT PRIMARY KEY, seen_at TEXT NOT NULL)",
+        "CREATE INDEX webhook_nonces_seen ON webhook_nonces (seen_at)",
+        # Soft bounces in a row, and the last digest one was counted for (a
+        # delivery of a digest in between that did not bounce breaks the row).
+        "ALTER TABLE subscribers ADD COLUMN soft_bounces INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE subscribers ADD COLUMN soft_bounce_digest INTEGER",
+        # What came back for a ledger row after it was sent: "hard 5.1.1",
+        # "soft 4.2.2", "complaint". The row stays `sent`: it went out once.
+        "ALTER TABLE deliveries ADD COLUMN bounce TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

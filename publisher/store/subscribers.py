@@ -51,6 +51,11 @@ class SubscriberQueries(StoreBase):
 
     def delete_subscriber(self, subscriber_id: int) -> None:
         self.conn.execute("DELETE FROM deliveries WHERE subscriber_id = ?", (subscriber_id,))
+        # The history stays, keyed by the address's suppression key.
+        self.conn.execute(
+            "UPDATE subscriber_events SET subscriber_id = NULL WHERE subscriber_id = ?",
+            (subscriber_id,),
+        )
         self.conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,))
 
     def iter_subscribers(self, *, status: str | None = None) -> Iterator[Subscriber]:

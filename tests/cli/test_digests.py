@@ -51,7 +51,7 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
     lines = status.stdout.splitlines()
     assert lines[0].split() == STATUS_HEADER
     assert lines[1].split()[0] == "1"
-    assert lines[1].split()[3:] == ["3", "2", "0", "0", "0", "0"]
+    assert lines[1].split()[3:] == ["3", "2", "0", "0", "0", "0", "0"]
 
 
 EXAMPLE_UNSUBSCRIBE = "https://gazette.example/news/unsubscribe?token=EXAMPLE"

@@ -102,8 +102,9 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.usefixtures("no_env_secret")
 def test_migrate_reports_each_table_it_copied_then_the_totals(full_site, target, runner):
     counts = _counts(full_site.site.state_db)
-    order = ["articles", "digests", "feed_entries", "files", "outputs", "pages", "settings"]
-    order += ["signup_requests", "signups", "subscribers", "suppressions", "websub_pings"]
+    order = ["articles", "bounce_events", "digests", "feed_entries", "files", "outputs"]
+    order += ["pages", "settings", "signup_requests", "signups", "subscriber_events"]
+    order += ["subscribers", "suppressions", "webhook_nonces", "websub_pings"]
     order += ["deliveries", "digest_articles"]
 
     result = _migrate(runner, full_site.folder, target)
@@ -363,8 +364,8 @@ NOT_POSTGRES = "mysql://root@127.0.0.1/meridian"
         (
             _publisher_state,
             1,
-            "error: state: {url} is not empty (it holds articles, deliveries, digest_articles, "
-            "digests, feed_entries, …); state migrate copies only into an empty database\n",
+            "error: state: {url} is not empty (it holds articles, bounce_events, deliveries, "
+            "digest_articles, digests, …); state migrate copies only into an empty database\n",
         ),
         (
             _another_application,

@@ -382,3 +382,81 @@ def test_a_removal_leaves_no_readable_address(runner, site_dir, now):
             for cell in row:
                 assert "ada.lovelace" not in str(cell).lower(), (table, row)
     assert [row[1] for row in tables["subscribers"]] == ["grace@example.org"]
+
+
+def _bounce(site_dir, email, kind, now, *, status="5.1.1"):
+    """A bounce or complaint for *email*, as intake applies it (digest 0: no ledger row)."""
+    from publisher.delivery.bounces.actions import Bounce, apply_bounce
+    from publisher.tokens import bounce_token
+
+    secret = load_secret(site_dir / ".publisher")
+    with open_store(site_dir / ".publisher" / "state.db") as store, store.transaction():
+        subscriber = store.find_subscriber(email)
+        token = bounce_token(secret, 0, subscriber.id)
+        bounce = Bounce(kind, f"test {email}", "webhook test event 1", status=status, token=token)
+        return apply_bounce(store, secret, bounce, soft_limit=3, now=now)
+
+
+def test_cli_complained_and_bounced_addresses_are_never_added_again(
+    runner, site_dir, csv_copy, fixed_now
+):
+    for address in ("ada@example.org", "bo@example.org"):
+        assert invoke(runner, site_dir, "subscribers", "add", address).exit_code == 0
+    assert _bounce(site_dir, "ada@example.org", "complaint", fixed_now).outcome == "complaint"
+    assert _bounce(site_dir, "bo@example.org", "hard", fixed_now).outcome == "hard bounce"
+    assert invoke(runner, site_dir, "subscribers", "remove", "bo@example.org").exit_code == 0
+
+    refused = [
+        invoke(runner, site_dir, "subscribers", "add", a)
+        for a in ("Ada@example.org", "bo@example.org")
+    ]
+    assert [(r.exit_code, r.stderr) for r in refused] == [
+        (1, "error: EMAIL: Ada@example.org reported the digest as spam; skipped (only a sign-up "
+            "they confirm themselves lifts this)\n"),
+        (1, "error: EMAIL: bo@example.org bounced earlier; skipped (only a sign-up they confirm "
+            "themselves lifts this)\n"),
+    ]  # fmt: skip
+    imported = invoke(runner, site_dir, "subscribers", "import", str(csv_copy("returning.csv")))
+    assert (imported.exit_code, imported.stderr) == (
+        0,
+        "warning: returning.csv:2: ada@example.org reported the digest as spam; skipped\n"
+        "warning: returning.csv:4: BO@example.org bounced earlier; skipped\n",
+    )
+    assert [row[:3] for row in _rows(site_dir)] == [
+        ("ada@example.org", "", "unsubscribed"),
+        ("new@example.org", "New", "active"),
+    ]
+
+
+def test_cli_show_prints_the_status_and_the_whole_history(runner, site_dir, fixed_now):
+    assert invoke(runner, site_dir, "subscribers", "add", "ada@example.org").exit_code == 0
+    assert invoke(runner, site_dir, "subscribers", "add", "bo@example.org").exit_code == 0
+    _bounce(site_dir, "ada@example.org", "soft", fixed_now, status="4.2.2")
+    _bounce(site_dir, "bo@example.org", "hard", fixed_now)
+    assert invoke(runner, site_dir, "subscribers", "remove", "bo@example.org").exit_code == 0
+
+    ada = invoke(runner, site_dir, "subscribers", "show", "ADA@example.org")
+    assert (ada.exit_code, ada.stderr) == (0, "")
+    assert ada.stdout == (
+        "ada@example.org: active\n"
+        "  since 2026-11-27, hard failures 0, soft bounces in a row 1\n"
+        "history:\n"
+        "  2026-11-27 13:00  →active  added by the operator  [cli]\n"
+        "  2026-11-27 13:00  active  soft bounce 4.2.2 mailbox full (1 of 3 in a row)  "
+        "[webhook test event 1]\n"
+    )
+    bo = invoke(runner, site_dir, "subscribers", "show", "bo@example.org")
+    assert bo.stdout == (
+        "bo@example.org: removed\n"
+        "  suppressed: bounced (only a sign-up they confirm lifts it)\n"
+        "history:\n"
+        "  2026-11-27 13:00  →active  added by the operator  [cli]\n"
+        "  2026-11-27 13:00  active→bounced  hard bounce 5.1.1 user unknown  "
+        "[webhook test event 1]\n"
+        "  2026-11-27 13:00  bounced→removed  removed by the operator  [cli]\n"
+    )
+    nobody = invoke(runner, site_dir, "subscribers", "show", "cy@example.org")
+    assert nobody.stdout == "cy@example.org: not a subscriber, and no history\n"
+    bad = invoke(runner, site_dir, "subscribers", "show", "not-an-address")
+    assert bad.exit_code == 1
+    assert bad.stderr.startswith("error: EMAIL: 'not-an-address' is not a valid email address (")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -488,3 +489,75 @@ def test_bad_dkim_table(tmp_path, table, message):
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, VALID + "[delivery.dkim]\n" + table)
     assert str(caught.value) == f"{tmp_path / 'publisher.toml'}: {message}"
+
+
+def test_bounce_intake_and_webhook_keys(tmp_path):
+    default = _load(tmp_path, VALID).bounces
+    assert (default.mailbox, default.every, default.processed_folder, default.soft_limit) == (
+        None,
+        timedelta(minutes=15),
+        "Processed",
+        3,
+    )
+    assert not default.has_webhooks
+    site = _load(
+        tmp_path,
+        VALID + '[bounces]\nmailbox = "mail/bounces"\nevery = "5m"\nprocessed_folder = "Done"\n'
+        "soft_limit = 2\n[bounces.ses]\n"
+        'topic_arn = "arn:aws:sns:eu-west-1:123456789012:bounces"\n'
+        "[bounces.postmark]\n[bounces.mailgun]\n",
+    )
+    bounces = site.bounces
+    assert bounces.mailbox == str(tmp_path / "mail" / "bounces")
+    assert (bounces.every, bounces.processed_folder, bounces.soft_limit) == (
+        timedelta(minutes=5),
+        "Done",
+        2,
+    )
+    assert bounces.ses_topic_arn == "arn:aws:sns:eu-west-1:123456789012:bounces"
+    assert (bounces.postmark, bounces.mailgun, bounces.has_webhooks) == (True, True, True)
+    url = _load(
+        tmp_path, VALID + '[bounces]\nmailbox = "imaps://b%40x.example@imap.x.example/INBOX"\n'
+    )
+    assert url.bounces.mailbox == "imaps://b%40x.example@imap.x.example/INBOX"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'mailbox = "imap://u@h/INBOX"',
+            "[bounces] mailbox: expected a Maildir or mbox path, or "
+            "'imaps://user@host[:port]/FOLDER' (TLS only; the password in "
+            "PUBLISHER_IMAP_PASSWORD) ('imap://u@h/INBOX')",
+        ),
+        (
+            'mailbox = "imaps://u:secret@h/INBOX"',
+            "[bounces] mailbox: expected a Maildir or mbox path, or "
+            "'imaps://user@host[:port]/FOLDER' (TLS only; the password in "
+            "PUBLISHER_IMAP_PASSWORD) ('imaps://u:secret@h/INBOX')",
+        ),
+        (
+            'processed_folder = "../x"',
+            "[bounces] processed_folder: expected a folder name of letters, digits, ' ', '_' "
+            "or '-' ('../x')",
+        ),
+        ("soft_limit = 0", "[bounces] soft_limit: must be between 1 and 10000 (0)"),
+        ('every = "1s"', "[bounces] every: must be between 10s and 168h ('1s')"),
+        (
+            '[bounces.ses]\ntopic_arn = "my-topic"',
+            "[bounces.ses] topic_arn: expected an SNS topic ARN such as "
+            "'arn:aws:sns:eu-west-1:123456789012:bounces' ('my-topic')",
+        ),
+        ("[bounces.ses]", "[bounces.ses] topic_arn: missing (required)"),
+        ('postmark = "yes"', "[bounces] postmark: expected a table, got a string ('yes')"),
+        (
+            "[bounces.mailgun]\nkey = 1",
+            "[bounces.mailgun] unknown key 'key'; known keys: ",
+        ),
+    ],
+)
+def test_bad_bounce_intake_keys(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, VALID + f"[bounces]\n{text}\n")
+    assert message in str(caught.value)

@@ -146,3 +146,30 @@ def test_a_confirmed_sign_up_reactivates_an_opted_out_row(store, now, status):
         subscriber = signups.confirm(store, SECRET, request.token, now=now)
     assert (subscriber.id, subscriber.status, subscriber.hard_failures) == (ada.id, "active", 0)
     assert _suppressed(store) == []
+
+
+@pytest.mark.parametrize(("kind", "status"), [("hard", "bounced"), ("complaint", "unsubscribed")])
+def test_only_a_confirmed_sign_up_lifts_a_bounce_or_complaint_and_says_so(store, now, kind, status):
+    from publisher.delivery.bounces.actions import Bounce, apply_bounce
+
+    with store.transaction():
+        ada, _ = subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+        token = tokens.bounce_token(SECRET, 0, ada.id)
+        bounce = Bounce(kind, "event 1", "webhook postmark event 1", status="5.1.1", token=token)
+        apply_bounce(store, SECRET, bounce, soft_limit=3, now=now)
+    assert store.get_subscriber(ada.id).status == status
+    with pytest.raises(SubscriberError), store.transaction():
+        subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+    request = _request(store, "ada@example.org", now)
+    with store.transaction():
+        confirmed = signups.confirm(store, SECRET, request.token, now=now + timedelta(hours=1))
+    assert (confirmed.id, confirmed.status) == (ada.id, "active")
+    key = tokens.suppression_key(SECRET, "ada@example.org")
+    assert store.suppression_reason(key) is None
+    last = store.subscriber_events(key)[-1]
+    reason = "complained" if kind == "complaint" else "bounced"
+    assert (last.change, last.reason, last.source) == (
+        f"{status}→active",
+        f"confirmed a sign-up (lifts the suppression: {reason})",
+        "web",
+    )

@@ -379,3 +379,34 @@ def test_after_a_failed_send_the_digest_job_waits_digest_retry_before_trying_aga
     ]
     assert jobs.clock.handled == slot
     assert _setting(site_dir, "digest_slot") == slot.isoformat()
+
+
+def test_run_reads_the_bounce_mailbox_when_one_is_configured(site_dir):
+    from support.bounces import BOUNCE_ADDRESS, corpus_message, make_maildir
+
+    subscribe_readers(site_dir, TEN_READERS[:1])
+    secret = ENV["PUBLISHER_SECRET"].encode()  # the secret the service runs with
+    make_maildir(
+        site_dir / "mail" / "bounces",
+        {
+            "hard": corpus_message("postfix-hard.eml", secret),
+            "away": corpus_message("vacation.eml", secret),
+        },
+    )
+    append_config(
+        site_dir, f'\n[bounces]\naddress = "{BOUNCE_ADDRESS}"\nmailbox = "mail/bounces"\n'
+    )
+    result = run_publisher(site_dir, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"INFO: publisher.run: bounces: maildir:{site_dir / 'mail' / 'bounces'}: "
+        "1 auto-reply, 1 hard bounce"
+    )
+    with open_store(load_config(site_dir / "publisher.toml").state) as store:
+        assert store.get_subscriber(1).status == "bounced"
+    assert sorted(
+        p.name for p in (site_dir / "mail" / "bounces" / ".Processed" / "cur").iterdir()
+    ) == [
+        "away:2,S",
+        "hard:2,S",
+    ]

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.usefixtures("postgres_server")
 # Each table after those its foreign keys point to; the runtime tables are not copied.
 COPY_ORDER = [
     "articles",
+    "bounce_events",
     "digests",
     "feed_entries",
     "files",
@@ -34,8 +35,10 @@ COPY_ORDER = [
     "settings",
     "signup_requests",
     "signups",
+    "subscriber_events",
     "subscribers",
     "suppressions",
+    "webhook_nonces",
     "websub_pings",
     "deliveries",
     "digest_articles",

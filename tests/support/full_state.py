@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from publisher import tokens
 from publisher.config import SiteConfig, load_config
 from publisher.store import open_store
+from support.bounces import corpus_message, make_maildir
 from support.cli import invoke
 from support.clock import NOW, Clock
 from support.mailing import smtp_site, token_of
@@ -42,6 +43,7 @@ IMPORTED = (
 # Every table of the state, and the ones of them that say who runs now (not copied).
 TABLES = (
     "articles",
+    "bounce_events",
     "deliveries",
     "digest_articles",
     "digests",
@@ -54,8 +56,10 @@ TABLES = (
     "signup_requests",
     "signups",
     "site_locks",
+    "subscriber_events",
     "subscribers",
     "suppressions",
+    "webhook_nonces",
     "websub_pings",
 )
 RUNTIME_TABLES = ("senders", "site_locks")
@@ -140,11 +144,19 @@ def _every_step(folder: Path, runner: CliRunner, clock: Clock, server: SmtpServe
     eve = next(r.message for r in server.received if r.recipients == ["eve@example.org"])
     run("unsubscribe", token_of(eve))
     _sign_ups(site, clock, server)
-    # No command records a complaint yet (no intake): the entry an intake would make.
+    secret = tokens.load_secret(site.state_dir, create=False)
+    # A soft bounce for ada's digest (a bounce event, her history, the ledger's bounce column).
+    soft = corpus_message("gmail-soft.eml", secret).replace(
+        tokens.bounce_token(secret, 1, 3).encode(), tokens.bounce_token(secret, 1, 1).encode()
+    )
+    maildir = make_maildir(folder / "Maildir", {"soft": soft})
+    assert "soft bounce (ada@example.org)" in run("bounces", "process", str(maildir))
+    # A complaint about an address no longer subscribed: the entry intake leaves for it,
+    # and a webhook's nonce, as a signed request leaves it.
     with open_store(site.state_db) as store, store.transaction():
-        secret = tokens.load_secret(site.state_dir, create=False)
         key = tokens.suppression_key(secret, "kim@example.org")
         store.insert_suppression(key, "complained", now=clock())
+        store.claim_nonce("mailgun 0f1e2d3c4b5a", now=clock(), forget_before=clock())
     return site
 
 

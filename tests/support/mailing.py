@@ -68,4 +68,5 @@ STATUS_HEADER = [
     "sending",
     "uncertain",
     "failed",
+    "bounced",
 ]
