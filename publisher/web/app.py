@@ -48,6 +48,7 @@ from publisher.web.middleware import (
 )
 from publisher.web.pages import Pages
 from publisher.web.paths import SitePaths
+from publisher.web.webhooks import Webhooks
 
 # The package's one logger: its lines are named "publisher.web", as the service's always were.
 logger = logging.getLogger("publisher.web")
@@ -60,10 +61,20 @@ def create_app(
     sender: Sender | None = None,
     client_limit: int = CLIENT_LIMIT,
     client_window: float = CLIENT_WINDOW,
+    webhooks: Webhooks | None = None,
 ) -> Starlette:
-    """The application for *site*. *sender* defaults to the site's [delivery]."""
+    """The application for *site*. *sender* defaults to the site's [delivery].
+
+    *webhooks* defaults to the providers [bounces] enables, their keys read
+    from the environment.
+
+    :raises ConfigError: when an enabled webhook's keys are not in the environment.
+    """
     environment = templating.make_environment(site.templates_dir)
     paths = SitePaths.of(site)
+    if webhooks is None and site.bounces.has_webhooks:
+        webhooks = Webhooks(site, now=now)
+    hooks = [] if webhooks is None else webhooks.routes(paths.webhooks)
     handlers = Handlers(
         site,
         pages=Pages(site, environment, paths),
@@ -72,11 +83,11 @@ def create_app(
         now=now,
     )
     return Starlette(
-        routes=_routes(site, paths, handlers),
+        routes=[*hooks, *_routes(site, paths, handlers)],
         exception_handlers={PublisherError: handlers.busy},
         middleware=[
             Middleware(AccessLog),
-            Middleware(BodyLimit),
+            Middleware(BodyLimit, large_prefix=paths.webhooks if hooks else None),
             Middleware(HeadAsGet),
             Middleware(GzipValidators),
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE),

@@ -18,6 +18,7 @@ from starlette.types import Message as AsgiMessage
 logger = logging.getLogger("publisher.web")
 
 MAX_BODY_BYTES = 8 * 1024
+WEBHOOK_BODY_BYTES = 256 * 1024  # SNS's largest message
 CLIENT_LIMIT = 5  # sign-ups per client ...
 CLIENT_WINDOW = 600.0  # ... per this many seconds
 
@@ -47,17 +48,25 @@ class ClientLimiter:
 
 
 class BodyLimit:
-    """Refuse request bodies over MAX_BODY_BYTES with 413, declared or streamed."""
+    """Refuse request bodies over MAX_BODY_BYTES with 413, declared or streamed.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Paths under *large_prefix* (the providers' webhooks, whose notifications
+    carry the original's headers) may send up to WEBHOOK_BODY_BYTES.
+    """
+
+    def __init__(self, app: ASGIApp, large_prefix: str | None = None) -> None:
         self.app = app
+        self.large_prefix = large_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        large = self.large_prefix is not None and path.startswith(self.large_prefix)
+        limit = WEBHOOK_BODY_BYTES if large else MAX_BODY_BYTES
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
                 await _too_large()(scope, receive, send)
                 return
         received = 0
@@ -67,7 +76,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
+                if received > limit:
                     raise _TooLargeError
             return message
 

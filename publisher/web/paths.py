@@ -23,6 +23,7 @@ class SitePaths:
     unsubscribe: str
     digests: str
     feeds: str  # a mount point: no trailing slash
+    webhooks: str  # the providers' bounce webhooks: <this>ses, <this>postmark, <this>mailgun
 
     @classmethod
     def of(cls, site: SiteConfig) -> SitePaths:
@@ -34,4 +35,5 @@ class SitePaths:
             unsubscribe=urlsplit(site.digest.unsubscribe_url).path or "/unsubscribe",
             digests=home + "digests/",
             feeds=urlsplit(site.feeds.url).path.rstrip("/") or "/feeds",
+            webhooks=home + "webhooks/",
         )

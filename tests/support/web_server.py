@@ -119,8 +119,9 @@ class WebServer(AppServer):
         *,
         now: Callable[[], datetime],
         client_limit: int | None = None,
+        webhooks: Any = None,
     ) -> None:
-        options: dict[str, Any] = {"now": now}
+        options: dict[str, Any] = {"now": now, "webhooks": webhooks}
         if client_limit is not None:
             options["client_limit"] = client_limit
         super().__init__(create_app(site, **options))

@@ -20,6 +20,7 @@ def test_the_routes_are_the_paths_of_the_site_s_public_urls(site):
         unsubscribe="/news/unsubscribe",
         digests="/news/digests/",
         feeds="/news/feeds",
+        webhooks="/news/webhooks/",
     )
 
 
@@ -37,6 +38,7 @@ def test_feeds_and_unsubscribe_may_live_apart_from_the_home_page(site):
         unsubscribe="/mail/leave",
         digests="/digests/",
         feeds="/syndication",
+        webhooks="/webhooks/",
     )
 
 
