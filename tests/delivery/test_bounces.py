@@ -13,7 +13,6 @@ import pytest
 from support.bounces import BOUNCE_ADDRESS, CORPUS, corpus_message, make_maildir, make_mbox
 from support.cli import invoke
 from support.clock import NOW
-from support.service import append_config
 
 from publisher import tokens
 from publisher.config import load_config
@@ -52,19 +51,6 @@ MALFORMED_LINE = (
     "malformed → malformed, left in place: a multipart/report without its boundary "
     "(StartBoundaryNotFoundDefect)"
 )
-
-
-@pytest.fixture
-def sent_site(runner, site_dir, monkeypatch, now):
-    """The basic site with a bounce address, six subscribers and digest 1 sent to them."""
-    monkeypatch.setattr("publisher.cli._common.now", lambda: now)
-    append_config(site_dir, f'\n[bounces]\naddress = "{BOUNCE_ADDRESS}"\n')
-    for address in READERS:
-        assert invoke(runner, site_dir, "subscribers", "add", address).exit_code == 0
-    sent = invoke(runner, site_dir, "digest", "send")
-    assert sent.exit_code == 0, sent.output
-    assert sent.stdout.splitlines()[-1] == "sent 6, failed 0, deferred 0, uncertain 0"
-    return site_dir
 
 
 def _secret(site_dir: Path) -> bytes:

@@ -192,6 +192,7 @@ class ImapFolder:
             raise BounceError(where, message) from err
         try:
             conn.login(user, password)
+            _refresh_capabilities(conn)  # MOVE and UIDPLUS are announced after login
             kind, _data = conn.select(_quote(folder))
             if kind != "OK":
                 message = f"no folder {folder!r} for {user}"
@@ -230,6 +231,10 @@ class ImapFolder:
                 raise BounceError(self.description, message)
 
     def _copy_and_expunge(self, uid: str) -> tuple[str, list[object]]:
+        if "UIDPLUS" not in self.conn.capabilities:
+            # A plain EXPUNGE would remove every \Deleted message, not this one alone.
+            message = "the server offers neither MOVE nor UIDPLUS: cannot move one message"
+            raise BounceError(self.description, message)
         kind, data = self.conn.uid("COPY", uid, _quote(self.processed))
         if kind != "OK":
             return kind, data
@@ -249,6 +254,12 @@ class ImapFolder:
         with contextlib.suppress(imaplib.IMAP4.error, OSError, socket.timeout):
             self.conn.close()
             self.conn.logout()
+
+
+def _refresh_capabilities(conn: imaplib.IMAP4_SSL) -> None:
+    kind, data = conn.capability()
+    if kind == "OK" and data and isinstance(data[-1], bytes):
+        conn.capabilities = tuple(data[-1].decode("ascii", "replace").upper().split())
 
 
 def parse_imap_url(url: str) -> tuple[str, str, int, str]:
