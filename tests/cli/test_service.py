@@ -88,3 +88,16 @@ def test_status_counts_one_of_a_kind_in_the_singular(site_dir, runner):
         lines[5]
         == "subscribers: 1 active, 0 unsubscribed, 0 bounced; suppression list: 0 addresses"
     )
+
+
+def test_serve_with_a_webhook_but_not_its_key_stops_with_a_configuration_error(
+    runner, site_dir, monkeypatch
+):
+    monkeypatch.delenv("PUBLISHER_MAILGUN_SIGNING_KEY", raising=False)
+    append_config(site_dir, "\n[bounces.mailgun]\n")
+    result = runner.invoke(cli, ["--config", str(site_dir / "publisher.toml"), "serve"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: PUBLISHER_MAILGUN_SIGNING_KEY: not set: [bounces.mailgun] needs the webhook "
+        "signing key\n",
+    )
