@@ -14,6 +14,7 @@ import html
 import re
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import cmarkgfm
 import nh3
@@ -119,10 +120,8 @@ def _clean_with_base(text: str, base_url: str) -> str:
         text,
         attributes=_ATTRIBUTES,
         attribute_filter=_attribute_filter,
-        clean_content_tags=_CLEAN_CONTENT,
-        link_rel=None,
-        url_schemes=_URL_SCHEMES,
         url_relative=("rewrite_with_base", base_url),
+        **_RULES,
     )
     return cleaned
 
@@ -132,11 +131,17 @@ def _cleaner() -> nh3.Cleaner:
     return nh3.Cleaner(
         attributes=_ATTRIBUTES,
         attribute_filter=_noting_filter,
-        clean_content_tags=_CLEAN_CONTENT,
-        link_rel=None,
-        url_schemes=_URL_SCHEMES,
         url_relative="pass_through",
+        **_RULES,
     )
+
+
+# What both ways of cleaning share besides the attributes (nh3 types each keyword).
+_RULES: dict[str, Any] = {
+    "clean_content_tags": _CLEAN_CONTENT,
+    "link_rel": None,
+    "url_schemes": _URL_SCHEMES,
+}
 
 
 # Whether the reusable Cleaner met a relative URL in the fragment it is cleaning (per
