@@ -81,3 +81,22 @@ def test_a_build_killed_between_two_feed_files_is_repaired_by_the_next(site, now
     repaired = file_contents(site.output_dir)
     assert repaired == file_contents(twin.output_dir)
     assert b"Arms control talks" in repaired["rss.xml"]
+
+
+def test_stored_entries_follow_the_settings_they_were_made_with(site, now, monkeypatch):
+    build(site, now=now)
+    assert all("content_html" in item for item in json_items(site).values())
+    config = site.config_path
+    text = config.read_text(encoding="utf-8")
+    if "[feeds]" in text:
+        text = text.replace("[feeds]", '[feeds]\ncontent = "summary"', 1)
+    else:
+        text += '\n[feeds]\ncontent = "summary"\n'
+    config.write_text(text, encoding="utf-8")
+    summary_site = load_config(config)
+    counter = RenderCounter(monkeypatch)
+    build(summary_site, now=now)
+    # Every entry is made again, without the content the stored ones carry.
+    assert len(counter.entries) == 3 * len(json_items(summary_site))
+    assert not any("content_html" in item for item in json_items(summary_site).values())
+    assert b"content:encoded" not in (site.output_dir / "rss.xml").read_bytes()
