@@ -274,14 +274,24 @@ class DeliveryCounts:
     bounced: int = 0  # sent rows a bounce or complaint came back for later
 
 
-class _Dated(Protocol):
+class Dated(Protocol):
+    """An article, or the little planning keeps of one (store.ArticleKey)."""
+
     @property
     def id(self) -> str: ...
     @property
     def date(self) -> datetime: ...
 
 
-_DatedItem = TypeVar("_DatedItem", bound=_Dated)
+class Listed(Dated, Protocol):
+    """What deciding which lists (feeds, pages) show an article needs of it."""
+
+    @property
+    def tags(self) -> tuple[Tag, ...]: ...
+    def is_published(self, now: datetime) -> bool: ...
+
+
+_DatedItem = TypeVar("_DatedItem", bound=Dated)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -295,5 +305,5 @@ def newest_first(items: Iterable[_DatedItem]) -> list[_DatedItem]:
     return sorted(items, key=_instant_and_id, reverse=True)
 
 
-def _instant_and_id(item: _Dated) -> tuple[timedelta, str]:
+def _instant_and_id(item: Dated) -> tuple[timedelta, str]:
     return item.date - _EPOCH, item.id

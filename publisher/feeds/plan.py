@@ -10,11 +10,11 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 from publisher.config import SiteConfig
-from publisher.model import Article, FeedSpec, Tag, newest_first
+from publisher.model import Article, FeedSpec, Listed, Tag, newest_first
 from publisher.version import __version__
 
 
@@ -24,19 +24,7 @@ class FeedPlan:
     articles: tuple[Article, ...]
 
 
-class Plannable(Protocol):
-    """What planning needs of an article: an ArticleKey or an Article will do."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def date(self) -> datetime: ...
-    @property
-    def tags(self) -> tuple[Tag, ...]: ...
-    def is_published(self, now: datetime) -> bool: ...
-
-
-Item = TypeVar("Item", bound=Plannable)
+Item = TypeVar("Item", bound=Listed)  # an ArticleKey or an Article will do
 
 
 def plan(

@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 from urllib.parse import quote, unquote
 
 from publisher.config import SiteConfig
-from publisher.model import DigestIssue, Tag, newest_first
+from publisher.model import DigestIssue, Listed, newest_first
 from publisher.pages.assets import StaticFile
 
 PageKind = Literal[
@@ -45,15 +45,9 @@ NOT_FOUND = "404.html"
 SITEMAP = "sitemap.xml"
 
 
-class Plannable(Protocol):
-    """What planning needs of an article (store.ArticleKey has it)."""
+class Plannable(Listed, Protocol):
+    """What planning the pages needs of an article (store.ArticleKey has it)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def date(self) -> datetime: ...
-    @property
-    def tags(self) -> tuple[Tag, ...]: ...
     @property
     def link(self) -> str: ...
     @property
@@ -62,7 +56,6 @@ class Plannable(Protocol):
     def version(self) -> str: ...
     @property
     def modified(self) -> datetime | None: ...
-    def is_published(self, now: datetime) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
