@@ -70,7 +70,7 @@ class _Body:
 class _Canonical:
     """What signing needs of a template, made once: the static fields' and lines' forms."""
 
-    fields: tuple[tuple[str, bytes], ...]  # (lower-case name, canonical field) of the head
+    fields: tuple[tuple[str, bytes], ...]  # (name, value) of the head's fields
     opening: bytes
     middle: bytes
     closing: bytes
@@ -86,7 +86,6 @@ class MessageTemplate:
     head: bytes  # headers common to every recipient, CRLF-terminated
     text: _Body
     html: _Body
-    boundary: bytes
     settings: MailSettings
     site_key: str
     opening: bytes  # the body up to the text part's content
@@ -142,7 +141,7 @@ def prepare(
     canonical = None
     if is_signed:
         canonical = _Canonical(
-            fields=tuple(signing.signed_fields((n, v.encode("ascii")) for n, v in fields)),
+            fields=tuple((n, v.encode("ascii")) for n, v in fields),
             opening=signing.canonical_lines(opening),
             middle=signing.canonical_lines(middle),
             closing=signing.canonical_lines(closing),  # a last line that is not empty
@@ -154,7 +153,6 @@ def prepare(
         head=b"".join(_header(name, value) for name, value in fields),
         text=_split_body(rendered.text, canonical=is_signed),
         html=_split_body(rendered.html, canonical=is_signed),
-        boundary=boundary,
         settings=settings,
         site_key=key,
         opening=opening,
@@ -259,11 +257,9 @@ def _signature(
     canonical, key = template.canonical, template.settings.dkim
     if canonical is None or key is None:
         return b""
-    fields = dict(canonical.fields)
-    for name, value in own:
-        if name.lower() in signing.SIGNED_HEADERS:
-            fields[name.lower()] = signing.canonical_header(name, value.encode("ascii"))
-    signed = [(name, fields[name]) for name in signing.SIGNED_HEADERS if name in fields]
+    signed = signing.signed_fields(
+        [*canonical.fields, *((name, value.encode("ascii")) for name, value in own)]
+    )
     bh = signing.body_hash(
         (
             canonical.opening,

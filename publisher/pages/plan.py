@@ -242,13 +242,13 @@ def _year_pages(site: SiteConfig, published: Sequence[Plannable]) -> list[PageSp
 
 
 def _digest_pages(digests: Sequence[DigestIssue]) -> list[PageSpec]:
-    newest_first = sorted(digests, key=attrgetter("id"), reverse=True)
+    latest_first = sorted(digests, key=attrgetter("id"), reverse=True)
     pages = [
         PageSpec(
             f"digests/{INDEX}",
             "digests",
-            entries=tuple((str(d.id), d.subject, len(d.articles)) for d in newest_first),
-            extra="\n".join(_digest_signature(d) for d in newest_first),
+            entries=tuple((str(d.id), d.subject, len(d.articles)) for d in latest_first),
+            extra="\n".join(_digest_signature(d) for d in latest_first),
         )
     ]
     pages += [

@@ -144,7 +144,7 @@ def send_digests(
     )
     if workers > 1:
         in_processes = _Job(site, rules, now).in_processes(workers, report, should_stop)
-        return _rounds(site, report, make_new, making, now, in_processes)
+        return _rounds(site, settings, report, make_new, making, now, in_processes)
     if sender is None:
         sender = senders.site_sender(site, sleep=sleep)
     with open_store(site.state) as store:
@@ -165,7 +165,7 @@ def send_digests(
             )
 
         try:
-            return _rounds(site, report, make_new, making, now, send_one)
+            return _rounds(site, settings, report, make_new, making, now, send_one)
         finally:
             sender.close()
 
@@ -190,6 +190,7 @@ def _rules_for(rules: SendRules, *, new: bool) -> SendRules:
 
 def _rounds(
     site: SiteConfig,
+    settings: compose.MailSettings,
     report: SendReport,
     make_new: bool,
     making: Making,
@@ -201,7 +202,6 @@ def _rounds(
     A digest is visited once, however it ends: rows left uncertain keep it
     unfinished, and they wait for the operator, not for another round.
     """
-    settings = compose.mail_settings(site)
     visited: set[int] = set()
     while not report.stopped:
         with making() as may_make, open_store(site.state) as store:

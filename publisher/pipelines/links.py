@@ -144,7 +144,7 @@ def _check_folder(
         try:
             found = links.file_links(relative, path.read_bytes(), url_under(root_url, relative))
         except OSError as err:
-            tally.broken.append(BrokenLink(where, "", f"cannot be read ({err.strerror})"))
+            tally.broken.append(BrokenLink(where, "", f"cannot be read ({err.strerror or err})"))
             continue
         except OutputError as err:
             tally.broken.append(BrokenLink(where, "", err.message))

@@ -46,13 +46,6 @@ class EventQueries(StoreBase):
         ).fetchall()
         return [SubscriberEvent(datetime.fromisoformat(r[0]), r[1], r[2], r[3]) for r in rows]
 
-    def detach_events(self, subscriber_id: int) -> None:
-        """The subscriber's row is going: their history stays, keyed by the address's hash."""
-        self.conn.execute(
-            "UPDATE subscriber_events SET subscriber_id = NULL WHERE subscriber_id = ?",
-            (subscriber_id,),
-        )
-
     def claim_bounce_event(
         self,
         key: str,

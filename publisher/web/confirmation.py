@@ -28,6 +28,7 @@ class Confirmations:
         self.site = site
         self.environment = environment
         self.sender = sender
+        self.settings = mail_settings(site)  # its DKIM key read once, not for each message
 
     def send(self, email: str, token: str, now: datetime) -> None:
         """Send *token*'s link to *email*.
@@ -50,8 +51,7 @@ class Confirmations:
 
     def compose(self, email: str, token: str, now: datetime) -> Message:
         """The message for *email*, its Message-ID and outbox name unique to this send."""
-        site = self.site
-        settings = mail_settings(site)
+        site, settings = self.site, self.settings
         link = f"{site.base_url}confirm?token={token}"
         context = {"site": site, "link": link, "email": email}
         text = templating.render_template(self.environment, "web/confirm-email.txt.j2", **context)

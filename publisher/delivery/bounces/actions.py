@@ -192,7 +192,7 @@ def _attribute(
                 return subscriber, digest_id
             return None  # removed since: its suppression entry already holds
         logger.info("%s: token %r is forged or from another site", bounce.source, bounce.token)
-    if by_recipient and bounce.recipient and store.is_active_subscriber(bounce.recipient):
+    if by_recipient and bounce.recipient:
         subscriber = store.find_subscriber_any_case(bounce.recipient)
         if subscriber is not None and subscriber.status == "active":
             return subscriber, None

@@ -28,6 +28,7 @@ from typing import Any
 
 from publisher.delivery.bounces.actions import Bounce, BounceKind
 from publisher.delivery.bounces.reading import DELIVERY_HEADER
+from publisher.output import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +264,7 @@ class SnsVerifier:
         self.topic_arn = topic_arn
         self.cache_dir = cache_dir
         self.fetch = fetch
+        self._certificates: dict[str, Any] = {}  # by URL, parsed: read once a process
 
     def verify(self, data: Mapping[str, Any]) -> None:
         """:raises ForgedError: for another topic, a foreign certificate URL or a bad signature."""
@@ -301,21 +303,24 @@ class SnsVerifier:
     def _certificate(self, url: str) -> Any:
         from cryptography import x509
 
+        known = self._certificates.get(url)
+        if known is not None:
+            return known
         path = self.cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()}.pem"
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             data = self.fetch(url)
             self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            temporary = path.with_suffix(".tmp")
-            temporary.write_bytes(data)
-            temporary.replace(path)
+            atomic_write(path, data)  # requests run on several threads: a temp name of its own
         try:
-            return x509.load_pem_x509_certificate(data)
+            certificate = x509.load_pem_x509_certificate(data)
         except ValueError:
             path.unlink(missing_ok=True)
             message = f"the certificate at {url} cannot be read"
             raise ForgedError(message) from None
+        self._certificates[url] = certificate
+        return certificate
 
 
 def fetch_https(url: str) -> bytes:

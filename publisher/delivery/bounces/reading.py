@@ -191,10 +191,15 @@ def _read_arf(
     envelope: tuple[str, ...],
     bounce_address: str | None,
 ) -> Finding:
-    fields = None
-    for part in message.walk():
-        if part.get_content_type() == "message/feedback-report":
-            fields = _feedback_fields(part)
+    # The report's own part, the first: a returned message may quote another further on.
+    fields = next(
+        (
+            _feedback_fields(part)
+            for part in message.walk()
+            if part.get_content_type() == "message/feedback-report"
+        ),
+        None,
+    )
     if fields is None:
         raise BounceError(name, "a feedback report without its message/feedback-report part")
     feedback = (fields.get("Feedback-Type") or "").strip().lower()
@@ -245,11 +250,12 @@ def _read_other(
         return Finding("unknown", key, label)
     if not (temporary or permanent):
         return Finding("unknown", key, label)
-    found = (*envelope, *_text_tokens(message, bounce_address))
+    text = _text_of(message)  # every text part decoded, once
+    found = (*envelope, *_text_tokens(message, text, bounce_address))
     failed = sorted(permanent or temporary)
     recipient = failed[0].decode("ascii", "replace") if failed else None
     kind: Kind = "hard" if permanent else "soft"
-    status = _status_code(_text_of(message))
+    status = _status_code(text)
     if kind == "hard" and status.startswith("4"):
         status = ""  # a quoted 4.x.x in a permanent failure is not its status
     return Finding(kind, key, label, status, "", found, recipient)
@@ -295,9 +301,8 @@ def _original_tokens(original: Message, bounce_address: str | None) -> Iterator[
                     yield token
 
 
-def _text_tokens(message: Message, bounce_address: str | None) -> Iterator[str]:
-    """Tokens quoted anywhere in a non-standard bounce's text (its copy of the original)."""
-    text = _text_of(message)
+def _text_tokens(message: Message, text: str, bounce_address: str | None) -> Iterator[str]:
+    """Tokens quoted anywhere in a non-standard bounce's *text* (its copy of the original)."""
     for match in _TOKEN_HEADER.finditer(text):
         yield match.group(1)
     if bounce_address is not None:
