@@ -274,6 +274,15 @@ class DeliveryCounts:
     bounced: int = 0  # sent rows a bounce or complaint came back for later
 
 
+# Each feed format's file and media type: the feeds are written, linked and served by them.
+FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+FEED_MEDIA_TYPES = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
+
+
 class Dated(Protocol):
     """An article, or the little planning keeps of one (store.ArticleKey)."""
 

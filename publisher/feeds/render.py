@@ -15,14 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from publisher.model import Author, FeedItem, FeedSpec
+from publisher.model import FEED_FILES, FEED_MEDIA_TYPES, Author, FeedItem, FeedSpec
 from publisher.text import strip_forbidden
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry
     from feedgen.feed import FeedGenerator
 
-FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 GENERATOR_URI = "https://pypi.org/project/publisher/"
 # An empty feed has no newest item to take its date from; a fixed date keeps
 # the bytes deterministic instead of leaking the build time.
@@ -146,7 +145,7 @@ def _generator(spec: FeedSpec, items: Sequence[FeedItem], fmt: str) -> FeedGener
     feed.link(
         href=self_url,
         rel="self",
-        type="application/rss+xml" if fmt == "rss" else "application/atom+xml",
+        type=FEED_MEDIA_TYPES[fmt],
     )
     if spec.hub:
         # WebSub §4 discovery: Atom takes it as a link; RSS gets atom:link rel="hub"

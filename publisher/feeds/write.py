@@ -23,7 +23,7 @@ from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.feeds import render
 from publisher.feeds.plan import FeedPlan, signature
-from publisher.model import Article, FeedItem
+from publisher.model import FEED_FILES, Article, FeedItem
 from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
 from publisher.store import OutputRow, Store
 
@@ -154,7 +154,7 @@ class _FeedFiles:
         for plan in plans:
             plan_signature = signature(fingerprint, plan, versions)
             for fmt in self.site.feeds.formats:
-                relative = f"{plan.spec.folder}/{render.FEED_FILES[fmt]}".lstrip("/")
+                relative = f"{plan.spec.folder}/{FEED_FILES[fmt]}".lstrip("/")
                 old = self.previous.get(relative)
                 if old is not None and old.signature == plan_signature and self._intact(relative):
                     self.outputs[relative] = old
@@ -206,7 +206,7 @@ class _FeedFiles:
         where = self.writer.where(job.relative)
         if is_written:
             self.done.written.append(where)
-            self.done.changed_urls.append(job.plan.spec.url(render.FEED_FILES[job.fmt]))
+            self.done.changed_urls.append(job.plan.spec.url(FEED_FILES[job.fmt]))
         else:
             self.done.unchanged.append(where)
         stat = self.writer.target(job.relative).stat()

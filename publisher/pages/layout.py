@@ -11,13 +11,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from publisher.config import SiteConfig
+from publisher.model import FEED_FILES, FEED_MEDIA_TYPES
 
 # The sign-up form's hidden field: a person leaves it empty, a form-filling bot does not.
 HONEYPOT_FIELD = "website"
-FEED_TYPES = (
-    ("rss", "application/rss+xml", "RSS", "rss.xml"),
-    ("atom", "application/atom+xml", "Atom", "atom.xml"),
-    ("json", "application/feed+json", "JSON Feed", "feed.json"),
+FEED_TYPES = tuple(
+    (fmt, FEED_MEDIA_TYPES[fmt], label, FEED_FILES[fmt])
+    for fmt, label in (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
 )
 
 

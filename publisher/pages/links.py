@@ -28,9 +28,10 @@ from lxml import etree
 
 from publisher.config import SiteConfig
 from publisher.errors import OutputError
+from publisher.model import FEED_FILES
 from publisher.pages.plan import SITEMAP, path_under
 
-FEED_FILES = frozenset({"rss.xml", "atom.xml", "feed.json"})
+FEED_NAMES = frozenset(FEED_FILES.values())
 # The attributes of an HTML element that name an address a reader's browser asks for.
 _HTML_ATTRIBUTES = ("href", "src", "action", "poster")
 _OPEN_GRAPH_LINKS = frozenset({"og:url", "og:image"})
@@ -163,9 +164,9 @@ def file_links(name: str, data: bytes, url: str) -> list[Link]:
     :raises OutputError: for a feed or sitemap that cannot be parsed.
     """
     basename = name.rpartition("/")[2]
-    if basename == "feed.json":
+    if basename == FEED_FILES["json"]:
         return json_feed_links(data, url, where=name)
-    if basename in FEED_FILES:
+    if basename in FEED_NAMES:
         return xml_feed_links(data, url, where=name)
     if basename == SITEMAP:
         return sitemap_links(data, url, where=name)

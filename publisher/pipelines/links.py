@@ -134,7 +134,7 @@ def _check_folder(
     feeds = pages = 0
     for relative, path in _built_files(folder, skip=other):
         name = relative.rpartition("/")[2]
-        if kind == "feeds" and name in links.FEED_FILES:
+        if kind == "feeds" and name in links.FEED_NAMES:
             feeds += 1
         elif name.endswith(".html") or (kind == "pages" and name == SITEMAP):
             pages += 1

@@ -28,13 +28,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from publisher.content.markup import TABLE_ALIGNMENTS
+from publisher.model import FEED_FILES, FEED_MEDIA_TYPES
 from publisher.pages.plan import NOT_FOUND
 
-FEED_TYPES = {
-    "rss.xml": "application/rss+xml; charset=utf-8",
-    "atom.xml": "application/atom+xml; charset=utf-8",
-    "feed.json": "application/feed+json; charset=utf-8",
-}
+FEED_TYPES = {FEED_FILES[f]: f"{FEED_MEDIA_TYPES[f]}; charset=utf-8" for f in FEED_FILES}
 FILE_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",

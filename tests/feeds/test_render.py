@@ -37,7 +37,7 @@ from support.paths import GOLDEN, REPO
 
 from publisher.config import SiteConfig, load_config
 from publisher.feeds import render
-from publisher.model import Author, Tag
+from publisher.model import FEED_FILES, Author, Tag
 from publisher.pipelines.build import build
 
 # -- (a) the renderers -------------------------------------------------------------
@@ -314,7 +314,7 @@ def feed_files(site: SiteConfig) -> dict[str, bytes]:
         if path.is_file()
     }
     assert any(name.startswith("tags/") for name in files)  # per-tag feeds are covered
-    assert {name.rsplit("/", 1)[-1] for name in files} == set(render.FEED_FILES.values())
+    assert {name.rsplit("/", 1)[-1] for name in files} == set(FEED_FILES.values())
     return files
 
 

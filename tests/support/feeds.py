@@ -11,7 +11,7 @@ from lxml import etree
 
 from publisher.config import SiteConfig, load_config
 from publisher.feeds import render
-from publisher.model import Article, ArticleMeta, Author, FeedItem, FeedSpec, Tag
+from publisher.model import FEED_FILES, Article, ArticleMeta, Author, FeedItem, FeedSpec, Tag
 from support import feedcheck
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -67,7 +67,7 @@ def render_all(items: list[FeedItem], spec: FeedSpec = SPEC) -> dict[str, bytes]
 
 def problems(fmt: str, data: bytes, spec: FeedSpec = SPEC) -> list[str]:
     """feedcheck's report for one rendered format, its self URL included."""
-    url = spec.url(render.FEED_FILES[fmt])
+    url = spec.url(FEED_FILES[fmt])
     if fmt == "rss":
         return feedcheck.rss_problems(data, now=CHECK_NOW, self_url=url)
     if fmt == "atom":
