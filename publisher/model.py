@@ -192,6 +192,10 @@ class Subscriber:
     status: SubscriberStatus
     created_at: datetime
     hard_failures: int = 0
+    # Their choices, as stored: topic slugs (None: everything) and a cadence's
+    # text (None: the site's default); mail.segments reads them against the config.
+    topics: tuple[str, ...] | None = None
+    cadence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,11 @@ table, `values` checks single TOML values. Everything else imports from here.
 
 from publisher.config.options import (
     CONFIG_NAME,
+    DEFAULT_ARTICLE_SUBJECT,
     DEFAULT_CADENCE,
     DEFAULT_SUBJECT,
     DKIM_ALGORITHMS,
+    EACH_ARTICLE,
     FEED_FORMATS,
     WEEKDAYS,
     BounceOptions,
@@ -21,15 +23,19 @@ from publisher.config.options import (
     PageOptions,
     SiteConfig,
     SmtpOptions,
+    Topic,
     WebOptions,
+    parse_cadence,
 )
 from publisher.config.reading import load_config, parse_config
 
 __all__ = [
     "CONFIG_NAME",
+    "DEFAULT_ARTICLE_SUBJECT",
     "DEFAULT_CADENCE",
     "DEFAULT_SUBJECT",
     "DKIM_ALGORITHMS",
+    "EACH_ARTICLE",
     "FEED_FORMATS",
     "WEEKDAYS",
     "BounceOptions",
@@ -42,7 +48,9 @@ __all__ = [
     "PageOptions",
     "SiteConfig",
     "SmtpOptions",
+    "Topic",
     "WebOptions",
     "load_config",
+    "parse_cadence",
     "parse_config",
 ]

@@ -41,28 +41,74 @@ CADENCE = re.compile(
     r"^\s*(?:(?P<daily>daily)|weekly\s+on\s+(?P<day>[a-z]+))\s+at\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})\s*$",
     re.IGNORECASE,
 )
+EACH_ARTICLE_TEXT = "each article"
+CADENCE_FORMS = "'daily at HH:MM', 'weekly on <day> at HH:MM' or 'each article'"
 
 
 @dataclass(frozen=True, slots=True)
 class Cadence:
-    """When digests go out, in the site's time zone."""
+    """When digests go out, in the site's time zone; or a message for each new article."""
 
     weekday: int | None  # 0 = Monday; None = every day
     hour: int
     minute: int
+    each_article: bool = False  # then weekday, hour and minute mean nothing
 
     def __str__(self) -> str:
+        if self.each_article:
+            return EACH_ARTICLE_TEXT
         when = "daily" if self.weekday is None else f"weekly on {WEEKDAYS[self.weekday]}"
         return f"{when} at {self.hour:02d}:{self.minute:02d}"
 
 
+EACH_ARTICLE = Cadence(None, 0, 0, each_article=True)
+
+
+def parse_cadence(text: str) -> Cadence:
+    """A cadence as people write it: "daily at 07:00", "weekly on monday at 07:00", "each article".
+
+    :raises ValueError: saying what is accepted.
+    """
+    if " ".join(text.lower().split()) == EACH_ARTICLE_TEXT:
+        return EACH_ARTICLE
+    match = CADENCE.match(text)
+    weekday = None
+    if match and match.group("day"):
+        day = match.group("day").lower()
+        weekday = WEEKDAYS.index(day) if day in WEEKDAYS else -1
+    if (
+        not match
+        or weekday == -1
+        or int(match.group("hour")) > 23
+        or int(match.group("minute")) > 59
+    ):
+        message = f"expected {CADENCE_FORMS} ({text!r})"
+        raise ValueError(message)
+    return Cadence(weekday, int(match.group("hour")), int(match.group("minute")))
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """[topics.<slug>]: a beat subscribers may choose; an article is in it when a tag is."""
+
+    slug: str
+    title: str
+    tags: tuple[str, ...]  # tag names as written in the config
+    description: str = ""
+
+
 DEFAULT_CADENCE = Cadence(0, 7, 0)
 DEFAULT_SUBJECT = "{{ site_title }}: {{ count }} new article{{ '' if count == 1 else 's' }}"
+# The subject of an "each article" message that holds one article.
+DEFAULT_ARTICLE_SUBJECT = "{{ site_title }}: {{ articles[0].title }}"
 
 
 @dataclass(frozen=True, slots=True)
 class DigestOptions:
-    cadence: Cadence = DEFAULT_CADENCE
+    cadence: Cadence = DEFAULT_CADENCE  # the default for new subscribers
+    cadences: tuple[Cadence, ...] = (DEFAULT_CADENCE,)  # what subscribers may choose
+    max_per_day: int = 5  # "each article" messages per subscriber and day; the rest folded
+    article_subject: str = DEFAULT_ARTICLE_SUBJECT
     max_articles: int = 20
     subject: str = DEFAULT_SUBJECT  # a Jinja2 template (no HTML escaping)
     sender: str | None = None  # "Name <address>"; required to send
@@ -180,6 +226,7 @@ class SiteConfig:
     pages: PageOptions = PageOptions()
     web: WebOptions = WebOptions()
     bounces: BounceOptions = BounceOptions()
+    topics: tuple[Topic, ...] = ()  # none: one implicit topic, everything
     rebuild_every: timedelta = timedelta(minutes=5)  # `publisher run` rebuilds this often
     state_url: str | None = None  # a PostgreSQL database instead of the SQLite file
 

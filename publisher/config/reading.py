@@ -8,6 +8,7 @@ problem in the file is reported at once.
 from __future__ import annotations
 
 import os
+import re
 import string
 import tomllib
 from collections.abc import Mapping
@@ -20,13 +21,12 @@ from zoneinfo import ZoneInfo
 
 from publisher.config import values
 from publisher.config.options import (
-    CADENCE,
+    DEFAULT_ARTICLE_SUBJECT,
     DEFAULT_CADENCE,
     DEFAULT_SUBJECT,
     DKIM_ALGORITHMS,
     FEED_FORMATS,
     PERMALINK_FIELDS,
-    WEEKDAYS,
     BounceOptions,
     Cadence,
     DeliveryOptions,
@@ -36,7 +36,9 @@ from publisher.config.options import (
     PageOptions,
     SiteConfig,
     SmtpOptions,
+    Topic,
     WebOptions,
+    parse_cadence,
 )
 from publisher.errors import ConfigError
 from publisher.model import Author
@@ -99,6 +101,7 @@ def parse_config(
             "pages": dict,
             "web": dict,
             "bounces": dict,
+            "topics": dict,
         },
     )
     site = reader.table(data, "site", required=True)
@@ -169,6 +172,7 @@ def parse_config(
     pages = _page_options(reader, reader.table(data, "pages"), root / site_name, root / static_name)
     web = _web_options(reader, data)
     bounces = _bounce_options(reader, reader.table(data, "bounces"), root)
+    topics = _topics(reader, reader.table(data, "topics"))
     state_url = _state_url(reader, reader.table(data, "state"), environ or {})
     reader.raise_if_any()
 
@@ -200,6 +204,7 @@ def parse_config(
         pages=pages,
         web=web,
         bounces=bounces,
+        topics=topics,
         rebuild_every=rebuild_every,
         state_url=state_url,
     )
@@ -312,8 +317,20 @@ def _digest_options(
     reader.known_keys("digest", table, DIGEST_KEYS)
     get = reader.get
     host = urlsplit(base_url).hostname or "localhost"
+    cadence = get(table, "digest", "cadence", _cadence, default=DEFAULT_CADENCE)
+    cadences = get(table, "digest", "cadences", _cadences, default=(cadence,))
+    _check_cadences(reader, cadence, cadences)
     return DigestOptions(
-        cadence=get(table, "digest", "cadence", _cadence, default=DEFAULT_CADENCE),
+        cadence=cadence,
+        cadences=cadences,
+        max_per_day=get(table, "digest", "max_per_day", values.positive_int, default=5),
+        article_subject=get(
+            table,
+            "digest",
+            "article_subject",
+            values.non_empty_text,
+            default=DEFAULT_ARTICLE_SUBJECT,
+        ),
         max_articles=get(table, "digest", "max_articles", values.positive_int, default=20),
         subject=get(table, "digest", "subject", values.non_empty_text, default=DEFAULT_SUBJECT),
         sender=get(table, "digest", "from", values.mailbox, default=None)
@@ -447,23 +464,55 @@ def _content_mode(key: str, value: Any) -> str:
 
 
 def _cadence(key: str, value: Any) -> Cadence:
-    text = values.non_empty_text(key, value)
-    match = CADENCE.match(text)
-    weekday = None
-    if match and match.group("day"):
-        day = match.group("day").lower()
-        weekday = WEEKDAYS.index(day) if day in WEEKDAYS else -1
-    if (
-        not match
-        or weekday == -1
-        or int(match.group("hour")) > 23
-        or int(match.group("minute")) > 59
-    ):
-        message = f"expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' ({text!r})"
+    return parse_cadence(values.non_empty_text(key, value))
+
+
+def _cadences(key: str, value: Any) -> tuple[Cadence, ...]:
+    if not isinstance(value, list) or not value:
+        message = f"expected a non-empty list of cadences, got {values.describe(value)}"
         raise ValueError(message)
-    return Cadence(weekday, int(match.group("hour")), int(match.group("minute")))
+    found = tuple(_cadence(key, item) for item in value)
+    return tuple(dict.fromkeys(found))
 
 
+def _tag_names(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        message = f"expected a non-empty list of tag names, got {values.describe(value)}"
+        raise ValueError(message)
+    return tuple(dict.fromkeys(values.non_empty_text(key, item) for item in value))
+
+
+def _topics(reader: values.Reader, table: dict[str, Any]) -> tuple[Topic, ...]:
+    """[topics.<slug>] tables, in the order written: what subscribers may choose among."""
+    topics = []
+    for slug, body in table.items():
+        where = f"topics.{slug}"
+        if not TOPIC_SLUG.fullmatch(slug):
+            message = "a topic's name is lower-case letters, digits and '-', starting with one"
+            reader.problems.append(f"[{where}]: {message} ({slug!r})")
+            continue
+        if not isinstance(body, dict):
+            reader.problems.append(f"[{where}]: expected a table, got {values.describe(body)}")
+            continue
+        reader.known_keys(where, body, TOPIC_KEYS)
+        title = reader.get(body, where, "title", values.non_empty_text, required=True)
+        tags = reader.get(body, where, "tags", _tag_names, required=True)
+        description = reader.get(body, where, "description", values.non_empty_text, default="")
+        if title and tags:
+            topics.append(Topic(slug, title, tags, description))
+    return tuple(topics)
+
+
+def _check_cadences(reader: values.Reader, cadence: Cadence, cadences: tuple[Cadence, ...]) -> None:
+    if cadence not in cadences:
+        offered = ", ".join(f"'{c}'" for c in cadences)
+        reader.problems.append(
+            f"[digest] cadences: must include the default cadence '{cadence}' (has {offered})"
+        )
+
+
+TOPIC_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+TOPIC_KEYS = dict.fromkeys(("title", "tags", "description"))
 SITE_KEYS = dict.fromkeys(
     (
         "title",
@@ -497,6 +546,9 @@ SCHEDULE_KEYS = dict.fromkeys(("rebuild_every",))
 DIGEST_KEYS = dict.fromkeys(
     (
         "cadence",
+        "cadences",
+        "max_per_day",
+        "article_subject",
         "max_articles",
         "subject",
         "from",

@@ -109,6 +109,27 @@ def _count_digest_articles(conn: Connection) -> None:
     )
 
 
+def _hold_what_the_last_digest_left(conn: Connection) -> None:
+    """What digests before schema 17 left to the next: numbered, after the first, in none.
+
+    They took every numbered article no digest held; from schema 17 each
+    digest starts after the last one's publication number and takes up what
+    it held back. The latest digest holds back what the old rule still owed.
+    """
+    first = conn.execute("SELECT last_seq FROM digests ORDER BY id LIMIT 1").fetchone()
+    latest = conn.execute("SELECT id, last_seq FROM digests ORDER BY id DESC LIMIT 1").fetchone()
+    if first is None or latest is None:
+        return
+    rows = conn.execute(
+        "SELECT id FROM articles WHERE published_seq > ? AND published_seq <= ? "
+        "AND id NOT IN (SELECT article_id FROM digest_articles) ORDER BY published_seq",
+        (int(first[0] or 0), int(latest[1] or 0)),
+    ).fetchall()
+    if rows:
+        held = json.dumps([row[0] for row in rows])
+        conn.execute("UPDATE digests SET held = ? WHERE id = ?", (held, latest[0]))
+
+
 MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (
         OnBackend(sqlite=None, postgresql=_NOCASE),
@@ -365,6 +386,27 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         # What came back for a ledger row after it was sent: "hard 5.1.1",
         # "soft 4.2.2", "complaint". The row stays `sent`: it went out once.
         "ALTER TABLE deliveries ADD COLUMN bounce TEXT",
+    ),
+    (
+        # Subscribers choose (issue "Subscribers choose"): topic slugs, sorted
+        # and comma-joined (NULL: everything), and a cadence (NULL: the site's
+        # default). Each subscriber's stream: the latest digest that covered
+        # them (its last_seq is where their next one starts) and whether they
+        # are joining a segment (new, or active again), to start where it is.
+        "ALTER TABLE subscribers ADD COLUMN topics TEXT",
+        "ALTER TABLE subscribers ADD COLUMN cadence TEXT",
+        "ALTER TABLE subscribers ADD COLUMN stream_digest INTEGER",
+        "ALTER TABLE subscribers ADD COLUMN joining INTEGER NOT NULL DEFAULT 1",
+        # Each digest's segment ("<topics>|<cadence>"; NULL for those made
+        # before, all of the one segment there was), the publication number its
+        # range starts after (NULL: a segment's first digest), and the numbered
+        # articles of its range held back (not public when it was made) as a
+        # JSON list, which the next digest of its subscribers takes up again.
+        "ALTER TABLE digests ADD COLUMN segment TEXT",
+        "ALTER TABLE digests ADD COLUMN first_seq INTEGER",
+        "ALTER TABLE digests ADD COLUMN held TEXT",
+        "CREATE INDEX digests_segment ON digests (segment, last_seq)",
+        _hold_what_the_last_digest_left,
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,11 +9,29 @@ from typing import Any
 from publisher.model import Subscriber
 from publisher.store.base import StoreBase
 
-SUBSCRIBER_COLUMNS = "id, email, name, status, created_at, hard_failures"
+SUBSCRIBER_COLUMNS = "id, email, name, status, created_at, hard_failures, topics, cadence"
 
 
 def subscriber_from(row: Sequence[Any]) -> Subscriber:
-    return Subscriber(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), row[5])
+    return Subscriber(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        datetime.fromisoformat(row[4]),
+        row[5],
+        topics=topics_from(row[6]),
+        cadence=row[7],
+    )
+
+
+def topics_text(topics: tuple[str, ...] | None) -> str | None:
+    """Topic slugs as stored: sorted and comma-joined (None, everything, stays NULL)."""
+    return None if topics is None else ",".join(sorted(set(topics)))
+
+
+def topics_from(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(t for t in text.split(",") if t)
 
 
 class SubscriberQueries(StoreBase):
@@ -29,18 +47,53 @@ class SubscriberQueries(StoreBase):
         ).fetchone()
         return None if row is None else subscriber_from(row)
 
-    def insert_subscriber(self, email: str, name: str, *, status: str, now: datetime) -> int:
+    def insert_subscriber(
+        self,
+        email: str,
+        name: str,
+        *,
+        status: str,
+        now: datetime,
+        topics: tuple[str, ...] | None = None,
+        cadence: str | None = None,
+    ) -> int:
         cursor = self.conn.execute(
-            "INSERT INTO subscribers (email, name, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (email, name, status, now.isoformat(), now.isoformat()),
+            "INSERT INTO subscribers "
+            "(email, name, status, created_at, updated_at, topics, cadence) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (email, name, status, now.isoformat(), now.isoformat(), topics_text(topics), cadence),
         )
         return int(cursor.fetchone()[0])
 
     def set_subscriber_status(self, subscriber_id: int, status: str, *, now: datetime) -> None:
+        """Change the status; one who becomes active again rejoins their segment's stream.
+
+        (See DigestQueries.streams: a returning subscriber never gets again
+        what they had, and does not get what went out while they were away.)
+        """
         self.conn.execute(
-            "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
-            (status, now.isoformat(), subscriber_id),
+            "UPDATE subscribers SET "
+            "joining = CASE WHEN ? = 'active' AND status <> 'active' THEN 1 ELSE joining END, "
+            "status = ?, updated_at = ? WHERE id = ?",
+            (status, status, now.isoformat(), subscriber_id),
+        )
+
+    def set_subscriber_choices(
+        self,
+        subscriber_id: int,
+        *,
+        topics: tuple[str, ...] | None,
+        cadence: str | None,
+        now: datetime,
+    ) -> None:
+        """Their topics (None: everything) and cadence (None: the site's default).
+
+        Their stream stays where it is: the next digest of their new segment
+        holds what they have not had yet of their new topics.
+        """
+        self.conn.execute(
+            "UPDATE subscribers SET topics = ?, cadence = ?, updated_at = ? WHERE id = ?",
+            (topics_text(topics), cadence, now.isoformat(), subscriber_id),
         )
 
     def set_subscriber_name(self, subscriber_id: int, name: str, *, now: datetime) -> None:

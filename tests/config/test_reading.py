@@ -95,7 +95,7 @@ url = "https://cdn.meridian.example/feeds"
             VALID.replace("[site]", "[sites]"),
             "unknown key 'sites' (did you mean 'site'?); "
             "known keys: bounces, delivery, digest, feeds, pages, paths, schedule, site, "
-            "state, web\n"
+            "state, topics, web\n"
             "[site]: missing table",
         ),
         (
@@ -122,7 +122,7 @@ url = "https://cdn.meridian.example/feeds"
             'title = "T"\n',
             "unknown key 'title' (did you mean 'site'?); "
             "known keys: bounces, delivery, digest, feeds, pages, paths, schedule, site, "
-            "state, web\n"
+            "state, topics, web\n"
             "[site]: missing table",
         ),
         (
@@ -287,17 +287,20 @@ username = "mailer"
     [
         (
             '[digest]\ncadence = "every monday"\n',
-            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "[digest] cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' "
+            "or 'each article' "
             "('every monday')",
         ),
         (
             '[digest]\ncadence = "weekly on funday at 07:00"\n',
-            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "[digest] cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' "
+            "or 'each article' "
             "('weekly on funday at 07:00')",
         ),
         (
             '[digest]\ncadence = "daily at 25:00"\n',
-            "[digest] cadence: expected 'daily at HH:MM' or 'weekly on <day> at HH:MM' "
+            "[digest] cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' "
+            "or 'each article' "
             "('daily at 25:00')",
         ),
         (
