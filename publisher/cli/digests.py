@@ -260,13 +260,18 @@ def _send_summary(report: Any) -> list[str]:
     lines = []
     if report.resumed:
         lines.append("resumed digest " + ", ".join(str(i) for i in report.resumed))
-    if report.made is not None:
+    if len(report.made) == 1:
         lines.append(
-            f"made digest {report.made} with {report.articles} article{plural(report.articles)}"
+            f"made digest {report.made[0]} with {report.articles} article{plural(report.articles)}"
+        )
+    elif report.made:
+        numbers = ", ".join(str(i) for i in report.made)
+        lines.append(
+            f"made digests {numbers} with {report.articles} article{plural(report.articles)} in all"
         )
     elif report.note:
         lines.append(report.note)
-    if report.made is not None or report.resumed:
+    if report.made or report.resumed:
         lines.append(
             f"sent {report.sent}, failed {report.failed}, deferred {report.deferred}, "
             f"uncertain {report.uncertain}"

@@ -10,25 +10,27 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from publisher import parallel, templating, tokens
-from publisher.config import SiteConfig
+from publisher.config import Cadence, SiteConfig
 from publisher.content import indexing
 from publisher.delivery import send, senders
 from publisher.delivery.send import Progress, SendRules, SendTally
 from publisher.delivery.senders import Sender
 from publisher.errors import ConfigError, PublisherError, TransientDeliveryError
-from publisher.mail import compose
-from publisher.mail.digest import DigestSite, render_digest, select_articles
+from publisher.mail import compose, segments, streams
+from publisher.mail.digest import DigestSite, render_digest
 from publisher.mail.secret import site_secret
-from publisher.model import Digest, DigestArticle, Message, RenderedDigest, Subscriber
+from publisher.mail.segments import Segment
+from publisher.model import Article, Digest, DigestArticle, Message, RenderedDigest, Subscriber
 from publisher.output import OutputWriter
 from publisher.pipelines import build
 from publisher.store import Store, open_store
+from publisher.store.digests import StreamRow
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ EXAMPLE_TOKEN = "EXAMPLE"  # in a preview's unsubscribe link: plainly no one's
 class SendReport(SendTally):
     """What `send_digests` did: the digests it resumed and made, and the sends' tally."""
 
-    made: int | None = None  # the id of the digest this run made, if any
-    articles: int = 0
+    made: list[int] = field(default_factory=list)  # the digests this run made, one per group
+    articles: int = 0  # in the digests made, in all
     resumed: list[int] = field(default_factory=list)
     note: str = ""
 
@@ -81,17 +83,25 @@ def web_copy_url(site: SiteConfig, digest_id: int) -> str:
 # -- preview -----------------------------------------------------------------------
 
 
-def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
-    """Render the digest that `send` would make now; record nothing."""
+def preview(site: SiteConfig, *, now: datetime, segment: Segment | None = None) -> Preview | None:
+    """Render the digest that `send` would make now for *segment* (the default one); record nothing.
+
+    It is the digest of the segment's next group: those who had its latest
+    digest (or, before any, its first).
+    """
+    wanted = segment or segments.default_segment(site)
     with open_store(site.state) as store:
         found = indexing.content_files(site)
         with store.trial():
             indexing.index_content(site, store, found, now=now)
-            articles = _next_articles(site, store, now=now)
+            probe = StreamRow(0, wanted.topics, str(wanted.cadence), None, joining=True)
+            groups = _groups(site, store, [probe])
+            choices = list(_choices(site, store, groups, now=now))
+            articles = choices[0][1].articles if choices else ()
             if not articles:
                 return None
             number = _next_digest_number(store)
-            rendered = _render(site, articles, number=number, now=now)
+            rendered = _render(site, articles, wanted, number=number, now=now)
     example_link = compose.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
     return Preview(
         number, articles, rendered, compose.with_unsubscribe_link(rendered, example_link)
@@ -102,6 +112,12 @@ def preview(site: SiteConfig, *, now: datetime) -> Preview | None:
 
 
 Making = Callable[[], AbstractContextManager[bool]]
+Due = Callable[[Cadence], bool]  # whether a cadence's time has come
+
+
+def every_cadence(_cadence: Cadence) -> bool:
+    """`digest send` run by hand: every segment with something new gets its digest now."""
+    return True
 
 
 def send_digests(
@@ -112,18 +128,21 @@ def send_digests(
     resend_uncertain: bool = False,
     make_new: bool = True,
     making: Making = lambda: nullcontext(True),
+    due: Due = every_cadence,
     workers: int = 1,
     sender: Sender | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], Progress] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendReport:
-    """Finish any digest a previous run left unfinished, then make and send a new one.
+    """Finish any digest a previous run left unfinished, then make and send the new ones.
 
-    Each round looks for unfinished digests inside *making* (a lock, where
-    several senders share a site: it yields whether this one may make a
-    digest), so a sender starting beside the maker waits for its digest and
-    helps send it. *workers* > 1 sends each digest from that many processes.
+    A new digest is made for each group of subscribers (a segment, normally)
+    whose cadence is *due* and who have something new. Each round looks for
+    unfinished digests inside *making* (a lock, where several senders share a
+    site: it yields whether this one may make digests), so a sender starting
+    beside the maker waits for its digests and helps send them. *workers* > 1
+    sends each digest from that many processes.
 
     :raises ConfigError: for a missing sender address or SMTP password.
     :raises TransientDeliveryError: when the server stays unreachable; what is
@@ -144,7 +163,7 @@ def send_digests(
     )
     if workers > 1:
         in_processes = _Job(site, rules, now).in_processes(workers, report, should_stop)
-        return _rounds(site, settings, report, make_new, making, now, in_processes)
+        return _rounds(site, settings, report, _Making(make_new, making, due), now, in_processes)
     if sender is None:
         sender = senders.site_sender(site, sleep=sleep)
     with open_store(site.state) as store:
@@ -165,7 +184,7 @@ def send_digests(
             )
 
         try:
-            return _rounds(site, settings, report, make_new, making, now, send_one)
+            return _rounds(site, settings, report, _Making(make_new, making, due), now, send_one)
         finally:
             sender.close()
 
@@ -188,37 +207,44 @@ def _rules_for(rules: SendRules, *, new: bool) -> SendRules:
     return replace(rules, resend_uncertain=rules.resend_uncertain and not new)
 
 
+@dataclass
+class _Making:
+    """Whether this run makes digests (once), under which lock, for which cadences."""
+
+    wanted: bool
+    lock: Making
+    due: Due
+
+
 def _rounds(
     site: SiteConfig,
     settings: compose.MailSettings,
     report: SendReport,
-    make_new: bool,
-    making: Making,
+    making: _Making,
     now: Callable[[], datetime],
     send_one: Callable[[int, bool], None],
 ) -> SendReport:
-    """Send the unfinished digests, then (once) make a new one and send it: each once a run.
+    """Send the unfinished digests, then (once) make the new ones and send them: each once a run.
 
     A digest is visited once, however it ends: rows left uncertain keep it
     unfinished, and they wait for the operator, not for another round.
     """
     visited: set[int] = set()
     while not report.stopped:
-        with making() as may_make, open_store(site.state) as store:
+        with making.lock() as may_make, open_store(site.state) as store:
             due = [i for i in store.unfinished_digests() if i not in visited]
-            if not due and make_new and may_make and report.made is None:
-                made = _make_digest(site, store, settings, report, now=now())
-                due = [] if made is None else [made]
-                make_new = False
+            if not due and making.wanted and may_make:
+                due = _make_digests(site, store, settings, report, now=now(), due=making.due)
+                making.wanted = False
             if due and may_make and site.pages.enabled and site.content_dir.is_dir():
                 _write_pages(site, store, now=now())
         if not due:
             return report
         for digest_id in due:
             visited.add(digest_id)
-            if digest_id != report.made:
+            if digest_id not in report.made:
                 report.resumed.append(digest_id)
-            send_one(digest_id, digest_id == report.made)
+            send_one(digest_id, digest_id in report.made)
             if report.stopped:
                 break
     return report
@@ -296,87 +322,190 @@ def _send_in_process(
 
 
 def _dry_run(site: SiteConfig, *, now: datetime) -> SendReport:
-    """What `send` would do: the digest it would make, for how many; records nothing."""
+    """What `send` would do: the digests it would make, for how many; records nothing."""
     report = SendReport()
-    found = preview(site, now=now)
-    if found is None:
+    with open_store(site.state) as store:
+        found = indexing.content_files(site)
+        with store.trial():
+            indexing.index_content(site, store, found, now=now)
+            planned = [(g, c) for g, c in _choices(site, store, _groups(site, store), now=now)]
+            planned = [(g, c) for g, c in planned if c.articles]
+            number = _next_digest_number(store)
+    if not planned:
         report.note = "nothing new since the last digest"
         return report
-    report.articles = len(found.articles)
-    with open_store(site.state) as store:
+    report.articles = sum(len(c.articles) for _g, c in planned)
+    if len(planned) == 1:
+        group, choice = planned[0]
         report.note = (
-            f"would make digest {found.digest_number} with "
-            f"{len(found.articles)} article(s) for "
-            f"{_active_count(store)} active subscriber(s)"
+            f"would make digest {number} with {len(choice.articles)} article(s) for "
+            f"{len(group.subscriber_ids)} active subscriber(s)"
         )
+        return report
+    lines = [
+        f"{g.segment.describe(site)}: {len(c.articles)} article(s) for "
+        f"{len(g.subscriber_ids)} subscriber(s)"
+        for g, c in planned
+    ]
+    report.note = f"would make {len(planned)} digests: " + "; ".join(lines)
     return report
 
 
-def _make_digest(
+def _make_digests(
     site: SiteConfig,
     store: Store,
     settings: compose.MailSettings,
     report: SendReport,
     *,
     now: datetime,
-) -> int | None:
+    due: Due,
+) -> list[int]:
+    """Index, then make a digest for each due group with something new; their ids."""
     found = indexing.content_files(site)
     with store.transaction():
         indexing.index_content(site, store, found, now=now)
     if _active_count(store) == 0:
         report.note = "no active subscribers; no digest made"
-        return None
-    articles = _next_articles(site, store, now=now)
-    if not articles:
+        return []
+    maker = _Maker(site, store, settings, now)
+    for group, choice in _choices(site, store, _groups(site, store), now=now):
+        if choice.articles and due(group.segment.cadence):
+            maker.make(group, choice)
+    report.made.extend(maker.made)
+    report.articles += maker.articles
+    if not maker.made:
         report.note = "nothing new since the last digest"
-        return None
-    key = compose.site_key(settings.list_id)
-    domain = compose.address_domain(settings.sender)
-    with store.transaction():
-        digest_id = store.insert_digest(articles, last_seq=store.publication_seq(), now=now)
-        rendered = _render(site, articles, number=digest_id, now=now)
-        store.save_rendered(digest_id, rendered)
-        store.create_deliveries(
-            digest_id,
-            lambda d, s: compose.message_id(d, s, domain=domain, site_key=key),
-            now=now,
+    return maker.made
+
+
+@dataclass
+class _Maker:
+    """Records, renders and queues the digests of one run, a group at a time."""
+
+    site: SiteConfig
+    store: Store
+    settings: compose.MailSettings
+    now: datetime
+    made: list[int] = field(default_factory=list)
+    articles: int = 0
+    _counts: dict[int, int] | None = None  # "each article" messages today, per subscriber
+
+    def make(self, group: streams.Group, choice: streams.Choice) -> None:
+        if not group.segment.cadence.each_article:
+            self._record(group.subscriber_ids, group, choice, [choice.articles])
+            return
+        for count, members in self._by_count_today(group.subscriber_ids).items():
+            batches = streams.each_article_batches(
+                choice.articles, self.site.digest.max_per_day - count
+            )
+            if batches:
+                self._record(members, group, choice, batches)
+
+    def _by_count_today(self, members: Sequence[int]) -> dict[int, list[int]]:
+        if self._counts is None:
+            since = streams.day_start(self.now, self.site.timezone)
+            self._counts = self.store.each_article_counts(since=since)
+        by_count: dict[int, list[int]] = {}
+        for sid in members:
+            by_count.setdefault(self._counts.get(sid, 0), []).append(sid)
+        return by_count
+
+    def _record(
+        self,
+        members: Sequence[int],
+        group: streams.Group,
+        choice: streams.Choice,
+        batches: Sequence[tuple[DigestArticle, ...]],
+    ) -> None:
+        """Each batch a digest for *members*, and their streams moved past it, in one go."""
+        key = compose.site_key(self.settings.list_id)
+        domain = compose.address_domain(self.settings.sender)
+        upto = self.store.publication_seq()
+        made = []
+        with self.store.transaction():
+            for articles in batches:
+                digest_id = self.store.insert_digest(
+                    articles,
+                    last_seq=upto,
+                    now=self.now,
+                    segment=group.segment.key,
+                    first_seq=None if group.start is None else group.start.last_seq,
+                    held=choice.held,
+                )
+                rendered = _render(
+                    self.site, articles, group.segment, number=digest_id, now=self.now
+                )
+                self.store.save_rendered(digest_id, rendered)
+                self.store.create_deliveries(
+                    digest_id,
+                    lambda d, s: compose.message_id(d, s, domain=domain, site_key=key),
+                    now=self.now,
+                    subscriber_ids=members,
+                )
+                made.append(digest_id)
+                logger.info(
+                    "made digest %d (%s) with %d article(s) for %d subscriber(s)",
+                    digest_id,
+                    group.segment.describe(self.site),
+                    len(articles),
+                    len(members),
+                )
+            self.store.advance_streams(members, made[-1])
+        self.made.extend(made)
+        self.articles += sum(len(articles) for articles in batches)
+
+
+def _groups(
+    site: SiteConfig, store: Store, rows: Sequence[StreamRow] | None = None
+) -> list[streams.Group]:
+    """The active subscribers (or *rows*) in groups by segment and where their streams are."""
+    found = list(store.iter_streams()) if rows is None else list(rows)
+    positions = store.segment_positions()
+    starts = store.stream_starts(streams.needed_starts(found, positions))
+    return streams.group_streams(site, found, positions, starts)
+
+
+def _choices(
+    site: SiteConfig, store: Store, groups: Sequence[streams.Group], *, now: datetime
+) -> Iterator[tuple[streams.Group, streams.Choice]]:
+    """What each group's next digest holds; groups that start alike read the articles once."""
+    upto = store.publication_seq()
+    matcher = segments.TopicMatcher.for_site(site)
+    read: dict[tuple[int | None, tuple[str, ...]], list[Article]] = {}
+    for group in groups:
+        after = None if group.start is None else group.start.last_seq
+        held = () if group.start is None else group.start.held
+        if (after, held) not in read:
+            ids = store.numbered_after(after, upto=upto)
+            wanted = [*(i for i in held if i not in set(ids)), *ids]
+            stored = store.articles(wanted)
+            read[after, held] = [stored[i] for i in wanted if i in stored]
+        choice = streams.choose(
+            group, read[after, held], matcher, now=now, limit=site.digest.max_articles
         )
-    report.made = digest_id
-    report.articles = len(articles)
-    logger.info("made digest %d with %d article(s)", digest_id, len(articles))
-    return digest_id
-
-
-def _next_articles(site: SiteConfig, store: Store, *, now: datetime) -> tuple[DigestArticle, ...]:
-    """Every published article no digest holds, numbered after the first digest's cutoff.
-
-    The first digest takes the newest `max_articles` of what is published;
-    after it, every article numbered later goes out once, whenever it was
-    dated (a back-dated article added today is news to subscribers).
-    """
-    cutoff = store.first_digest_cutoff()
-    stored = store.articles(store.undigested_article_ids(after=cutoff))
-    return select_articles(
-        stored.values(),
-        now=now,
-        limit=site.digest.max_articles if cutoff is None else None,
-    )
+        yield group, choice
 
 
 def _next_digest_number(store: Store) -> int:
-    latest = store.latest_digest()
-    return (latest.id if latest else 0) + 1
+    latest = store.latest_digest_id()
+    return (latest or 0) + 1
 
 
 def _render(
-    site: SiteConfig, articles: tuple[DigestArticle, ...], *, number: int, now: datetime
+    site: SiteConfig,
+    articles: tuple[DigestArticle, ...],
+    segment: Segment,
+    *,
+    number: int,
+    now: datetime,
 ) -> RenderedDigest:
     environment = templating.make_environment(site.templates_dir)
+    single = segment.cadence.each_article and len(articles) == 1
     return render_digest(
         environment,
         digest_site(site),
         articles,
-        subject_template=site.digest.subject,
+        subject_template=site.digest.article_subject if single else site.digest.subject,
         number=number,
         created_at=now,
         web_url=web_copy_url(site, number),

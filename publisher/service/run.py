@@ -16,11 +16,11 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from publisher.config import SiteConfig
+from publisher.config import EACH_ARTICLE, Cadence, SiteConfig
 from publisher.feeds.websub import BackgroundPinger
 from publisher.output import remove_stale_temps
 from publisher.pipelines import build
@@ -55,7 +55,14 @@ def run_service(
     pings from its own thread, and waits for the pings in flight when it stops.
     """
     interval = site.rebuild_every if rebuild_every is None else rebuild_every
-    jobs = Jobs(site, now=now, stop=stop, clock=digest_clock(site), rebuild_every=interval)
+    jobs = Jobs(
+        site,
+        now=now,
+        stop=stop,
+        clock=digest_clock(site),
+        rebuild_every=interval,
+        others=other_clocks(site),
+    )
     extra = () if site.bounces.mailbox is None else (("bounces", site.bounces.every, jobs.bounces),)
     service = Service(
         rebuild=jobs.rebuild,
@@ -84,11 +91,26 @@ def run_service(
 
 def digest_clock(site: SiteConfig) -> DigestClock:
     """The site's digest clock, starting from the last slot a run handled (kept in the store)."""
+    return _clock(site, site.digest.cadence, settings.DIGEST_SLOT)
+
+
+def other_clocks(site: SiteConfig) -> dict[Cadence, DigestClock]:
+    """A clock for each other cadence subscribers may choose ("each article" needs none)."""
+    return {
+        cadence: _clock(site, cadence, slot_setting(cadence))
+        for cadence in site.digest.cadences
+        if cadence != site.digest.cadence and not cadence.each_article
+    }
+
+
+def slot_setting(cadence: Cadence) -> str:
+    return f"{settings.DIGEST_SLOT} {cadence}"
+
+
+def _clock(site: SiteConfig, cadence: Cadence, key: str) -> DigestClock:
     with open_store(site.state) as store:
-        handled = store.get_setting(settings.DIGEST_SLOT)
-    return DigestClock(
-        site.digest.cadence, site.timezone, datetime.fromisoformat(handled) if handled else None
-    )
+        handled = store.get_setting(key)
+    return DigestClock(cadence, site.timezone, datetime.fromisoformat(handled) if handled else None)
 
 
 @dataclass
@@ -102,6 +124,9 @@ class Jobs:
     rebuild_every: timedelta
     pinger: BackgroundPinger | None = None
     failed_at: datetime | None = None  # when the last digest send failed, until one succeeds
+    others: dict[Cadence, DigestClock] = field(default_factory=dict)  # the other cadences'
+    # "each article": the publication number and local day of the last send that ran.
+    each_seen: tuple[int, date] | None = None
 
     def rebuild(self) -> None:
         """Build, log the build's warnings and its summary, note when the next rebuild is."""
@@ -119,36 +144,68 @@ class Jobs:
         _record(self.site, settings.NEXT_REBUILD, self.now() + self.rebuild_every)
 
     def digest_check(self) -> None:
-        """Send the digest whose slot has come, or finish one left unfinished; else note the time.
+        """Send the digests whose slots have come, or finish ones left unfinished.
 
-        A slot is handled once its digest went out, not when a stop cut the
-        send short: the next run finishes it.
+        A slot is handled once its digests went out, not when a stop cut the
+        send short: the next run finishes them. "Each article" subscribers
+        are due whenever something was published since the last send (or a
+        new day lifts max_per_day).
         """
         now = self.now()
         if self.failed_at is not None and now - self.failed_at < DIGEST_RETRY:
             return
-        slot = self.clock.due(now)
-        _record(self.site, settings.DIGEST_SLOT, self.clock.handled)
+        slots = self._due_slots(now)
+        each = self._each_article_due(now)
         _record(
             self.site,
             settings.NEXT_DIGEST,
             next_slot(self.site.digest.cadence, self.site.timezone, now),
         )
-        if slot is None and not _has_unfinished(self.site):
+        if not slots and each is None and not _has_unfinished(self.site):
             return
-        report = self._send(make_new=slot is not None)
-        if slot is not None and not report.stopped:
-            self.clock.handled = slot
-            _record(self.site, settings.DIGEST_SLOT, slot)
+        report = self._send(
+            make_new=bool(slots) or each is not None,
+            due=lambda cadence: cadence in slots or (cadence.each_article and each is not None),
+        )
+        if not report.stopped:
+            self._handled(slots)
+            self.each_seen = each or self.each_seen
         logger.info(
             "digest: made %s, sent %d, failed %d, deferred %d, uncertain %d%s",
-            report.made or "none",
+            ", ".join(str(i) for i in report.made) or "none",
             report.sent,
             report.failed,
             report.deferred,
             report.uncertain,
             f" ({report.note})" if report.note else "",
         )
+
+    def _due_slots(self, now: datetime) -> dict[Cadence, datetime]:
+        """Each cadence whose slot has come, with the slot (a first run only notes them)."""
+        due = {}
+        for key, clock in [(settings.DIGEST_SLOT, self.clock), *self._other_keys()]:
+            slot = clock.due(now)
+            _record(self.site, key, clock.handled)
+            if slot is not None:
+                due[clock.cadence] = slot
+        return due
+
+    def _other_keys(self) -> list[tuple[str, DigestClock]]:
+        return [(slot_setting(cadence), clock) for cadence, clock in self.others.items()]
+
+    def _handled(self, slots: dict[Cadence, datetime]) -> None:
+        for key, clock in [(settings.DIGEST_SLOT, self.clock), *self._other_keys()]:
+            if clock.cadence in slots:
+                clock.handled = slots[clock.cadence]
+                _record(self.site, key, clock.handled)
+
+    def _each_article_due(self, now: datetime) -> tuple[int, date] | None:
+        """(publication number, local day) when "each article" has something to look at."""
+        if EACH_ARTICLE not in self.site.digest.cadences:
+            return None
+        with open_store(self.site.state) as store:
+            seen = (store.publication_seq(), now.astimezone(self.site.timezone).date())
+        return None if seen == self.each_seen else seen
 
     def bounces(self) -> None:
         """Read the bounce mailbox ([bounces] mailbox) and log what it held, in one line."""
@@ -172,7 +229,7 @@ class Jobs:
                 folder.close()
         logger.info("bounces: %s: %s", folder.description, tally.summary())
 
-    def _send(self, *, make_new: bool) -> SendReport:
+    def _send(self, *, make_new: bool, due: Callable[[Cadence], bool]) -> SendReport:
         """Send what is pending (and a new digest when *make_new*); a failure starts the wait."""
         # Imported here: a pass with no digest due loads none of the mail stack.
         from publisher.pipelines import digests
@@ -186,6 +243,7 @@ class Jobs:
                 should_stop=self.stop.is_set,
                 make_new=make_new,
                 making=lambda: _making_lock(self.site),
+                due=due,
             )
         except Exception:
             self.failed_at = self.now()

@@ -35,11 +35,20 @@ class FailedDelivery:
 
 
 class DeliveryQueries(SubscriberQueries, StoreBase):
-    def create_deliveries(self, digest_id: int, message_id_for: Any, *, now: datetime) -> int:
-        """One pending row per active subscriber, for a digest just made. Returns the count."""
+    def create_deliveries(
+        self,
+        digest_id: int,
+        message_id_for: Any,
+        *,
+        now: datetime,
+        subscriber_ids: Sequence[int] | None = None,
+    ) -> int:
+        """One pending row per subscriber of a digest just made (None: every active one)."""
+        if subscriber_ids is None:
+            subscriber_ids = [s.id for s in self.iter_subscribers(status="active")]
         rows = [
-            (digest_id, subscriber.id, message_id_for(digest_id, subscriber.id), now.isoformat())
-            for subscriber in self.iter_subscribers(status="active")
+            (digest_id, sid, message_id_for(digest_id, sid), now.isoformat())
+            for sid in subscriber_ids
         ]
         self.conn.executemany(
             "INSERT INTO deliveries (digest_id, subscriber_id, status, message_id, updated_at) "

@@ -206,7 +206,7 @@ def test_check_links_without_a_web_table_reports_the_digest_unsubscribe_route(ru
     _built_without_broken_links(runner, site_dir)
     site = load_config(config)
     add_subscribers(site, ["ada@example.org"], NOW)
-    assert digests.send_digests(site, now=lambda: NOW).made == 1
+    assert digests.send_digests(site, now=lambda: NOW).made == [1]
     result = invoke(runner, site_dir, "check", "--links")
     assert result.exit_code == 1
     assert result.stderr == (

@@ -260,7 +260,7 @@ def test_digest_send_no_new_only_helps_and_needs_no_content(runner, site_dir, no
     (site_dir / "elsewhere").rename(content)
     site = load_config(site_dir / "publisher.toml")
     made = digests.send_digests(site, now=lambda: now, should_stop=lambda: True)
-    assert made.made == 1
+    assert made.made == [1]
     assert made.sent == 0
     content.rename(site_dir / "elsewhere")
     # ... and the sender sends it, making none.

@@ -307,7 +307,7 @@ def _add_image(site):
 def _make_digest(site, now):
     add_subscribers(site, ["ada@example.org"], now)
     report = digests.send_digests(site, now=lambda: now + timedelta(hours=1))
-    assert (report.made, report.sent) == (1, 1)
+    assert (report.made, report.sent) == ([1], 1)
 
 
 @pytest.fixture

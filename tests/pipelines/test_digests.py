@@ -25,7 +25,7 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
     add_subscribers(site, ADDRESSES, now)
     clock = Clock(now)
     report = digests.send_digests(site, now=clock)
-    assert (report.made, report.articles, report.sent) == (1, 3, 5)
+    assert (report.made, report.articles, report.sent) == ([1], 3, 5)
     files = eml_files(site)
     assert [f.name for f in files] == [f"{n:08d}.eml" for n in range(1, 6)]
     first = parse_message(files[0].read_bytes())
@@ -35,7 +35,7 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
 
     clock.now = now + timedelta(hours=1)
     again = digests.send_digests(site, now=clock)
-    assert (again.made, again.sent, again.note) == (None, 0, "nothing new since the last digest")
+    assert (again.made, again.sent, again.note) == ([], 0, "nothing new since the last digest")
     assert len(eml_files(site)) == 5
 
     (site.content_dir / "2026-11-27-new.md").write_text(
@@ -44,7 +44,7 @@ def test_outbox_one_message_per_subscriber_then_nothing_then_only_the_new_articl
     )
     clock.now = now + timedelta(hours=2)
     third = digests.send_digests(site, now=clock)
-    assert (third.made, third.articles, third.sent) == (2, 1, 5)
+    assert (third.made, third.articles, third.sent) == ([2], 1, 5)
     newest = parse_message(
         sorted(site.delivery.outbox_dir.glob("digest-0002/*.eml"))[0].read_bytes()
     )
@@ -70,28 +70,28 @@ def test_an_article_published_in_the_same_second_as_a_digest_goes_in_the_next(si
     """Times cannot say which articles a digest covered: publication numbers can."""
     add_subscribers(site, ADDRESSES[:1], now)
     sent_at = now.replace(microsecond=500_000)
-    assert digests.send_digests(site, now=Clock(sent_at)).made == 1
+    assert digests.send_digests(site, now=Clock(sent_at)).made == [1]
     _article(site, "2026-11-27-same-second.md", "Same second", "2026-11-27T12:00:00+00:00")
     build(site, now=sent_at + timedelta(milliseconds=100))
     report = digests.send_digests(site, now=Clock(sent_at + timedelta(milliseconds=200)))
-    assert (report.made, report.articles) == (2, 1)
+    assert (report.made, report.articles) == ([2], 1)
     assert _digest_titles(site, 2) == ["Same second"]
 
 
 def test_an_article_published_while_the_clock_is_behind_still_goes_out(site, now):
     add_subscribers(site, ADDRESSES[:1], now)
-    assert digests.send_digests(site, now=Clock(now)).made == 1
+    assert digests.send_digests(site, now=Clock(now)).made == [1]
     earlier = now - timedelta(hours=3)  # the clock stepped back (NTP, a VM restored)
     _article(site, "2026-11-27-behind.md", "Published while behind", "2026-11-27T08:00:00+00:00")
     build(site, now=earlier)
     report = digests.send_digests(site, now=Clock(now + timedelta(hours=1)))
-    assert report.made == 2
+    assert report.made == [2]
     assert _digest_titles(site, 2) == ["Published while behind"]
 
 
 def test_a_renamed_and_retitled_article_is_not_sent_again(site, now):
     add_subscribers(site, ADDRESSES[:1], now)
-    assert digests.send_digests(site, now=Clock(now)).made == 1
+    assert digests.send_digests(site, now=Clock(now)).made == [1]
     source = site.content_dir / "2021-03-04-observers.md"
     text = source.read_text(encoding="utf-8")
     source.unlink()
@@ -101,21 +101,21 @@ def test_a_renamed_and_retitled_article_is_not_sent_again(site, now):
     )
     build(site, now=now + timedelta(hours=1))
     report = digests.send_digests(site, now=Clock(now + timedelta(hours=2)))
-    assert (report.made, report.note) == (None, "nothing new since the last digest")
+    assert (report.made, report.note) == ([], "nothing new since the last digest")
 
 
 def test_a_backdated_article_added_after_a_digest_goes_in_the_next(site, now):
     add_subscribers(site, ADDRESSES[:1], now)
-    assert digests.send_digests(site, now=Clock(now)).made == 1
+    assert digests.send_digests(site, now=Clock(now)).made == [1]
     _article(site, "2019-01-01-archive.md", "From the archive", "2019-01-01")
     report = digests.send_digests(site, now=Clock(now + timedelta(hours=1)))
-    assert report.made == 2
+    assert report.made == [2]
     assert _digest_titles(site, 2) == ["From the archive"]
 
 
 def test_no_subscribers_no_digest(site, now):
     report = digests.send_digests(site, now=Clock(now))
-    assert (report.made, report.note) == (None, "no active subscribers; no digest made")
+    assert (report.made, report.note) == ([], "no active subscribers; no digest made")
 
 
 def test_dry_run_records_nothing(site, now):
@@ -222,7 +222,7 @@ def test_a_page_template_that_fails_stops_no_digest(site, now, caplog):
     broken.parent.mkdir(parents=True)
     broken.write_text("{% extends 'pages/base.html.j2' %}{% block main %}{{ nope }}{% endblock %}")
     report = digests.send_digests(site, now=Clock(now))
-    assert (report.made, report.sent) == (1, 2)
+    assert (report.made, report.sent) == ([1], 2)
     assert not (site.site_dir / "digests" / "1" / "index.html").exists()
     assert "the digest's page was not written (" in caplog.text
     assert "undefined variable" in caplog.text

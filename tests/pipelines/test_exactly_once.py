@@ -200,17 +200,18 @@ class ExactlyOnce(RuleBasedStateMachine):
         self._check_ids()
         due = {i for i in self.seen.waiting if self._is_published(i)}
         self.seen.waiting = {i for i in self.seen.waiting if self._is_waiting(i)}
-        if report.made is None:
+        if not report.made:
             assert not due, f"nothing sent, but {sorted(due)} were waiting"
             return
-        carried = self._digest_ids(report.made)
+        (made,) = report.made
+        carried = self._digest_ids(made)
         if self.seen.digests == 0:
             assert len(carried) <= FIRST_DIGEST_SIZE
             self.seen.exempt = self._numbered() - carried
-        assert due <= carried, f"digest {report.made} left out {sorted(due - carried)}"
+        assert due <= carried, f"digest {made} left out {sorted(due - carried)}"
         for article_id in carried:
             assert article_id not in self.seen.digested, f"{article_id} sent twice"
-            self.seen.digested[article_id] = report.made
+            self.seen.digested[article_id] = made
         self.seen.waiting -= carried
         self.seen.digests += 1
 

@@ -128,7 +128,7 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
     sent = digests.send_digests(site, now=lambda: UPGRADE_NOW)
 
     with open_store(site.state_db) as store:
-        digest = store.get_digest(sent.made or 0)
+        digest = store.get_digest(sent.made[0])
         rows = store.conn.execute(
             "SELECT d.digest_id, s.email, d.status FROM deliveries d "
             "JOIN subscribers s ON s.id = d.subscriber_id ORDER BY 1, 2 COLLATE NOCASE"
@@ -136,7 +136,7 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
     assert digest is not None
     titles = [a.title for a in digest.articles]
     if version == 1:
-        assert sent.made == 1
+        assert sent.made == [1]
         assert set(titles) == {
             ADDED_TITLE,
             "Observers find an orderly vote",
@@ -145,7 +145,7 @@ def test_every_released_schema_upgrades_then_builds_and_sends(tmp_path, monkeypa
         }
         assert rows == [(1, "ada@example.org", "sent")]
     else:
-        assert sent.made == 2
+        assert sent.made == [2]
         assert titles == [ADDED_TITLE]  # what digest 1 carried is not sent again
         assert rows == [
             (1, "ada@example.org", "sent"),

@@ -89,7 +89,7 @@ def test_signup_confirm_and_the_next_digest_reaches_the_new_subscriber(built, cl
     assert subscriber_statuses(built) == {"ada@example.org": "active"}
 
     report = digests.send_digests(built, now=clock)
-    assert (report.made, report.sent) == (1, 1)
+    assert (report.made, report.sent) == ([1], 1)
     digest = read_messages(built.delivery.outbox_dir / "digest-0001")
     assert recipient_addresses(digest) == ["ada@example.org"]
 
@@ -312,7 +312,7 @@ def test_one_click_unsubscribes_exactly_that_subscriber(built, client, mailed, c
     new_article(built)
     clock.now = now + timedelta(hours=2)
     report = digests.send_digests(built, now=clock)
-    assert (report.made, report.sent) == (2, 2)
+    assert (report.made, report.sent) == ([2], 2)
     second = read_messages(built.delivery.outbox_dir / "digest-0002")
     assert recipient_addresses(second) == ["ada@example.org", "cy@example.org"]
 
@@ -413,7 +413,7 @@ def test_the_archive_lists_digests_and_their_web_copies_hold_no_subscriber_data(
     tokens = {link_token(link) for link in mailed.values()}
     new_article(built)
     clock.now = now + timedelta(hours=2)
-    assert digests.send_digests(built, now=clock).made == 2
+    assert digests.send_digests(built, now=clock).made == [2]
 
     archive = client.get(base_path(built) + "digests/")
     assert archive.status_code == 200

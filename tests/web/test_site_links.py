@@ -113,7 +113,7 @@ def served(site_dir, now) -> Iterator[Served]:
     site = load_config(config)
     build.build(site, now=now)
     add_subscribers(site, ["ada@example.org"], now)
-    assert digests.send_digests(site, now=lambda: now + timedelta(hours=1)).made == 1
+    assert digests.send_digests(site, now=lambda: now + timedelta(hours=1)).made == [1]
     with open_store(site.state) as store:
         titles = {a.link: a.title for a in store.articles().values() if a.is_published(now)}
     assert len(titles) == 4
