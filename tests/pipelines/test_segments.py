@@ -90,7 +90,8 @@ class Desk:
         with open_store(self.site.state) as store:
             for digest_id in report.made:
                 digest = store.get_digest(digest_id)
-                assert digest is not None and digest.articles
+                assert digest is not None
+                assert digest.articles
                 titles = sorted(a.title for a in digest.articles)
                 for row in store.iter_deliveries(digest_id, ("sent",)):
                     got.setdefault(row.subscriber.email, []).extend(titles)
