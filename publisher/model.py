@@ -276,6 +276,7 @@ class DeliveryCounts:
     failed: int = 0
     sending: int = 0  # in flight: `sending` under a sender that is alive
     bounced: int = 0  # sent rows a bounce or complaint came back for later
+    segment: str | None = None  # its segment's key; None for digests made before segments
 
 
 # Each feed format's file and media type: the feeds are written, linked and served by them.

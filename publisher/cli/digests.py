@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from publisher.mail.segments import Segment
 
 from publisher.cli import _common
 from publisher.cli._common import (
@@ -18,7 +21,8 @@ from publisher.cli._common import (
     site_of,
     stop_on_signals,
 )
-from publisher.errors import OutputError, PublisherError
+from publisher.config import SiteConfig
+from publisher.errors import ConfigError, OutputError, PublisherError
 
 
 @click.group()
@@ -40,25 +44,40 @@ def digest() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the HTML part to FILE and the text part beside it as FILE.txt.",
 )
+@click.option(
+    "--topics",
+    default="everything",
+    show_default=True,
+    help="The segment's topics: slugs of [topics], comma-separated.",
+)
+@click.option("--cadence", default="", help="The segment's cadence (default: [digest] cadence).")
 @click.pass_context
-def preview(ctx: click.Context, out: Path | None) -> None:
-    """Show the digest that `digest send` would make now; record nothing.
+def preview(ctx: click.Context, out: Path | None, topics: str, cadence: str) -> None:
+    """Show the digest that `digest send` would make now for a segment; record nothing.
 
-    Without --out the text part is printed. The unsubscribe link is an example
-    (token=EXAMPLE): each subscriber's own is filled in when it is sent.
+    A segment is a choice of topics and a cadence: its digest is the one its
+    subscribers who had its latest digest would get next. Without --out the
+    text part is printed. The unsubscribe link is an example (token=EXAMPLE):
+    each subscriber's own is filled in when it is sent.
+
+    \b
+    Examples:
+      publisher digest preview
+      publisher digest preview --topics energy,danube --cadence "daily at 07:00"
     """
     from publisher.output import atomic_write
     from publisher.pipelines import digests
 
     site = site_of(ctx)
-    found = digests.preview(site, now=_common.now())
+    segment = _segment_option(site, topics, cadence)
+    found = digests.preview(site, now=_common.now(), segment=segment)
     if found is None:
-        click.echo("nothing new since the last digest")
+        click.echo(f"nothing new since the last digest for {segment.describe(site)}")
         return
     rendered = found.example
     click.echo(
-        f"digest {found.digest_number}: {len(found.articles)} article"
-        f"{plural(len(found.articles))}; subject: {rendered.subject}",
+        f"digest {found.digest_number} ({segment.describe(site)}): {len(found.articles)} "
+        f"article{plural(len(found.articles))}; subject: {rendered.subject}",
         err=out is None,
     )
     if out is None:
@@ -72,6 +91,20 @@ def preview(ctx: click.Context, out: Path | None) -> None:
             raise OutputError(str(path), f"cannot write ({err.strerror})") from err
     size = len(rendered.html.encode("utf-8"))
     click.echo(f"wrote {out} ({size / 1024:.1f} KB HTML) and {text_path}")
+
+
+def _segment_option(site: SiteConfig, topics: str, cadence: str) -> Segment:
+    """The segment --topics and --cadence name; a bad value is a usage error naming it."""
+    from publisher.mail import segments
+
+    where = "--topics"
+    try:
+        chosen = segments.parse_topics(site, topics)
+        where = "--cadence"
+        stored = segments.parse_choice_cadence(site, cadence)
+    except ValueError as err:
+        raise ConfigError(where, str(err)) from None
+    return segments.segment_for(site, chosen, stored)
 
 
 @digest.command()
@@ -174,10 +207,13 @@ def test_message(ctx: click.Context, address: str) -> None:
 def status(ctx: click.Context) -> None:
     """Per digest: how many messages are sent, pending, in flight, uncertain, failed, bounced.
 
+    Each digest is for one segment (topics and cadence), named last.
+
     "sending" rows are in flight under a sender that is alive; "uncertain"
     ones were left by a sender that stopped, or sent while the connection
     dropped before the server's reply.
     """
+    from publisher.mail.segments import segment_from_key
     from publisher.store import open_store
 
     site = site_of(ctx)
@@ -188,14 +224,15 @@ def status(ctx: click.Context) -> None:
         return
     click.echo(
         f"{'digest':>6}  {'created':<16}  {'articles':>8}  {'sent':>6}  {'pending':>7}  "
-        f"{'sending':>7}  {'uncertain':>9}  {'failed':>6}  {'bounced':>7}"
+        f"{'sending':>7}  {'uncertain':>9}  {'failed':>6}  {'bounced':>7}  segment"
     )
     for row in counts:
         created = row.created_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
+        segment = segment_from_key(site, row.segment).describe(site)
         click.echo(
             f"{row.digest_id:>6}  {created:<16}  {row.articles:>8}  {row.sent:>6}  "
             f"{row.pending:>7}  {row.sending:>7}  {row.uncertain:>9}  {row.failed:>6}  "
-            f"{row.bounced:>7}"
+            f"{row.bounced:>7}  {segment}"
         )
 
 

@@ -91,7 +91,24 @@ def _status_lines(site: SiteConfig, status: SiteStatus) -> list[str]:
         f"subscribers: {status.active} active, {status.unsubscribed} unsubscribed, "
         f"{status.bounced} bounced; suppression list: {status.suppressed} "
         f"address{'' if status.suppressed == 1 else 'es'}",
+        *_segment_lines(site, status, tz),
     ]
+
+
+def _segment_lines(site: SiteConfig, status: SiteStatus, tz: ZoneInfo) -> list[str]:
+    """A line per segment, where subscribers have more than one thing to choose."""
+    if not site.topics and len(site.digest.cadences) == 1:
+        return []
+    lines = []
+    for segment in status.segments:
+        upcoming = "each new article" if segment.upcoming is None else _when(segment.upcoming, tz)
+        last = segment.last_digest
+        latest = "none yet" if last is None else f"{last.digest_id} ({_when(last.created_at, tz)})"
+        lines.append(
+            f"  segment {segment.description}: {segment.active} active; next {upcoming}; "
+            f"last digest {latest}"
+        )
+    return lines
 
 
 def _when(moment: datetime | None, tz: ZoneInfo) -> str:

@@ -110,6 +110,18 @@ def segment_for(site: SiteConfig, topics: tuple[str, ...] | None, cadence: str |
     return Segment(normalise_topics(site, topics), cadence_of(site, cadence))
 
 
+def segment_from_key(site: SiteConfig, key: str | None) -> Segment:
+    """The segment a digest was made for, from its key (None: before segments, the default)."""
+    if key is None or "|" not in key:
+        return default_segment(site)
+    topics, _bar, cadence = key.partition("|")
+    stored = None if topics == EVERYTHING else tuple(topics.split(","))
+    try:
+        return Segment(stored, parse_cadence(cadence))
+    except ValueError:
+        return default_segment(site)
+
+
 def default_segment(site: SiteConfig) -> Segment:
     """Where a subscriber who chose nothing is: everything, at the site's cadence."""
     return Segment(None, site.digest.cadence)

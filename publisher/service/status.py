@@ -9,15 +9,18 @@ then the status says "never" and "none" without opening it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from publisher.config import SiteConfig
 from publisher.delivery import send
+from publisher.mail import segments
+from publisher.mail.segments import Segment
 from publisher.model import DeliveryCounts
 from publisher.service.lock import holder
 from publisher.service.scheduler import next_slot
 from publisher.store import Store, open_store, settings, state_exists
+from publisher.store.subscribers import topics_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,16 @@ class BuildCounts:
     published: int
     drafts: int
     scheduled: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStatus:
+    """One segment: who is in it, when its next digest is due, and its latest digest."""
+
+    description: str  # "Energy · daily at 07:00"
+    active: int
+    upcoming: datetime | None  # None for "each article": whenever something is published
+    last_digest: DeliveryCounts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +59,7 @@ class SiteStatus:
     unsubscribed: int = 0
     bounced: int = 0
     suppressed: int = 0  # addresses on the suppression list (a count: it holds none readable)
+    segments: tuple[SegmentStatus, ...] = ()  # those with active subscribers, largest first
 
     @property
     def service_running(self) -> bool:
@@ -62,7 +76,32 @@ def site_status(site: SiteConfig, *, now: datetime) -> SiteStatus:
     live_since = now - timedelta(seconds=site.delivery.sender_timeout)
     with open_store(site.state) as store:
         live = send.live_senders(store, since=live_since)
-        return _from_store(store, upcoming_digest=upcoming, lock_holder=running, live=live)
+        found = _from_store(store, upcoming_digest=upcoming, lock_holder=running, live=live)
+        return replace(found, segments=segment_statuses(site, store, now=now, live=live))
+
+
+def segment_statuses(
+    site: SiteConfig, store: Store, *, now: datetime, live: list[str]
+) -> tuple[SegmentStatus, ...]:
+    """Each segment with active subscribers: how many, its next digest time, its latest digest."""
+    sizes: dict[Segment, int] = {}
+    for (topics, cadence), count in store.choice_counts().items():
+        segment = segments.segment_for(site, topics_from(topics), cadence)
+        sizes[segment] = sizes.get(segment, 0) + count
+    positions = store.segment_positions()
+    default = segments.default_segment(site)
+    found = []
+    for segment, count in sorted(sizes.items(), key=lambda item: (-item[1], item[0].key)):
+        latest = positions.get(segment.key)
+        if segment == default and None in positions:
+            latest = max(latest or 0, positions[None])
+        when = segment.cadence
+        upcoming = None if when.each_article else next_slot(when, site.timezone, now)
+        counts = store.delivery_counts(latest, live=live) if latest else []
+        found.append(
+            SegmentStatus(segment.describe(site), count, upcoming, counts[0] if counts else None)
+        )
+    return tuple(found)
 
 
 def _from_store(

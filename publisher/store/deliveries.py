@@ -130,15 +130,20 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
             "SELECT g.id, g.created_at, g.article_count, "
             f"{_count('pending')}, {_count('sending', f'AND NOT {in_flight}')}, "
             f"{_count('sent')}, {_count('failed')}, {_count('sending', f'AND {in_flight}')}, "
-            "SUM(CASE WHEN d.bounce IS NOT NULL THEN 1 ELSE 0 END) "
+            "SUM(CASE WHEN d.bounce IS NOT NULL THEN 1 ELSE 0 END), g.segment "
             "FROM digests g LEFT JOIN deliveries d ON d.digest_id = g.id "
-            f"{where} GROUP BY g.id, g.created_at, g.article_count ORDER BY g.id DESC",
+            f"{where} GROUP BY g.id, g.created_at, g.article_count, g.segment ORDER BY g.id DESC",
             [*live, *live, *(() if digest_id is None else (digest_id,))],
         ).fetchall()
-        return [
-            DeliveryCounts(row[0], datetime.fromisoformat(row[1]), *(int(n or 0) for n in row[2:]))
-            for row in rows
-        ]
+        return [_counts_from(row) for row in rows]
+
+    def choice_counts(self) -> dict[tuple[str | None, str | None], int]:
+        """Active subscribers by their stored (topics, cadence)."""
+        rows = self.conn.execute(
+            "SELECT topics, cadence, COUNT(*) FROM subscribers WHERE status = 'active' "
+            "GROUP BY topics, cadence"
+        )
+        return {(row[0], row[1]): int(row[2]) for row in rows}
 
     def iter_failures(
         self, digest_id: int | None = None, *, live: Sequence[str] = ()
@@ -162,6 +167,22 @@ class DeliveryQueries(SubscriberQueries, StoreBase):
             yield FailedDelivery(
                 row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4], row[5]
             )
+
+
+def _counts_from(row: Sequence[Any]) -> DeliveryCounts:
+    pending, uncertain, sent, failed, sending, bounced = (int(n or 0) for n in row[3:9])
+    return DeliveryCounts(
+        row[0],
+        datetime.fromisoformat(row[1]),
+        int(row[2] or 0),
+        pending=pending,
+        uncertain=uncertain,
+        sent=sent,
+        failed=failed,
+        sending=sending,
+        bounced=bounced,
+        segment=row[9],
+    )
 
 
 def _count(status: str, condition: str = "") -> str:

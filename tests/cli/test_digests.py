@@ -11,9 +11,10 @@ import re
 
 import pytest
 from support.cli import invoke
-from support.mailing import STATUS_HEADER
+from support.mailing import STATUS_HEADER, offer_choices
 from support.smtp_server import Faults, SmtpServer
 
+from publisher.config import load_config
 from publisher.store import open_store
 
 
@@ -27,7 +28,10 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
     _subscribe(runner, site_dir, "a@example.org", "b@example.org")
     preview = invoke(runner, site_dir, "digest", "preview")
     assert preview.exit_code == 0, preview.output
-    assert preview.stderr == "digest 1: 3 articles; subject: Test Gazette: 3 new articles\n"
+    assert preview.stderr == (
+        "digest 1 (everything · weekly on monday at 07:00): 3 articles; "
+        "subject: Test Gazette: 3 new articles\n"
+    )
     assert "Observers find an orderly vote" in preview.stdout
     out = tmp_path / "preview.html"
     to_file = invoke(runner, site_dir, "digest", "preview", "--out", str(out))
@@ -51,7 +55,7 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
     lines = status.stdout.splitlines()
     assert lines[0].split() == STATUS_HEADER
     assert lines[1].split()[0] == "1"
-    assert lines[1].split()[3:] == ["3", "2", "0", "0", "0", "0", "0"]
+    assert lines[1].split()[3:10] == ["3", "2", "0", "0", "0", "0", "0"]
 
 
 EXAMPLE_UNSUBSCRIBE = "https://gazette.example/news/unsubscribe?token=EXAMPLE"
@@ -72,7 +76,8 @@ def test_digest_preview_out_writes_the_html_and_the_text_as_file_txt(runner, sit
     text_path = tmp_path / "digest.html.txt"
     size = len(out.read_bytes())
     assert result.stdout == (
-        "digest 1: 3 articles; subject: Test Gazette: 3 new articles\n"
+        "digest 1 (everything · weekly on monday at 07:00): 3 articles; "
+        "subject: Test Gazette: 3 new articles\n"
         f"wrote {out} ({size / 1024:.1f} KB HTML) and {text_path}\n"
     )
     assert result.stderr == ""
@@ -270,3 +275,55 @@ def test_digest_send_no_new_only_helps_and_needs_no_content(runner, site_dir, no
     assert len(list((site_dir / "outbox").rglob("*.eml"))) == 2
     with open_store(site_dir / ".publisher" / "state.db") as store:
         assert store.unfinished_digests() == []
+
+
+def test_digest_preview_of_a_segment(runner, site_dir):
+    offer_choices(site_dir)
+    result = invoke(
+        runner, site_dir, "digest", "preview", "--topics", "arms", "--cadence", "daily at 07:00"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("digest 1 (Arms control · daily at 07:00): 1 article;")
+    assert "Observers find an orderly vote" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--topics", "sport"),
+            "error: --topics: unknown topic 'sport' (topics: arms, asia; or 'everything')",
+        ),
+        (
+            ("--cadence", "hourly"),
+            "error: --cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' or "
+            "'each article' ('hourly')",
+        ),
+        (
+            ("--cadence", "each article"),
+            "error: --cadence: cadence 'each article' is not offered ([digest] cadences: "
+            "'weekly on monday at 07:00', 'daily at 07:00')",
+        ),
+    ],
+)
+def test_digest_preview_names_a_bad_segment(runner, site_dir, args, message):
+    offer_choices(site_dir)
+    result = invoke(runner, site_dir, "digest", "preview", *args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message
+
+
+def test_digest_status_names_each_digests_segment(runner, site_dir, now):
+    offer_choices(site_dir)
+    site = load_config(site_dir / "publisher.toml")
+    with open_store(site.state) as store, store.transaction():
+        store.insert_subscriber("a@example.org", "", status="active", now=now, topics=("asia",))
+        store.insert_subscriber("b@example.org", "", status="active", now=now)
+    assert invoke(runner, site_dir, "digest", "send").exit_code == 0
+    lines = invoke(runner, site_dir, "digest", "status").stdout.splitlines()
+    assert lines[0].split()[-1] == "segment"
+    segments = sorted(line.split(None, 10)[10] for line in lines[1:])
+    assert segments == [
+        "Asia-Pacific · weekly on monday at 07:00",
+        "everything · weekly on monday at 07:00",
+    ]

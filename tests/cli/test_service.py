@@ -6,13 +6,15 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from support.mailing import TEN_READERS
+from support.cli import invoke
+from support.mailing import TEN_READERS, offer_choices
 from support.processes import run_publisher
 from support.service import WHEN, append_config, status_lines, subscribe_readers
 
 from publisher.cli import cli
 from publisher.config import load_config
 from publisher.service.scheduler import next_slot
+from publisher.store import open_store
 
 
 def test_status_counts_the_suppression_list_and_shows_no_address(site_dir, runner):
@@ -101,3 +103,27 @@ def test_serve_with_a_webhook_but_not_its_key_stops_with_a_configuration_error(
         "error: PUBLISHER_MAILGUN_SIGNING_KEY: not set: [bounces.mailgun] needs the webhook "
         "signing key\n",
     )
+
+
+def test_status_shows_each_segment(runner, site_dir, now):
+    offer_choices(site_dir)
+    site = load_config(site_dir / "publisher.toml")
+    with open_store(site.state) as store, store.transaction():
+        for n, topics in enumerate([("asia",), ("asia",), None]):
+            store.insert_subscriber(
+                f"r{n}@example.org", "", status="active", now=now, topics=topics
+            )
+        store.insert_subscriber(
+            "d@example.org", "", status="active", now=now, cadence="daily at 07:00"
+        )
+    assert invoke(runner, site_dir, "digest", "send").exit_code == 0
+    lines = invoke(runner, site_dir, "status").stdout.splitlines()
+    segments = [line.strip() for line in lines if line.startswith("  segment ")]
+    assert len(segments) == 3
+    assert segments[0].startswith(
+        "segment Asia-Pacific · weekly on monday at 07:00: 2 active; next "
+    )
+    assert segments[0].endswith(")")
+    assert "last digest " in segments[0]
+    assert segments[1].startswith("segment everything · daily at 07:00: 1 active; next ")
+    assert segments[2].startswith("segment everything · weekly on monday at 07:00: 1 active; ")

@@ -69,4 +69,31 @@ STATUS_HEADER = [
     "uncertain",
     "failed",
     "bounced",
+    "segment",
 ]
+
+
+TOPICS = """
+[topics.arms]
+title = "Arms control"
+tags = ["arms control"]
+
+[topics.asia]
+title = "Asia-Pacific"
+tags = ["asia-pacific"]
+"""
+
+
+def offer_choices(site_dir):
+    """Give a test site two topics and two cadences to choose from."""
+    config = site_dir / "publisher.toml"
+    text = config.read_text(encoding="utf-8")
+    if "[digest]" in text:
+        text = text.replace(
+            "[digest]\n",
+            '[digest]\ncadences = ["weekly on monday at 07:00", "daily at 07:00"]\n',
+            1,
+        )
+    else:
+        text += '\n[digest]\ncadences = ["weekly on monday at 07:00", "daily at 07:00"]\n'
+    config.write_text(text + TOPICS, encoding="utf-8")
