@@ -34,29 +34,6 @@ class StreamStart:
 
 
 class DigestQueries(StoreBase):
-    def digested_article_ids(self) -> set[str]:
-        return {
-            row[0] for row in self.conn.execute("SELECT DISTINCT article_id FROM digest_articles")
-        }
-
-    def first_digest_cutoff(self) -> int | None:
-        """The last publication number the first digest covered; None before the first digest.
-
-        The first digest takes only the newest few of what was published before
-        it; everything numbered after it is new to the subscribers.
-        """
-        row = self.conn.execute("SELECT last_seq FROM digests ORDER BY id LIMIT 1").fetchone()
-        return None if row is None else int(row[0] or 0)
-
-    def undigested_article_ids(self, *, after: int | None) -> list[str]:
-        """Articles with a publication number above *after* (any, if None) that no digest holds."""
-        rows = self.conn.execute(
-            "SELECT id FROM articles WHERE published_seq IS NOT NULL AND published_seq > ? "
-            "AND id NOT IN (SELECT article_id FROM digest_articles) ORDER BY published_seq",
-            (-1 if after is None else after,),
-        )
-        return [row[0] for row in rows]
-
     def latest_digest_id(self) -> int | None:
         row = self.conn.execute("SELECT MAX(id) FROM digests").fetchone()
         return None if row[0] is None else int(row[0])

@@ -94,11 +94,12 @@ def test_articles_are_numbered_once_oldest_first_when_they_publish(store, now):
         store.save_articles(encode(a) for a in (later, ARTICLE, future, draft))
         assert store.number_publications(now) == 2
     assert store.publication_seq() == 2
-    assert store.undigested_article_ids(after=None) == [ARTICLE.id, "urn:later"]
+    assert store.numbered_after(None, upto=2) == [ARTICLE.id, "urn:later"]
     with store.transaction():
         assert store.number_publications(now + timedelta(days=2)) == 1  # the future one, now
         assert store.number_publications(now + timedelta(days=2)) == 0
-    assert store.undigested_article_ids(after=2) == ["urn:future"]
+    assert store.numbered_after(2, upto=3) == ["urn:future"]
+    assert store.numbered_after(1, upto=2) == ["urn:later"]
     assert store.numbered_article_ids() == {ARTICLE.id, "urn:later", "urn:future"}
 
 
