@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.paths import STATES
-from support.schema import database_before
+from support.schema import database_before, database_before_step
 
 from publisher import tokens
 from publisher.config import load_config
@@ -192,3 +192,36 @@ def test_pings_pending_before_the_upgrade_are_kept(tmp_path, now):
         due = store.due_pings(now)
     assert sorted(ping.url for ping in due) == urls
     assert {ping.attempts for ping in due} == {1}
+
+
+def test_digests_from_before_segments_hand_on_what_they_still_owed(tmp_path):
+    """Before schema 17 a digest took any numbered article no digest held; one is still owed."""
+    path = tmp_path / "state.db"
+    conn = database_before_step(path, "ADD COLUMN stream_digest")
+    for seq, article in enumerate(("urn:a", "urn:b", "urn:c", "urn:d"), 1):
+        conn.execute(
+            "INSERT INTO articles (id, path, first_seen, text_hash, meta, body, body_format, "
+            "published_seq) VALUES (?, ?, '2026-01-01T00:00:00+00:00', '', '{}', '', 'markdown', "
+            "?)",
+            (article, f"{article[4:]}.md", seq),
+        )
+    for digest_id, last_seq in ((1, 1), (2, 4)):
+        conn.execute(
+            "INSERT INTO digests (id, created_at, watermark, last_seq, articles) "
+            "VALUES (?, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', ?, '[]')",
+            (digest_id, last_seq),
+        )
+    # The first digest took urn:a; the second urn:b and urn:d (urn:c was a draft again).
+    for digest_id, article in ((1, "urn:a"), (2, "urn:b"), (2, "urn:d")):
+        conn.execute("INSERT INTO digest_articles VALUES (?, ?)", (digest_id, article))
+    conn.execute(
+        "INSERT INTO subscribers (email, status, created_at, updated_at) "
+        "VALUES ('ada@example.org', 'active', '2020-01-01', '2020-01-01')"
+    )
+    conn.close()
+    with open_store(path) as store:
+        assert store.stream_starts([1, 2])[2].held == ("urn:c",)
+        assert store.stream_starts([1, 2])[1].held == ()
+        assert store.segment_positions() == {None: 2}
+        (stream,) = store.iter_streams()
+        assert (stream.stream_digest, stream.joining, stream.topics) == (None, True, None)

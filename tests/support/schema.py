@@ -15,10 +15,15 @@ def database_before(path: Path, table: str) -> sqlite3.Connection:
     Found by what a step creates rather than by its number, as numbers change
     when work from several branches lands.
     """
+    return database_before_step(path, f"CREATE TABLE {table} ")
+
+
+def database_before_step(path: Path, marker: str) -> sqlite3.Connection:
+    """A state database migrated up to the step with SQL holding *marker*, not including it."""
     (step,) = [
         number
         for number, steps in enumerate(MIGRATIONS)
-        if any(isinstance(s, str) and f"CREATE TABLE {table} " in s for s in steps)
+        if any(isinstance(s, str) and marker in s for s in steps)
     ]
     migrate(sqlite.connect(path), MIGRATIONS[:step])
     return sqlite3.connect(path, isolation_level=None)
