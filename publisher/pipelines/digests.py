@@ -395,9 +395,10 @@ class _Maker:
             self._record(group.subscriber_ids, group, choice, [choice.articles])
             return
         for count, members in self._by_count_today(group.subscriber_ids).items():
-            batches = streams.each_article_batches(
-                choice.articles, self.site.digest.max_per_day - count
-            )
+            # A segment's first message holds what is recent: one message, not one each.
+            room = self.site.digest.max_per_day - count
+            allowance = min(room, 1) if group.start is None else room
+            batches = streams.each_article_batches(choice.articles, allowance)
             if batches:
                 self._record(members, group, choice, batches)
 

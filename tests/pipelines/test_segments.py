@@ -185,7 +185,12 @@ def test_a_segment_changed_into_starts_from_the_subscribers_own_stream(desk):
 
 
 def test_each_article_sends_one_message_each_and_folds_past_max_per_day(desk, site):
-    desk.subscribe("fast@example.org", MONDAY, cadence="each article")
+    sunday = MONDAY - timedelta(days=1)
+    desk.subscribe("fast@example.org", sunday, cadence="each article")
+    desk.publish(sunday - timedelta(days=30), "Energy")
+    desk.publish(sunday - timedelta(days=20), "Energy")
+    # The segment's first message: what is recent, in one.
+    assert desk.send(sunday) == {"fast@example.org": ["Article 1", "Article 2"]}
     for n in range(5):
         desk.publish(MONDAY + timedelta(minutes=n), "Energy")
     report = digests.send_digests(site, now=lambda: MONDAY + timedelta(hours=1))
@@ -193,12 +198,12 @@ def test_each_article_sends_one_message_each_and_folds_past_max_per_day(desk, si
         sizes = [len(store.get_digest(i).articles) for i in report.made]
         subjects = [store.get_digest(i).rendered.subject for i in report.made]
     assert sizes == [1, 1, 3]
-    assert subjects[:2] == ["Segments: Article 1", "Segments: Article 2"]
+    assert subjects[:2] == ["Segments: Article 3", "Segments: Article 4"]
     assert subjects[2] == "Segments: 3 new articles"
     desk.publish(MONDAY + timedelta(hours=2), "Energy")
     assert desk.send(MONDAY + timedelta(hours=3)) == {}  # three today: tomorrow
     tuesday = MONDAY + timedelta(days=1)
-    assert desk.send(tuesday) == {"fast@example.org": ["Article 6"]}
+    assert desk.send(tuesday) == {"fast@example.org": ["Article 8"]}
 
 
 def test_one_render_per_segment_whatever_its_size(desk, site, monkeypatch):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from support.mailing import TEN_READERS
+from support.mailing import TEN_READERS, offer_choices
 from support.processes import ENV, run_publisher
 from support.service import SINCE, WHEN, append_config, status_lines, subscribe_readers
 from support.smtp_server import SmtpServer, free_port
@@ -26,6 +26,7 @@ from support.websub_hub import SilentHub
 from publisher.config import load_config
 from publisher.errors import TransientDeliveryError
 from publisher.pipelines.build import build as build_site
+from publisher.service import run
 from publisher.service.run import DIGEST_RETRY, Jobs
 from publisher.service.scheduler import DigestClock, latest_slot, next_slot
 from publisher.store import open_store
@@ -410,3 +411,64 @@ def test_run_reads_the_bounce_mailbox_when_one_is_configured(site_dir):
         "away:2,S",
         "hard:2,S",
     ]
+
+
+def test_the_digest_job_sends_each_cadence_at_its_slot_and_each_article_as_it_comes(site_dir):
+    offer_choices(site_dir)
+    append_config(site_dir, "")
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            '"daily at 07:00"]', '"daily at 07:00", "each article"]'
+        ),
+        encoding="utf-8",
+    )
+    site = load_config(config)
+    clock = Clock(datetime(2026, 11, 30, 8, 0, tzinfo=UTC))  # a Monday, 09:00 in Vienna
+    with open_store(site.state) as store, store.transaction():
+        for email, cadence in (("w@example.org", None), ("d@example.org", "daily at 07:00")):
+            store.insert_subscriber(email, "", status="active", now=clock(), cadence=cadence)
+        store.insert_subscriber(
+            "e@example.org", "", status="active", now=clock(), cadence="each article"
+        )
+    build_site(site, now=clock())
+    jobs = Jobs(
+        site,
+        now=clock,
+        stop=threading.Event(),
+        clock=run.digest_clock(site),
+        rebuild_every=site.rebuild_every,
+        others=run.other_clocks(site),
+    )
+
+    def who_got() -> list[str]:
+        with open_store(site.state) as store:
+            rows = store.conn.execute(
+                "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+                "WHERE d.digest_id > ? ORDER BY 1",
+                (who_got.seen,),
+            ).fetchall()
+            who_got.seen = store.latest_digest_id() or 0
+        return [row[0] for row in rows]
+
+    who_got.seen = 0
+    jobs.digest_check()  # a first run notes the slots; "each article" goes now
+    assert who_got() == ["e@example.org"]
+    clock.current += timedelta(hours=1)
+    jobs.digest_check()
+    assert who_got() == []
+    article = site.content_dir / "2026-12-01-new.md"
+    article.write_text(
+        '---\ntitle: "Talks resume"\ndate: "2026-11-30T10:30:00+01:00"\n---\n\nBody.\n',
+        encoding="utf-8",
+    )
+    clock.current += timedelta(hours=1)  # 11:00 in Vienna
+    build_site(site, now=clock())
+    jobs.digest_check()
+    assert who_got() == ["e@example.org"]
+    clock.current += timedelta(hours=20)  # Tuesday, 07:00: the daily slot
+    jobs.digest_check()
+    assert who_got() == ["d@example.org"]
+    clock.current += timedelta(days=6)  # the next Monday, after 07:00
+    jobs.digest_check()
+    assert who_got() == ["w@example.org"]
