@@ -302,17 +302,30 @@ class Composed:
 
 
 def measure_render(site: Any) -> tuple[float, float, Any, Any]:
+    from publisher.mail import segments
+    from publisher.pipelines import digests
+
+    now = datetime.now(UTC)
+    articles = _next_articles(site, now)
+    segment = segments.default_segment(site)
+    start = time.perf_counter()
+    rendered = digests._render(site, articles, segment, number=1, now=now)
+    cold = time.perf_counter() - start
+    warm = min(
+        _timed(lambda: digests._render(site, articles, segment, number=1, now=now))
+        for _ in range(5)
+    )
+    return cold, warm, rendered, articles
+
+
+def _next_articles(site: Any, now: datetime) -> Any:
+    """What the next digest of the subscribers' one segment holds."""
     from publisher.pipelines import digests
     from publisher.store import open_store
 
-    now = datetime.now(UTC)
     with open_store(site.state_db) as store:
-        articles = digests._next_articles(site, store, now=now)
-    start = time.perf_counter()
-    rendered = digests._render(site, articles, number=1, now=now)
-    cold = time.perf_counter() - start
-    warm = min(_timed(lambda: digests._render(site, articles, number=1, now=now)) for _ in range(5))
-    return cold, warm, rendered, articles
+        ((_group, choice),) = digests._choices(site, store, digests._groups(site, store), now=now)
+    return choice.articles
 
 
 def _timed(action: Any) -> float:
@@ -429,7 +442,6 @@ def measure_ledger(base: Path, work: Path, count: int) -> dict[str, tuple[float,
     """
     from publisher.config import load_config
     from publisher.mail import compose
-    from publisher.pipelines import digests
     from publisher.store import open_store
 
     results: dict[str, tuple[float, float]] = {}
@@ -439,8 +451,8 @@ def measure_ledger(base: Path, work: Path, count: int) -> dict[str, tuple[float,
         now = datetime.now(UTC)
         with open_store(site.state_db) as store:
             with store.transaction():
-                articles = digests._next_articles(site, store, now=now)
-                digest_id = store.insert_digest(articles, watermark=now, now=now)
+                articles = _next_articles(site, now)
+                digest_id = store.insert_digest(articles, last_seq=0, now=now)
                 store.create_deliveries(
                     digest_id,
                     lambda d, s: compose.message_id(d, s, domain="x", site_key="k"),

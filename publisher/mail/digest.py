@@ -7,6 +7,7 @@ MJML is never compiled per recipient.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -155,13 +156,17 @@ def _preheader(articles: Sequence[DigestArticle]) -> str:
     return text if len(text) <= 140 else text[:139].rstrip() + "…"
 
 
+@functools.lru_cache(maxsize=8)  # a run renders a digest per segment with one environment
+def _subject_template(environment: jinja2.Environment, source: str) -> jinja2.Template:
+    # A subject is a header, not HTML: its own environment, without autoescape.
+    return environment.overlay(autoescape=False).from_string(source)
+
+
 def _render_subject(
     environment: jinja2.Environment, source: str, context: dict[str, object]
 ) -> str:
-    # A subject is a header, not HTML: its own environment, without autoescape.
-    plain = environment.overlay(autoescape=False)
     try:
-        subject = plain.from_string(source).render(**context)
+        subject = _subject_template(environment, source).render(**context)
     except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as err:
         # A subject is configuration, not code: any failure in it is the template's.
         where = "[digest] subject"

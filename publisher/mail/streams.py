@@ -60,21 +60,26 @@ def group_streams(
 ) -> list[Group]:
     """Active subscribers by (segment, start), in the order their segments first appear."""
     default_key = default_segment(site).key
-    groups: dict[tuple[Segment, int | None], list[int]] = {}
+    read: dict[tuple[tuple[str, ...] | None, str | None], tuple[Segment, StreamStart | None]] = {}
+    groups: dict[tuple[str, int | None], list[int]] = {}
+    segments: dict[str, Segment] = {}
     for row in rows:
-        segment = segment_for(site, row.topics, row.cadence)
-        own = starts.get(row.stream_digest) if row.stream_digest is not None else None
-        start = own
-        if row.joining:
+        found = read.get((row.topics, row.cadence))  # choices repeat: each is read once
+        if found is None:
+            segment = segment_for(site, row.topics, row.cadence)
+            segments[segment.key] = segment
             where = positions.get(segment.key)
             if segment.key == default_key and None in positions:
                 where = max(where or 0, positions[None])
-            start = _further(own, starts.get(where) if where is not None else None)
-        key = (segment, None if start is None else start.digest_id)
+            found = read[row.topics, row.cadence] = (segment, starts.get(where or 0))
+        segment, position = found
+        own = starts.get(row.stream_digest or 0)
+        start = _further(own, position) if row.joining else own
+        key = (segment.key, None if start is None else start.digest_id)
         groups.setdefault(key, []).append(row.subscriber_id)
     return [
-        Group(segment, None if digest_id is None else starts[digest_id], tuple(ids))
-        for (segment, digest_id), ids in groups.items()
+        Group(segments[key], None if digest_id is None else starts[digest_id], tuple(ids))
+        for (key, digest_id), ids in groups.items()
     ]
 
 

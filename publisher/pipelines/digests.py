@@ -15,6 +15,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import jinja2
+
 from publisher import parallel, templating, tokens
 from publisher.config import Cadence, SiteConfig
 from publisher.content import indexing
@@ -368,9 +370,11 @@ def _make_digests(
         report.note = "no active subscribers; no digest made"
         return []
     maker = _Maker(site, store, settings, now)
-    for group, choice in _choices(site, store, _groups(site, store), now=now):
-        if choice.articles and due(group.segment.cadence):
-            maker.make(group, choice)
+    planned = list(_choices(site, store, _groups(site, store), now=now))
+    with store.transaction():  # every digest of the run, or (after a crash) none
+        for group, choice in planned:
+            if choice.articles and due(group.segment.cadence):
+                maker.make(group, choice)
     report.made.extend(maker.made)
     report.articles += maker.articles
     if not maker.made:
@@ -389,6 +393,14 @@ class _Maker:
     made: list[int] = field(default_factory=list)
     articles: int = 0
     _counts: dict[int, int] | None = None  # "each article" messages today, per subscriber
+    _environment: jinja2.Environment | None = None
+
+    @property
+    def environment(self) -> jinja2.Environment:
+        """One template environment for the run: each template is compiled once."""
+        if self._environment is None:
+            self._environment = templating.make_environment(self.site.templates_dir)
+        return self._environment
 
     def make(self, group: streams.Group, choice: streams.Choice) -> None:
         if not group.segment.cadence.each_article:
@@ -418,40 +430,44 @@ class _Maker:
         choice: streams.Choice,
         batches: Sequence[tuple[DigestArticle, ...]],
     ) -> None:
-        """Each batch a digest for *members*, and their streams moved past it, in one go."""
+        """Each batch a digest for *members*, their streams moved past the last; uncommitted."""
         key = compose.site_key(self.settings.list_id)
         domain = compose.address_domain(self.settings.sender)
         upto = self.store.publication_seq()
         made = []
-        with self.store.transaction():
-            for articles in batches:
-                digest_id = self.store.insert_digest(
-                    articles,
-                    last_seq=upto,
-                    now=self.now,
-                    segment=group.segment.key,
-                    first_seq=None if group.start is None else group.start.last_seq,
-                    held=choice.held,
-                )
-                rendered = _render(
-                    self.site, articles, group.segment, number=digest_id, now=self.now
-                )
-                self.store.save_rendered(digest_id, rendered)
-                self.store.create_deliveries(
-                    digest_id,
-                    lambda d, s: compose.message_id(d, s, domain=domain, site_key=key),
-                    now=self.now,
-                    subscriber_ids=members,
-                )
-                made.append(digest_id)
-                logger.info(
-                    "made digest %d (%s) with %d article(s) for %d subscriber(s)",
-                    digest_id,
-                    group.segment.describe(self.site),
-                    len(articles),
-                    len(members),
-                )
-            self.store.advance_streams(members, made[-1])
+        for articles in batches:
+            digest_id = self.store.insert_digest(
+                articles,
+                last_seq=upto,
+                now=self.now,
+                segment=group.segment.key,
+                first_seq=None if group.start is None else group.start.last_seq,
+                held=choice.held,
+            )
+            rendered = _render(
+                self.site,
+                articles,
+                group.segment,
+                number=digest_id,
+                now=self.now,
+                environment=self.environment,
+            )
+            self.store.save_rendered(digest_id, rendered)
+            self.store.create_deliveries(
+                digest_id,
+                lambda d, s: compose.message_id(d, s, domain=domain, site_key=key),
+                now=self.now,
+                subscriber_ids=members,
+            )
+            made.append(digest_id)
+            logger.info(
+                "made digest %d (%s) with %d article(s) for %d subscriber(s)",
+                digest_id,
+                group.segment.describe(self.site),
+                len(articles),
+                len(members),
+            )
+        self.store.advance_streams(members, made[-1])
         self.made.extend(made)
         self.articles += sum(len(articles) for articles in batches)
 
@@ -499,8 +515,11 @@ def _render(
     *,
     number: int,
     now: datetime,
+    environment: jinja2.Environment | None = None,
 ) -> RenderedDigest:
-    environment = templating.make_environment(site.templates_dir)
+    """Render one digest; a run that makes several passes one *environment* for them all."""
+    if environment is None:
+        environment = templating.make_environment(site.templates_dir)
     single = segment.cadence.each_article and len(articles) == 1
     return render_digest(
         environment,
