@@ -151,6 +151,7 @@ def test_every_config_key_is_documented():
         ("delivery.smtp", config_reading.SMTP_KEYS),
         ("delivery.dkim", config_reading.DKIM_KEYS),
         ("schedule", config_reading.SCHEDULE_KEYS),
+        ("topics.energy", config_reading.TOPIC_KEYS),
     )
     for table, keys in tables:
         assert f"[{table}]" in README

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from publisher.config import Cadence
+from publisher.config import EACH_ARTICLE, Cadence, parse_cadence
 
 
 @pytest.mark.parametrize(
@@ -16,10 +16,37 @@ from publisher.config import Cadence
         (Cadence(None, 7, 0), "daily at 07:00"),
         (Cadence(0, 7, 5), "weekly on monday at 07:05"),
         (Cadence(6, 23, 59), "weekly on sunday at 23:59"),
+        (EACH_ARTICLE, "each article"),
     ],
 )
 def test_a_cadence_reads_as_it_is_written(cadence, text):
     assert str(cadence) == text
+    assert parse_cadence(text) == cadence
+
+
+@pytest.mark.parametrize(
+    ("text", "cadence"),
+    [
+        ("Daily at 7:00", Cadence(None, 7, 0)),
+        ("  weekly   on  FRIDAY at 16:30 ", Cadence(4, 16, 30)),
+        ("Each\tArticle", EACH_ARTICLE),
+        ("daily at 00:00", Cadence(None, 0, 0)),
+    ],
+)
+def test_a_cadence_is_read_as_people_write_it(text, cadence):
+    assert parse_cadence(text) == cadence
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "daily", "daily at 24:00", "daily at 07:60", "weekly on someday at 07:00", "each", "7:00"],
+)
+def test_a_cadence_not_written_right(text):
+    with pytest.raises(ValueError, match=r".") as caught:
+        parse_cadence(text)
+    assert str(caught.value) == (
+        f"expected 'daily at HH:MM', 'weekly on <day> at HH:MM' or 'each article' ({text!r})"
+    )
 
 
 def test_paths_are_shown_as_the_user_would_write_them(site, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.config import DkimOptions, load_config
+from publisher.config import EACH_ARTICLE, Cadence, DkimOptions, Topic, load_config
 from publisher.errors import ConfigError
 
 VALID = """
@@ -564,3 +564,190 @@ def test_bad_bounce_intake_keys(tmp_path, text, message):
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, VALID + f"[bounces]\n{text}\n")
     assert message in str(caught.value)
+
+
+# -- [topics] and the cadences subscribers may choose ----------------------------------
+
+
+def test_no_topics_and_one_cadence_by_default(tmp_path):
+    site = _load(tmp_path, VALID)
+    assert site.topics == ()
+    assert site.digest.cadences == (Cadence(0, 7, 0),)
+    assert site.digest.max_per_day == 5
+    assert site.digest.article_subject == "{{ site_title }}: {{ articles[0].title }}"
+    daily = _load(tmp_path, VALID + '\n[digest]\ncadence = "daily at 06:00"\n')
+    assert daily.digest.cadences == (Cadence(None, 6, 0),)  # the default alone
+
+
+def test_topics_cadences_and_the_each_article_keys(tmp_path):
+    site = _load(
+        tmp_path,
+        VALID
+        + """
+[digest]
+cadence = "daily at 07:00"
+cadences = ["weekly on friday at 16:30", "Daily at 7:00", "each article", "daily at 07:00"]
+max_per_day = 3
+article_subject = "New: {{ articles[0].title }}"
+
+[topics.energy]
+title = "Energy"
+tags = ["Energy", "gas prices", "Energy"]
+
+[topics.danube-region]
+title = " Danube region "
+tags = ["Vienna"]
+description = "The river's cities and states."
+""",
+    )
+    assert site.topics == (
+        Topic("energy", "Energy", ("Energy", "gas prices")),  # in the order written, once each
+        Topic("danube-region", "Danube region", ("Vienna",), "The river's cities and states."),
+    )
+    assert site.digest.cadence == Cadence(None, 7, 0)
+    assert site.digest.cadences == (Cadence(4, 16, 30), Cadence(None, 7, 0), EACH_ARTICLE)
+    assert [str(c) for c in site.digest.cadences] == [
+        "weekly on friday at 16:30",
+        "daily at 07:00",
+        "each article",
+    ]
+    assert (site.digest.max_per_day, site.digest.article_subject) == (
+        3,
+        "New: {{ articles[0].title }}",
+    )
+
+
+def test_each_article_may_be_the_default(tmp_path):
+    site = _load(tmp_path, VALID + '\n[digest]\ncadence = "Each  Article"\n')
+    assert site.digest.cadence is EACH_ARTICLE
+    assert site.digest.cadences == (EACH_ARTICLE,)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[topics.Energy]\ntitle = "Energy"\ntags = ["energy"]\n',
+            "[topics.Energy]: a topic's name is lower-case letters, digits and '-', "
+            "starting with one ('Energy')",
+        ),
+        (
+            '[topics.-energy]\ntitle = "Energy"\ntags = ["energy"]\n',
+            "[topics.-energy]: a topic's name is lower-case letters, digits and '-', "
+            "starting with one ('-energy')",
+        ),
+        (
+            '[topics.energy_and_gas]\ntitle = "Energy"\ntags = ["energy"]\n',
+            "[topics.energy_and_gas]: a topic's name is lower-case letters, digits and '-', "
+            "starting with one ('energy_and_gas')",
+        ),
+        (
+            f'[topics.{"a" * 65}]\ntitle = "Long"\ntags = ["long"]\n',
+            f"[topics.{'a' * 65}]: a topic's name is lower-case letters, digits and '-', "
+            f"starting with one ('{'a' * 65}')",
+        ),
+        ("[topics]\nenergy = 1\n", "[topics.energy]: expected a table, got an integer (1)"),
+        ('[topics.energy]\ntags = ["energy"]\n', "[topics.energy] title: missing (required)"),
+        ('[topics.energy]\ntitle = "Energy"\n', "[topics.energy] tags: missing (required)"),
+        (
+            '[topics.energy]\ntitle = ""\ntags = ["energy"]\n',
+            "[topics.energy] title: must not be empty",
+        ),
+        (
+            '[topics.energy]\ntitle = "Energy"\ntags = "energy"\n',
+            "[topics.energy] tags: expected a non-empty list of tag names, got a string ('energy')",
+        ),
+        (
+            '[topics.energy]\ntitle = "Energy"\ntags = []\n',
+            "[topics.energy] tags: expected a non-empty list of tag names, got an array ([])",
+        ),
+        (
+            '[topics.energy]\ntitle = "Energy"\ntags = ["energy", " "]\n',
+            "[topics.energy] tags: must not be empty",
+        ),
+        (
+            '[topics.energy]\ntitle = "Energy"\ntags = ["energy", 7]\n',
+            "[topics.energy] tags: expected a string, got an integer (7)",
+        ),
+        (
+            '[topics.energy]\ntitle = "Energy"\ntags = ["energy"]\ndescription = ""\n',
+            "[topics.energy] description: must not be empty",
+        ),
+        (
+            '[topics.energy]\ntitle = "Energy"\ntag = ["energy"]\n',
+            "[topics.energy] unknown key 'tag' (did you mean 'tags'?); "
+            "known keys: description, tags, title\n"
+            "[topics.energy] tags: missing (required)",
+        ),
+        (
+            '[digest]\ncadences = "daily at 07:00"\n',
+            "[digest] cadences: expected a non-empty list of cadences, got a string "
+            "('daily at 07:00')",
+        ),
+        (
+            "[digest]\ncadences = []\n",
+            "[digest] cadences: expected a non-empty list of cadences, got an array ([])",
+        ),
+        (
+            '[digest]\ncadences = ["weekly on monday at 07:00", "hourly"]\n',
+            "[digest] cadences: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' "
+            "or 'each article' ('hourly')",
+        ),
+        (
+            '[digest]\ncadences = ["weekly on monday at 07:00", 7]\n',
+            "[digest] cadences: expected a string, got an integer (7)",
+        ),
+        (
+            '[digest]\ncadences = ["weekly on monday at 07:00", ""]\n',
+            "[digest] cadences: must not be empty",
+        ),
+        (
+            '[digest]\ncadences = ["daily at 07:00", "each article"]\n',
+            "[digest] cadences: must include the default cadence 'weekly on monday at 07:00' "
+            "(has 'daily at 07:00', 'each article')",
+        ),
+        (
+            '[digest]\ncadence = "each article"\ncadences = ["daily at 07:00"]\n',
+            "[digest] cadences: must include the default cadence 'each article' "
+            "(has 'daily at 07:00')",
+        ),
+        (
+            "[digest]\nmax_per_day = 0\n",
+            "[digest] max_per_day: must be between 1 and 10000 (0)",
+        ),
+        (
+            '[digest]\nmax_per_day = "5"\n',
+            "[digest] max_per_day: expected an integer, got a string ('5')",
+        ),
+        (
+            "[digest]\nmax_per_day = true\n",
+            "[digest] max_per_day: expected an integer, got a boolean (True)",
+        ),
+        (
+            '[digest]\narticle_subject = " "\n',
+            "[digest] article_subject: must not be empty",
+        ),
+        (
+            "[digest]\narticle_subject = 1\n",
+            "[digest] article_subject: expected a string, got an integer (1)",
+        ),
+        (
+            '[digest]\ncadence = "hourly"\ncadences = ["daily at 07:00"]\n',
+            "[digest] cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' "
+            "or 'each article' ('hourly')\n"
+            "[digest] cadences: must include the default cadence 'weekly on monday at 07:00' "
+            "(has 'daily at 07:00')",
+        ),
+    ],
+)
+def test_bad_topics_and_cadences(tmp_path, text, message):
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, VALID + "\n" + text)
+    assert raised.value.message == message
+    assert raised.value.exit_code == 2
+
+
+def test_topics_must_be_a_table(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, "topics = 1\n" + VALID)
+    assert raised.value.message == "[topics]: expected a table, got an integer (1)"
