@@ -1,9 +1,36 @@
-"""Subscribers made straight in a store, bad addresses and tokens, and the CSV files' problems."""
+"""Subscribers made straight in a store, bad addresses and tokens, and the CSV files' problems.
+
+Also the topics and cadences a site offers its subscribers, for the tests of their choices.
+"""
 
 from __future__ import annotations
 
+import tomllib
+
+from publisher.config import SiteConfig, parse_config
 from publisher.mail.subscribers import add_subscriber
 from publisher.tokens import make_token
+from support.paths import SITES
+
+# What tests/sites/basic offers when its tests append this to its publisher.toml.
+CHOICES_TOML = """
+[digest]
+cadence = "weekly on monday at 07:00"
+cadences = ["weekly on monday at 07:00", "daily at 07:00", "each article"]
+
+[topics.energy]
+title = "Energy"
+tags = ["Energy", "gas prices"]
+
+[topics.danube]
+title = "Danube region"
+tags = ["Vienna", "Danube"]
+description = "The river's cities and states."
+
+[topics.arms-control]
+title = "Arms control"
+tags = ["arms control"]
+"""
 
 SECRET = b"s" * 32
 OTHER_SECRET = b"o" * 32
@@ -96,3 +123,14 @@ MIXED_PROBLEMS = (
     "(it contains a line break or control character)",
     "mixed.csv:14: '' is not a valid email address (it is empty)",
 )
+
+
+def basic_site(extra: str = "") -> SiteConfig:
+    """tests/sites/basic's configuration with *extra* TOML after it, read without copying it."""
+    path = SITES / "basic" / "publisher.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8") + extra)
+    return parse_config(data, config_path=path, display_path="publisher.toml")
+
+
+PLAIN_SITE = basic_site()  # no topics, one cadence
+CHOOSING_SITE = basic_site(CHOICES_TOML)
