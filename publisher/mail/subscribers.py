@@ -16,11 +16,14 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
+from publisher.config import Cadence, SiteConfig, parse_cadence
 from publisher.errors import SubscriberError
+from publisher.mail.segments import parse_choice_cadence, parse_topics
 from publisher.model import Subscriber
 from publisher.store import Store, SubscriberEvent
 from publisher.tokens import (
@@ -35,7 +38,9 @@ logger = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 200
 
-AddOutcome = Literal["added", "name updated", "already subscribed"]
+AddOutcome = Literal[
+    "added", "name updated", "choices updated", "name and choices updated", "already subscribed"
+]
 
 # C0 and C1 control characters and DEL: in an address they can only be a
 # header injection attempt (CR/LF) or garbage; in a name, terminal escapes.
@@ -89,6 +94,129 @@ def normalise_name(text: str, where: str) -> str:
 def address_key(address: str) -> str:
     """The form two addresses are compared in: case does not matter (module docstring)."""
     return address.lower()
+
+
+# -- choices: topics and cadence ----------------------------------------------------
+
+
+class Keep(Enum):
+    """A choice the operator did not mention: the stored one stays as it is."""
+
+    STORED = "stored"
+
+
+KEEP = Keep.STORED
+TopicsChoice = tuple[str, ...] | None  # topic slugs; None: everything
+CadenceChoice = str | None  # a cadence as stored; None: the site's default
+DEFAULT_WORDS = frozenset({"", "default"})
+
+
+def read_topics(site: SiteConfig, text: str) -> TopicsChoice:
+    """Topics as an operator writes them: slugs between commas or spaces; empty: everything.
+
+    "energy,danube", "energy danube" and "Energy, Danube" are one choice;
+    "everything" (or an empty text) is everything, and so is every topic.
+
+    :raises ValueError: naming an unknown topic and the ones there are.
+    """
+    words = [word.lower() for word in re.split(r"[\s,]+", text) if word]
+    return parse_topics(site, ",".join(words))
+
+
+def read_cadence(site: SiteConfig, text: str) -> CadenceChoice:
+    """A cadence as an operator writes it; empty or "default": the site's default.
+
+    :raises ValueError: for a cadence that is not written right or not offered.
+    """
+    if text.strip().lower() in DEFAULT_WORDS:
+        return None
+    return parse_choice_cadence(site, text)
+
+
+def chosen_cadence(site: SiteConfig, stored: CadenceChoice) -> Cadence | None:
+    """The offered cadence *stored* names; None when they follow the site's default.
+
+    They follow it when they chose none, and when what they chose is no
+    longer offered (mail.segments.cadence_of gives them the default then).
+    """
+    if stored is None:
+        return None
+    try:
+        cadence = parse_cadence(stored)
+    except ValueError:
+        return None
+    return cadence if cadence in site.digest.cadences else None
+
+
+def choice_text(topics: TopicsChoice, cadence: CadenceChoice) -> str:
+    """Choices in words, for the history: "topics danube, energy; cadence daily at 07:00".
+
+    Topics in the order the store keeps them (sorted), so one choice reads one way.
+    """
+    shown_topics = "everything" if topics is None else ", ".join(sorted(topics))
+    return f"topics {shown_topics}; cadence {'the default' if cadence is None else cadence}"
+
+
+def set_choices(
+    store: Store,
+    secret: bytes,
+    address: str,
+    *,
+    topics: TopicsChoice | Keep = KEEP,
+    cadence: CadenceChoice | Keep = KEEP,
+    now: datetime,
+    where: str = "EMAIL",
+) -> tuple[Subscriber, bool]:
+    """Change what *address* chose, as the operator asked; False when nothing changed.
+
+    Takes values read by `read_topics` and `read_cadence`; KEEP leaves one as
+    it is. A change is a line of the address's history. The subscriber's
+    status does not matter: choosing changes nothing about being mailed.
+
+    :raises SubscriberError: for an invalid address or one that is not subscribed.
+    """
+    email = normalise_address(address, where)
+    existing = store.find_subscriber_any_case(email)
+    if existing is None:
+        message = f"no subscriber has the address {email!r}"
+        raise SubscriberError(where, message)
+    changed = _change_choices(store, secret, existing, topics, cadence, now=now)
+    return (_get(store, existing.id) if changed else existing), changed
+
+
+def _change_choices(
+    store: Store,
+    secret: bytes,
+    subscriber: Subscriber,
+    topics: TopicsChoice | Keep,
+    cadence: CadenceChoice | Keep,
+    *,
+    now: datetime,
+) -> bool:
+    new_topics = subscriber.topics if isinstance(topics, Keep) else topics
+    new_cadence = subscriber.cadence if isinstance(cadence, Keep) else cadence
+    if _same_topics(new_topics, subscriber.topics) and new_cadence == subscriber.cadence:
+        return False
+    store.set_subscriber_choices(subscriber.id, topics=new_topics, cadence=new_cadence, now=now)
+    reason = f"choices set by the operator: {choice_text(new_topics, new_cadence)}"
+    record(
+        store,
+        secret,
+        subscriber,
+        subscriber.email,
+        subscriber.status,
+        reason,
+        source="cli",
+        now=now,
+    )
+    return True
+
+
+def _same_topics(one: TopicsChoice, other: TopicsChoice) -> bool:
+    """Whether two choices of topics are one (the store keeps them sorted)."""
+    if one is None or other is None:
+        return one is other
+    return sorted(set(one)) == sorted(set(other))
 
 
 # -- suppressions -------------------------------------------------------------------
@@ -148,13 +276,24 @@ def record(
 
 
 def add_subscriber(
-    store: Store, secret: bytes, address: str, name: str, *, now: datetime, where: str = "EMAIL"
+    store: Store,
+    secret: bytes,
+    address: str,
+    name: str,
+    *,
+    now: datetime,
+    where: str = "EMAIL",
+    topics: TopicsChoice | Keep = KEEP,
+    cadence: CadenceChoice | Keep = KEEP,
 ) -> tuple[Subscriber, AddOutcome]:
     """Subscribe *address*, as the operator asked.
 
     An address that unsubscribed, bounced or was removed is refused: consent
     to mail it again can only come from the person, through a sign-up they
-    confirm (`subscribe_confirmed`). A non-empty *name* replaces the stored one.
+    confirm (`subscribe_confirmed`). A non-empty *name* replaces the stored
+    one, and *topics* or *cadence*, when given, the stored choice (as
+    `set_choices` does); a new subscriber without them gets everything at the
+    site's default cadence.
 
     :raises SubscriberError: for an invalid address or name, or a suppressed address.
     """
@@ -166,15 +305,32 @@ def add_subscriber(
         message = f"{refused} ({_ONLY_THEY})"
         raise SubscriberError(where, message)
     if existing is None:
-        added = _get(store, store.insert_subscriber(email, name, status="active", now=now))
-        record(
-            store, secret, added, email, "→active", "added by the operator", source="cli", now=now
+        subscriber_id = store.insert_subscriber(
+            email,
+            name,
+            status="active",
+            now=now,
+            topics=None if isinstance(topics, Keep) else topics,
+            cadence=None if isinstance(cadence, Keep) else cadence,
         )
+        added = _get(store, subscriber_id)
+        reason = "added by the operator"
+        if not (isinstance(topics, Keep) and isinstance(cadence, Keep)):
+            reason += f" ({choice_text(added.topics, added.cadence)})"
+        record(store, secret, added, email, "→active", reason, source="cli", now=now)
         return added, "added"
-    if name and name != existing.name:
+    renamed = bool(name) and name != existing.name
+    if renamed:
         store.set_subscriber_name(existing.id, name, now=now)
-        return _get(store, existing.id), "name updated"
-    return existing, "already subscribed"
+    chose = _change_choices(store, secret, existing, topics, cadence, now=now)
+    outcomes: dict[tuple[bool, bool], AddOutcome] = {
+        (True, True): "name and choices updated",
+        (True, False): "name updated",
+        (False, True): "choices updated",
+        (False, False): "already subscribed",
+    }
+    outcome = outcomes[renamed, chose]
+    return (existing if outcome == "already subscribed" else _get(store, existing.id)), outcome
 
 
 def subscribe_confirmed(

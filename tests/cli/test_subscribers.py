@@ -1,6 +1,7 @@
 """cli.subscribers: the subscriber commands and `unsubscribe`.
 
-`subscribers add|remove|list|import|export`, and the opt-outs that outlive a removal.
+`subscribers add|set|remove|list|show|import|export`, the choices of topics and cadence,
+and the opt-outs that outlive a removal.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from pathlib import Path
 
 import pytest
 from support.cli import invoke
+from support.clock import NOW
 from support.paths import SUBSCRIBER_FILES
 from support.subscribers import (
     BAD_ADDRESSES,
     BAD_TOKEN_KINDS,
+    DEFAULT_CADENCE,
     MIXED_PROBLEMS,
     bad_tokens,
     dump_subscribers,
     make_subscriber,
+    offer_choices,
 )
 
 from publisher.cli import cli
@@ -50,6 +54,8 @@ def _rows(site_dir: Path) -> list[tuple]:
     [
         (["subscribers"], "Usage: cli subscribers"),
         (["subscribers", "add"], "Usage: cli subscribers add"),
+        (["subscribers", "set"], "Usage: cli subscribers set"),
+        (["subscribers", "show"], "Usage: cli subscribers show"),
         (["subscribers", "remove"], "Usage: cli subscribers remove"),
         (["subscribers", "list"], "Usage: cli subscribers list"),
         (["subscribers", "import"], "Usage: cli subscribers import"),
@@ -101,16 +107,17 @@ def test_cli_list(runner, site_dir, fixed_now):
         store.set_subscriber_status(2, "unsubscribed", now=fixed_now)
     result = invoke(runner, site_dir, "subscribers", "list")
     assert result.exit_code == 0
+    rest = f"2026-11-27  everything  {DEFAULT_CADENCE}\n"  # none chose anything
     assert result.stdout == (
-        "email              name          status        since\n"
-        "ada@example.org    Ada Lovelace  active        2026-11-27\n"
-        "grace@example.org                unsubscribed  2026-11-27\n"
-        "taro@example.org   山田太郎      active        2026-11-27\n"
+        "email              name          status        since       topics      cadence\n"
+        f"ada@example.org    Ada Lovelace  active        {rest}"
+        f"grace@example.org                unsubscribed  {rest}"
+        f"taro@example.org   山田太郎      active        {rest}"
     )
     result = invoke(runner, site_dir, "subscribers", "list", "--status", "unsubscribed")
     assert result.stdout == (
-        "email              name  status        since\n"
-        "grace@example.org        unsubscribed  2026-11-27\n"
+        "email              name  status        since       topics      cadence\n"
+        f"grace@example.org        unsubscribed  {rest}"
     )
     result = invoke(runner, site_dir, "subscribers", "list", "--status", "bounced")
     assert result.stdout == "no bounced subscribers\n"
@@ -201,10 +208,10 @@ def test_cli_export(runner, site_dir, csv_copy, fixed_now):
     invoke(runner, site_dir, "subscribers", "import", str(csv_copy("good.csv")))
     created = fixed_now.isoformat()
     expected = (
-        "email,name,status,created_at\n"
-        f"ada@example.org,Ada Lovelace,active,{created}\n"
-        f"Grace@example.org,Grace Hopper,active,{created}\n"
-        f"alan@example.org,,active,{created}\n"
+        "email,name,status,created_at,topics,cadence\n"
+        f"ada@example.org,Ada Lovelace,active,{created},,\n"
+        f"Grace@example.org,Grace Hopper,active,{created},,\n"
+        f"alan@example.org,,active,{created},,\n"
     )
     result = invoke(runner, site_dir, "subscribers", "export")
     assert (result.exit_code, result.stdout, result.stderr) == (0, expected, "")
@@ -440,6 +447,8 @@ def test_cli_show_prints_the_status_and_the_whole_history(runner, site_dir, fixe
     assert ada.stdout == (
         "ada@example.org: active\n"
         "  since 2026-11-27, hard failures 0, soft bounces in a row 1\n"
+        "  topics: everything\n"
+        f"  cadence: {DEFAULT_CADENCE}\n"
         "history:\n"
         "  2026-11-27 13:00  →active  added by the operator  [cli]\n"
         "  2026-11-27 13:00  active  soft bounce 4.2.2 mailbox full (1 of 3 in a row)  "
@@ -460,3 +469,265 @@ def test_cli_show_prints_the_status_and_the_whole_history(runner, site_dir, fixe
     bad = invoke(runner, site_dir, "subscribers", "show", "not-an-address")
     assert bad.exit_code == 1
     assert bad.stderr.startswith("error: EMAIL: 'not-an-address' is not a valid email address (")
+
+
+# -- choices: topics and cadence --------------------------------------------------------
+
+
+def _choice_rows(site_dir: Path) -> list[tuple]:
+    conn = sqlite3.connect(site_dir / ".publisher" / "state.db")
+    try:
+        return conn.execute("SELECT email, topics, cadence FROM subscribers ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.usefixtures("fixed_now")
+def test_cli_set_changes_the_choices_and_the_history_says_so(runner, site_dir):
+    offer_choices(site_dir)
+    assert invoke(runner, site_dir, "subscribers", "add", "ada@example.org").exit_code == 0
+    steps = [
+        (
+            ["--topics", "danube,energy"],
+            f"set ada@example.org: topics energy, danube; cadence {DEFAULT_CADENCE}\n",
+            ("ada@example.org", "danube,energy", None),
+        ),
+        (
+            ["--cadence", "Daily at 7:00"],
+            "set ada@example.org: topics energy, danube; cadence daily at 07:00\n",
+            ("ada@example.org", "danube,energy", "daily at 07:00"),
+        ),
+        (
+            ["--topics", "energy danube"],  # the same choice, written otherwise
+            "ada@example.org already has topics energy, danube; cadence daily at 07:00\n",
+            ("ada@example.org", "danube,energy", "daily at 07:00"),
+        ),
+        (
+            ["--topics", "energy,danube,arms-control", "--cadence", "each article"],
+            "set ada@example.org: topics everything; cadence each article\n",
+            ("ada@example.org", None, "each article"),
+        ),
+        (
+            ["--topics", "Everything", "--cadence", "default"],
+            f"set ada@example.org: topics everything; cadence {DEFAULT_CADENCE}\n",
+            ("ada@example.org", None, None),
+        ),
+    ]
+    for args, said, row in steps:
+        result = invoke(runner, site_dir, "subscribers", "set", "ADA@example.org", *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (0, said, "")
+        assert _choice_rows(site_dir) == [row]
+    history = invoke(runner, site_dir, "subscribers", "show", "ada@example.org").stdout
+    assert history.split("history:\n")[1] == (
+        "  2026-11-27 13:00  →active  added by the operator  [cli]\n"
+        "  2026-11-27 13:00  active  choices set by the operator: topics danube, energy; "
+        "cadence the default  [cli]\n"
+        "  2026-11-27 13:00  active  choices set by the operator: topics danube, energy; "
+        "cadence daily at 07:00  [cli]\n"
+        "  2026-11-27 13:00  active  choices set by the operator: topics everything; "
+        "cadence each article  [cli]\n"
+        "  2026-11-27 13:00  active  choices set by the operator: topics everything; "
+        "cadence the default  [cli]\n"
+    )
+
+
+OFFERED = "'weekly on monday at 07:00', 'daily at 07:00', 'each article'"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (
+            ["ada@example.org"],
+            2,
+            "error: --topics, --cadence: missing: give one of them, or both\n",
+        ),
+        (
+            ["ada@example.org", "--topics", "energy,sport"],
+            2,
+            "error: --topics: unknown topic 'sport' (topics: energy, danube, arms-control; "
+            "or 'everything')\n",
+        ),
+        (
+            ["ada@example.org", "--cadence", "daily at 09:00"],
+            2,
+            f"error: --cadence: cadence 'daily at 09:00' is not offered ([digest] cadences: "
+            f"{OFFERED})\n",
+        ),
+        (
+            ["ada@example.org", "--cadence", "hourly"],
+            2,
+            "error: --cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' or "
+            "'each article' ('hourly')\n",
+        ),
+        (
+            ["ada@example.org", "--topics", "energy", "--cadence", "daily at 25:00"],
+            2,
+            "error: --cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' or "
+            "'each article' ('daily at 25:00')\n",
+        ),
+        (
+            ["bo@example.org", "--topics", "energy"],
+            1,
+            "error: EMAIL: no subscriber has the address 'bo@example.org'\n",
+        ),
+        (
+            ["not-an-address", "--cadence", "default"],
+            1,
+            "error: EMAIL: 'not-an-address' is not a valid email address "
+            "(An email address must have an @-sign.)\n",
+        ),
+    ],
+)
+def test_cli_set_refuses_bad_input_and_changes_nothing(runner, site_dir, args, code, error):
+    offer_choices(site_dir)
+    invoke(runner, site_dir, "subscribers", "add", "ada@example.org", "--topics", "danube")
+    before = _all_cells(site_dir / ".publisher" / "state.db")
+    result = invoke(runner, site_dir, "subscribers", "set", *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (code, "", error)
+    assert _all_cells(site_dir / ".publisher" / "state.db") == before
+
+
+def test_cli_set_on_a_site_without_topics(runner, site_dir):
+    invoke(runner, site_dir, "subscribers", "add", "ada@example.org")
+    result = invoke(runner, site_dir, "subscribers", "set", "ada@example.org", "--topics", "x")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: --topics: unknown topic 'x' (topics: none: this site has no [topics]; "
+        "or 'everything')\n",
+    )
+    result = invoke(
+        runner, site_dir, "subscribers", "set", "ada@example.org", "--cadence", "each article"
+    )
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: --cadence: cadence 'each article' is not offered ([digest] cadences: "
+        "'weekly on monday at 07:00')\n",
+    )
+    assert _choice_rows(site_dir) == [("ada@example.org", None, None)]
+
+
+@pytest.mark.usefixtures("fixed_now")
+def test_cli_add_takes_the_choices_too(runner, site_dir):
+    offer_choices(site_dir)
+    runs = [
+        (
+            ["ada@example.org", "--topics", "energy", "--cadence", "each article"],
+            "added ada@example.org: topics energy; cadence each article\n",
+        ),
+        (
+            ["ada@example.org", "--topics", "energy"],
+            "ada@example.org is already subscribed: topics energy; cadence each article\n",
+        ),
+        (
+            ["ada@example.org", "--cadence", "daily at 07:00"],
+            "choices updated ada@example.org: topics energy; cadence daily at 07:00\n",
+        ),
+        (
+            ["ada@example.org", "--name", "Ada", "--topics", "everything"],
+            "name and choices updated ada@example.org: topics everything; cadence daily at 07:00\n",
+        ),
+        (["ada@example.org", "--name", "Ada L"], "name updated ada@example.org\n"),
+        (["bo@example.org"], "added bo@example.org\n"),
+    ]
+    for args, said in runs:
+        result = invoke(runner, site_dir, "subscribers", "add", *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (0, said, "")
+    assert _choice_rows(site_dir) == [
+        ("ada@example.org", None, "daily at 07:00"),
+        ("bo@example.org", None, None),
+    ]
+    shown = invoke(runner, site_dir, "subscribers", "show", "ada@example.org").stdout
+    assert "  →active  added by the operator (topics energy; cadence each article)  [cli]\n" in (
+        shown
+    )
+    refused = invoke(runner, site_dir, "subscribers", "add", "cy@example.org", "--topics", "x")
+    assert (refused.exit_code, refused.stdout) == (2, "")
+    assert refused.stderr.startswith("error: --topics: unknown topic 'x' (topics: energy, ")
+    assert len(_choice_rows(site_dir)) == 2
+
+
+# What the site offers after dropping a topic and a cadence some had chosen.
+FEWER_CHOICES = """
+[digest]
+cadences = ["weekly on monday at 07:00", "each article"]
+
+[topics.energy]
+title = "Energy"
+tags = ["Energy"]
+
+[topics.arms-control]
+title = "Arms control"
+tags = ["arms control"]
+"""
+
+
+@pytest.mark.usefixtures("fixed_now")
+def test_cli_list_and_show_say_what_each_one_gets(runner, site_dir):
+    original = (site_dir / "publisher.toml").read_text(encoding="utf-8")
+    offer_choices(site_dir)
+    for args in (
+        ["ada@example.org", "--name", "Ada", "--topics", "danube,energy"],
+        ["bo@example.org", "--cadence", "each article"],
+        ["cy@example.org", "--topics", "arms-control", "--cadence", "daily at 07:00"],
+    ):
+        assert invoke(runner, site_dir, "subscribers", "add", *args).exit_code == 0
+    listed = invoke(runner, site_dir, "subscribers", "list")
+    assert listed.stdout == (
+        "email            name  status  since       topics          cadence\n"
+        f"ada@example.org  Ada   active  2026-11-27  energy, danube  {DEFAULT_CADENCE}\n"
+        "bo@example.org         active  2026-11-27  everything      each article\n"
+        "cy@example.org         active  2026-11-27  arms-control    daily at 07:00\n"
+    )
+    shown = invoke(runner, site_dir, "subscribers", "show", "ada@example.org").stdout
+    assert shown.split("history:")[0] == (
+        "ada@example.org (Ada): active\n"
+        "  since 2026-11-27, hard failures 0, soft bounces in a row 0\n"
+        "  topics: Energy (energy), Danube region (danube)\n"
+        f"  cadence: {DEFAULT_CADENCE}\n"
+    )
+
+    # The site stops offering danube and "daily at 07:00": they fall back, and say so.
+    (site_dir / "publisher.toml").write_text(original + FEWER_CHOICES, encoding="utf-8")
+    listed = invoke(runner, site_dir, "subscribers", "list")
+    assert listed.stdout == (
+        "email            name  status  since       topics        cadence\n"
+        f"ada@example.org  Ada   active  2026-11-27  energy        {DEFAULT_CADENCE}\n"
+        "bo@example.org         active  2026-11-27  everything    each article\n"
+        f"cy@example.org         active  2026-11-27  arms-control  {DEFAULT_CADENCE}\n"
+    )
+    ada = invoke(runner, site_dir, "subscribers", "show", "ada@example.org").stdout
+    assert "  topics: Energy (energy); chose danube too, no longer offered\n" in ada
+    with open_store(site_dir / ".publisher" / "state.db") as store, store.transaction():
+        store.set_subscriber_choices(3, topics=("danube",), cadence="daily at 07:00", now=NOW)
+    cy = invoke(runner, site_dir, "subscribers", "show", "cy@example.org").stdout
+    assert "  topics: everything; chose danube, no longer offered\n" in cy
+    assert f"  cadence: {DEFAULT_CADENCE}; chose 'daily at 07:00', no longer offered\n" in cy
+
+
+def test_cli_import_and_export_carry_the_choices(runner, site_dir, csv_copy, fixed_now):
+    offer_choices(site_dir)
+    result = invoke(runner, site_dir, "subscribers", "import", str(csv_copy("choices.csv")))
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "warning: choices.csv:6: topics: unknown topic 'gas' (topics: energy, danube, "
+        "arms-control; or 'everything')\n"
+        f"warning: choices.csv:7: cadence: cadence 'daily at 09:00' is not offered ([digest] "
+        f"cadences: {OFFERED})\n"
+        "warning: choices.csv:8: cadence: expected 'daily at HH:MM', 'weekly on <day> at "
+        "HH:MM' or 'each article' ('hourly')\n"
+    )
+    assert result.stdout == (
+        "imported 5 subscribers: 0 already present, "
+        "0 unsubscribed or bounced earlier and skipped, 3 bad rows\n"
+    )
+    created = fixed_now.isoformat()
+    exported = invoke(runner, site_dir, "subscribers", "export")
+    assert exported.stdout == (
+        "email,name,status,created_at,topics,cadence\n"
+        f"ada@example.org,Ada,active,{created},energy danube,daily at 07:00\n"
+        f"bo@example.org,Bo,active,{created},energy arms-control,\n"
+        f"cy@example.org,Cy,active,{created},,each article\n"
+        f"dee@example.org,Dee,active,{created},,\n"
+        f"hal@example.org,Hal,active,{created},,weekly on monday at 07:00\n"
+    )

@@ -1,4 +1,4 @@
-"""mail.subscribers: addresses, adding, removing, unsubscribing.
+"""mail.subscribers: addresses, adding, removing, unsubscribing, and what each one chose.
 
 A removal or an opt-out leaves a suppression entry, so an old list cannot bring the address
 back.
@@ -12,18 +12,26 @@ import pytest
 from support.subscribers import (
     BAD_ADDRESSES,
     BAD_TOKEN_KINDS,
+    CHOOSING_SITE,
+    PLAIN_SITE,
     SECRET,
     bad_tokens,
     dump_subscribers,
     make_subscriber,
 )
 
+from publisher.config import EACH_ARTICLE, Cadence
 from publisher.errors import SubscriberError
 from publisher.mail.subscribers import (
+    KEEP,
     add_subscriber,
+    chosen_cadence,
     normalise_address,
     normalise_name,
+    read_cadence,
+    read_topics,
     remove_subscriber,
+    set_choices,
 )
 from publisher.mail.subscribers import unsubscribe as unsubscribe_token
 from publisher.tokens import make_token, suppression_key
@@ -215,3 +223,188 @@ def test_remove_unknown(store, now):
     with pytest.raises(SubscriberError) as caught:
         remove_subscriber(store, SECRET, "grace@example.org", now=now)
     assert str(caught.value) == "EMAIL: no subscriber has the address 'grace@example.org'"
+
+
+# -- choices: topics and cadence ----------------------------------------------------------
+
+UNKNOWN = "(topics: energy, danube, arms-control; or 'everything')"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("energy", ("energy",)),
+        ("danube,energy", ("energy", "danube")),  # the config's order
+        ("danube energy", ("energy", "danube")),
+        (" Energy ,  Danube ", ("energy", "danube")),
+        ("energy,,energy", ("energy",)),
+        ("energy,danube,arms-control", None),  # every topic is everything
+        ("", None),
+        ("   ", None),
+        ("everything", None),
+        ("All", None),
+        ("*", None),
+    ],
+)
+def test_read_topics(text, expected):
+    assert read_topics(CHOOSING_SITE, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("site", "text", "message"),
+    [
+        (CHOOSING_SITE, "sport", f"unknown topic 'sport' {UNKNOWN}"),
+        (CHOOSING_SITE, "energy;danube", f"unknown topic 'energy;danube' {UNKNOWN}"),
+        (CHOOSING_SITE, "everything,energy", f"unknown topic 'everything' {UNKNOWN}"),
+        (
+            PLAIN_SITE,
+            "energy",
+            "unknown topic 'energy' (topics: none: this site has no [topics]; or 'everything')",
+        ),
+    ],
+)
+def test_read_topics_refuses(site, text, message):
+    with pytest.raises(ValueError, match=r".") as caught:
+        read_topics(site, text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", None),
+        ("default", None),
+        (" Default ", None),
+        ("daily at 7:00", "daily at 07:00"),
+        ("EACH   article", "each article"),
+        ("weekly on Monday at 07:00", "weekly on monday at 07:00"),  # chosen, not the default
+    ],
+)
+def test_read_cadence(text, expected):
+    assert read_cadence(CHOOSING_SITE, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("site", "text", "message"),
+    [
+        (
+            CHOOSING_SITE,
+            "daily at 09:00",
+            "cadence 'daily at 09:00' is not offered ([digest] cadences: "
+            "'weekly on monday at 07:00', 'daily at 07:00', 'each article')",
+        ),
+        (
+            PLAIN_SITE,
+            "each article",
+            "cadence 'each article' is not offered ([digest] cadences: "
+            "'weekly on monday at 07:00')",
+        ),
+        (
+            CHOOSING_SITE,
+            "hourly",
+            "expected 'daily at HH:MM', 'weekly on <day> at HH:MM' or 'each article' ('hourly')",
+        ),
+    ],
+)
+def test_read_cadence_refuses(site, text, message):
+    with pytest.raises(ValueError, match=r".") as caught:
+        read_cadence(site, text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (None, None),
+        ("daily at 07:00", Cadence(None, 7, 0)),
+        ("each article", EACH_ARTICLE),
+        ("weekly on monday at 07:00", Cadence(0, 7, 0)),
+        ("daily at 09:00", None),  # no longer offered: the default
+        ("now and then", None),  # not a cadence at all (written by hand)
+    ],
+)
+def test_chosen_cadence(stored, expected):
+    assert chosen_cadence(CHOOSING_SITE, stored) == expected
+
+
+def _events(store, email: str) -> list[tuple[str, str]]:
+    return [(e.change, e.reason) for e in store.subscriber_events(suppression_key(SECRET, email))]
+
+
+def test_set_choices_changes_them_and_records_each_change(store, now):
+    ada = make_subscriber(store, "ada@example.org", now=now)
+    later = now + timedelta(hours=1)
+    with store.transaction():
+        changed, did = set_choices(store, SECRET, "ADA@example.org", topics=("energy",), now=later)
+    assert did
+    assert (changed.topics, changed.cadence, changed.status) == (("energy",), None, "active")
+    with store.transaction():
+        changed, did = set_choices(
+            store, SECRET, "ada@example.org", cadence="each article", now=later
+        )
+    assert (changed.topics, changed.cadence, did) == (("energy",), "each article", True)
+    with store.transaction():  # the same again: nothing written, nothing recorded
+        same, did = set_choices(
+            store, SECRET, "ada@example.org", topics=("energy",), cadence=KEEP, now=later
+        )
+    assert (same, did) == (changed, False)
+    with store.transaction():
+        reset, did = set_choices(
+            store, SECRET, "ada@example.org", topics=None, cadence=None, now=later
+        )
+    assert (reset.topics, reset.cadence, did) == (None, None, True)
+    assert _events(store, ada.email) == [
+        ("→active", "added by the operator"),
+        ("active", "choices set by the operator: topics energy; cadence the default"),
+        ("active", "choices set by the operator: topics energy; cadence each article"),
+        ("active", "choices set by the operator: topics everything; cadence the default"),
+    ]
+
+
+def test_set_choices_of_one_who_unsubscribed_keeps_them_unsubscribed(store, now):
+    gone = make_subscriber(store, "gone@example.org", now=now, status="unsubscribed")
+    with store.transaction():
+        changed, _ = set_choices(store, SECRET, gone.email, cadence="daily at 07:00", now=now)
+    assert (changed.status, changed.cadence) == ("unsubscribed", "daily at 07:00")
+    assert _events(store, gone.email)[-1] == (
+        "unsubscribed",
+        "choices set by the operator: topics everything; cadence daily at 07:00",
+    )
+
+
+def test_set_choices_of_nobody(store, now):
+    before = dump_subscribers(store)
+    with pytest.raises(SubscriberError) as caught:
+        set_choices(store, SECRET, "bo@example.org", topics=None, now=now)
+    assert str(caught.value) == "EMAIL: no subscriber has the address 'bo@example.org'"
+    with pytest.raises(SubscriberError) as caught:
+        set_choices(store, SECRET, "bo", topics=None, now=now, where="people.csv:3")
+    assert str(caught.value).startswith("people.csv:3: 'bo' is not a valid email address (")
+    assert dump_subscribers(store) == before
+
+
+def test_add_with_choices(store, now):
+    with store.transaction():
+        ada, outcome = add_subscriber(
+            store, SECRET, "ada@example.org", "", topics=("danube", "energy"), now=now
+        )
+    assert (ada.topics, ada.cadence, outcome) == (("danube", "energy"), None, "added")
+    with store.transaction():
+        again, outcome = add_subscriber(
+            store, SECRET, "ada@example.org", "", topics=("energy", "danube"), now=now
+        )
+    assert (again, outcome) == (ada, "already subscribed")
+    with store.transaction():
+        changed, outcome = add_subscriber(
+            store, SECRET, "ada@example.org", "Ada", cadence="each article", now=now
+        )
+    assert (changed.name, changed.topics, changed.cadence, outcome) == (
+        "Ada",
+        ("danube", "energy"),
+        "each article",
+        "name and choices updated",
+    )
+    assert _events(store, ada.email)[0] == (
+        "→active",
+        "added by the operator (topics danube, energy; cadence the default)",
+    )

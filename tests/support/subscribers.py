@@ -6,9 +6,10 @@ Also the topics and cadences a site offers its subscribers, for the tests of the
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 from publisher.config import SiteConfig, parse_config
-from publisher.mail.subscribers import add_subscriber
+from publisher.mail.subscribers import KEEP, add_subscriber
 from publisher.tokens import make_token
 from support.paths import SITES
 
@@ -31,6 +32,7 @@ description = "The river's cities and states."
 title = "Arms control"
 tags = ["arms control"]
 """
+DEFAULT_CADENCE = "default (weekly on monday at 07:00)"
 
 SECRET = b"s" * 32
 OTHER_SECRET = b"o" * 32
@@ -81,9 +83,11 @@ def dump_subscribers(store) -> list[tuple]:
     return [tuple(row) for row in store.conn.execute("SELECT * FROM subscribers ORDER BY id")]
 
 
-def make_subscriber(store, address, name="", *, now, status="active"):
+def make_subscriber(store, address, name="", *, now, status="active", topics=KEEP, cadence=KEEP):
     with store.transaction():
-        subscriber, _ = add_subscriber(store, SECRET, address, name, now=now)
+        subscriber, _ = add_subscriber(
+            store, SECRET, address, name, now=now, topics=topics, cadence=cadence
+        )
         if status != "active":
             store.set_subscriber_status(subscriber.id, status, now=now)
     return store.get_subscriber(subscriber.id)
@@ -123,6 +127,12 @@ MIXED_PROBLEMS = (
     "(it contains a line break or control character)",
     "mixed.csv:14: '' is not a valid email address (it is empty)",
 )
+
+
+def offer_choices(site_dir: Path, extra: str = CHOICES_TOML) -> None:
+    """Append the topics and cadences (or *extra*) to a copied site's publisher.toml."""
+    with (site_dir / "publisher.toml").open("a", encoding="utf-8") as config:
+        config.write(extra)
 
 
 def basic_site(extra: str = "") -> SiteConfig:
