@@ -86,7 +86,7 @@ def parse_choice_cadence(site: SiteConfig, text: str) -> str | None:
     cadence = parse_cadence(text)
     if cadence not in site.digest.cadences:
         offered = ", ".join(f"'{c}'" for c in site.digest.cadences)
-        message = f"cadence '{cadence}' is not offered ([digest] cadences: {offered})"
+        message = f"'{cadence}' is not offered ([digest] cadences: {offered})"
         raise ValueError(message)
     return str(cadence)
 

@@ -301,7 +301,7 @@ def test_digest_preview_of_a_segment(runner, site_dir):
         ),
         (
             ("--cadence", "each article"),
-            "error: --cadence: cadence 'each article' is not offered ([digest] cadences: "
+            "error: --cadence: 'each article' is not offered ([digest] cadences: "
             "'weekly on monday at 07:00', 'daily at 07:00')",
         ),
     ],

@@ -551,8 +551,7 @@ OFFERED = "'weekly on monday at 07:00', 'daily at 07:00', 'each article'"
         (
             ["ada@example.org", "--cadence", "daily at 09:00"],
             2,
-            f"error: --cadence: cadence 'daily at 09:00' is not offered ([digest] cadences: "
-            f"{OFFERED})\n",
+            f"error: --cadence: 'daily at 09:00' is not offered ([digest] cadences: {OFFERED})\n",
         ),
         (
             ["ada@example.org", "--cadence", "hourly"],
@@ -601,7 +600,7 @@ def test_cli_set_on_a_site_without_topics(runner, site_dir):
     )
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: --cadence: cadence 'each article' is not offered ([digest] cadences: "
+        "error: --cadence: 'each article' is not offered ([digest] cadences: "
         "'weekly on monday at 07:00')\n",
     )
     assert _choice_rows(site_dir) == [("ada@example.org", None, None)]
@@ -712,7 +711,7 @@ def test_cli_import_and_export_carry_the_choices(runner, site_dir, csv_copy, fix
     assert result.stderr == (
         "warning: choices.csv:6: topics: unknown topic 'gas' (topics: energy, danube, "
         "arms-control; or 'everything')\n"
-        f"warning: choices.csv:7: cadence: cadence 'daily at 09:00' is not offered ([digest] "
+        f"warning: choices.csv:7: cadence: 'daily at 09:00' is not offered ([digest] "
         f"cadences: {OFFERED})\n"
         "warning: choices.csv:8: cadence: expected 'daily at HH:MM', 'weekly on <day> at "
         "HH:MM' or 'each article' ('hourly')\n"

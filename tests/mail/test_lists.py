@@ -208,7 +208,7 @@ def test_import_honours_a_status_column(store, now, csv_copy):
 CHOICE_PROBLEMS = (
     "choices.csv:6: topics: unknown topic 'gas' (topics: energy, danube, arms-control; "
     "or 'everything')",
-    "choices.csv:7: cadence: cadence 'daily at 09:00' is not offered ([digest] cadences: "
+    "choices.csv:7: cadence: 'daily at 09:00' is not offered ([digest] cadences: "
     "'weekly on monday at 07:00', 'daily at 07:00', 'each article')",
     "choices.csv:8: cadence: expected 'daily at HH:MM', 'weekly on <day> at HH:MM' or "
     "'each article' ('hourly')",
@@ -261,7 +261,7 @@ def test_import_of_topics_into_a_site_without_topics(store, now, tmp_path):
     assert report.problems == (
         f"{path}:3: topics: unknown topic 'energy' (topics: none: this site has no [topics]; "
         "or 'everything')",
-        f"{path}:4: cadence: cadence 'daily at 07:00' is not offered ([digest] cadences: "
+        f"{path}:4: cadence: 'daily at 07:00' is not offered ([digest] cadences: "
         "'weekly on monday at 07:00')",
     )
     assert _choices(store) == [("ada@example.org", None, "weekly on monday at 07:00")]

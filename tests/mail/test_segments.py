@@ -134,13 +134,12 @@ def test_parse_choice_cadence(text, expected):
         (
             CHOOSING_SITE,
             "daily at 08:00",
-            f"cadence 'daily at 08:00' is not offered ([digest] cadences: {OFFERED})",
+            f"'daily at 08:00' is not offered ([digest] cadences: {OFFERED})",
         ),
         (
             PLAIN_SITE,
             "daily at 07:00",
-            "cadence 'daily at 07:00' is not offered "
-            "([digest] cadences: 'weekly on monday at 07:00')",
+            "'daily at 07:00' is not offered ([digest] cadences: 'weekly on monday at 07:00')",
         ),
         (
             CHOOSING_SITE,

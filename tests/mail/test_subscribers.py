@@ -290,14 +290,13 @@ def test_read_cadence(text, expected):
         (
             CHOOSING_SITE,
             "daily at 09:00",
-            "cadence 'daily at 09:00' is not offered ([digest] cadences: "
+            "'daily at 09:00' is not offered ([digest] cadences: "
             "'weekly on monday at 07:00', 'daily at 07:00', 'each article')",
         ),
         (
             PLAIN_SITE,
             "each article",
-            "cadence 'each article' is not offered ([digest] cadences: "
-            "'weekly on monday at 07:00')",
+            "'each article' is not offered ([digest] cadences: 'weekly on monday at 07:00')",
         ),
         (
             CHOOSING_SITE,
