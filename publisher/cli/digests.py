@@ -242,6 +242,8 @@ def status(ctx: click.Context) -> None:
 def failures(ctx: click.Context, number: int | None) -> None:
     """Each failed, uncertain or bounced delivery: address, status, when, and what was said.
 
+    When they come from digests of several segments, a count per segment follows.
+
     "bounced" and "complaint" rows were taken by the server, and a bounce or
     a spam complaint for them came back later (`bounces process`, webhooks).
 
@@ -275,6 +277,8 @@ def failures(ctx: click.Context, number: int | None) -> None:
             click.echo(f"no failed or uncertain deliveries{where}")
             return
         width = max(width, len("address"))
+        segment_of = {c.digest_id: c.segment for c in store.delivery_counts(number)}
+        by_segment: dict[str | None, dict[str, int]] = {}
         click.echo(f"{'digest':>6}  {'address':<{width}}  {'status':<9}  {'when':<16}  reply")
         for failure in store.iter_failures(number, live=live):
             when = failure.updated_at.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
@@ -283,6 +287,23 @@ def failures(ctx: click.Context, number: int | None) -> None:
                 f"{failure.digest_id:>6}  {failure.email:<{width}}  {status:<9}  {when:<16}  "
                 f"{one_line_reply(reply)}"
             )
+            tally = by_segment.setdefault(segment_of.get(failure.digest_id), {})
+            tally[status] = tally.get(status, 0) + 1
+    for line in _segment_tallies(site, by_segment):
+        click.echo(line)
+
+
+def _segment_tallies(site: SiteConfig, by_segment: dict[str | None, dict[str, int]]) -> list[str]:
+    """Where the failures of several segments are listed, how many each segment has."""
+    from publisher.mail.segments import segment_from_key
+
+    if len(by_segment) < 2:
+        return []
+    lines = ["by segment:"]
+    for key, tally in sorted(by_segment.items(), key=lambda item: -sum(item[1].values())):
+        counts = ", ".join(f"{count} {status}" for status, count in sorted(tally.items()))
+        lines.append(f"  {segment_from_key(site, key).describe(site)}: {counts}")
+    return lines
 
 
 def _failure_cells(status: str, reply: str | None, bounce: str | None) -> tuple[str, str | None]:

@@ -327,3 +327,28 @@ def test_digest_status_names_each_digests_segment(runner, site_dir, now):
         "Asia-Pacific · weekly on monday at 07:00",
         "everything · weekly on monday at 07:00",
     ]
+
+
+def test_digest_failures_count_each_segments_share(runner, site_dir, now):
+    offer_choices(site_dir)
+    site = load_config(site_dir / "publisher.toml")
+    with open_store(site.state) as store, store.transaction():
+        asia = store.insert_subscriber(
+            "a@example.org", "", status="active", now=now, topics=("asia",)
+        )
+        other = store.insert_subscriber("b@example.org", "", status="active", now=now)
+        again = store.insert_subscriber("c@example.org", "", status="active", now=now)
+    assert invoke(runner, site_dir, "digest", "send").exit_code == 0
+    with open_store(site.state) as store, store.transaction():
+        for sid in (asia, other, again):
+            rows = store.conn.execute(
+                "SELECT digest_id FROM deliveries WHERE subscriber_id = ?", (sid,)
+            ).fetchall()
+            store.set_delivery(rows[0][0], sid, "failed", now=now, reply="550 5.1.1 no such user")
+    result = invoke(runner, site_dir, "digest", "failures")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-3:] == [
+        "by segment:",
+        "  everything · weekly on monday at 07:00: 2 failed",
+        "  Asia-Pacific · weekly on monday at 07:00: 1 failed",
+    ]
