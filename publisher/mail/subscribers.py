@@ -175,13 +175,22 @@ def set_choices(
 
     :raises SubscriberError: for an invalid address or one that is not subscribed.
     """
+    existing = _subscribed(store, address, where)
+    changed = _change_choices(store, secret, existing, topics, cadence, now=now)
+    return (_get(store, existing.id) if changed else existing), changed
+
+
+def _subscribed(store: Store, address: str, where: str) -> Subscriber:
+    """The subscriber with *address*, in any capitals.
+
+    :raises SubscriberError: for an invalid address or one that is not subscribed.
+    """
     email = normalise_address(address, where)
     existing = store.find_subscriber_any_case(email)
     if existing is None:
         message = f"no subscriber has the address {email!r}"
         raise SubscriberError(where, message)
-    changed = _change_choices(store, secret, existing, topics, cadence, now=now)
-    return (_get(store, existing.id) if changed else existing), changed
+    return existing
 
 
 def _change_choices(
@@ -383,11 +392,7 @@ def remove_subscriber(
 
     :raises SubscriberError: for an invalid address or one that is not subscribed.
     """
-    email = normalise_address(address, where)
-    existing = store.find_subscriber_any_case(email)
-    if existing is None:
-        message = f"no subscriber has the address {email!r}"
-        raise SubscriberError(where, message)
+    existing = _subscribed(store, address, where)
     reason = "removed" if existing.status == "active" else existing.status
     suppress(store, secret, existing.email, reason, now=now)
     change = f"{existing.status}→removed"
