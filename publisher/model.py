@@ -218,6 +218,8 @@ class DigestIssue:
     created_at: datetime
     subject: str
     articles: tuple[DigestArticle, ...]
+    segment: str | None = None  # its segment's key, as the store keeps it
+    audience: str = ""  # for whom, in words, where subscribers choose ("Energy · daily at 07:00")
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ class PageRenderer:
         *,
         html: str | None = None,
         digest: DigestIssue | None = None,
-        digest_dates: Mapping[str, datetime] | None = None,
+        issues: Mapping[str, DigestIssue] | None = None,
     ) -> bytes:
         """*page* as bytes; *articles* holds those it shows (and an article's neighbours).
 
@@ -82,7 +82,7 @@ class PageRenderer:
             return self.stylesheet()
         if page.kind == "static":
             return self._static(page.path)
-        context = self._context(page, articles, html, digest, digest_dates or {})
+        context = self._context(page, articles, html, digest, issues or {})
         text = templating.render_template(
             self.environment, TEMPLATES[page.kind], **self.layout, **context
         )
@@ -102,7 +102,7 @@ class PageRenderer:
         articles: Mapping[str, Article],
         html: str | None,
         digest: DigestIssue | None,
-        digest_dates: Mapping[str, datetime],
+        issues: Mapping[str, DigestIssue],
     ) -> dict[str, Any]:
         site = self.site
         context: dict[str, Any] = {"canonical": url_of(site, page.path)}
@@ -125,7 +125,7 @@ class PageRenderer:
             ]
         elif page.kind == "digests":
             context["digests"] = [
-                self._digest_item(number, subject, int(count), digest_dates[number])
+                self._digest_item(issues[number], subject, int(count))
                 for number, subject, count in page.entries
             ]
         elif page.kind == "digest" and digest is not None:
@@ -201,20 +201,19 @@ class PageRenderer:
 
     def _digest(self, digest: DigestIssue) -> dict[str, Any]:
         return {
-            "digest": self._digest_item(
-                str(digest.id), digest.subject, len(digest.articles), digest.created_at
-            ),
+            "digest": self._digest_item(digest, digest.subject, len(digest.articles)),
             "cards": [self._digest_card(a) for a in digest.articles],
         }
 
-    def _digest_item(self, number: str, subject: str, count: int, date: datetime) -> dict[str, Any]:
+    def _digest_item(self, digest: DigestIssue, subject: str, count: int) -> dict[str, Any]:
         return {
-            "number": number,
+            "number": str(digest.id),
             "subject": subject,
             "count": count,
-            "url": self._path(f"digests/{number}/"),
-            "date": date.isoformat(),
-            "date_text": _date_text(date, self.site),
+            "url": self._path(f"digests/{digest.id}/"),
+            "date": digest.created_at.isoformat(),
+            "date_text": _date_text(digest.created_at, self.site),
+            "audience": digest.audience,
         }
 
     # -- pieces ----------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import glob
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -43,7 +42,7 @@ class _Job(NamedTuple):
     articles: Mapping[str, Article]
     html: str | None
     digest: DigestIssue | None
-    digest_dates: Mapping[str, datetime]
+    issues: Mapping[str, DigestIssue]  # by number: what the digest archive lists
     signature: str
     pid: int  # the build's: its temp files are named for it, not for a worker
 
@@ -131,7 +130,6 @@ class _SitePages:
         needed = {i for page, _ in stale for i in (*page.items, page.previous, page.following) if i}
         articles = self.store.articles(needed)
         by_number = {str(d.id): d for d in digests}
-        dates = {number: d.created_at for number, d in by_number.items()}
         try:
             for start in range(0, len(stale), BATCH):
                 batch = stale[start : start + BATCH]
@@ -145,7 +143,7 @@ class _SitePages:
                         articles,
                         html.get(page.items[0]) if page.kind == "article" else None,
                         by_number.get(page.key) if page.kind == "digest" else None,
-                        dates,
+                        by_number,
                         page_signature,
                         os.getpid(),
                     )
@@ -220,7 +218,7 @@ class _SitePages:
 def _render_job(job: _Job) -> _Done:
     """One page rendered and staged beside its target (not yet in place)."""
     data = job.renderer.render(
-        job.page, job.articles, html=job.html, digest=job.digest, digest_dates=job.digest_dates
+        job.page, job.articles, html=job.html, digest=job.digest, issues=job.issues
     )
     temp = job.writer.stage_if_changed(job.page.path, data, pid=job.pid)
     stat = (temp or job.writer.target(job.page.path)).stat()

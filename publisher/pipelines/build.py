@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,7 @@ from publisher.errors import ConfigError, ContentError, OutputError
 from publisher.feeds import plan
 from publisher.feeds.plan import FeedPlan
 from publisher.feeds.write import FeedWrites, write_feeds
-from publisher.model import BuildReport, ContentProblem, PageWrites
+from publisher.model import BuildReport, ContentProblem, DigestIssue, PageWrites
 from publisher.output import atomic_write, left_as
 from publisher.pages import assets
 from publisher.pages import plan as pages_plan
@@ -136,7 +136,7 @@ def write_site_pages(
             store.set_setting(settings.PAGES, _PAGES_OFF)
         return SitePages(None if not removed.removed else removed)
     keys = store.article_keys() if keys is None else keys
-    digests = store.digest_issues()
+    digests = _with_audiences(site, store.digest_issues())
     statics = assets.static_files(site.pages.static_dir)
     fingerprint = _pages_fingerprint(site)  # reads every page template: once a build
     site_plan = pages_plan.plan(site, keys, digests, now=now, statics=statics)
@@ -152,6 +152,18 @@ def write_site_pages(
     with store.transaction():
         store.set_setting(settings.PAGES, _pages_state(site, store, statics, fingerprint))
     return SitePages(writes, site_plan.warnings)
+
+
+def _with_audiences(site: SiteConfig, issues: Sequence[DigestIssue]) -> list[DigestIssue]:
+    """Where subscribers choose, each digest's page says for whom it was (its segment)."""
+    if not site.topics and len(site.digest.cadences) == 1:
+        return list(issues)
+    from publisher.mail.segments import segment_from_key
+
+    return [
+        replace(issue, audience=segment_from_key(site, issue.segment).describe(site))
+        for issue in issues
+    ]
 
 
 def _write_feeds(

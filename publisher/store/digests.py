@@ -45,7 +45,7 @@ class DigestQueries(StoreBase):
     def digest_issues(self) -> list[DigestIssue]:
         """Every digest made (and rendered), oldest first, as its page shows it."""
         rows = self.conn.execute(
-            "SELECT id, created_at, subject, articles FROM digests "
+            "SELECT id, created_at, subject, articles, segment FROM digests "
             "WHERE subject IS NOT NULL ORDER BY id"
         )
         return [
@@ -54,6 +54,7 @@ class DigestQueries(StoreBase):
                 created_at=datetime.fromisoformat(row[1]),
                 subject=row[2],
                 articles=tuple(_digest_article(item) for item in json.loads(row[3])),
+                segment=row[4],
             )
             for row in rows
         ]

@@ -229,3 +229,20 @@ def test_dry_run_names_each_segment(desk, site):
         "would make 2 digests: Arms control · weekly on monday at 07:00: 1 article(s) for "
         "1 subscriber(s); everything · daily at 07:00: 1 article(s) for 1 subscriber(s)"
     )
+
+
+def test_the_digest_archive_says_for_whom_each_digest_was(tmp_path):
+    (tmp_path / "content").mkdir()
+    config = CONFIG.replace("[pages]\nenabled = false\n", "")
+    (tmp_path / "publisher.toml").write_text(config, encoding="utf-8")
+    site = load_config(tmp_path / "publisher.toml")
+    desk = Desk(site)
+    desk.subscribe("arms@example.org", MONDAY, topics=("arms",))
+    desk.subscribe("daily@example.org", MONDAY, cadence=DAILY)
+    desk.publish(MONDAY, "Arms control")
+    assert len(desk.send(MONDAY + timedelta(hours=1))) == 2
+    archive = (site.site_dir / "digests" / "index.html").read_text(encoding="utf-8")
+    assert "1 article · Arms control · weekly on monday at 07:00</span>" in archive
+    assert "1 article · everything · daily at 07:00</span>" in archive
+    page = (site.site_dir / "digests" / "1" / "index.html").read_text(encoding="utf-8")
+    assert " · for Arms control · weekly on monday at 07:00</p>" in page
