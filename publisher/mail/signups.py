@@ -42,9 +42,20 @@ class SignupRequest:
 
 
 def request_signup(
-    store: Store, secret: bytes, address: str, name: str, *, client: str, now: datetime
+    store: Store,
+    secret: bytes,
+    address: str,
+    name: str,
+    *,
+    client: str,
+    now: datetime,
+    topics: tuple[str, ...] | None = None,
+    cadence: str | None = None,
 ) -> SignupRequest:
-    """Record a sign-up for *address* and say whether to send a confirmation.
+    """Record a sign-up for *address* with its choices and say whether to send a confirmation.
+
+    *topics* and *cadence* are what the form chose, checked already
+    (mail.preferences.read_choices); the confirmation makes the subscriber with them.
 
     :raises SubscriberError: for an address or name that is not valid.
     """
@@ -63,7 +74,7 @@ def request_signup(
     )
     if not will_send:
         return SignupRequest(email, None)
-    signup_id = store.save_signup(email, clean_name, now=now)
+    signup_id = store.save_signup(email, clean_name, now=now, topics=topics, cadence=cadence)
     # The link is checked against the stored sign-up, whose address keeps the
     # capitals it was first given: `Ada@…` then `ada@…` is one sign-up, two good links.
     signup = store.get_signup(signup_id)
@@ -80,6 +91,8 @@ class Confirmation:
     email: str
     name: str
     subscriber: Subscriber | None  # set when the link was used and they are still active
+    topics: tuple[str, ...] | None = None  # what the sign-up chose: None is everything
+    cadence: str | None = None  # None: the site's default
 
 
 def check_confirmation(store: Store, secret: bytes, token: str, *, now: datetime) -> Confirmation:
@@ -107,7 +120,9 @@ def check_confirmation(store: Store, secret: bytes, token: str, *, now: datetime
         subscriber = store.find_subscriber(signup.email)
         if subscriber is None or subscriber.status != "active":
             raise SubscriberError(_WHERE, USED_LINK)
-    return Confirmation(signup_id, signup.email, signup.name, subscriber)
+    return Confirmation(
+        signup_id, signup.email, signup.name, subscriber, signup.topics, signup.cadence
+    )
 
 
 def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscriber:
@@ -126,7 +141,15 @@ def confirm(store: Store, secret: bytes, token: str, *, now: datetime) -> Subscr
         return checked.subscriber
     # The person's own confirmation: it lifts an earlier opt-out, which the
     # operator's `subscribers add` and an import never can.
-    subscriber = subscribe_confirmed(store, secret, checked.email, checked.name, now=now)
+    subscriber = subscribe_confirmed(
+        store,
+        secret,
+        checked.email,
+        checked.name,
+        now=now,
+        topics=checked.topics,
+        cadence=checked.cadence,
+    )
     store.mark_signup_confirmed(checked.signup_id, now=now)
     return subscriber
 

@@ -343,13 +343,22 @@ def add_subscriber(
 
 
 def subscribe_confirmed(
-    store: Store, secret: bytes, email: str, name: str, *, now: datetime, source: str = "web"
+    store: Store,
+    secret: bytes,
+    email: str,
+    name: str,
+    *,
+    now: datetime,
+    source: str = "web",
+    topics: tuple[str, ...] | None = None,
+    cadence: str | None = None,
 ) -> Subscriber:
     """Make *email* active because its owner confirmed a sign-up; lifts any suppression.
 
     The one path that may undo an unsubscribe, a bounce or a removal (and
     forget the hard failures): the person proved they hold the address and
-    asked for the digest. A non-empty *name* replaces the stored one.
+    asked for the digest. A non-empty *name* replaces the stored one; the
+    sign-up's *topics* and *cadence* replace what a former subscriber had.
 
     :raises SubscriberError: for an invalid address or name.
     """
@@ -360,11 +369,15 @@ def subscribe_confirmed(
     reason = "confirmed a sign-up" + (f" (lifts the suppression: {lifted})" if lifted else "")
     existing = store.find_subscriber_any_case(email)
     if existing is None:
-        added = _get(store, store.insert_subscriber(email, name, status="active", now=now))
+        made = store.insert_subscriber(
+            email, name, status="active", now=now, topics=topics, cadence=cadence
+        )
+        added = _get(store, made)
         record(store, secret, added, email, "→active", reason, source=source, now=now)
         return added
     if name and name != existing.name:
         store.set_subscriber_name(existing.id, name, now=now)
+    store.set_subscriber_choices(existing.id, topics=topics, cadence=cadence, now=now)
     if existing.status != "active":
         store.set_subscriber_status(existing.id, "active", now=now)
         store.reset_hard_failures(existing.id)

@@ -408,5 +408,12 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "CREATE INDEX digests_segment ON digests (segment, last_seq)",
         _hold_what_the_last_digest_left,
     ),
+    (
+        # What a sign-up chose on the form (topics as subscribers.topics holds
+        # them, NULL: everything; a cadence, NULL: the site's default), kept
+        # until the confirmation makes the subscriber with them.
+        "ALTER TABLE signups ADD COLUMN topics TEXT",
+        "ALTER TABLE signups ADD COLUMN cadence TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,12 +6,15 @@ from datetime import datetime
 from typing import NamedTuple
 
 from publisher.store.base import StoreBase, lock_key
+from publisher.store.subscribers import topics_from, topics_text
 
 
 class Signup(NamedTuple):
     email: str
     name: str
     confirmed_at: str | None
+    topics: tuple[str, ...] | None = None  # what the form chose: None is everything
+    cadence: str | None = None  # None: the site's default
 
 
 class SignupQueries(StoreBase):
@@ -49,13 +52,26 @@ class SignupQueries(StoreBase):
         )
         self.conn.execute("DELETE FROM signups WHERE created_at < ?", (signups_before.isoformat(),))
 
-    def save_signup(self, email: str, name: str, *, now: datetime) -> int:
-        """Record (or renew) the pending sign-up of *email*; returns its id."""
+    def save_signup(
+        self,
+        email: str,
+        name: str,
+        *,
+        now: datetime,
+        topics: tuple[str, ...] | None = None,
+        cadence: str | None = None,
+    ) -> int:
+        """Record (or renew) the pending sign-up of *email* and its choices; returns its id.
+
+        A renewed sign-up takes the latest request's choices: its link and
+        the earlier ones (the same sign-up) confirm those.
+        """
         self.conn.execute(
-            "INSERT INTO signups (email, name, created_at) VALUES (?, ?, ?) "
+            "INSERT INTO signups (email, name, created_at, topics, cadence) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (email) DO UPDATE SET name = excluded.name, "
-            "created_at = excluded.created_at, confirmed_at = NULL",
-            (email, name, now.isoformat()),
+            "created_at = excluded.created_at, confirmed_at = NULL, "
+            "topics = excluded.topics, cadence = excluded.cadence",
+            (email, name, now.isoformat(), topics_text(topics), cadence),
         )
         (signup_id,) = self.conn.execute(
             "SELECT id FROM signups WHERE email = ?", (email,)
@@ -64,9 +80,10 @@ class SignupQueries(StoreBase):
 
     def get_signup(self, signup_id: int) -> Signup | None:
         row = self.conn.execute(
-            "SELECT email, name, confirmed_at FROM signups WHERE id = ?", (signup_id,)
+            "SELECT email, name, confirmed_at, topics, cadence FROM signups WHERE id = ?",
+            (signup_id,),
         ).fetchone()
-        return None if row is None else Signup(*row)
+        return None if row is None else Signup(row[0], row[1], row[2], topics_from(row[3]), row[4])
 
     def mark_signup_confirmed(self, signup_id: int, *, now: datetime) -> None:
         self.conn.execute(

@@ -27,6 +27,39 @@ def test_confirm_activates_and_a_second_click_is_harmless(store, now):
     assert first.status == "active"
 
 
+def test_the_subscriber_a_confirmation_makes_has_what_the_sign_up_chose(store, now):
+    with store.transaction():
+        request = signups.request_signup(
+            store,
+            SECRET,
+            "ada@example.org",
+            "",
+            client="203.0.113.7",
+            now=now,
+            topics=("oceans",),
+            cadence="each article",
+        )
+    checked = signups.check_confirmation(store, SECRET, request.token, now=now)
+    assert (checked.topics, checked.cadence) == (("oceans",), "each article")
+    with store.transaction():
+        subscriber = signups.confirm(store, SECRET, request.token, now=now)
+    assert (subscriber.topics, subscriber.cadence) == (("oceans",), "each article")
+
+
+def test_a_former_subscriber_confirming_again_gets_the_new_choices(store, now):
+    with store.transaction():
+        added, _ = subscribers.add_subscriber(store, SECRET, "ada@example.org", "", now=now)
+        store.set_subscriber_choices(added.id, topics=("oceans",), cadence=None, now=now)
+        token = tokens.make_token(SECRET, added.id, added.email)
+        subscribers.unsubscribe(store, SECRET, token, now=now)
+        request = signups.request_signup(
+            store, SECRET, "ada@example.org", "", client="x", now=now, cadence="daily at 07:00"
+        )
+        again = signups.confirm(store, SECRET, request.token, now=now)
+    assert (again.id, again.status) == (added.id, "active")
+    assert (again.topics, again.cadence) == (None, "daily at 07:00")
+
+
 def test_checking_a_link_changes_nothing(store, now):
     request = _request(store, "ada@example.org", now)
     before = [

@@ -59,3 +59,16 @@ def test_an_address_s_sign_ups_are_deleted_in_any_case(store, now):
     assert store.get_signup(bo) is not None
     emails = store.conn.execute("SELECT email FROM signup_requests").fetchall()
     assert emails == [("bo@example.org",)]
+
+
+def test_a_sign_up_keeps_what_its_form_chose_and_a_renewed_one_the_latest_choice(store, now):
+    with store.transaction():
+        first = store.save_signup(
+            "ada@example.org", "", now=now, topics=("oceans", "diplomacy"), cadence="daily at 07:00"
+        )
+    assert store.get_signup(first) == Signup(
+        "ada@example.org", "", None, ("diplomacy", "oceans"), "daily at 07:00"
+    )
+    with store.transaction():
+        store.save_signup("ada@example.org", "", now=now + timedelta(hours=1))
+    assert store.get_signup(first) == Signup("ada@example.org", "", None, None, None)

@@ -37,6 +37,27 @@ BAD_LINK = "That link did not work"
 TOO_MANY = "Too many sign-ups"
 UNREADABLE = "That form could not be read"
 BAD_ADDRESS = "That address will not work"
+# What a site whose subscribers choose adds to tests/sites/basic: three topics (the
+# basic articles' tags) and three cadences, the default first.
+CHOICES = """
+[digest]
+cadence = "weekly on monday at 07:00"
+cadences = ["weekly on monday at 07:00", "daily at 07:00", "each article"]
+
+[topics.diplomacy]
+title = "Diplomacy"
+tags = ["arms control", "vienna"]
+description = "Talks, treaties and the people at the table."
+
+[topics.elections]
+title = "Elections"
+tags = ["elections", "europe"]
+description = "Counts, campaigns and the observers who watch them."
+
+[topics.oceans]
+title = "Oceans & fisheries"
+tags = ["asia-pacific"]
+"""
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,12 @@ def feeds_path(site: SiteConfig) -> str:
 
 def unsubscribe_path(site: SiteConfig) -> str:
     return urlsplit(site.digest.unsubscribe_url).path
+
+
+def add_choices(folder: Path) -> None:
+    """Make the site in *folder* one whose subscribers choose (CHOICES)."""
+    config = folder / "publisher.toml"
+    config.write_text(config.read_text(encoding="utf-8") + CHOICES, encoding="utf-8")
 
 
 def local_path(url: str) -> str:
