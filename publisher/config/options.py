@@ -116,6 +116,7 @@ class DigestOptions:
     postal_address: str | None = None
     unsubscribe_url: str = ""  # https URL the one-click POST and the footer link go to
     unsubscribe_mailto: str | None = None
+    preferences_url: str = ""  # https URL of the page where a subscriber chooses what they get
     list_id: str = ""  # the List-Id's id part, e.g. "digest.meridian.example"
 
 

@@ -341,6 +341,9 @@ def _digest_options(
             table, "digest", "unsubscribe_url", values.https_url, default=base_url + "unsubscribe"
         ),
         unsubscribe_mailto=get(table, "digest", "unsubscribe_mailto", values.email, default=None),
+        preferences_url=get(
+            table, "digest", "preferences_url", values.https_url, default=base_url + "preferences"
+        ),
         list_id=get(table, "digest", "list_id", values.list_id, default=f"digest.{host}"),
     )
 
@@ -556,6 +559,7 @@ DIGEST_KEYS = dict.fromkeys(
         "postal_address",
         "unsubscribe_url",
         "unsubscribe_mailto",
+        "preferences_url",
         "list_id",
     )
 )

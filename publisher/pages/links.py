@@ -9,8 +9,8 @@ folders and the store (pipelines.links).
 A link is resolved as a browser resolves it (against the document's address
 or its <base>, dot segments removed); its query and fragment are ignored.
 Then, in the order `publisher serve` routes it: the service's own routes
-(subscribe, confirm, unsubscribe, answered only where a [web] table says the
-service runs at base_url), the feeds' folder, the site's folder.
+(subscribe, confirm, unsubscribe, preferences, answered only where a [web]
+table says the service runs at base_url), the feeds' folder, the site's folder.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class Targets:
         """The routes as web.paths.SitePaths makes them (the web layer is above this one)."""
         routes = {site.base_url + "subscribe", site.base_url + "confirm"}
         routes.add(bare_url(site.digest.unsubscribe_url))
+        routes.add(bare_url(site.digest.preferences_url))
         return cls(
             base_url=site.base_url,
             feeds_url=site.feeds.url,

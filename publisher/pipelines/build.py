@@ -266,6 +266,8 @@ def _pages_fingerprint(site: SiteConfig) -> str:
         site.permalink,
         site.pages,
         site.web,
+        # The sign-up form's choices (pages.layout.choices).
+        (site.topics, site.digest.cadence, site.digest.cadences, site.digest.max_per_day),
         templating.templates_fingerprint(site.templates_dir, "pages"),
     )
     return hashlib.sha256(repr(shape).encode()).hexdigest()

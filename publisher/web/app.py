@@ -1,5 +1,6 @@
-"""`publisher serve`: feeds over HTTP, sign-up with double opt-in, one-click
-unsubscribe and the digest archive, as one Starlette application.
+"""`publisher serve`: feeds over HTTP, sign-up with double opt-in, the
+subscribers' preferences page, one-click unsubscribe and the digest archive,
+as one Starlette application.
 
 create_app puts the parts together: the routes (paths.py) to the handlers
 (handlers.py) and the output folder (files.py), inside the middleware stack
@@ -106,6 +107,7 @@ def _routes(site: SiteConfig, paths: SitePaths, handlers: Handlers) -> list[Base
         _OwnRoute(paths.subscribe, handlers.subscribe, methods=["POST"]),
         _OwnRoute(paths.confirm, handlers.confirm, methods=["GET", "POST"]),
         _OwnRoute(paths.unsubscribe, handlers.unsubscribe, methods=["GET", "POST"]),
+        _OwnRoute(paths.preferences, handlers.preferences, methods=["GET", "POST"]),
         Mount(paths.feeds, app=FeedFiles(directory=site.output_dir, html=True, check_dir=False)),
     ]
     if site.pages.enabled:

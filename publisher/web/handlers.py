@@ -1,5 +1,5 @@
 """The service's endpoints: the home page, sign-up with double opt-in,
-confirmation, one-click unsubscribe and the digest archive.
+confirmation, the preferences page, one-click unsubscribe and the digest archive.
 
 Links in messages change state only on POST: a GET (or HEAD) of a
 confirmation or unsubscribe link shows a page with one button, so a mail
@@ -23,13 +23,14 @@ from starlette.responses import Response
 from publisher.config import SiteConfig
 from publisher.errors import PublisherError, SubscriberError
 from publisher.mail import signups, subscribers
+from publisher.mail.preferences import Choices, read_choices, save_choices
 from publisher.mail.secret import site_secret
 from publisher.model import newest_first
-from publisher.pages.layout import HONEYPOT_FIELD
+from publisher.pages.layout import CADENCE_FIELD, HONEYPOT_FIELD, TOPIC_FIELD, TOPICS_SHOWN_FIELD
 from publisher.store import Store, open_store
 from publisher.web.confirmation import Confirmations
-from publisher.web.forms import read_form
-from publisher.web.middleware import ClientLimiter
+from publisher.web.forms import MAX_FIELDS, Form, read_form, read_form_with
+from publisher.web.middleware import ClientLimiter, is_same_origin, origin_of
 from publisher.web.pages import Pages
 
 # The package's one logger: its lines are named "publisher.web", as the service's always were.
@@ -61,6 +62,12 @@ class Handlers:
         self.limiter = limiter
         self.now = now
         self._secret: bytes | None = None
+        # Where the forms that change choices may come from, besides the host asked.
+        self.origins = frozenset(
+            origin_of(url) for url in (site.base_url, site.digest.preferences_url)
+        )
+        # The choice forms: the sign-up's fields or the token, a box per topic, a cadence.
+        self.max_fields = MAX_FIELDS + len(site.topics)
 
     def secret(self) -> bytes:
         if self._secret is None:
@@ -103,30 +110,42 @@ class Handlers:
     # -- sign-up -------------------------------------------------------------------------
 
     async def subscribe(self, request: Request) -> Response:
-        form = await read_form(request)
+        form = await read_form_with(request, repeated={TOPIC_FIELD}, max_fields=self.max_fields)
         client = request.client.host if request.client else "unknown"
         # SQLite (which may wait on `publisher run`'s lock) and SMTP block:
         # off the event loop, so one slow sign-up cannot stall every request.
         return await run_in_threadpool(self._answer_signup, form, client)
 
-    def _answer_signup(self, form: dict[str, str] | None, client: str) -> Response:
+    def _answer_signup(self, form: Form | None, client: str) -> Response:
         if form is None:
             return self.pages.unreadable_signup()
         if not self.limiter.allow(client):
             return self.pages.too_many_signups(retry_after=self.limiter.window)
-        if form.get(HONEYPOT_FIELD, "").strip():
+        fields = form.fields
+        if fields.get(HONEYPOT_FIELD, "").strip():
             logger.info("sign-up from %s ignored: the honeypot field was filled", client)
             return self.pages.check_inbox()
-        return self._sign_up(form.get("email", ""), form.get("name", ""), client)
+        try:
+            choices = read_choices(self.site, *_chosen(form))
+        except SubscriberError as err:
+            return self.pages.bad_choice(err)
+        return self._sign_up(fields.get("email", ""), fields.get("name", ""), client, choices)
 
-    def _sign_up(self, address: str, name: str, client: str) -> Response:
+    def _sign_up(self, address: str, name: str, client: str, choices: Choices) -> Response:
         key = (
             self.secret()
         )  # outside the try: a bad secret is the operator's error, not the visitor's
         try:
             with self.store() as db, db.transaction():
                 signup = signups.request_signup(
-                    db, key, address, name, client=client, now=self.now()
+                    db,
+                    key,
+                    address,
+                    name,
+                    client=client,
+                    now=self.now(),
+                    topics=choices.topics,
+                    cadence=choices.cadence,
                 )
         except SubscriberError as err:
             return self.pages.bad_address(err)
@@ -170,6 +189,54 @@ class Handlers:
             return self.pages.bad_link(err)
         return self.pages.subscribed(subscriber)
 
+    # -- preferences -----------------------------------------------------------------------
+
+    async def preferences(self, request: Request) -> Response:
+        """GET shows the token's subscriber their choices; POST (the form) saves new ones.
+
+        The POST carries the token in the form, not the address, and must come
+        from a page of this site (is_same_origin).
+        """
+        if request.method == "POST":
+            if not is_same_origin(request, self.origins):
+                await request.body()
+                return self.pages.foreign_form()
+            form = await read_form_with(request, repeated={TOPIC_FIELD}, max_fields=self.max_fields)
+            if form is None:
+                return self.pages.unreadable_preferences()
+            return await run_in_threadpool(self._save_preferences, form)
+        token = request.query_params.get("token", "")
+        saved = request.query_params.get("saved") == "1"
+        return await run_in_threadpool(self._show_preferences, token, saved)
+
+    def _show_preferences(self, token: str, saved: bool) -> Response:
+        key = self.secret()  # outside the try: a bad secret is not a bad link
+        try:
+            with self.store() as db:
+                subscriber = subscribers.token_owner(db, key, token)
+        except SubscriberError:
+            return self.pages.bad_preferences()
+        if subscriber.status != "active":
+            return self.pages.not_subscribed(subscriber)
+        return self.pages.preferences(subscriber, token, saved=saved)
+
+    def _save_preferences(self, form: Form) -> Response:
+        key = self.secret()
+        token = form.fields.get("token", "")
+        with self.store() as db, db.transaction():
+            try:
+                subscriber = subscribers.token_owner(db, key, token)
+            except SubscriberError:
+                return self.pages.bad_preferences()
+            if subscriber.status != "active":
+                return self.pages.not_subscribed(subscriber, 409)
+            try:
+                choices = read_choices(self.site, *_chosen(form), current=Choices.of(subscriber))
+            except SubscriberError as err:
+                return self.pages.preferences(subscriber, token, problem=err)
+            save_choices(db, key, self.site, subscriber, choices, now=self.now())
+        return self.pages.saved(token)
+
     # -- unsubscribe -----------------------------------------------------------------------
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -208,3 +275,15 @@ class Handlers:
         """
         logger.error("%s", exc)
         return self.pages.busy()
+
+
+def _chosen(form: Form) -> tuple[tuple[str, ...] | None, str | None]:
+    """The topics and cadence a form sent; None for each the form did not offer.
+
+    Boxes that were shown and none ticked send only `topics_shown`: that is
+    a choice of no topic (refused), not a form without boxes.
+    """
+    topics = form.repeated.get(TOPIC_FIELD)
+    if topics is None and TOPICS_SHOWN_FIELD in form.fields:
+        topics = ()
+    return topics, form.fields.get(CADENCE_FIELD)

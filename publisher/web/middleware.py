@@ -1,6 +1,7 @@
 """What stands between the network and the handlers: a cap on request
-bodies, an access log that leaves query strings (and so tokens) out, and the
-per-client limit on sign-ups.
+bodies, an access log that leaves query strings (and so tokens) out, the
+per-client limit on sign-ups, and the same-origin check of the forms that
+change a subscriber's choices.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
@@ -45,6 +49,35 @@ class ClientLimiter:
                 for key in [k for k, v in self.events.items() if not v]:
                     del self.events[key]
             return True
+
+
+# Sec-Fetch-Site values of a request a page of this origin sent, or the person made.
+_OWN_FETCHES = frozenset({"same-origin", "none"})
+
+
+def origin_of(url: str) -> str:
+    """The origin (RFC 6454) of an absolute URL, as a browser writes it in Origin."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def is_same_origin(request: Request, public: Iterable[str]) -> bool:
+    """Whether a browser says the POST came from a page of this site.
+
+    Its Origin must be the origin the request was sent to (scheme and Host),
+    or one of *public* (the site's own origins, for a proxy that rewrites
+    Host); "null" (a sandboxed or privacy-stripped page) is refused. Without
+    Origin, Sec-Fetch-Site must not name another site. A client that sends
+    neither (curl, a script) is let through: it still needs the subscriber's
+    token, which is what a page elsewhere lacks.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = request.headers.get("host", "")
+        own = {f"{request.url.scheme}://{host}".lower(), *(o.lower() for o in public)}
+        return origin.strip().lower() in own
+    fetch = request.headers.get("sec-fetch-site")
+    return fetch is None or fetch.strip().lower() in _OWN_FETCHES
 
 
 class BodyLimit:

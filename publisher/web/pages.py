@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from publisher import templating
 from publisher.config import SiteConfig
 from publisher.errors import SubscriberError
+from publisher.mail.segments import segment_of, topic_titles
 from publisher.model import Article, Subscriber
-from publisher.pages.layout import HONEYPOT_FIELD, layout_context
+from publisher.pages.layout import HONEYPOT_FIELD, cadence_words, choices, layout_context
 from publisher.web.paths import SitePaths
 
 PAGE_HEADERS = {
@@ -55,7 +57,9 @@ class Pages:
     # -- the pages with a form or a list ---------------------------------------------
 
     def home(self, articles: Sequence[Article]) -> HTMLResponse:
-        return self.render("home.html.j2", articles=articles, honeypot=HONEYPOT_FIELD)
+        return self.render(
+            "home.html.j2", articles=articles, honeypot=HONEYPOT_FIELD, choices=choices(self.site)
+        )
 
     def confirm(self, email: str, token: str) -> HTMLResponse:
         """The one button that confirms; the link alone changes nothing."""
@@ -65,6 +69,40 @@ class Pages:
         return self.render(
             "unsubscribe.html.j2", email=email, token=token, action=self.paths.unsubscribe
         )
+
+    def preferences(
+        self,
+        subscriber: Subscriber,
+        token: str,
+        *,
+        saved: bool = False,
+        problem: SubscriberError | None = None,
+    ) -> HTMLResponse:
+        """The subscriber's choices as stored (read against the config), to change and save.
+
+        With *problem*, what a POST sent could not be saved: 400, the stored choices shown.
+        """
+        site = self.site
+        segment = segment_of(site, subscriber)
+        return self.render(
+            "preferences.html.j2",
+            400 if problem else 200,
+            email=subscriber.email,
+            token=token,
+            action=self.paths.preferences,
+            unsubscribe_action=self.paths.unsubscribe,
+            choices=choices(site, segment.topics, segment.cadence),
+            topics_text=_capital(topic_titles(site, segment.topics)),
+            cadence_text=cadence_words(site, segment.cadence),
+            has_topics=bool(site.topics),
+            saved=saved,
+            problem=None if problem is None else problem.message,
+        )
+
+    def saved(self, token: str) -> RedirectResponse:
+        """After a save, the page again by GET: reloading it sends nothing twice."""
+        url = f"{self.paths.preferences}?token={quote(token, safe='')}&saved=1"
+        return RedirectResponse(url, status_code=303, headers=PAGE_HEADERS)
 
     def digests(self, items: Sequence[dict[str, Any]]) -> HTMLResponse:
         return self.render("digests.html.j2", digests=items)
@@ -99,6 +137,15 @@ class Pages:
         return self.message(
             "That address will not work",
             f"{err.message}. Please check it and try again.",
+            400,
+            link=self.paths.home,
+            link_text="Back to the sign-up form",
+        )
+
+    def bad_choice(self, err: SubscriberError) -> HTMLResponse:
+        return self.message(
+            "That choice will not work",
+            f"{_capital(err.message)}. Nothing was stored; please choose again.",
             400,
             link=self.paths.home,
             link_text="Back to the sign-up form",
@@ -151,6 +198,42 @@ class Pages:
             f"{subscriber.email} will receive no more digests from {self.site.title}.",
         )
 
+    # -- preferences -----------------------------------------------------------------------
+
+    def bad_preferences(self) -> HTMLResponse:
+        return self.message(
+            "That preferences link is not valid",
+            "It may be incomplete: copy the whole link from the email, or use the "
+            "link in the latest digest you received. Nothing was changed.",
+            400,
+        )
+
+    def not_subscribed(self, subscriber: Subscriber, status: int = 200) -> HTMLResponse:
+        """A link of someone who left (or bounced): nothing to choose, a way back in."""
+        return self.message(
+            "You are not subscribed",
+            f"{subscriber.email} receives no digests from {self.site.title}, "
+            "so there is nothing to choose here.",
+            status,
+            link=self.paths.home,
+            link_text="Sign up again",
+        )
+
+    def unreadable_preferences(self) -> HTMLResponse:
+        return self.message(
+            "That form could not be read",
+            "Nothing was changed. Please open the link in the email again and save your choices.",
+            400,
+        )
+
+    def foreign_form(self) -> HTMLResponse:
+        return self.message(
+            "That form came from another site",
+            "Nothing was changed. To change your choices, open the link in the latest "
+            f"{self.site.title} digest you received.",
+            403,
+        )
+
     # -- any page --------------------------------------------------------------------------
 
     def busy(self) -> HTMLResponse:
@@ -161,3 +244,8 @@ class Pages:
         )
         response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
         return response
+
+
+def _capital(text: str) -> str:
+    """*text* with its first letter a capital, the rest as it is (titles keep theirs)."""
+    return text[:1].upper() + text[1:]

@@ -2,7 +2,8 @@
 
 The service sits behind a proxy at the site's own addresses, so the routes
 follow the configuration: the home page at base_url's path, the feeds at
-[feeds] url's path, unsubscribe at [digest] unsubscribe_url's path.
+[feeds] url's path, unsubscribe at [digest] unsubscribe_url's path and the
+preferences page at [digest] preferences_url's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class SitePaths:
     subscribe: str
     confirm: str
     unsubscribe: str
+    preferences: str
     digests: str
     feeds: str  # a mount point: no trailing slash
     webhooks: str  # the providers' bounce webhooks: <this>ses, <this>postmark, <this>mailgun
@@ -33,6 +35,7 @@ class SitePaths:
             subscribe=home + "subscribe",
             confirm=home + "confirm",
             unsubscribe=urlsplit(site.digest.unsubscribe_url).path or "/unsubscribe",
+            preferences=urlsplit(site.digest.preferences_url).path or "/preferences",
             digests=home + "digests/",
             feeds=urlsplit(site.feeds.url).path.rstrip("/") or "/feeds",
             webhooks=home + "webhooks/",

@@ -48,6 +48,19 @@ def test_build_then_rebuild(runner, site_dir):
     )
 
 
+def test_topics_or_cadences_added_rewrite_the_pages_whose_form_offers_them(runner, site_dir):
+    from support.web import add_choices
+
+    assert invoke(runner, site_dir, "build").exit_code == 0
+    home = site_dir / "site" / "index.html"
+    assert 'name="topic"' not in home.read_text(encoding="utf-8")
+    add_choices(site_dir)
+    again = invoke(runner, site_dir, "build")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.endswith("; 16 pages written, 2 unchanged\n")  # all but the sitemaps
+    assert home.read_text(encoding="utf-8").count('name="topic"') == 3
+
+
 def test_bad_article_is_a_warning_unless_strict(runner, site_dir):
     (site_dir / "content" / "2024-02-02-broken.md").write_text(
         "---\ntitle: Broken\ndate: May 1st\n---\nText\n", encoding="utf-8"

@@ -244,6 +244,7 @@ def test_digest_and_delivery_defaults(tmp_path):
     assert site.digest.max_articles == 20
     assert site.digest.sender == "Test Gazette <desk@gazette.example>"
     assert site.digest.unsubscribe_url == "https://gazette.example/news/unsubscribe"
+    assert site.digest.preferences_url == "https://gazette.example/news/preferences"
     assert site.digest.list_id == "digest.gazette.example"
     assert site.delivery.method == "outbox"
     assert site.delivery.outbox_dir == tmp_path.resolve() / "outbox"
@@ -258,6 +259,7 @@ def test_digest_and_delivery_values(tmp_path):
 [digest]
 cadence = "Daily at 6:30"
 from = "Briefing <briefing@gazette.example>"
+preferences_url = "https://gazette.example/mail/choose"
 
 [delivery]
 method = "smtp"
@@ -271,6 +273,7 @@ username = "mailer"
 """,
     )
     assert str(site.digest.cadence) == "daily at 06:30"
+    assert site.digest.preferences_url == "https://gazette.example/mail/choose"
     assert site.digest.sender == "Briefing <briefing@gazette.example>"
     assert (site.delivery.method, site.delivery.rate) == ("smtp", 20.0)
     smtp = site.delivery.smtp
@@ -312,6 +315,11 @@ username = "mailer"
             '[digest]\nunsubscribe_url = "http://gazette.example/u"\n',
             "[digest] unsubscribe_url: must be an absolute https URL "
             "(mail providers require https) ('http://gazette.example/u')",
+        ),
+        (
+            '[digest]\npreferences_url = "/choose"\n',
+            "[digest] preferences_url: must be an absolute https URL "
+            "(mail providers require https) ('/choose')",
         ),
         (
             '[delivery]\nmethod = "pigeon"\n',

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
-from axe_playwright_python.base import AXE_SCRIPT
-from support.browser import chromium, require_chromium, serve
+from support.browser import Visit, axe_results, chromium, require_chromium, serve, violations
 from support.showcase import (
     DIGEST,
     RICH_ARTICLE,
@@ -44,63 +43,6 @@ PAGES = {
     "tag": RTL_TAG,
     "digest": DIGEST,
 }
-# WCAG 2.0 and 2.1, levels A and AA: the rules a violation of which is a failure to conform.
-AXE_OPTIONS = {
-    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-    "resultTypes": ["violations"],
-}
-
-
-class Visit:
-    """A browser tab on the local server that refuses other hosts and keeps its errors."""
-
-    def __init__(self, browser: Browser, origin: str, **options: Any) -> None:
-        self.origin = origin
-        self.context = browser.new_context(**options)
-        self.refused: list[str] = []
-        self.errors: list[str] = []
-        self.context.route("**/*", self._only_local)
-        self.page = self.context.new_page()
-        self.page.on("console", self._console)
-
-    def _only_local(self, route: Any) -> None:
-        if route.request.url.startswith(self.origin + "/"):
-            route.continue_()
-        else:
-            self.refused.append(route.request.url)
-            route.abort()
-
-    def _console(self, message: Any) -> None:
-        # Chromium asks for /favicon.ico at the host's root, outside the site's base path.
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
-            self.errors.append(f"{message.text} ({message.location['url']})")
-
-    def open(self, path: str) -> Page:
-        response = self.page.goto(self.origin + path)
-        assert response is not None
-        assert response.status == 200, f"{path}: {response.status}"
-        return self.page
-
-    def assert_clean(self) -> None:
-        """Nothing was asked of another host, and no error (a refused style, say) was logged."""
-        refused, errors = self.refused[:], self.errors[:]
-        self.refused.clear()
-        self.errors.clear()
-        assert refused == [], f"requests to other hosts: {refused}"
-        assert errors == [], f"errors in the console: {errors}"
-
-    def close(self) -> None:
-        self.context.close()
-        self.assert_clean()
-
-
-def _axe(page: Page) -> dict[str, Any]:
-    """axe-core's results for what *page* shows now (injected once per document)."""
-    if not page.evaluate("typeof axe !== 'undefined'"):
-        # Evaluated, not added as a <script>: the page's policy refuses inline scripts.
-        page.evaluate(AXE_SCRIPT)
-    results: dict[str, Any] = page.evaluate("options => axe.run(document, options)", AXE_OPTIONS)
-    return results
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +72,6 @@ def _scroll_width(page: Page) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth"))
 
 
-def _violations(results: dict[str, Any]) -> list[str]:
-    return [
-        f"{violation['id']}: {violation['help']} at "
-        + ", ".join(" ".join(node["target"]) for node in violation["nodes"])
-        for violation in results["violations"]
-    ]
-
-
 # -- accessibility -----------------------------------------------------------------------
 
 
@@ -165,9 +99,9 @@ def test_axe_finds_no_wcag_violation(
         assert dark is (scheme == "dark")
         for viewport in (PHONE, DESKTOP):
             page.set_viewport_size(viewport)
-            results = _axe(page)
+            results = axe_results(page)
             assert results["testEngine"]["version"].startswith("4.")
-            found += [f"{scheme}, {viewport['width']}px: {v}" for v in _violations(results)]
+            found += [f"{scheme}, {viewport['width']}px: {v}" for v in violations(results)]
         tab.assert_clean()
     assert found == [], f"{page_name}: {len(found)} violations:\n" + "\n".join(found)
 
@@ -178,7 +112,7 @@ def test_axe_reports_a_violation_where_there_is_one(browser: Browser, origin: st
         '<!doctype html><html lang="en"><title>t</title><main>'
         '<p style="color:#999;background:#aaa">faint</p><input type="text"></main></html>'
     )
-    ids = {violation["id"] for violation in _axe(visit.page)["violations"]}
+    ids = {violation["id"] for violation in axe_results(visit.page)["violations"]}
     assert {"color-contrast", "label"} <= ids
     visit.close()
 

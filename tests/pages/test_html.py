@@ -19,8 +19,10 @@ from support.web import (
     FORM,
     ONE_CLICK,
     base_path,
+    link_token,
     local_path,
     pending_link,
+    preferences_path,
     press,
     sign_up,
 )
@@ -78,12 +80,19 @@ def _served_pages(site: SiteConfig, links: dict[str, str], folder: Path) -> dict
         pages["unreadable-form"] = client.post(
             home + "subscribe", content=b"\xff", headers={"Content-Type": FORM}
         )
+        pages["bad-choice"] = client.post(
+            home + "subscribe", data={"email": "fay@example.org", "cadence": "hourly"}
+        )
+        _preference_pages(client, site, link_token(links["bo@example.org"]), pages)
         unsubscribe = links["ada@example.org"]
         pages["unsubscribe"] = client.get(local_path(unsubscribe))
         pages["unsubscribed"] = client.post(
             local_path(unsubscribe), content=ONE_CLICK, headers={"Content-Type": FORM}
         )
         pages["bad-unsubscribe"] = client.get(local_path(unsubscribe) + "x")
+        pages["not-subscribed"] = client.get(
+            preferences_path(site), params={"token": link_token(unsubscribe)}
+        )
         pages["missing"] = client.get(home + "no/such/page/")
     # Without pages the service makes its own home page and digest archive, styles inline.
     no_pages = dataclasses.replace(site, pages=dataclasses.replace(site.pages, enabled=False))
@@ -101,9 +110,16 @@ def _served_pages(site: SiteConfig, links: dict[str, str], folder: Path) -> dict
         "bad-link": 400,
         "bad-address": 400,
         "unreadable-form": 400,
+        "bad-choice": 400,
+        "preferences": 200,
+        "preferences-saved": 200,
+        "preferences-problem": 400,
+        "bad-preferences": 400,
+        "foreign-form": 403,
         "unsubscribe": 200,
         "unsubscribed": 200,
         "bad-unsubscribe": 400,
+        "not-subscribed": 200,
         "missing": 404,
         "service-home": 200,
         "service-digests": 200,
@@ -114,6 +130,28 @@ def _served_pages(site: SiteConfig, links: dict[str, str], folder: Path) -> dict
         saved[name] = folder / f"{name}.html"
         saved[name].write_bytes(response.content)
     return saved
+
+
+def _preference_pages(
+    client: httpx.Client, site: SiteConfig, token: str, pages: dict[str, httpx.Response]
+) -> None:
+    """The preferences page as shown, saved, refused: every answer it can give."""
+    path = preferences_path(site)
+    origin = {"Origin": str(client.base_url).rstrip("/")}
+    pages["preferences"] = client.get(path, params={"token": token})
+    pages["preferences-saved"] = client.post(
+        path,
+        data={"token": token, "topics_shown": "1", "topic": "oceans", "cadence": "each article"},
+        headers=origin,
+        follow_redirects=True,
+    )
+    pages["preferences-problem"] = client.post(
+        path, data={"token": token, "topics_shown": "1"}, headers=origin
+    )
+    pages["bad-preferences"] = client.get(path, params={"token": token + "x"})
+    pages["foreign-form"] = client.post(
+        path, data={"token": token}, headers={"Origin": "https://evil.example"}
+    )
 
 
 def _listing(problems: list[Problem]) -> str:

@@ -1,7 +1,8 @@
 """A built site with a page of every kind and content that is hard to lay out.
 
-tests/sites/basic (it has `[web]`, so every page carries the sign-up form)
-plus the articles in tests/data/articles: a title of Arabic and English
+tests/sites/basic (it has `[web]`, so every page carries the sign-up form,
+and support.web.CHOICES, so the form offers topics and cadences) plus the
+articles in tests/data/articles: a title of Arabic and English
 with an emoji, Hebrew and emoji tags, and a body of tables, code, pictures,
 quotes, lists and footnote-like Markdown. A digest has gone out, so its web
 copy (site/digests/1/) exists. The page checks (HTML validity, axe-core in
@@ -18,7 +19,7 @@ from publisher.config import SiteConfig, load_config
 from publisher.pipelines import build
 from support.clock import NOW, Clock
 from support.paths import SITES, TESTS
-from support.web import mail_digest
+from support.web import add_choices, mail_digest
 
 ARTICLES = TESTS / "data" / "articles"
 # The articles' pages, under base_url (a permalink is the date's year and month and the slug).
@@ -35,6 +36,7 @@ def build_showcase(folder: Path) -> tuple[SiteConfig, dict[str, str]]:
     """The site built in *folder* and its digest 1 sent: the site, and address -> its
     unsubscribe link."""
     shutil.copytree(SITES / "basic", folder)
+    add_choices(folder)
     for article in ARTICLES.iterdir():
         shutil.copyfile(article, folder / "content" / article.name)
     site = load_config(folder / "publisher.toml")

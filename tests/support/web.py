@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from publisher import tokens
 from publisher.config import SiteConfig
 from publisher.pipelines import digests
 from publisher.store import open_store
@@ -37,6 +38,12 @@ BAD_LINK = "That link did not work"
 TOO_MANY = "Too many sign-ups"
 UNREADABLE = "That form could not be read"
 BAD_ADDRESS = "That address will not work"
+PREFERENCES = "Choose what you receive"
+SAVED = "Saved."
+BAD_PREFERENCES = "That preferences link is not valid"
+NOT_SUBSCRIBED = "You are not subscribed"
+FOREIGN_FORM = "That form came from another site"
+BAD_CHOICE = "That choice will not work"
 # What a site whose subscribers choose adds to tests/sites/basic: three topics (the
 # basic articles' tags) and three cadences, the default first.
 CHOICES = """
@@ -82,10 +89,29 @@ def unsubscribe_path(site: SiteConfig) -> str:
     return urlsplit(site.digest.unsubscribe_url).path
 
 
+def preferences_path(site: SiteConfig) -> str:
+    return urlsplit(site.digest.preferences_url).path
+
+
 def add_choices(folder: Path) -> None:
     """Make the site in *folder* one whose subscribers choose (CHOICES)."""
     config = folder / "publisher.toml"
     config.write_text(config.read_text(encoding="utf-8") + CHOICES, encoding="utf-8")
+
+
+def personal_token(site: SiteConfig, address: str) -> str:
+    """The token of *address*'s links (unsubscribe and preferences), as a digest carries it."""
+    secret = tokens.load_secret(site.state_dir)
+    with open_store(site.state) as store:
+        subscriber = store.find_subscriber(address)
+    assert subscriber is not None, address
+    return tokens.make_token(secret, subscriber.id, subscriber.email)
+
+
+def stored_choices(site: SiteConfig) -> dict[str, tuple[object, object]]:
+    """address -> (topics, cadence) as the subscribers table holds them."""
+    rows = query_rows(site, "SELECT email, topics, cadence FROM subscribers")
+    return {str(row[0]): (row[1], row[2]) for row in rows}
 
 
 def local_path(url: str) -> str:
@@ -155,13 +181,14 @@ def assert_nothing_stored(site: SiteConfig) -> None:
 
 
 class PageParts(HTMLParser):
-    """The forms, buttons and links of a page, however it is laid out."""
+    """The forms, buttons, inputs and links of a page, however it is laid out."""
 
     def __init__(self, html: str) -> None:
         super().__init__()
         self.forms: list[dict[str, str | None]] = []
         self.buttons = 0
         self.links: list[str] = []
+        self.inputs: list[dict[str, str | None]] = []
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -171,6 +198,18 @@ class PageParts(HTMLParser):
             self.forms.append(dict(attrs))
         elif tag == "button" or (tag == "input" and dict(attrs).get("type") == "submit"):
             self.buttons += 1
+        if tag == "input":
+            self.inputs.append(dict(attrs))
+
+    def ticked(self, name: str) -> list[str]:
+        """The values of the checked boxes or buttons called *name*."""
+        return [
+            str(i.get("value")) for i in self.inputs if i.get("name") == name and "checked" in i
+        ]
+
+    def offered(self, name: str) -> list[str]:
+        """The values of every box or button called *name*, checked or not."""
+        return [str(i.get("value")) for i in self.inputs if i.get("name") == name]
 
 
 def digest_links(html: str) -> list[str]:

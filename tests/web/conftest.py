@@ -9,8 +9,16 @@ from datetime import datetime
 import httpx
 import pytest
 from support.clock import NOW, Clock
+from support.mailing import add_subscribers
 from support.paths import SITES
-from support.web import Shared, mail_digest, query_rows, subscriber_statuses
+from support.web import (
+    READERS,
+    Shared,
+    add_choices,
+    mail_digest,
+    query_rows,
+    subscriber_statuses,
+)
 from support.web_server import WebServer
 
 from publisher.config import SiteConfig, load_config
@@ -55,6 +63,26 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     assert set(subscriber_statuses(site).values()) == {"active"}
     assert query_rows(site, "SELECT * FROM signups") == []
     assert not (site.delivery.outbox_dir / "confirmations").exists()
+
+
+@pytest.fixture
+def choosing(make_site, now: datetime) -> SiteConfig:
+    """tests/sites/basic with topics and cadences to choose, built, READERS subscribed."""
+    folder = make_site("basic")
+    add_choices(folder)
+    site = load_config(folder / "publisher.toml")
+    build.build(site, now=now)
+    add_subscribers(site, READERS, now)
+    return site
+
+
+@pytest.fixture
+def choosing_client(choosing: SiteConfig, clock: Clock) -> Iterator[httpx.Client]:
+    with (
+        WebServer(choosing, now=clock) as running,
+        httpx.Client(base_url=running.origin, timeout=10) as http,
+    ):
+        yield http
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ def test_the_routes_are_the_paths_of_the_site_s_public_urls(site):
         subscribe="/news/subscribe",
         confirm="/news/confirm",
         unsubscribe="/news/unsubscribe",
+        preferences="/news/preferences",
         digests="/news/digests/",
         feeds="/news/feeds",
         webhooks="/news/webhooks/",
@@ -29,13 +30,18 @@ def test_feeds_and_unsubscribe_may_live_apart_from_the_home_page(site):
         site,
         base_url="https://gazette.example/",
         feeds=replace(site.feeds, url="https://gazette.example/syndication/"),
-        digest=replace(site.digest, unsubscribe_url="https://gazette.example/mail/leave"),
+        digest=replace(
+            site.digest,
+            unsubscribe_url="https://gazette.example/mail/leave",
+            preferences_url="https://gazette.example/mail/choose",
+        ),
     )
     assert SitePaths.of(moved) == SitePaths(
         home="/",
         subscribe="/subscribe",
         confirm="/confirm",
         unsubscribe="/mail/leave",
+        preferences="/mail/choose",
         digests="/digests/",
         feeds="/syndication",
         webhooks="/webhooks/",
@@ -47,13 +53,18 @@ def test_urls_without_a_path_still_give_routes(site):
         site,
         base_url="https://gazette.example",
         feeds=replace(site.feeds, url="https://gazette.example/"),
-        digest=replace(site.digest, unsubscribe_url="https://gazette.example"),
+        digest=replace(
+            site.digest,
+            unsubscribe_url="https://gazette.example",
+            preferences_url="https://gazette.example",
+        ),
     )
     paths = SitePaths.of(bare)
-    assert (paths.home, paths.subscribe, paths.unsubscribe, paths.feeds) == (
+    assert (paths.home, paths.subscribe, paths.unsubscribe, paths.preferences, paths.feeds) == (
         "/",
         "/subscribe",
         "/unsubscribe",
+        "/preferences",
         "/feeds",
     )
 
@@ -65,7 +76,8 @@ def test_the_service_answers_where_the_configuration_says(site_dir, now):
     )
     config.write_text(
         text + '\n[feeds]\nurl = "https://gazette.example/syndication/"\n\n'
-        '[digest]\nunsubscribe_url = "https://gazette.example/mail/leave"\n',
+        '[digest]\nunsubscribe_url = "https://gazette.example/mail/leave"\n'
+        'preferences_url = "https://gazette.example/mail/choose"\n',
         encoding="utf-8",
     )
     site = load_config(config)
@@ -79,5 +91,6 @@ def test_the_service_answers_where_the_configuration_says(site_dir, now):
         feed = client.get("/syndication/rss.xml")
         assert feed.content == (site.output_dir / "rss.xml").read_bytes()
         assert client.get("/mail/leave").status_code == 400  # there, but a token is wanted
+        assert client.get("/mail/choose").status_code == 400
         assert client.get("/news/").status_code == 404
         assert client.get("/news/feeds/rss.xml").status_code == 404
