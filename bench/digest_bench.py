@@ -394,7 +394,7 @@ def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     """Messages/s for a fresh EmailMessage per recipient, serialised with policy SMTP."""
     from publisher import tokens
     from publisher.mail import compose
-    from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
+    from publisher.mail.digest import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
     from publisher.store import open_store
 
     settings = compose.mail_settings(site)
@@ -410,6 +410,7 @@ def measure_email_message(site: Any, rendered: Any, count: int) -> float:
     for person in people:
         token = tokens.make_token(secret, person.id, person.email)
         url = compose.unsubscribe_link(settings.unsubscribe_url, token)
+        own = compose.preferences_link(settings.preferences_url, token)
         message = EmailMessage()
         message["From"] = settings.sender
         message["To"] = formataddr((person.name, person.email))
@@ -421,9 +422,15 @@ def measure_email_message(site: Any, rendered: Any, count: int) -> float:
             f"<{url}>, <mailto:{settings.unsubscribe_mailto}?subject=unsubscribe%20{token}>"
         )
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, url))
+        message.set_content(
+            rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, url).replace(
+                PREFERENCES_PLACEHOLDER, own
+            )
+        )
         message.add_alternative(
-            rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, url.replace("&", "&amp;")),
+            rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, url.replace("&", "&amp;")).replace(
+                PREFERENCES_PLACEHOLDER, own.replace("&", "&amp;")
+            ),
             subtype="html",
         )
         message.as_bytes(policy=email.policy.SMTP)

@@ -2,8 +2,9 @@
 
 Building an `EmailMessage` per recipient manages about 200 messages a second;
 a digest goes to thousands. So the message is split once into encoded static
-pieces and per-recipient slots (To, Message-ID, the unsubscribe URL), and each
-recipient's bytes are a join. The bodies are quoted-printable: each static
+pieces and per-recipient slots (To, Message-ID, the unsubscribe URL and the
+preferences page's, both with the recipient's token), and each recipient's
+bytes are a join. The bodies are quoted-printable: each static
 piece is encoded on its own and ends in a soft line break, so a value spliced
 between two pieces decodes exactly as if the whole body had been encoded.
 
@@ -30,7 +31,7 @@ from publisher import tokens
 from publisher.config import SiteConfig
 from publisher.errors import ConfigError
 from publisher.mail import signing
-from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
+from publisher.mail.digest import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from publisher.mail.signing import DkimKey
 from publisher.model import Message, RenderedDigest, Subscriber
 
@@ -38,6 +39,9 @@ CRLF = b"\r\n"
 SOFT_BREAK = b"=" + CRLF  # quoted-printable's soft line break: decodes to nothing
 DELIVERY_HEADER = "X-Publisher-Delivery"
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
+# Where each recipient's links go, in the order of the values a slot is filled with.
+PLACEHOLDERS = (UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER)
+_PLACEHOLDER = re.compile("|".join(PLACEHOLDERS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class MailSettings:
     list_id: str
     unsubscribe_url: str  # https; the token is appended as ?token=
     unsubscribe_mailto: str | None
+    preferences_url: str  # https; the same token appended as ?token=
     dkim: DkimKey | None = None  # sign every message with it
     bounce_address: str | None = None  # [bounces] address: the base of the VERP senders
 
@@ -58,11 +63,13 @@ class MailSettings:
 class _Body:
     """A QP-encoded body as static pieces; slot i goes between piece i and piece i+1.
 
-    Each piece ends in a soft line break; *canonical* holds each piece's
-    relaxed form (RFC 6376 §3.4.4) when the messages are signed.
+    Slot i holds the value of PLACEHOLDERS[slots[i]]. Each piece ends in a
+    soft line break; *canonical* holds each piece's relaxed form (RFC 6376
+    §3.4.4) when the messages are signed.
     """
 
     pieces: tuple[bytes, ...]
+    slots: tuple[int, ...] = ()
     canonical: tuple[bytes, ...] = ()
 
 
@@ -191,6 +198,7 @@ def personalise(
     """
     settings = template.settings
     url = _with_token(settings.unsubscribe_url, token)
+    preferences = _with_token(settings.preferences_url, token)
     list_unsubscribe = f"<{url}>"
     if settings.unsubscribe_mailto:
         subject = quote(f"unsubscribe {token}")
@@ -211,18 +219,18 @@ def personalise(
     if settings.bounce_address is not None and bounce_token is not None:
         own.append((DELIVERY_HEADER, bounce_token))
     # The values go in as lines of their own, each followed by a soft line break.
-    text_url = _qp(url.encode()) + SOFT_BREAK
-    html_url = _qp(escape(url).encode()) + SOFT_BREAK
+    text_urls = tuple(_qp(link.encode()) + SOFT_BREAK for link in (url, preferences))
+    html_urls = tuple(_qp(escape(link).encode()) + SOFT_BREAK for link in (url, preferences))
     data = b"".join(
         (
-            _signature(template, own, text_url, html_url),
+            _signature(template, own, text_urls, html_urls),
             *(_header(name, value) for name, value in own),
             template.head,
             CRLF,
             template.opening,
-            _fill(template.text, text_url),
+            *_interleave(template.text.pieces, template.text.slots, text_urls),
             template.middle,
-            _fill(template.html, html_url),
+            *_interleave(template.html.pieces, template.html.slots, html_urls),
             template.closing,
         )
     )
@@ -246,12 +254,15 @@ def envelope_sender(sender: str, bounce_address: str | None, bounce_token: str |
 
 
 def _signature(
-    template: MessageTemplate, own: list[tuple[str, str]], text_url: bytes, html_url: bytes
+    template: MessageTemplate,
+    own: list[tuple[str, str]],
+    text_urls: tuple[bytes, ...],
+    html_urls: tuple[bytes, ...],
 ) -> bytes:
     """The DKIM-Signature field of one recipient's message, or nothing when unsigned.
 
     The body hash runs over the canonical pieces made once and the canonical
-    form of this recipient's two lines: the same bytes dkimpy's relaxed body
+    form of this recipient's few lines: the same bytes dkimpy's relaxed body
     canonicalisation makes of the whole body (tests/mail/test_signing.py).
     """
     canonical, key = template.canonical, template.settings.dkim
@@ -260,12 +271,17 @@ def _signature(
     signed = signing.signed_fields(
         [*canonical.fields, *((name, value.encode("ascii")) for name, value in own)]
     )
+    text, html = template.text, template.html
     bh = signing.body_hash(
         (
             canonical.opening,
-            *_interleave(template.text.canonical, signing.canonical_lines(text_url)),
+            *_interleave(
+                text.canonical, text.slots, tuple(map(signing.canonical_lines, text_urls))
+            ),
             canonical.middle,
-            *_interleave(template.html.canonical, signing.canonical_lines(html_url)),
+            *_interleave(
+                html.canonical, html.slots, tuple(map(signing.canonical_lines, html_urls))
+            ),
             canonical.closing,
         )
     )
@@ -276,12 +292,28 @@ def unsubscribe_link(unsubscribe_url: str, token: str) -> str:
     return _with_token(unsubscribe_url, token)
 
 
-def with_unsubscribe_link(rendered: RenderedDigest, link: str) -> RenderedDigest:
-    """*rendered* with *link* where each recipient's own goes: a preview to look at."""
+def preferences_link(preferences_url: str, token: str) -> str:
+    """The recipient's own preferences page: the unsubscribe token, on [digest] preferences_url."""
+    return _with_token(preferences_url, token)
+
+
+def with_unsubscribe_link(
+    rendered: RenderedDigest, link: str, preferences: str | None = None
+) -> RenderedDigest:
+    """*rendered* with *link* where each recipient's unsubscribe link goes: a preview to look at.
+
+    *preferences* goes where their preferences link goes; without it, *link*
+    stands there too, so that no placeholder is ever shown.
+    """
+    shown = link if preferences is None else preferences
     return replace(
         rendered,
-        text=rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, link),
-        html=rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, escape(link)),
+        text=rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, link).replace(
+            PREFERENCES_PLACEHOLDER, shown
+        ),
+        html=rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, escape(link)).replace(
+            PREFERENCES_PLACEHOLDER, escape(shown)
+        ),
     )
 
 
@@ -291,24 +323,28 @@ def _with_token(url: str, token: str) -> str:
 
 
 def _split_body(body: str, *, canonical: bool) -> _Body:
+    """The body cut at each placeholder; QP-encoded piece by piece, each piece whole lines.
+
+    Cut before encoding: a placeholder encoded with the text around it could
+    be broken by a soft line break, and found no more.
+    """
     text = body.replace("\r\n", "\n").replace("\r", "\n")
-    parts = text.split(UNSUBSCRIBE_PLACEHOLDER)
+    parts = _PLACEHOLDER.split(text)
+    slots = tuple(PLACEHOLDERS.index(found) for found in _PLACEHOLDER.findall(text))
     # Each piece ends in a soft line break, so each is whole lines.
     pieces = tuple(_qp(part.encode("utf-8")) + SOFT_BREAK for part in parts)
     forms = tuple(signing.canonical_lines(piece) for piece in pieces) if canonical else ()
-    return _Body(pieces, forms)
+    return _Body(pieces, slots, forms)
 
 
-def _fill(body: _Body, value: bytes) -> bytes:
-    """The body's pieces with *value* (ending in a soft line break) between each two."""
-    return b"".join(_interleave(body.pieces, value))
-
-
-def _interleave(pieces: tuple[bytes, ...], value: bytes) -> list[bytes]:
+def _interleave(
+    pieces: tuple[bytes, ...], slots: tuple[int, ...], values: tuple[bytes, ...]
+) -> list[bytes]:
+    """*pieces* with the value each slot between them holds (each ends in a soft line break)."""
     out: list[bytes] = []
     for index, piece in enumerate(pieces):
         if index:
-            out.append(value)
+            out.append(values[slots[index - 1]])
         out.append(piece)
     return out
 
@@ -421,6 +457,7 @@ def mail_settings(site: SiteConfig) -> MailSettings:
         list_id=site.digest.list_id,
         unsubscribe_url=site.digest.unsubscribe_url,
         unsubscribe_mailto=site.digest.unsubscribe_mailto,
+        preferences_url=site.digest.preferences_url,
         dkim=signing.site_key(site),
         bounce_address=site.bounces.address,
     )

@@ -1,8 +1,8 @@
 """Choose the articles for the next digest and render it once: MJML → HTML, plus a text part.
 
-Rendering happens once per digest. Per-recipient values (the unsubscribe URL)
-appear in the output as placeholders that mail.compose fills in per message, so
-MJML is never compiled per recipient.
+Rendering happens once per digest. Per-recipient values (the unsubscribe URL
+and the preferences page's) appear in the output as placeholders that
+mail.compose fills in per message, so MJML is never compiled per recipient.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ MJML_TEMPLATE = "digest.mjml.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
 # Letters and underscores only: untouched by Jinja2's escaping, MJML and URL quoting.
 UNSUBSCRIBE_PLACEHOLDER = "__PUBLISHER_UNSUBSCRIBE_URL__"
+PREFERENCES_PLACEHOLDER = "__PUBLISHER_PREFERENCES_URL__"  # the same token, the choices page
 HTML_LIMIT = 100 * 1024  # Gmail clips messages above about 102 KB
 
 
@@ -104,6 +105,7 @@ def render_digest(
             MJML_TEMPLATE,
             **context,
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+            preferences_url=PREFERENCES_PLACEHOLDER,
             is_web_copy=False,
         ),
     )
@@ -112,6 +114,7 @@ def render_digest(
         TEXT_TEMPLATE,
         **context,
         unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+        preferences_url=PREFERENCES_PLACEHOLDER,
         is_web_copy=False,
     )
     web_context = {

@@ -169,13 +169,15 @@ def _built_files(folder: Path, *, skip: Path) -> list[tuple[str, Path]]:
 
 
 def _check_digests(site: SiteConfig, store: Store, tally: _Tally) -> int:
-    """Judge each digest's HTML and text as sent, the unsubscribe link filled in."""
+    """Judge each digest's HTML and text as sent, the subscriber's two links filled in."""
     count = 0
     for issue in store.digest_issues():
         digest = store.get_digest(issue.id)
         if digest is None or digest.rendered is None:  # pragma: no cover - made in one transaction
             continue
-        sent = compose.with_unsubscribe_link(digest.rendered, site.digest.unsubscribe_url)
+        sent = compose.with_unsubscribe_link(
+            digest.rendered, site.digest.unsubscribe_url, site.digest.preferences_url
+        )
         found = [
             *links.html_links(sent.html, site.base_url),
             *links.text_links(sent.text, site.base_url),

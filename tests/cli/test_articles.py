@@ -213,7 +213,7 @@ def test_check_links_reports_each_broken_link_and_exits_1(runner, site_dir):
     )
 
 
-def test_check_links_without_a_web_table_reports_the_digest_unsubscribe_route(runner, site_dir):
+def test_check_links_without_a_web_table_reports_the_digest_s_service_routes(runner, site_dir):
     config = site_dir / "publisher.toml"
     config.write_text(config.read_text(encoding="utf-8").replace("[web]\n", ""), encoding="utf-8")
     _built_without_broken_links(runner, site_dir)
@@ -223,10 +223,12 @@ def test_check_links_without_a_web_table_reports_the_digest_unsubscribe_route(ru
     result = invoke(runner, site_dir, "check", "--links")
     assert result.exit_code == 1
     assert result.stderr == (
+        f"error: digest 1: {GAZETTE}preferences: "
+        "a route of publisher serve, and publisher.toml has no [web] table\n"
         f"error: digest 1: {GAZETTE}unsubscribe: "
         "a route of publisher serve, and publisher.toml has no [web] table\n"
     )
-    assert result.stdout.endswith(" links in 18 feeds, 18 pages and 1 digest: 1 broken\n")
+    assert result.stdout.endswith(" links in 18 feeds, 18 pages and 1 digest: 2 broken\n")
 
 
 def test_check_links_with_pages_off_says_pages_were_not_checked(runner, site_dir):

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from publisher.mail import compose
-from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
+from publisher.mail.digest import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from publisher.model import RenderedDigest, Subscriber
 
 SETTINGS = compose.MailSettings(
@@ -26,6 +26,7 @@ SETTINGS = compose.MailSettings(
     list_id="digest.meridian.example",
     unsubscribe_url="https://meridian.example/unsubscribe",
     unsubscribe_mailto="unsubscribe@meridian.example",
+    preferences_url="https://meridian.example/preferences",
 )
 DATE = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 
@@ -36,9 +37,13 @@ def _rendered(
     long_line = "<td>" + "wörd " * 20_000 + "</td>"  # MJML emits very long lines
     html = (
         f"<html><body><p>Hello — “quotes” {body_extra}</p>{long_line}"
+        f'<a href="{PREFERENCES_PLACEHOLDER}">Choose what you receive</a>'
         f'<a href="{UNSUBSCRIBE_PLACEHOLDER}">Unsubscribe</a></body></html>'
     )
-    text = f"Hello — “quotes” {body_extra}\nUnsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n"
+    text = (
+        f"Hello — “quotes” {body_extra}\nChoose what you receive: {PREFERENCES_PLACEHOLDER}\n"
+        f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n"
+    )
     return RenderedDigest(subject=subject, html=html, text=text, web_html="<p>web</p>")
 
 
@@ -73,15 +78,20 @@ def test_message_structure_and_headers():
     assert html.get_content_type() == "text/html"
     assert text.get_content_charset() == "utf-8"
     assert text.get_content().replace("\r\n", "\n") == (
-        "Hello — “quotes” \nUnsubscribe: https://meridian.example/unsubscribe?token=42.abc_DEF-123\n"
+        "Hello — “quotes” \n"
+        "Choose what you receive: https://meridian.example/preferences?token=42.abc_DEF-123\n"
+        "Unsubscribe: https://meridian.example/unsubscribe?token=42.abc_DEF-123\n"
     )
     html_text = html.get_content()
     assert html_text.startswith("<html><body><p>Hello — “quotes” </p><td>wörd wörd")
     assert html_text.endswith(
+        '<a href="https://meridian.example/preferences?token=42.abc_DEF-123">'
+        "Choose what you receive</a>"
         '<a href="https://meridian.example/unsubscribe?token=42.abc_DEF-123">Unsubscribe</a>'
         "</body></html>"
     )
     assert UNSUBSCRIBE_PLACEHOLDER not in message.data.decode("ascii")
+    assert PREFERENCES_PLACEHOLDER not in message.data.decode("ascii")
     assert (message.sender, message.recipient) == ("briefing@meridian.example", "lena@example.org")
 
 
@@ -144,17 +154,21 @@ def test_names_with_non_ascii_and_specials_are_encoded():
 def test_substitution_keeps_the_encoding_valid(html, text, token):
     html = html.replace("\r", "")
     text = text.replace("\r", "")
+    leave, choose = UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER
     rendered = RenderedDigest(
-        "s", f"{html}{UNSUBSCRIBE_PLACEHOLDER}{html}", f"{text}{UNSUBSCRIBE_PLACEHOLDER}", ""
+        "s", f"{html}{leave}{html}{choose}{html}", f"{text}{choose}{leave}", ""
     )
     template = compose.prepare(1, rendered, SETTINGS, date=DATE)
     parsed = _parse(compose.personalise(template, _subscriber(), token).data)
     text_part, html_part = parsed.iter_parts()
     url = f"https://meridian.example/unsubscribe?token={token}"
-    assert text_part.get_payload(decode=True).decode("utf-8") == (text + url).replace("\n", "\r\n")
-    assert html_part.get_payload(decode=True).decode("utf-8") == (html + url + html).replace(
+    own = f"https://meridian.example/preferences?token={token}"
+    assert text_part.get_payload(decode=True).decode("utf-8") == (text + own + url).replace(
         "\n", "\r\n"
     )
+    assert html_part.get_payload(decode=True).decode("utf-8") == (
+        html + url + html + own + html
+    ).replace("\n", "\r\n")
 
 
 @pytest.mark.parametrize(
@@ -192,3 +206,79 @@ def test_a_preview_link_is_escaped_in_the_html_and_plain_in_the_text():
         "</body></html>"
     )
     assert UNSUBSCRIBE_PLACEHOLDER not in shown.text + shown.html
+
+
+def test_a_preview_with_a_preferences_link_shows_each_where_it_goes():
+    link = compose.unsubscribe_link("https://meridian.example/u", "EXAMPLE")
+    own = compose.preferences_link("https://meridian.example/p?list=daily", "EXAMPLE")
+    assert own == "https://meridian.example/p?list=daily&token=EXAMPLE"
+    shown = compose.with_unsubscribe_link(_rendered(), link, own)
+    assert f"\nChoose what you receive: {own}\nUnsubscribe: {link}\n" in shown.text
+    assert '<a href="https://meridian.example/p?list=daily&amp;token=EXAMPLE">' in shown.html
+    alone = compose.with_unsubscribe_link(_rendered(), link)  # one link: it stands in both
+    assert f"\nChoose what you receive: {link}\nUnsubscribe: {link}\n" in alone.text
+    for rendered in (shown, alone):
+        assert PREFERENCES_PLACEHOLDER not in rendered.text + rendered.html
+
+
+def test_each_message_of_a_real_digest_carries_its_own_preferences_link_and_the_web_copy_none():
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from publisher.mail.digest import DigestSite, render_digest
+    from publisher.model import DigestArticle
+    from publisher.templating import make_environment
+
+    site = DigestSite(
+        title="Meridian Briefing",
+        description="Independent reporting.",
+        base_url="https://meridian.example/",
+        language="en",
+        timezone=ZoneInfo("Europe/Vienna"),
+        postal_address=None,
+        signup_url="https://meridian.example/",
+    )
+    articles = [
+        DigestArticle(
+            id=f"urn:x:{n}",
+            title=f"Talks, round {n}",
+            link=f"https://meridian.example/{n}/",
+            date=DATE - timedelta(days=n),
+            authors=("Lena Hofbauer",),
+            summary="Delegates met again. " * 40,
+        )
+        for n in range(1, 21)
+    ]
+    rendered = render_digest(
+        make_environment(None),
+        site,
+        articles,
+        subject_template="{{ site_title }}",
+        number=3,
+        created_at=DATE,
+        web_url="https://meridian.example/digests/3/",
+        max_articles=20,
+    )
+    template = compose.prepare(3, rendered, SETTINGS, date=DATE)
+    for subscriber, token in (
+        (_subscriber(1, "a@example.org", "A"), "1.aaa"),
+        (_subscriber(), "42.b_-"),
+    ):
+        parsed = _parse(compose.personalise(template, subscriber, token).data)
+        text_part, html_part = parsed.iter_parts()
+        own = f"https://meridian.example/preferences?token={token}"
+        text = text_part.get_content()
+        html = html_part.get_content()
+        assert f"Choose what you receive: {own}" in text.splitlines()
+        assert re.search(rf'<a href="{re.escape(own)}"[^>]*>Choose what you receive</a>', html)
+        assert len(html.encode("utf-8")) < 100 * 1024  # under Gmail's clipping
+        # The headers stay as RFC 8058 has them: the https unsubscribe URL (and the
+        # mailto), never the preferences page, and the one-click POST body.
+        assert parsed["List-Unsubscribe"] == (
+            f"<https://meridian.example/unsubscribe?token={token}>, "
+            f"<mailto:unsubscribe@meridian.example?subject=unsubscribe%20{token}>"
+        )
+        assert parsed.get_all("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
+    assert "preferences" not in rendered.web_html
+    assert "token=" not in rendered.web_html
+    assert "Choose what you receive" not in rendered.web_html

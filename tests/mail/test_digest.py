@@ -14,7 +14,13 @@ from support.fetches import foreign_fetches
 
 from publisher.config import DEFAULT_SUBJECT
 from publisher.errors import TemplateError
-from publisher.mail.digest import HTML_LIMIT, UNSUBSCRIBE_PLACEHOLDER, DigestSite, render_digest
+from publisher.mail.digest import (
+    HTML_LIMIT,
+    PREFERENCES_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    DigestSite,
+    render_digest,
+)
 from publisher.model import DigestArticle, RenderedDigest
 from publisher.templating import make_environment
 
@@ -150,6 +156,8 @@ def test_html_part_holds_every_article_and_the_unsubscribe_placeholder():
     assert parsed.link_named("View in your browser").href == WEB_URL
     assert parsed.link_named("Unsubscribe").href == UNSUBSCRIBE_PLACEHOLDER
     assert parsed.hrefs().count(UNSUBSCRIBE_PLACEHOLDER) == 1
+    assert parsed.link_named("Choose what you receive").href == PREFERENCES_PLACEHOLDER
+    assert parsed.hrefs().count(PREFERENCES_PLACEHOLDER) == 1
     assert [link for link in parsed.links if link.text == "Subscribe"] == []
     assert "You are receiving this because you subscribed to Meridian Briefing." in parsed.text
 
@@ -168,6 +176,8 @@ def test_html_placeholder_is_the_whole_href_attribute():
 
     assert html.count(UNSUBSCRIBE_PLACEHOLDER) == 1
     assert f'href="{UNSUBSCRIBE_PLACEHOLDER}"' in html
+    assert html.count(PREFERENCES_PLACEHOLDER) == 1
+    assert f'href="{PREFERENCES_PLACEHOLDER}"' in html
 
 
 def test_web_copy_offers_the_signup_and_no_unsubscribe_or_browser_link():
@@ -177,7 +187,9 @@ def test_web_copy_offers_the_signup_and_no_unsubscribe_or_browser_link():
     parsed = parse_html(web_html)
 
     assert UNSUBSCRIBE_PLACEHOLDER not in web_html
+    assert PREFERENCES_PLACEHOLDER not in web_html
     assert "unsubscribe" not in web_html.lower()
+    assert "Choose what you receive" not in parsed.text
     assert parsed.link_named("Subscribe").href == SIGNUP_URL
     assert "View in your browser" not in parsed.text
     assert WEB_URL not in parsed.hrefs()
@@ -197,6 +209,8 @@ def test_text_part_holds_every_article_and_the_unsubscribe_placeholder():
     assert f"View in your browser: {WEB_URL}" in lines
     assert f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}" in lines
     assert text.count(UNSUBSCRIBE_PLACEHOLDER) == 1
+    assert f"Choose what you receive: {PREFERENCES_PLACEHOLDER}" in lines
+    assert text.count(PREFERENCES_PLACEHOLDER) == 1
     assert lines[-1] == ADDRESS
     assert max(len(line) for line in lines if not line.startswith("Read more")) <= 72
 

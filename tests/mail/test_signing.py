@@ -31,7 +31,7 @@ from support.dkimcheck import (
 from publisher.config import DkimOptions, load_config
 from publisher.errors import ConfigError
 from publisher.mail import compose, signing
-from publisher.mail.digest import UNSUBSCRIBE_PLACEHOLDER
+from publisher.mail.digest import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from publisher.model import RenderedDigest, Subscriber
 
 DATE = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
@@ -42,6 +42,7 @@ SETTINGS = compose.MailSettings(
     list_id="digest.gazette.example",
     unsubscribe_url="https://gazette.example/news/unsubscribe",
     unsubscribe_mailto="unsubscribe@gazette.example",
+    preferences_url="https://gazette.example/news/preferences",
 )
 ALGORITHMS = ["rsa-sha256", "ed25519-sha256"]
 READER = Subscriber(42, "lena@example.org", "Lena Hofbauer", "active", DATE)
@@ -56,9 +57,13 @@ def _key(tmp_path, algorithm):
 def _rendered(text_extra: str = "", html_extra: str = "") -> RenderedDigest:
     html = (
         f"<html><body><p>Hello  \t world   {html_extra}</p>{'<td>wörd  </td> ' * 8000}"
+        f'<a href="{PREFERENCES_PLACEHOLDER}">Choose</a> \t '
         f'<a href="{UNSUBSCRIBE_PLACEHOLDER}">Unsubscribe</a>\n\n</body></html>'
     )
-    text = f"Hello   world \t\n{text_extra}\nUnsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n\n\n"
+    text = (
+        f"Hello   world \t\n{text_extra}\nChoose:  {PREFERENCES_PLACEHOLDER} \n"
+        f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n\n\n"
+    )
     return RenderedDigest(subject="Test Gazette: 2 new articles", html=html, text=text, web_html="")
 
 

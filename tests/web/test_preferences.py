@@ -444,3 +444,37 @@ def test_a_site_without_topics_refuses_a_topic_on_the_sign_up(built, client):
     assert response.status_code == 400
     assert "this site has no topics" in response.text
     assert_nothing_stored(built)
+
+
+# -- from a message --------------------------------------------------------------------
+
+
+def test_the_link_in_each_message_opens_that_subscriber_s_own_page(
+    choosing, choosing_client, clock
+):
+    import re
+
+    from support.web import read_messages
+
+    from publisher.pipelines import digests
+
+    assert digests.send_digests(choosing, now=clock).sent == 3
+    messages = [
+        message
+        for folder in sorted(choosing.delivery.outbox_dir.glob("digest-*"))
+        for message in read_messages(folder)
+    ]
+    assert len(messages) == 3
+    for message in messages:
+        address = message["To"].addresses[0].addr_spec
+        text = message.get_body(("plain",)).get_content()
+        (link,) = re.findall(r"^Choose what you receive: (\S+)\r?$", text, re.M)
+        assert link == choosing.digest.preferences_url + "?token=" + personal_token(
+            choosing, address
+        )
+        html = message.get_body(("html",)).get_content()
+        assert f'href="{link}"' in html
+        shown = choosing_client.get(local_path(link))
+        assert shown.status_code == 200
+        assert address in shown.text
+        assert PageParts(shown.text).ticked("topic") == TOPICS
