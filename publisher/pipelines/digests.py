@@ -105,9 +105,9 @@ def preview(site: SiteConfig, *, now: datetime, segment: Segment | None = None) 
             number = _next_digest_number(store)
             rendered = _render(site, articles, wanted, number=number, now=now)
     example_link = compose.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
-    return Preview(
-        number, articles, rendered, compose.with_unsubscribe_link(rendered, example_link)
-    )
+    example_choice = compose.preferences_link(site.digest.preferences_url, EXAMPLE_TOKEN)
+    example = compose.with_unsubscribe_link(rendered, example_link, example_choice)
+    return Preview(number, articles, rendered, example)
 
 
 # -- send --------------------------------------------------------------------------

@@ -59,13 +59,15 @@ def test_digest_preview_send_status(runner, site_dir, tmp_path):
 
 
 EXAMPLE_UNSUBSCRIBE = "https://gazette.example/news/unsubscribe?token=EXAMPLE"
+EXAMPLE_PREFERENCES = "https://gazette.example/news/preferences?token=EXAMPLE"
 
 
-def test_digest_preview_shows_an_example_unsubscribe_link(runner, site_dir):
+def test_digest_preview_shows_example_unsubscribe_and_preferences_links(runner, site_dir):
     result = invoke(runner, site_dir, "digest", "preview")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert f"Unsubscribe: {EXAMPLE_UNSUBSCRIBE}" in lines
+    assert f"Choose what you receive: {EXAMPLE_PREFERENCES}" in lines
     assert "__" not in result.stdout
 
 
