@@ -9,8 +9,10 @@ change in between: a new segment starts where their own stream is.
 
 A subscriber joining a segment (new, or active again) starts where the
 segment is, at its latest digest, or where their own stream is if that is
-further on, so a returning subscriber never gets again what they had. A
-segment's first digest takes the newest `max_articles` of its topics.
+further on, so a returning subscriber never gets again what they had; but
+never after the moment they became active, so that nothing published while
+they were subscribed is skipped. A segment's first digest takes the newest
+`max_articles` of its topics.
 
 Those who share a segment and a start share one digest: normally a whole
 segment is one group, and a digest is rendered once per segment.
@@ -61,7 +63,7 @@ def group_streams(
     """Active subscribers by (segment, start), in the order their segments first appear."""
     default_key = default_segment(site).key
     read: dict[tuple[tuple[str, ...] | None, str | None], tuple[Segment, StreamStart | None]] = {}
-    groups: dict[tuple[str, int | None], list[int]] = {}
+    groups: dict[tuple[str, StreamStart | None], list[int]] = {}
     segments: dict[str, Segment] = {}
     for row in rows:
         found = read.get((row.topics, row.cadence))  # choices repeat: each is read once
@@ -74,13 +76,21 @@ def group_streams(
             found = read[row.topics, row.cadence] = (segment, starts.get(where or 0))
         segment, position = found
         own = starts.get(row.stream_digest or 0)
-        start = _further(own, position) if row.joining else own
-        key = (segment.key, None if start is None else start.digest_id)
+        start = _further(own, _joining_at(position, row.joined_seq)) if row.joining else own
+        key = (segment.key, start)
         groups.setdefault(key, []).append(row.subscriber_id)
-    return [
-        Group(segments[key], None if digest_id is None else starts[digest_id], tuple(ids))
-        for (key, digest_id), ids in groups.items()
-    ]
+    return [Group(segments[key], start, tuple(ids)) for (key, start), ids in groups.items()]
+
+
+def _joining_at(position: StreamStart | None, joined_seq: int | None) -> StreamStart | None:
+    """Where one joining a segment starts: where it is, unless it moved on after they joined.
+
+    A segment further on than the moment they became active would skip what
+    was published while they were subscribed; then they start from that moment.
+    """
+    if position is None or joined_seq is None or position.last_seq <= joined_seq:
+        return position
+    return StreamStart(0, joined_seq, ())
 
 
 def _further(one: StreamStart | None, other: StreamStart | None) -> StreamStart | None:

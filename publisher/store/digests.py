@@ -22,6 +22,7 @@ class StreamRow:
     cadence: str | None
     stream_digest: int | None  # the latest digest that covered them
     joining: bool  # new, or active again: they start where their segment is
+    joined_seq: int | None = None  # the last publication number when they became active
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +127,14 @@ class DigestQueries(StoreBase):
         last = 0
         while True:
             rows = self.conn.execute(
-                "SELECT id, topics, cadence, stream_digest, joining FROM subscribers "
+                "SELECT id, topics, cadence, stream_digest, joining, joined_seq FROM subscribers "
                 "WHERE status = 'active' AND id > ? ORDER BY id LIMIT 2000",
                 (last,),
             ).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield StreamRow(row[0], topics_from(row[1]), row[2], row[3], bool(row[4]))
+                yield StreamRow(row[0], topics_from(row[1]), row[2], row[3], bool(row[4]), row[5])
             last = rows[-1][0]
 
     def segment_positions(self) -> dict[str | None, int]:

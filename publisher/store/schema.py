@@ -415,5 +415,12 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "ALTER TABLE signups ADD COLUMN topics TEXT",
         "ALTER TABLE signups ADD COLUMN cadence TEXT",
     ),
+    (
+        # The last publication number given when each subscriber became active:
+        # one joining a segment that has moved on since starts from there, so
+        # nothing published while they were subscribed is skipped. NULL for
+        # those who joined before it was kept: they start where their segment is.
+        "ALTER TABLE subscribers ADD COLUMN joined_seq INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,8 +8,15 @@ from typing import Any
 
 from publisher.model import Subscriber
 from publisher.store.base import StoreBase
+from publisher.store.settings import PUBLICATION_SEQ
 
 SUBSCRIBER_COLUMNS = "id, email, name, status, created_at, hard_failures, topics, cadence"
+
+
+# The last publication number given, in SQL both backends run (0 before the first).
+_SEQ_NOW = (
+    f"COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE key = '{PUBLICATION_SEQ}'), 0)"
+)
 
 
 def subscriber_from(row: Sequence[Any]) -> Subscriber:
@@ -59,8 +66,8 @@ class SubscriberQueries(StoreBase):
     ) -> int:
         cursor = self.conn.execute(
             "INSERT INTO subscribers "
-            "(email, name, status, created_at, updated_at, topics, cadence) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "(email, name, status, created_at, updated_at, topics, cadence, joined_seq) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, {_SEQ_NOW}) RETURNING id",
             (email, name, status, now.isoformat(), now.isoformat(), topics_text(topics), cadence),
         )
         return int(cursor.fetchone()[0])
@@ -71,11 +78,13 @@ class SubscriberQueries(StoreBase):
         (See DigestQueries.streams: a returning subscriber never gets again
         what they had, and does not get what went out while they were away.)
         """
+        returning = "? = 'active' AND status <> 'active'"
         self.conn.execute(
             "UPDATE subscribers SET "
-            "joining = CASE WHEN ? = 'active' AND status <> 'active' THEN 1 ELSE joining END, "
+            f"joining = CASE WHEN {returning} THEN 1 ELSE joining END, "
+            f"joined_seq = CASE WHEN {returning} THEN {_SEQ_NOW} ELSE joined_seq END, "
             "status = ?, updated_at = ? WHERE id = ?",
-            (status, status, now.isoformat(), subscriber_id),
+            (status, status, status, now.isoformat(), subscriber_id),
         )
 
     def set_subscriber_choices(

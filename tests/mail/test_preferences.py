@@ -64,7 +64,7 @@ def test_read_choices(site, topics, cadence, current, expected):
         ),
         ([], None, "topics", NO_TOPIC),
         (None, "hourly", "cadence", "expected 'daily at HH:MM', 'weekly on <day> at HH:MM' "),
-        (None, "daily at 09:00", "cadence", "cadence 'daily at 09:00' is not offered"),
+        (None, "daily at 09:00", "cadence", "'daily at 09:00' is not offered"),
     ],
     ids=["unknown-topic", "none-ticked", "not-a-cadence", "not-offered"],
 )

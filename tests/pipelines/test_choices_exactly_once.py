@@ -1,8 +1,8 @@
 """Exactly once per (article, subscriber) as a state machine: subscribers who change their minds.
 
 Random sequences of what subscribers, editors and the clock do (subscribe with
-some topics and a cadence, change topics or cadence, unsubscribe, confirm
-again; publish an article with some tags; move the clock by hours or days;
+some topics and a cadence, change topics or cadence, take another's choices,
+unsubscribe, confirm again; publish an article with some tags; move the clock by hours or days;
 let the scheduler send what is due) run against a real site folder and state
 database. The digests due are the scheduler's: a cadence is due when its slot
 has come since it was last handled; "each article" always. After every send:
@@ -32,7 +32,13 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from publisher.config import EACH_ARTICLE, Cadence, load_config
 from publisher.mail.segments import cadence_of, normalise_topics
@@ -117,9 +123,32 @@ class ChoicesExactlyOnce(RuleBasedStateMachine):
         build(self.site, now=self.now)  # the state database, before any step looks into it
 
     def teardown(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """A last pass a week on, with every cadence due: nothing may still be owed."""
+        try:
+            if self.readers:
+                self.send_what_is_due(timedelta(days=8))
+                owed = {
+                    email: sorted(a for a in r.waiting if self._matches(r, a))
+                    for email, r in self.readers.items()
+                    if r.active
+                }
+                assert not any(owed.values()), f"still owed after a week: {owed}"
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- what subscribers do -------------------------------------------------------------
+
+    @initialize(
+        first=st.tuples(topic_choices, st.sampled_from(CADENCES)),
+        second=st.tuples(topic_choices, st.sampled_from(CADENCES)),
+    )
+    def two_readers(
+        self,
+        first: tuple[frozenset[str] | None, str | None],
+        second: tuple[frozenset[str] | None, str | None],
+    ) -> None:
+        self.subscribe(*first)
+        self.subscribe(*second)
 
     @precondition(lambda self: len(self.readers) < 6)
     @rule(topics=topic_choices, cadence=st.sampled_from(CADENCES))
@@ -155,6 +184,9 @@ class ChoicesExactlyOnce(RuleBasedStateMachine):
             reader.topics = topics
         else:
             reader.cadence = cadence
+        self._save_choices(reader)
+
+    def _save_choices(self, reader: Reader) -> None:
         with open_store(self.site.state_db) as store, store.transaction():
             store.set_subscriber_choices(
                 reader.subscriber_id,
@@ -162,6 +194,15 @@ class ChoicesExactlyOnce(RuleBasedStateMachine):
                 cadence=reader.cadence,
                 now=self.now,
             )
+
+    @precondition(lambda self: len(self.readers) > 1)
+    @rule(data=st.data())
+    def take_anothers_choices(self, data: st.DataObject) -> None:
+        """Move into a segment that is further on (or behind) than one's own stream."""
+        one, other = data.draw(st.permutations(sorted(self.readers)))[:2]
+        reader, model = self.readers[one], self.readers[other]
+        reader.topics, reader.cadence = model.topics, model.cadence
+        self._save_choices(reader)
 
     @precondition(lambda self: self.readers)
     @rule(data=st.data())
@@ -200,8 +241,10 @@ class ChoicesExactlyOnce(RuleBasedStateMachine):
 
     # -- the scheduler -------------------------------------------------------------------
 
-    @rule()
-    def send_what_is_due(self) -> None:
+    @rule(step=st.sampled_from((timedelta(0), *STEPS)))
+    def send_what_is_due(self, step: timedelta) -> None:
+        """The scheduler's pass, *step* after the last thing that happened."""
+        self.now += step
         due = {
             c
             for c, handled in self.handled.items()

@@ -72,16 +72,17 @@ def test_streams_move_past_the_digest_that_covered_them(store, now):
         digest = store.insert_digest((_article(1),), last_seq=1, now=now)
         store.advance_streams([two], digest)
     assert list(store.iter_streams()) == [
-        StreamRow(one, None, None, None, joining=True),
-        StreamRow(two, ("a", "b"), "x", digest, joining=False),
+        StreamRow(one, None, None, None, joining=True, joined_seq=0),
+        StreamRow(two, ("a", "b"), "x", digest, joining=False, joined_seq=0),
     ]
     with store.transaction():
+        store.set_setting("publication_seq", "7")
         store.set_subscriber_status(two, "unsubscribed", now=now)
-        store.set_subscriber_status(two, "active", now=now)  # back: joining again
+        store.set_subscriber_status(two, "active", now=now)  # back: joining again, from 7
         store.set_subscriber_status(one, "active", now=now)  # no change: not joining anew
-    assert [(r.subscriber_id, r.joining) for r in store.iter_streams()] == [
-        (one, True),
-        (two, True),
+    assert [(r.subscriber_id, r.joining, r.joined_seq) for r in store.iter_streams()] == [
+        (one, True, 0),
+        (two, True, 7),
     ]
 
 

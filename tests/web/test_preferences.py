@@ -293,7 +293,7 @@ def test_the_site_s_public_origin_and_a_client_without_origin_are_let_through(
         (["oceans", "weather"], None, "there is no topic 'weather' to choose"),
         ([], None, "choose at least one topic"),
         (["oceans"], "hourly", "expected 'daily at HH:MM'"),
-        (["oceans"], "daily at 09:00", "cadence 'daily at 09:00' is not offered"),
+        (["oceans"], "daily at 09:00", "'daily at 09:00' is not offered"),
     ],
     ids=["unknown-topic", "no-topic", "bad-cadence", "cadence-not-offered"],
 )
