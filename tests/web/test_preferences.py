@@ -407,7 +407,7 @@ def test_a_former_subscriber_who_signs_up_again_gets_the_new_choices(
         ({"topics_shown": "1", "topic": "weather"}, "There is no topic 'weather' to choose"),
         ({"topics_shown": "1"}, "Choose at least one topic"),
         ({"cadence": "hourly"}, "Expected 'daily at HH:MM'"),
-        ({"cadence": "daily at 09:00"}, "Cadence 'daily at 09:00' is not offered"),
+        ({"cadence": "daily at 09:00"}, "'daily at 09:00' is not offered"),
     ],
     ids=["unknown-topic", "no-topic", "bad-cadence", "cadence-not-offered"],
 )
