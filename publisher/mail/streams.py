@@ -62,7 +62,7 @@ def group_streams(
 ) -> list[Group]:
     """Active subscribers by (segment, start), in the order their segments first appear."""
     default_key = default_segment(site).key
-    read: dict[tuple[tuple[str, ...] | None, str | None], tuple[Segment, StreamStart | None]] = {}
+    read: dict[tuple[tuple[str, ...] | None, str | None], tuple[str, StreamStart | None]] = {}
     groups: dict[tuple[str, StreamStart | None], list[int]] = {}
     segments: dict[str, Segment] = {}
     for row in rows:
@@ -73,12 +73,11 @@ def group_streams(
             where = positions.get(segment.key)
             if segment.key == default_key and None in positions:
                 where = max(where or 0, positions[None])
-            found = read[row.topics, row.cadence] = (segment, starts.get(where or 0))
-        segment, position = found
+            found = read[row.topics, row.cadence] = (segment.key, starts.get(where or 0))
+        segment_key, position = found
         own = starts.get(row.stream_digest or 0)
         start = _further(own, _joining_at(position, row.joined_seq)) if row.joining else own
-        key = (segment.key, start)
-        groups.setdefault(key, []).append(row.subscriber_id)
+        groups.setdefault((segment_key, start), []).append(row.subscriber_id)
     return [Group(segments[key], start, tuple(ids)) for (key, start), ids in groups.items()]
 
 
