@@ -17,7 +17,7 @@ from datetime import datetime
 from publisher.config import SiteConfig, parse_cadence
 from publisher.errors import SubscriberError
 from publisher.mail.segments import normalise_topics, parse_choice_cadence, segment_for
-from publisher.mail.subscribers import record
+from publisher.mail.subscribers import store_choices
 from publisher.model import Subscriber
 from publisher.store import Store
 
@@ -35,14 +35,6 @@ class Choices:
     @classmethod
     def of(cls, subscriber: Subscriber) -> Choices:
         return cls(subscriber.topics, subscriber.cadence)
-
-    def same_as(self, other: Choices) -> bool:
-        """Whether the two would be stored alike (the store keeps topics sorted)."""
-        return (_sorted(self.topics), self.cadence) == (_sorted(other.topics), other.cadence)
-
-
-def _sorted(topics: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    return None if topics is None else tuple(sorted(set(topics)))
 
 
 def read_choices(
@@ -100,20 +92,16 @@ def save_choices(
 
     Expects the caller to hold the transaction; returns the subscriber as stored now.
     """
-    if choices.same_as(Choices.of(subscriber)):
-        return subscriber
-    store.set_subscriber_choices(
-        subscriber.id, topics=choices.topics, cadence=choices.cadence, now=now
-    )
     chosen = segment_for(site, choices.topics, choices.cadence).describe(site)
-    record(
+    if not store_choices(
         store,
         secret,
         subscriber,
-        subscriber.email,
-        subscriber.status,
-        f"chose {chosen}",
+        choices.topics,
+        choices.cadence,
+        reason=f"chose {chosen}",
         source=source,
         now=now,
-    )
+    ):
+        return subscriber
     return replace(subscriber, topics=choices.topics, cadence=choices.cadence)

@@ -204,20 +204,32 @@ def _change_choices(
 ) -> bool:
     new_topics = subscriber.topics if isinstance(topics, Keep) else topics
     new_cadence = subscriber.cadence if isinstance(cadence, Keep) else cadence
-    if _same_topics(new_topics, subscriber.topics) and new_cadence == subscriber.cadence:
-        return False
-    store.set_subscriber_choices(subscriber.id, topics=new_topics, cadence=new_cadence, now=now)
     reason = f"choices set by the operator: {choice_text(new_topics, new_cadence)}"
-    record(
-        store,
-        secret,
-        subscriber,
-        subscriber.email,
-        subscriber.status,
-        reason,
-        source="cli",
-        now=now,
+    return store_choices(
+        store, secret, subscriber, new_topics, new_cadence, reason=reason, source="cli", now=now
     )
+
+
+def store_choices(
+    store: Store,
+    secret: bytes,
+    subscriber: Subscriber,
+    topics: TopicsChoice,
+    cadence: CadenceChoice,
+    *,
+    reason: str,
+    source: str,
+    now: datetime,
+) -> bool:
+    """Store what *subscriber* chose now, and *reason* as a line of their history.
+
+    False, and nothing written, when it is what they have already.
+    """
+    if _same_topics(topics, subscriber.topics) and cadence == subscriber.cadence:
+        return False
+    store.set_subscriber_choices(subscriber.id, topics=topics, cadence=cadence, now=now)
+    status = subscriber.status
+    record(store, secret, subscriber, subscriber.email, status, reason, source=source, now=now)
     return True
 
 
