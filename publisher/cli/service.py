@@ -97,7 +97,7 @@ def _status_lines(site: SiteConfig, status: SiteStatus) -> list[str]:
 
 def _segment_lines(site: SiteConfig, status: SiteStatus, tz: ZoneInfo) -> list[str]:
     """A line per segment, where subscribers have more than one thing to choose."""
-    if not site.topics and len(site.digest.cadences) == 1:
+    if not site.offers_choices:
         return []
     lines = []
     for segment in status.segments:

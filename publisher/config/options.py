@@ -232,6 +232,11 @@ class SiteConfig:
     state_url: str | None = None  # a PostgreSQL database instead of the SQLite file
 
     @property
+    def offers_choices(self) -> bool:
+        """Whether subscribers have anything to choose: topics, or more than one cadence."""
+        return bool(self.topics) or len(self.digest.cadences) > 1
+
+    @property
     def root(self) -> Path:
         return self.config_path.parent
 

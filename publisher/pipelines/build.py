@@ -156,7 +156,7 @@ def write_site_pages(
 
 def _with_audiences(site: SiteConfig, issues: Sequence[DigestIssue]) -> list[DigestIssue]:
     """Where subscribers choose, each digest's page says for whom it was (its segment)."""
-    if not site.topics and len(site.digest.cadences) == 1:
+    if not site.offers_choices:
         return list(issues)
     from publisher.mail.segments import segment_from_key
 

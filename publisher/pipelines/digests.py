@@ -92,18 +92,12 @@ def preview(site: SiteConfig, *, now: datetime, segment: Segment | None = None) 
     digest (or, before any, its first).
     """
     wanted = segment or segments.default_segment(site)
-    with open_store(site.state) as store:
-        found = indexing.content_files(site)
-        with store.trial():
-            indexing.index_content(site, store, found, now=now)
-            probe = StreamRow(0, wanted.topics, str(wanted.cadence), None, joining=True)
-            groups = _groups(site, store, [probe])
-            choices = list(_choices(site, store, groups, now=now))
-            articles = choices[0][1].articles if choices else ()
-            if not articles:
-                return None
-            number = _next_digest_number(store)
-            rendered = _render(site, articles, wanted, number=number, now=now)
+    probe = StreamRow(0, wanted.topics, str(wanted.cadence), None, joining=True)
+    planned, number = _plan_now(site, now=now, rows=[probe])
+    if not planned:
+        return None
+    articles = planned[0][1].articles
+    rendered = _render(site, articles, wanted, number=number, now=now)
     example_link = compose.unsubscribe_link(site.digest.unsubscribe_url, EXAMPLE_TOKEN)
     example_choice = compose.preferences_link(site.digest.preferences_url, EXAMPLE_TOKEN)
     example = compose.with_unsubscribe_link(rendered, example_link, example_choice)
@@ -326,13 +320,7 @@ def _send_in_process(
 def _dry_run(site: SiteConfig, *, now: datetime) -> SendReport:
     """What `send` would do: the digests it would make, for how many; records nothing."""
     report = SendReport()
-    with open_store(site.state) as store:
-        found = indexing.content_files(site)
-        with store.trial():
-            indexing.index_content(site, store, found, now=now)
-            planned = [(g, c) for g, c in _choices(site, store, _groups(site, store), now=now)]
-            planned = [(g, c) for g, c in planned if c.articles]
-            number = _next_digest_number(store)
+    planned, number = _plan_now(site, now=now)
     if not planned:
         report.note = "nothing new since the last digest"
         return report
@@ -351,6 +339,22 @@ def _dry_run(site: SiteConfig, *, now: datetime) -> SendReport:
     ]
     report.note = f"would make {len(planned)} digests: " + "; ".join(lines)
     return report
+
+
+def _plan_now(
+    site: SiteConfig, *, now: datetime, rows: Sequence[StreamRow] | None = None
+) -> tuple[list[tuple[streams.Group, streams.Choice]], int]:
+    """The groups with something new now and what each would get, and the next digest's number.
+
+    The content is indexed in a transaction that is rolled back: nothing is recorded.
+    """
+    with open_store(site.state) as store:
+        found = indexing.content_files(site)
+        with store.trial():
+            indexing.index_content(site, store, found, now=now)
+            groups = _groups(site, store, rows)
+            planned = [(g, c) for g, c in _choices(site, store, groups, now=now) if c.articles]
+            return planned, _next_digest_number(store)
 
 
 def _make_digests(
@@ -378,7 +382,8 @@ def _make_digests(
     report.made.extend(maker.made)
     report.articles += maker.articles
     if not maker.made:
-        report.note = "nothing new since the last digest"
+        waiting = any(choice.articles for _group, choice in planned)
+        report.note = "nothing due yet" if waiting else "nothing new since the last digest"
     return maker.made
 
 
@@ -494,7 +499,8 @@ def _choices(
         held = () if group.start is None else group.start.held
         if (after, held) not in read:
             ids = store.numbered_after(after, upto=upto)
-            wanted = [*(i for i in held if i not in set(ids)), *ids]
+            in_range = set(ids)
+            wanted = [*(i for i in held if i not in in_range), *ids]
             stored = store.articles(wanted)
             read[after, held] = [stored[i] for i in wanted if i in stored]
         choice = streams.choose(

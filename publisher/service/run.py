@@ -127,6 +127,7 @@ class Jobs:
     others: dict[Cadence, DigestClock] = field(default_factory=dict)  # the other cadences'
     # "each article": the publication number and local day of the last send that ran.
     each_seen: tuple[int, date] | None = None
+    _kept: dict[str, datetime | None] = field(default_factory=dict)  # each slot as last written
 
     def rebuild(self) -> None:
         """Build, log the build's warnings and its summary, note when the next rebuild is."""
@@ -183,21 +184,26 @@ class Jobs:
     def _due_slots(self, now: datetime) -> dict[Cadence, datetime]:
         """Each cadence whose slot has come, with the slot (a first run only notes them)."""
         due = {}
-        for key, clock in [(settings.DIGEST_SLOT, self.clock), *self._other_keys()]:
+        for key, clock in self._clocks():
             slot = clock.due(now)
-            _record(self.site, key, clock.handled)
+            if self._kept.get(key) != clock.handled:  # written once, then when it moves
+                _record(self.site, key, clock.handled)
+                self._kept[key] = clock.handled
             if slot is not None:
                 due[clock.cadence] = slot
         return due
 
-    def _other_keys(self) -> list[tuple[str, DigestClock]]:
-        return [(slot_setting(cadence), clock) for cadence, clock in self.others.items()]
+    def _clocks(self) -> list[tuple[str, DigestClock]]:
+        """Every cadence's clock, with the setting its handled slot is kept under."""
+        others = [(slot_setting(cadence), clock) for cadence, clock in self.others.items()]
+        return [(settings.DIGEST_SLOT, self.clock), *others]
 
     def _handled(self, slots: dict[Cadence, datetime]) -> None:
-        for key, clock in [(settings.DIGEST_SLOT, self.clock), *self._other_keys()]:
+        for key, clock in self._clocks():
             if clock.cadence in slots:
                 clock.handled = slots[clock.cadence]
                 _record(self.site, key, clock.handled)
+                self._kept[key] = clock.handled
 
     def _each_article_due(self, now: datetime) -> tuple[int, date] | None:
         """(publication number, local day) when "each article" has something to look at."""
