@@ -246,3 +246,14 @@ def test_the_digest_archive_says_for_whom_each_digest_was(tmp_path):
     assert "1 article · everything · daily at 07:00</span>" in archive
     page = (site.site_dir / "digests" / "1" / "index.html").read_text(encoding="utf-8")
     assert " · for Arms control · weekly on monday at 07:00</p>" in page
+
+
+def test_a_send_with_something_new_but_nothing_due_says_so(desk, site):
+    desk.subscribe("reader@example.org", MONDAY, cadence=DAILY)
+    desk.publish(MONDAY, "Energy")
+    report = digests.send_digests(site, now=lambda: MONDAY, due=lambda c: str(c) == WEEKLY)
+    assert (report.made, report.note) == ([], "nothing due yet")
+    report = digests.send_digests(site, now=lambda: MONDAY, due=lambda c: str(c) == DAILY)
+    assert len(report.made) == 1
+    report = digests.send_digests(site, now=lambda: MONDAY, due=lambda c: str(c) == DAILY)
+    assert (report.made, report.note) == ([], "nothing new since the last digest")
