@@ -9,13 +9,14 @@ Small batches, one core or a platform without fork run in this process.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+# multiprocessing is imported where a pool starts: a build with nothing to do
+# never starts one, and the import costs it about 10 ms.
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -44,6 +45,8 @@ def forked_map(
     if len(items) < threshold or workers < 2 or sys.platform != "linux" or _batch is not None:
         yield from map(function, items)
         return
+    import multiprocessing
+
     ranges = [(start, min(start + chunk, len(items))) for start in range(0, len(items), chunk)]
     _batch = (function, items)
     try:
@@ -74,6 +77,9 @@ def spawned_calls(
     a word (killed) gives a ChildProcessError, and the others go on.
     *function* and the arguments must pickle (module-level, plain data).
     """
+    import multiprocessing
+    import multiprocessing.connection
+
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     children = []

@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 
-from publisher import parallel
+from publisher import parallel, version
 from publisher.config import SiteConfig
 from publisher.content import markup
 from publisher.content.articles import body_of
@@ -89,7 +89,7 @@ def _jobs(
 
 def html_key(link: str, text_hash: str | None) -> str:
     """What an article's cached HTML was made from: links are made absolute against *link*."""
-    return hashlib.sha256(f"{markup.RENDER_RULES}\0{link}\0{text_hash}".encode()).hexdigest()
+    return hashlib.sha256(f"{version.RENDER_RULES}\0{link}\0{text_hash}".encode()).hexdigest()
 
 
 def _render_current(job: tuple[str, str, str, str]) -> str | None:

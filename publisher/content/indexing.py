@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import NamedTuple
 
 from publisher import parallel
@@ -29,17 +26,18 @@ from publisher.content.identity import (
     lost_identities,
     published_feed_ids,
 )
-from publisher.errors import ConfigError, ContentError
-from publisher.model import Article, ContentProblem
+from publisher.content.scan import (
+    IndexResult,
+    Scan,
+    content_prefix,
+    is_racy,
+    problem_from_row,
+)
+from publisher.errors import ContentError
+from publisher.model import Article
 from publisher.store import ArticleRow, FileRow, Store, encode, from_row, restamp
 from publisher.store.settings import CONFIG, INDEXED_AT
 
-# A file whose mtime is this close to (or after) the moment its folder was
-# scanned may change again without its mtime moving: timestamps advance in
-# ticks (a jiffy on ext4, 2 s on FAT), and an edit in the same tick as the
-# scan, keeping the size, looks like no edit. Such files are read again by
-# the next run (git's "racily clean" entries, the same problem).
-RACY_WINDOW_NS = 2_000_000_000
 # Below this many changed files, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 400
 # Rows are written in batches while the workers go on parsing.
@@ -48,61 +46,6 @@ _BATCH = 500
 
 def defaults_for(site: SiteConfig) -> ArticleDefaults:
     return ArticleDefaults(site.base_url, site.timezone, site.author, site.permalink)
-
-
-def content_where(site: SiteConfig, relative: str) -> str:
-    """A content file as messages name it (`content/2020/talks.md`), without Path objects."""
-    return f"{_content_prefix(site)}/{relative}"
-
-
-@lru_cache(maxsize=8)
-def _content_prefix(site: SiteConfig) -> str:
-    return site.display(site.content_dir).rstrip("/")
-
-
-class Scan(NamedTuple):
-    """The article files found, and when the scan started (wall clock, nanoseconds)."""
-
-    files: Sequence[FoundFile]
-    started_ns: int
-
-
-def content_files(site: SiteConfig, *, with_stat: bool = True) -> Scan:
-    """:raises ConfigError: when the content folder does not exist."""
-    started_ns = time.time_ns()  # the file system's clock, not the site's "now"
-    try:
-        found = list(files.discover(site.content_dir, with_stat=with_stat))
-    except FileNotFoundError:
-        where = site.display(site.content_dir)
-        message = "content folder not found (set [paths] content in publisher.toml)"
-        raise ConfigError(where, message) from None
-    return Scan(found, started_ns)
-
-
-def is_racy(row: FileRow, indexed_at: str | None) -> bool:
-    """Whether *row*'s file may have changed without its stat showing it (see RACY_WINDOW_NS)."""
-    return indexed_at is None or row.mtime_ns >= int(indexed_at) - RACY_WINDOW_NS
-
-
-def problem_from_row(site: SiteConfig, row: FileRow) -> ContentProblem:
-    """The cached problem of a file that did not change since it was reported."""
-    return ContentProblem(
-        content_where(site, row.path),
-        row.problem or (),
-        kept_previous=row.article_id is not None,
-    )
-
-
-@dataclass
-class IndexResult:
-    """What one pass over the content folder found and decided."""
-
-    problems: list[ContentProblem] = field(default_factory=list)
-    parsed: int = 0
-    claims: dict[str, str] = field(default_factory=dict)  # article id -> path that owns it
-    # Lines for the files parsed in this pass: markup removed from a title, an
-    # identity lost (and the fix).
-    warnings: list[str] = field(default_factory=list)
 
 
 class _Task(NamedTuple):
@@ -169,7 +112,7 @@ class _Pass:
         self.scan = scan
         self.now = now
         self.result = IndexResult()
-        self.prefix = _content_prefix(site)
+        self.prefix = content_prefix(site)
         fingerprint = site.fingerprint()
         self.is_config_changed = store.get_setting(CONFIG) != fingerprint
         if self.is_config_changed:

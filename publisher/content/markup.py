@@ -22,10 +22,8 @@ from cmarkgfm.cmark import Options
 
 from publisher.text import one_line, strip_forbidden
 
-# Bump when a change here changes the HTML of an unchanged article (the
-# sanitising rules, the Markdown options): HTML cached by a build under other
-# rules is then rendered again, and every feed holding it rewritten.
-RENDER_RULES = "3"
+# A change here that changes the HTML of an unchanged article must bump
+# publisher.version.RENDER_RULES.
 
 _TAG = re.compile(r"<[^>]*>")
 _BLANK_LINE = re.compile(r"\n\s*\n")

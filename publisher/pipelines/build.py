@@ -20,18 +20,11 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from publisher import templating
+from publisher import templating, version
 from publisher.config import SiteConfig
-from publisher.content import articles, bodies, files, markup
+from publisher.content import files
 from publisher.content.files import FoundFile
-from publisher.content.indexing import (
-    IndexResult,
-    content_files,
-    defaults_for,
-    index_content,
-    is_racy,
-    problem_from_row,
-)
+from publisher.content.scan import IndexResult, content_files, is_racy, problem_from_row
 from publisher.errors import ConfigError, ContentError, OutputError
 from publisher.feeds import plan
 from publisher.feeds.plan import FeedPlan
@@ -61,6 +54,9 @@ class CheckReport:
 
 def check(site: SiteConfig) -> CheckReport:
     """Parse every article afresh, write nothing, and report every problem."""
+    from publisher.content import articles
+    from publisher.content.indexing import defaults_for
+
     defaults = defaults_for(site)
     problems: list[ContentProblem] = []
     warnings: list[str] = []
@@ -99,6 +95,9 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
         unchanged = _unchanged_report(site, store, scan.files, rows, now=now)
         if unchanged is not None:
             return unchanged
+        # Only now the parsing (YAML, Markdown) and worker modules: not for the quick path.
+        from publisher.content.indexing import index_content
+
         with store.transaction():
             # Until this build completes, the next one may not take the quick path:
             # "counts" is written back only at the end.
@@ -135,6 +134,8 @@ def write_site_pages(
         with store.transaction():
             store.set_setting(settings.PAGES, _PAGES_OFF)
         return SitePages(None if not removed.removed else removed)
+    from publisher.content import bodies
+
     keys = store.article_keys() if keys is None else keys
     digests = _with_audiences(site, store.digest_issues())
     statics = assets.static_files(site.pages.static_dir)
@@ -169,6 +170,8 @@ def _with_audiences(site: SiteConfig, issues: Sequence[DigestIssue]) -> list[Dig
 def _write_feeds(
     site: SiteConfig, store: Store, keys: Sequence[ArticleKey], *, now: datetime
 ) -> FeedWrites:
+    from publisher.content import bodies
+
     planned = plan.plan(site, keys, now=now)
     # Full records only for the articles that appear in some feed.
     full = store.articles(key.id for _spec, items in planned for key in items)
@@ -250,7 +253,7 @@ def _render_fingerprint(site: SiteConfig) -> str:
         site.feeds,
         str(site.output_dir),
         __version__,
-        markup.RENDER_RULES,
+        version.RENDER_RULES,
     )
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 

@@ -19,7 +19,7 @@ import jinja2
 
 from publisher import parallel, templating, tokens
 from publisher.config import Cadence, SiteConfig
-from publisher.content import indexing
+from publisher.content import indexing, scan
 from publisher.delivery import send, senders
 from publisher.delivery.send import Progress, SendRules, SendTally
 from publisher.delivery.senders import Sender
@@ -349,7 +349,7 @@ def _plan_now(
     The content is indexed in a transaction that is rolled back: nothing is recorded.
     """
     with open_store(site.state) as store:
-        found = indexing.content_files(site)
+        found = scan.content_files(site)
         with store.trial():
             indexing.index_content(site, store, found, now=now)
             groups = _groups(site, store, rows)
@@ -367,7 +367,7 @@ def _make_digests(
     due: Due,
 ) -> list[int]:
     """Index, then make a digest for each due group with something new; their ids."""
-    found = indexing.content_files(site)
+    found = scan.content_files(site)
     with store.transaction():
         indexing.index_content(site, store, found, now=now)
     if _active_count(store) == 0:

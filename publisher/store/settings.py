@@ -16,7 +16,7 @@ COUNTS = "counts"
 # The date of the next scheduled article, or "": the quick path's deadline.
 NEXT_DUE = "next_due"
 LAST_BUILD = "last_build"
-# When the last index's scan started (nanoseconds, wall clock): see indexing.is_racy.
+# When the last index's scan started (nanoseconds, wall clock): see content.scan.is_racy.
 INDEXED_AT = "indexed_at_ns"
 # The last publication number given.
 PUBLICATION_SEQ = "publication_seq"

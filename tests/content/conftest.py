@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from publisher.content.articles import ArticleDefaults
-from publisher.pipelines.build import defaults_for
+from publisher.content.indexing import defaults_for
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import shutil
 import pytest
 from support.builds import bump_mtime, file_contents, json_items
 
+from publisher import version
 from publisher.config import load_config
 from publisher.content import bodies, markup
 from publisher.model import Article
@@ -111,9 +112,7 @@ def test_a_changed_text_renders_again_and_only_it(site, now, monkeypatch):
 
 def test_a_file_changed_since_it_was_indexed_keeps_its_last_html(site, now, monkeypatch):
     build(site, now=now)
-    monkeypatch.setattr(
-        markup, "RENDER_RULES", "a later set of rules"
-    )  # every cached body is stale
+    monkeypatch.setattr(version, "RENDER_RULES", "a later set of rules")  # every body is stale
     _edit_observers(site)  # and not indexed again: no build ran since
     rendered = _renders(monkeypatch)
     with open_store(site.state_db) as store:
@@ -129,7 +128,7 @@ def test_a_file_changed_since_it_was_indexed_keeps_its_last_html(site, now, monk
 def test_new_sanitising_rules_render_cached_html_again(site, now, monkeypatch):
     """HTML cached under older rules (a data: link a fix now removes) does not linger."""
     build(site, now=now)
-    monkeypatch.setattr(markup, "RENDER_RULES", "a later set of rules")
+    monkeypatch.setattr(version, "RENDER_RULES", "a later set of rules")
     rendered: list[str] = []
     original = markup.render_body
     monkeypatch.setattr(

@@ -235,21 +235,23 @@ def test_pages_turned_off_are_removed_and_nothing_else(site_dir, now):
     assert again.written == ()
 
 
-# A no-change build in a fresh interpreter: which template and feed libraries it imported.
+# A no-change build in a fresh interpreter: which template, feed, parsing and worker
+# libraries it imported.
 IMPORTED = """
 import sys
 from publisher.cli import cli
 cli(["--config", sys.argv[1], "build"], standalone_mode=False)
-heavy = ("jinja2", "feedgen", "mjml", "lxml")
+heavy = ("jinja2", "feedgen", "mjml", "lxml", "yaml", "cmarkgfm", "nh3", "multiprocessing")
 print(sorted(name for name in heavy if name in sys.modules))
 """
 
 
-def test_a_build_with_nothing_new_imports_no_template_machinery(tmp_path):
+def test_a_build_with_nothing_new_imports_no_template_or_parsing_machinery(tmp_path):
     site_dir = shutil.copytree(SITES / "basic", tmp_path / "basic")
     command = [sys.executable, "-c", IMPORTED, str(site_dir / "publisher.toml")]
     first = subprocess.run(command, capture_output=True, text=True, env=ENV, check=True)
     assert "jinja2" in first.stdout  # the first build rendered its pages
+    assert "yaml" in first.stdout  # and parsed its articles
     again = subprocess.run(command, capture_output=True, text=True, env=ENV, check=True)
     assert again.stdout.splitlines()[-1] == "[]", again.stdout
     assert "0 pages written" in again.stdout

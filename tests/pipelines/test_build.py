@@ -152,7 +152,6 @@ def _many_articles(site, count):
 def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypatch):
     import multiprocessing
 
-    from publisher import parallel
     from publisher.content import bodies, indexing
     from publisher.feeds import write
     from publisher.pages import write as pages_write
@@ -164,7 +163,7 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypat
         pools.append(method)
         return real_get_context(method)
 
-    monkeypatch.setattr(parallel.multiprocessing, "get_context", counting_get_context)
+    monkeypatch.setattr(multiprocessing, "get_context", counting_get_context)
     _many_articles(site, indexing.PARALLEL_THRESHOLD + 20)
     report = build(site, now=now)  # big enough for worker processes on every step
     # Parsing (with the bodies' Markdown, for the pages), the feeds' entries, the pages.

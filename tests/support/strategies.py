@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from publisher.config import load_config
 from publisher.content.fields import FIELDS
-from publisher.pipelines.build import defaults_for
+from publisher.content.indexing import defaults_for
 from publisher.text import slugify
 from support.paths import SITES
 
