@@ -1,18 +1,15 @@
-"""Articles' bodies as HTML, for the feeds and pages that show them: rendered once, kept in
-the store.
+"""Articles' bodies as HTML, for the feeds that show them: rendered once, kept in the store.
 
-Where the site has pages (which show every article), the indexer renders each
-body as it parses the file; otherwise Markdown is rendered here, only for the
-articles some feed shows in full. Each result is cached by what it was made
-from (`html_key`: the rendering rules, the text, the link relative URLs are
-resolved against).
+Markdown is rendered only for articles some feed shows in full, and each
+result is cached by what it was made from (the rendering rules, the text,
+the link relative URLs are resolved against).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from publisher import parallel, version
 from publisher.config import SiteConfig
@@ -39,19 +36,22 @@ def html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> dic
     summary only (logged).
     """
     needed = {article.id: article for article in articles}
+    files = store.files_for(article.path for article in needed.values())
+    text_hashes = store.text_hashes(needed)
     html: dict[str, str] = {}
     stale: list[tuple[str, str | None, str]] = []  # id, cached HTML, cache key
-    formats: list[str] = []
-    for row in store.cached_html(needed):
-        key = html_key(needed[row.id].link, row.text_hash)
-        if row.html is not None and row.html_key == key:
-            html[row.id] = row.html
-        else:
-            stale.append((row.id, row.html, key))
-            formats.append(row.body_format)
-    if not stale:
-        return html
-    jobs = _jobs(site, store, [needed[article_id] for article_id, _, _ in stale], formats)
+    jobs: list[tuple[str, str, str, str]] = []  # file, its indexed hash, body format, base URL
+    for article_id, body_format, cached, cached_key in store.cached_html(sorted(needed)):
+        article = needed[article_id]
+        key = _html_key(article.link, text_hashes.get(article_id))
+        if cached is not None and cached_key == key:
+            html[article_id] = cached
+            continue
+        row = files.get(article.path)
+        is_current = row is not None and not row.problem and row.article_id == article_id
+        file_path = str(site.content_dir / row.path) if is_current and row is not None else ""
+        stale.append((article_id, cached, key))
+        jobs.append((file_path, row.file_hash if row else "", body_format, article.link))
     rendered = parallel.forked_map(
         _render_current, jobs, threshold=PARALLEL_HTML_THRESHOLD, chunk=16
     )
@@ -72,22 +72,7 @@ def html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> dic
     return html
 
 
-def _jobs(
-    site: SiteConfig, store: Store, stale: Sequence[Article], formats: Sequence[str]
-) -> list[tuple[str, str, str, str]]:
-    """For each article to render: its file (if it still holds the article), the hash it
-    was indexed with, its body format and the URL its links resolve against."""
-    files = store.files_for(article.path for article in stale)
-    jobs = []
-    for article, body_format in zip(stale, formats, strict=True):
-        row = files.get(article.path)
-        is_current = row is not None and not row.problem and row.article_id == article.id
-        file_path = str(site.content_dir / row.path) if is_current and row is not None else ""
-        jobs.append((file_path, row.file_hash if row else "", body_format, article.link))
-    return jobs
-
-
-def html_key(link: str, text_hash: str | None) -> str:
+def _html_key(link: str, text_hash: str | None) -> str:
     """What an article's cached HTML was made from: links are made absolute against *link*."""
     return hashlib.sha256(f"{version.RENDER_RULES}\0{link}\0{text_hash}".encode()).hexdigest()
 

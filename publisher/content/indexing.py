@@ -1,9 +1,9 @@
 """Index the content folder into the store: which file is which article, with which id.
 
 Only files whose size or mtime changed are read, and only those whose bytes
-changed are parsed (on several cores for a big batch), with the body's HTML
-when the site has pages; the main process checks each id's claim and writes
-the rows. How ids are chosen and found again is `identity`'s business.
+changed are parsed (on several cores for a big batch); the main process
+checks each id's claim and writes the rows. How ids are chosen and found
+again is `identity`'s business.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from publisher import parallel
 from publisher.config import SiteConfig
-from publisher.content import articles, bodies, files, markup
+from publisher.content import articles, files
 from publisher.content.articles import ArticleDefaults
 from publisher.content.files import FoundFile
 from publisher.content.identity import (
@@ -55,7 +55,6 @@ class _Task(NamedTuple):
     known_hash: str | None  # the bytes indexed last time, if they still count
     known_id: str | None  # the id this file had
     context: IdContext
-    with_html: bool  # render the body too (the site's pages show every article)
 
 
 class _Loaded(NamedTuple):
@@ -154,17 +153,13 @@ class _Pass:
             self.now.replace(microsecond=0),
             published_feed_ids(self.site.output_dir) if not self.stored else {},
         )
-        # The file is in memory here: rendering its body now, on the workers, spares
-        # reading it again for its page (pages show every article, feeds only some).
-        with_html = self.site.pages.enabled
         tasks = []
         for item in changed:
             row = self.rows.get(item.relative)
             known_hash = row.file_hash if row is not None and not self.is_config_changed else None
             known_id = row.article_id if row is not None else None
             where = f"{self.prefix}/{item.relative}"
-            task = _Task(item.root, item.relative, where, known_hash, known_id, context, with_html)
-            tasks.append(task)
+            tasks.append(_Task(item.root, item.relative, where, known_hash, known_id, context))
         return tasks
 
     def take(self, loaded: _Loaded) -> None:
@@ -328,17 +323,12 @@ def _load(task: _Task) -> _Loaded:
         )
     article_id, is_fresh = choose_id(parsed, known_id=task.known_id, context=task.context)
     article = Article(article_id, parsed.meta, task.context.first_seen, None, parsed.text_hash)
-    row = encode(article)
-    if task.with_html and not parsed.meta.is_draft:
-        meta = parsed.meta
-        html = markup.render_body(parsed.body, body_format=meta.body_format, base_url=meta.link)
-        row = row._replace(html=html, html_key=bodies.html_key(meta.link, parsed.text_hash))
     return _Loaded(
         relative,
         size,
         mtime_ns,
         file_hash,
-        row,
+        encode(article),
         is_fresh,
         None,
         False,

@@ -5,7 +5,7 @@ same sizes and mtimes, the same settings, no scheduled article come due and
 every output file as it was left. Then it answers from the store without
 parsing, rendering or importing the feed libraries. Otherwise it indexes
 what changed, and renders only the feeds whose items changed, with Markdown
-rendered only for articles that appear in some feed or page (and cached).
+rendered only for articles that appear in some feed (and cached).
 """
 
 from __future__ import annotations

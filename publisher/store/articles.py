@@ -45,20 +45,6 @@ class ArticleRow(NamedTuple):
     version: str
     link: str  # where the article's page goes
     modified: str  # when it last changed, as its page and the sitemap say
-    # The body's HTML when the indexer rendered it (sites with pages), and what it was
-    # made from (content.bodies.html_key); None keeps what the store has.
-    html: str | None = None
-    html_key: str | None = None
-
-
-class CachedHtml(NamedTuple):
-    """An article's HTML as the store holds it, with what says whether it is still fresh."""
-
-    id: str
-    body_format: str
-    html: str | None
-    html_key: str | None  # what it was made from (content.bodies.html_key)
-    text_hash: str
 
 
 class ArticleKey(NamedTuple):
@@ -277,6 +263,16 @@ class ArticleQueries(SettingQueries, StoreBase):
     def article_ids(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT id FROM articles")}
 
+    def text_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for article_id in ids:
+            row = self.conn.execute(
+                "SELECT text_hash FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
+            if row is not None:
+                result[article_id] = row[0]
+        return result
+
     def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
         """path -> (article id, text hash) for articles that came from *paths*."""
         result: dict[str, tuple[str, str]] = {}
@@ -291,17 +287,15 @@ class ArticleQueries(SettingQueries, StoreBase):
         """Insert or update articles from their rows (made by `encode`)."""
         self.conn.executemany(
             "INSERT INTO articles (id, path, first_seen, edited_at, text_hash, meta, body, "
-            "body_format, date, is_draft, tags, version, link, modified, html, html_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "body_format, html, html_key, date, is_draft, tags, version, link, modified) "
+            "VALUES (?, ?, ?, ?, ?, ?, '', ?, NULL, NULL, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET path = excluded.path, edited_at = excluded.edited_at, "
             "text_hash = excluded.text_hash, meta = excluded.meta, "
             "body_format = excluded.body_format, date = excluded.date, "
             "is_draft = excluded.is_draft, tags = excluded.tags, version = excluded.version, "
-            "link = excluded.link, modified = excluded.modified, "
-            "html = COALESCE(excluded.html, articles.html), "
-            "html_key = COALESCE(excluded.html_key, articles.html_key)",
-            # An edit without its HTML keeps the old HTML until the new one is
-            # rendered: it is the last good version should the file break before that.
+            "link = excluded.link, modified = excluded.modified",
+            # An edit keeps the old HTML until the new one is rendered: it is the
+            # last good version should the file break before that.
             rows,
         )
 
@@ -341,18 +335,15 @@ class ArticleQueries(SettingQueries, StoreBase):
 
     # -- the HTML cache -------------------------------------------------------
 
-    def cached_html(self, ids: Iterable[str]) -> Iterator[CachedHtml]:
-        """What the store holds of the HTML of *ids* (those it has), 500 rows a query."""
-        wanted = sorted(set(ids))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            query = (
-                "SELECT id, body_format, html, html_key, text_hash FROM articles "
-                f"WHERE id IN ({marks}) ORDER BY id"
-            )
-            for row in self.conn.execute(query, chunk):
-                yield CachedHtml(*row)
+    def cached_html(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(id, body_format, html, html_key) for *ids*, one row at a time."""
+        for article_id in ids:
+            row = self.conn.execute(
+                "SELECT id, body_format, html, html_key FROM articles WHERE id = ?",
+                (article_id,),
+            ).fetchone()
+            if row is not None:
+                yield row[0], row[1], row[2], row[3]
 
     def save_html(self, article_id: str, html: str, html_key: str) -> None:
         self.conn.execute(

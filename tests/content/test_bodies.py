@@ -6,10 +6,8 @@ it was indexed keeps the HTML last rendered from it.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from support.builds import bump_mtime, file_contents, json_items
+from support.builds import bump_mtime, json_items
 
 from publisher import version
 from publisher.config import load_config
@@ -46,41 +44,6 @@ def _edit_observers(site) -> None:
         text.replace("the count transparent.", "the count transparent and quick."), encoding="utf-8"
     )
     bump_mtime(path)
-
-
-def test_with_pages_each_body_is_rendered_once_as_it_is_indexed(site, now, monkeypatch):
-    """The pages show every article: its file is read once, and its body rendered then."""
-    rendered = _renders(monkeypatch)
-    report = build(site, now=now)
-    assert report.pages is not None
-    assert report.pages.rendered > 0
-    # The three published articles and the scheduled one (ready for when it is due),
-    # each once: neither the feeds nor the pages render them again. Not the draft.
-    assert len(rendered) == 4
-    with open_store(site.state_db) as store:
-        cached = {row.id: row for row in store.cached_html(store.articles())}
-        articles = _published(store, now)
-    for article in articles:
-        row = cached[article.id]
-        assert row.html_key == bodies.html_key(article.link, row.text_hash)
-        assert row.html is not None
-        assert row.html.startswith("<p>")
-
-
-def test_bodies_rendered_while_indexing_give_the_feeds_the_same_bytes(site_dir, now):
-    with_pages = load_config(site_dir / "publisher.toml")
-    build(with_pages, now=now)
-    feeds = file_contents(with_pages.output_dir)
-    config = site_dir / "publisher.toml"
-    config.write_text(
-        config.read_text(encoding="utf-8") + "\n[pages]\nenabled = false\n", encoding="utf-8"
-    )
-    for folder in (with_pages.output_dir, with_pages.state_dir):
-        shutil.rmtree(folder)
-    without = load_config(config)
-    build(without, now=now)  # the feeds' bodies rendered for the feeds alone
-    assert file_contents(without.output_dir) == feeds
-    assert len(feeds) > 3
 
 
 def test_a_cached_body_is_reused(site, now, monkeypatch):
