@@ -13,7 +13,7 @@ publisher (`python -m publisher --config DIR/publisher.toml build`), once
 with `[pages] enabled = false` (the feeds alone: "publisher") and once with
 the pages too ("publisher+pages": a page per article, the home, tag, archive
 and digest pages, the sitemap), as --pages says
-  cold        no state, no output (all removed before each run)
+  cold        no state, no output (all set aside before each run: see set_aside)
   no-change   nothing touched since the previous build
   one-edit    title and body of one recent article changed (it is in the
               site feed and in its tags' feeds), mtime bumped; a different
@@ -21,7 +21,7 @@ and digest pages, the sitemap), as --pages says
 
 Pelican (`pelican DIR/pelican-content -s bench/pelican/pelicanconf.py`;
 Atom and RSS, site-wide and per tag, 50 items, no pages)
-  cold                 content cache off, output and cache removed first
+  cold                 content cache off, output and cache set aside first
   cold, cache on       the run that fills the content cache
   no-change, cache on  nothing touched
   one-edit, cache on   the same kind of edit, to the Pelican copy
@@ -114,6 +114,23 @@ class Row:
 
 
 QUIET = {"load": 1.0, "wait": 0.0}  # set from --quiet-load and --wait-quiet
+ATTIC: list[Path] = []  # where set_aside moves folders: set by main, emptied at the end
+
+
+def set_aside(*folders: Path) -> None:
+    """Move *folders* out of the way; they are deleted once every timing is done.
+
+    Deleting a build's 13,000 files just before the next cold build makes ext4
+    slow to create the next ones: for a minute or more its inode allocator
+    steps over the freshly freed inodes (`recently_deleted` tops a kernel
+    profile), which added up to 10 s of system time to a cold build with
+    pages here. A user's cold build does not follow such a deletion, and the
+    runs should not either. Renaming a folder frees nothing.
+    """
+    for folder in folders:
+        if folder.exists():
+            ATTIC[0].mkdir(parents=True, exist_ok=True)
+            folder.rename(ATTIC[0] / f"{len(list(ATTIC[0].iterdir()))}-{folder.name}")
 
 
 def settle() -> float:
@@ -251,8 +268,7 @@ def compare_outputs(site: Path, before: Path) -> str:
     """
     outputs = {}
     for label, env in (("before", tree_env(before)), ("after", tree_env(None))):
-        for folder in ("feeds", "site", ".publisher"):
-            shutil.rmtree(site / folder, ignore_errors=True)
+        set_aside(*(site / folder for folder in ("feeds", "site", ".publisher")))
         measure(build_cmd(site), cwd=site, env=env)
         outputs[label] = {
             path.relative_to(site).as_posix(): path.read_bytes()
@@ -285,8 +301,7 @@ def bench_publisher(
     load = settle()
     cold: list[Run] = []
     for _ in range(runs):
-        for folder in ("feeds", "site", ".publisher"):
-            shutil.rmtree(site / folder, ignore_errors=True)
+        set_aside(*(site / folder for folder in ("feeds", "site", ".publisher")))
         cold.append(measure(cmd, cwd=site, env=env))
     note = f"{files_written(cold[-1].stdout)} files, {pages_written(cold[-1].stdout)} pages written"
     rows.append(Row(n, tool, "cold", cold, note, load))
@@ -362,8 +377,7 @@ def bench_pelican(
     rows: list[Row] = []
 
     def fresh() -> None:
-        shutil.rmtree(output, ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
+        set_aside(output, cache)
 
     load = settle()
     cold: list[Run] = []
@@ -469,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     pelican = None if args.no_pelican else ensure_pelican(args.pelican_venv)
     work = args.out or Path(tempfile.mkdtemp(prefix="build-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    ATTIC.append(work / "attic")
     print(
         f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
         + (f", {pelican_version(pelican)}" if pelican else "")
@@ -503,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(table([row]).splitlines()[-1], file=sys.stderr)
     finally:
+        shutil.rmtree(ATTIC[0], ignore_errors=True)
         if not args.keep and args.out is None:
             shutil.rmtree(work, ignore_errors=True)
     print(table(rows))
