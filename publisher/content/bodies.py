@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from publisher import parallel, version
 from publisher.config import SiteConfig
@@ -29,60 +30,116 @@ PARALLEL_HTML_THRESHOLD = 200
 def html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> dict[str, str]:
     """Rendered bodies of *articles*: from the cache when still fresh, else from their files.
 
-    The cache key is the article's text hash and link (links are made absolute
-    against it). A file is rendered only while it still holds the version the
-    store has (same bytes as when it was indexed); otherwise the last HTML
-    rendered stays, and an article never rendered before goes out with its
-    summary only (logged).
+    A file is rendered only while it still holds the version the store has
+    (same bytes as when it was indexed); otherwise the last HTML rendered
+    stays, and an article never rendered before goes out with its summary
+    only (logged).
     """
-    needed = {article.id: article for article in articles}
-    files = store.files_for(article.path for article in needed.values())
-    text_hashes = store.text_hashes(needed)
-    html: dict[str, str] = {}
-    stale: list[tuple[str, str | None, str]] = []  # id, cached HTML, cache key
-    jobs: list[tuple[str, str, str, str]] = []  # file, its indexed hash, body format, base URL
-    for article_id, body_format, cached, cached_key in store.cached_html(sorted(needed)):
-        article = needed[article_id]
-        key = _html_key(article.link, text_hashes.get(article_id))
-        if cached is not None and cached_key == key:
-            html[article_id] = cached
-            continue
-        row = files.get(article.path)
-        is_current = row is not None and not row.problem and row.article_id == article_id
-        file_path = str(site.content_dir / row.path) if is_current and row is not None else ""
-        stale.append((article_id, cached, key))
-        jobs.append((file_path, row.file_hash if row else "", body_format, article.link))
-    rendered = parallel.forked_map(
-        _render_current, jobs, threshold=PARALLEL_HTML_THRESHOLD, chunk=16
+    cache = BodyCache(site, store)
+    html, stale = cache.split(articles)
+    jobs = list(stale.values())
+    rendered = list(
+        parallel.forked_map(render_body, jobs, threshold=PARALLEL_HTML_THRESHOLD, chunk=16)
     )
-    fresh: list[tuple[str, str, str]] = []
-    for (article_id, cached, key), body_html in zip(stale, rendered, strict=True):
-        if body_html is not None:
-            html[article_id] = body_html
-            fresh.append((article_id, body_html, key))
-        elif cached is not None:
-            html[article_id] = cached  # the last good version
-        else:
-            path = needed[article_id].path
-            logger.warning("%s: cannot render its last good version; summary only", path)
-    if fresh:
-        with store.transaction():
-            for article_id, body_html, key in fresh:
-                store.save_html(article_id, body_html, key)
+    done = list(zip(jobs, rendered, strict=True))
+    cache.keep(done)
+    html.update((job.article_id, body.html) for job, body in done if body.html is not None)
     return html
 
 
-def _html_key(link: str, text_hash: str | None) -> str:
+class BodyJob(NamedTuple):
+    """One body to render from its file (on any process), and what the cache keeps of it."""
+
+    article_id: str
+    file: str  # the article's content file; "" when the store has no current one
+    file_hash: str  # the bytes it was indexed with
+    body_format: str
+    link: str  # relative links are made absolute against it
+    cached: str | None  # the last HTML rendered from it: its last good version
+    key: str  # what new HTML is made from (html_key)
+    where: str  # the article's path, as a warning names it
+
+
+class Body(NamedTuple):
+    """A body as rendered for a page or feed."""
+
+    html: str | None  # None: neither rendered nor ever rendered before (the summary shows)
+    is_fresh: bool  # rendered now from its file (and so to be kept)
+
+
+class BodyCache:
+    """The bodies' HTML as the store keeps it: which is fresh, what the rest needs to be
+    rendered (`render_body`, on worker processes if need be), and keeping what was."""
+
+    def __init__(self, site: SiteConfig, store: Store) -> None:
+        self.site = site
+        self.store = store
+
+    def split(self, articles: Iterable[Article]) -> tuple[dict[str, str], dict[str, BodyJob]]:
+        """The fresh HTML of *articles* by id, and a job for each of the others.
+
+        The cache key is the article's text hash and link (see html_key).
+        """
+        needed = {article.id: article for article in articles}
+        text_hashes = self.store.text_hashes(needed)
+        fresh: dict[str, str] = {}
+        stale: list[tuple[Article, str, str | None, str]] = []  # article, format, HTML, key
+        for article_id, body_format, cached, cached_key in self.store.cached_html(sorted(needed)):
+            article = needed[article_id]
+            key = html_key(article.link, text_hashes.get(article_id))
+            if cached is not None and cached_key == key:
+                fresh[article_id] = cached
+            else:
+                stale.append((article, body_format, cached, key))
+        return fresh, self._jobs(stale)
+
+    def _jobs(self, stale: Sequence[tuple[Article, str, str | None, str]]) -> dict[str, BodyJob]:
+        files = self.store.files_for(article.path for article, *_ in stale)
+        jobs: dict[str, BodyJob] = {}
+        for article, body_format, cached, key in stale:
+            row = files.get(article.path)
+            is_current = row is not None and not row.problem and row.article_id == article.id
+            path = str(self.site.content_dir / row.path) if is_current and row is not None else ""
+            file_hash = row.file_hash if row else ""
+            jobs[article.id] = BodyJob(
+                article.id, path, file_hash, body_format, article.link, cached, key, article.path
+            )
+        return jobs
+
+    @staticmethod
+    def render(job: BodyJob) -> Body:
+        """`render_body`: it touches no store, so it may run on a worker process."""
+        return render_body(job)
+
+    def keep(self, done: Sequence[tuple[BodyJob, Body]]) -> None:
+        """Store the bodies rendered now; say which show their summary only."""
+        for job, body in done:
+            if body.html is None:
+                logger.warning("%s: cannot render its last good version; summary only", job.where)
+        fresh = [(job, body.html) for job, body in done if body.is_fresh and body.html is not None]
+        if fresh:
+            with self.store.transaction():
+                for job, html in fresh:
+                    self.store.save_html(job.article_id, html, job.key)
+
+
+def html_key(link: str, text_hash: str | None) -> str:
     """What an article's cached HTML was made from: links are made absolute against *link*."""
     return hashlib.sha256(f"{version.RENDER_RULES}\0{link}\0{text_hash}".encode()).hexdigest()
 
 
-def _render_current(job: tuple[str, str, str, str]) -> str | None:
+def render_body(job: BodyJob) -> Body:
+    """The body of *job*'s article from its file, if the file still holds the indexed
+    version; else its last good version (when it has one)."""
+    html = _render_current(job.file, job.file_hash, job.body_format, job.link)
+    return Body(html, True) if html is not None else Body(job.cached, False)
+
+
+def _render_current(path: str, file_hash: str, body_format: str, base_url: str) -> str | None:
     """An article file's body as HTML, if the file still holds the indexed version.
 
     An empty path means the store has no current file for the article.
     """
-    path, file_hash, body_format, base_url = job
     if not path:
         return None
     try:

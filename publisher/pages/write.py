@@ -5,8 +5,10 @@ page whose inputs did not change and that nobody touched is neither rendered
 nor read. The rest are rendered (on every core for a big batch) in batches,
 each batch's files made durable with one sync and then renamed into place:
 a killed build leaves old pages or new ones, never half of one. The HTML of
-the articles comes from the caller, batch by batch, so that no more than one
-batch of bodies is ever in memory.
+the articles comes from the caller's cache, batch by batch, so that no more
+than one batch of bodies is ever in memory; a body not cached is rendered by
+the worker that renders its page (the file read there, the HTML handed back
+to be cached), not in a round of its own first.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import contextlib
 import glob
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from publisher import parallel
 from publisher.config import SiteConfig
@@ -30,9 +32,22 @@ from publisher.store import OutputRow, Store
 if TYPE_CHECKING:
     from publisher.pages.render import PageRenderer
 
-HtmlFor = Callable[[Iterable[Article]], dict[str, str]]
 BATCH = 1000  # pages rendered, synced and renamed together
 PARALLEL_RENDER_THRESHOLD = 200  # a page renders in ~0.2 ms: worth two cores from this many
+
+
+class Bodies(Protocol):
+    """The articles' HTML (content.bodies.BodyCache): cached, or rendered from the article's
+    file by the worker that renders its page (`render` must not touch the store)."""
+
+    def split(self, articles: Iterable[Article]) -> tuple[dict[str, str], dict[str, Any]]:
+        """The fresh HTML by article id, and for the rest what `render` takes."""
+
+    def render(self, job: Any) -> Any:
+        """A body (`.html`: None for the summary), on whichever process calls it."""
+
+    def keep(self, done: Sequence[tuple[Any, Any]]) -> None:
+        """Store what `render` made of each job (in this process)."""
 
 
 class _Job(NamedTuple):
@@ -41,6 +56,8 @@ class _Job(NamedTuple):
     page: PageSpec
     articles: Mapping[str, Article]
     html: str | None
+    body: Any  # rendered with the page when its HTML is not cached (Bodies.render)
+    bodies: Bodies
     digest: DigestIssue | None
     issues: Mapping[str, DigestIssue]  # by number: what the digest archive lists
     signature: str
@@ -51,6 +68,7 @@ class _Done(NamedTuple):
     relative: str
     temp: Path | None  # None: the file already held these bytes
     row: OutputRow
+    body: Any  # what Bodies.render made of the job's body, if it had one to render
 
 
 def write_pages(
@@ -61,7 +79,7 @@ def write_pages(
     digests: Sequence[DigestIssue],
     *,
     fingerprint: str,
-    html_for: HtmlFor,
+    bodies: Bodies,
 ) -> PageWrites:
     """Render and write the pages whose inputs changed; remove the ones no longer made.
 
@@ -77,7 +95,7 @@ def write_pages(
         environment = templating.make_environment(site.templates_dir, reload=False)
         renderer = PageRenderer(site, environment)
         renderer.preload()
-        pages.render(renderer, stale, digests, html_for)
+        pages.render(renderer, stale, digests, bodies)
     pages.remove_the_rest()
     return pages.report()
 
@@ -124,7 +142,7 @@ class _SitePages:
         renderer: PageRenderer,
         stale: Sequence[tuple[PageSpec, str]],
         digests: Sequence[DigestIssue],
-        html_for: HtmlFor,
+        bodies: Bodies,
     ) -> None:
         self.writer.ensure_root()
         needed = {i for page, _ in stale for i in (*page.items, page.previous, page.following) if i}
@@ -134,7 +152,7 @@ class _SitePages:
             for start in range(0, len(stale), BATCH):
                 batch = stale[start : start + BATCH]
                 shown = [articles[p.items[0]] for p, _ in batch if p.kind == "article"]
-                html = html_for(a for a in shown) if shown else {}
+                html, to_render = bodies.split(shown) if shown else ({}, {})
                 jobs = [
                     _Job(
                         renderer,
@@ -142,6 +160,8 @@ class _SitePages:
                         page,
                         articles,
                         html.get(page.items[0]) if page.kind == "article" else None,
+                        to_render.get(page.items[0]) if page.kind == "article" else None,
+                        bodies,
                         by_number.get(page.key) if page.kind == "digest" else None,
                         by_number,
                         page_signature,
@@ -175,6 +195,10 @@ class _SitePages:
         except BaseException:
             self._discard(jobs)  # a template failed, or the build was stopped
             raise
+        pairs = zip(jobs, done, strict=True)
+        rendered = [(job.body, item.body) for job, item in pairs if job.body is not None]
+        if rendered:
+            jobs[0].bodies.keep(rendered)
         self.rendered += len(done)
         for item in done:
             self.outputs[item.relative] = item.row
@@ -216,13 +240,15 @@ class _SitePages:
 
 
 def _render_job(job: _Job) -> _Done:
-    """One page rendered and staged beside its target (not yet in place)."""
+    """One page rendered and staged beside its target (not yet in place), with its body's
+    HTML first when that was not cached."""
+    body = None if job.body is None else job.bodies.render(job.body)
+    html = job.html if body is None else body.html
     data = job.renderer.render(
-        job.page, job.articles, html=job.html, digest=job.digest, issues=job.issues
+        job.page, job.articles, html=html, digest=job.digest, issues=job.issues
     )
     temp = job.writer.stage_if_changed(job.page.path, data, pid=job.pid)
     stat = (temp or job.writer.target(job.page.path)).stat()
     digest = hashlib.sha256(data).hexdigest()
-    return _Done(
-        job.page.path, temp, OutputRow(digest, stat.st_size, stat.st_mtime_ns, job.signature)
-    )
+    row = OutputRow(digest, stat.st_size, stat.st_mtime_ns, job.signature)
+    return _Done(job.page.path, temp, row, body)

@@ -148,7 +148,7 @@ def write_site_pages(
         {key.id: key.version for key in keys},
         digests,
         fingerprint=fingerprint,
-        html_for=partial(bodies.html_for, site, store),
+        bodies=bodies.BodyCache(site, store),
     )
     with store.transaction():
         store.set_setting(settings.PAGES, _pages_state(site, store, statics, fingerprint))

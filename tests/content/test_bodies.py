@@ -13,7 +13,7 @@ from publisher import version
 from publisher.config import load_config
 from publisher.content import bodies, markup
 from publisher.model import Article
-from publisher.pipelines.build import build
+from publisher.pipelines.build import build, write_site_pages
 from publisher.store import Store, open_store
 
 OBSERVERS = "https://gazette.example/news/2021/03/observers/"
@@ -44,6 +44,47 @@ def _edit_observers(site) -> None:
         text.replace("the count transparent.", "the count transparent and quick."), encoding="utf-8"
     )
     bump_mtime(path)
+
+
+def _one_item_feeds(site_dir) -> None:
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + "\n[feeds]\nmax_items = 1\ntag_feeds = false\n",
+        encoding="utf-8",
+    )
+
+
+def test_a_page_renders_the_body_no_feed_showed_and_it_is_kept(site_dir, now, monkeypatch):
+    _one_item_feeds(site_dir)
+    site = load_config(site_dir / "publisher.toml")
+    rendered = _renders(monkeypatch)
+    build(site, now=now)
+    assert len(rendered) == 3  # one for the feeds (the newest), two more for the pages
+    page = site.site_dir / "2021/03/observers/index.html"
+    assert "the count transparent.</p>" in page.read_text(encoding="utf-8")
+    with open_store(site.state_db) as store:
+        articles = _published(store, now)
+        fresh, stale = bodies.BodyCache(site, store).split(articles)
+    assert (len(fresh), stale) == (3, {})  # each kept: the next build renders none
+    (observers,) = [article.id for article in articles if article.link == OBSERVERS]
+    assert "the count transparent.</p>" in fresh[observers]
+
+
+def test_a_page_whose_file_changed_since_indexing_shows_the_last_good_body(
+    site_dir, now, monkeypatch
+):
+    _one_item_feeds(site_dir)
+    site = load_config(site_dir / "publisher.toml")
+    build(site, now=now)
+    monkeypatch.setattr(version, "RENDER_RULES", "a later set of rules")  # every body is stale
+    _edit_observers(site)  # and not indexed again: its page renders from what the store has
+    rendered = _renders(monkeypatch)
+    with open_store(site.state_db) as store:
+        report = write_site_pages(site, store, now=now)
+    assert report.writes is not None
+    assert not any("quick" in source for source in rendered)
+    page = site.site_dir / "2021/03/observers/index.html"
+    assert "the count transparent.</p>" in page.read_text(encoding="utf-8")
 
 
 def test_a_cached_body_is_reused(site, now, monkeypatch):

@@ -149,7 +149,13 @@ def _many_articles(site, count):
         )
 
 
-def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypatch):
+@pytest.mark.parametrize(("max_items", "pools_expected"), [(50, 4), (5, 2)])
+def test_parallel_and_sequential_builds_give_the_same_bytes(
+    site_dir, now, monkeypatch, max_items, pools_expected
+):
+    """With 50 items a feed, the feeds' round renders nearly every body (a pool of its own,
+    as do the feeds' entries); with 5, the page workers render all but a few, each with
+    its page (too few entries and bodies for the feeds to start workers)."""
     import multiprocessing
 
     from publisher.content import bodies, indexing
@@ -164,10 +170,16 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypat
         return real_get_context(method)
 
     monkeypatch.setattr(multiprocessing, "get_context", counting_get_context)
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + f"\n[feeds]\nmax_items = {max_items}\n",
+        encoding="utf-8",
+    )
+    site = load_config(config)
     _many_articles(site, indexing.PARALLEL_THRESHOLD + 20)
     report = build(site, now=now)  # big enough for worker processes on every step
-    # Parsing, Markdown (the feeds show all but a few), the feeds' entries, the pages.
-    assert pools == ["fork"] * 4
+    # Parsing, [Markdown for the feeds, the feeds' entries,] the pages.
+    assert pools == ["fork"] * pools_expected
     assert report.pages is not None
     assert report.pages.rendered >= pages_write.PARALLEL_RENDER_THRESHOLD
     in_parallel = (file_contents(site.output_dir), file_contents(site.site_dir))
@@ -178,7 +190,7 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(site, now, monkeypat
     monkeypatch.setattr(write, "PARALLEL_RENDER_THRESHOLD", 10**9)
     monkeypatch.setattr(pages_write, "PARALLEL_RENDER_THRESHOLD", 10**9)
     build(site, now=now)
-    assert pools == ["fork"] * 4
+    assert pools == ["fork"] * pools_expected
     assert (file_contents(site.output_dir), file_contents(site.site_dir)) == in_parallel
 
 
