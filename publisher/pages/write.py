@@ -176,6 +176,9 @@ class _SitePages:
 
     def _commit(self, jobs: Sequence[_Job]) -> None:
         try:
+            # Workers forked for each batch, not kept for the next: cmarkgfm's
+            # markdown_to_html_with_extensions never frees a document's tree (about
+            # 28 KB a body here), which a worker kept for 5,000 bodies would hold.
             done = list(
                 parallel.forked_map(
                     _render_job, jobs, threshold=PARALLEL_RENDER_THRESHOLD, chunk=16
