@@ -5,6 +5,7 @@ Jinja2 itself is imported on first use: a build with nothing to do never needs i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import traceback
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # Jinja2 is imported when a template is first needed, not by 
 
 # Text templates (plain-text email, Markdown scaffolds) must not be HTML-escaped.
 _PLAIN_SUFFIXES = (".txt.j2", ".md.j2")
+# The folder, in the state folder, that keeps templates compiled by earlier runs.
+COMPILED_TEMPLATES = "compiled-templates"
 
 
 @cache
@@ -43,12 +46,15 @@ def yaml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def make_environment(site_templates: Path | None, *, reload: bool = True) -> jinja2.Environment:
+def make_environment(
+    site_templates: Path | None, *, reload: bool = True, state_dir: Path | None = None
+) -> jinja2.Environment:
     """Site templates override packaged ones file by file (a ChoiceLoader).
 
     *reload* false: a template is read once and never looked at again (a
     build renders 10,000 pages, each extending and including others, and
-    would stat every one of their files for each).
+    would stat every one of their files for each). With *state_dir*,
+    compiled templates are kept in it for the next run (see `_bytecode_cache`).
     """
     import jinja2
 
@@ -62,9 +68,46 @@ def make_environment(site_templates: Path | None, *, reload: bool = True) -> jin
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         auto_reload=reload,
+        bytecode_cache=None if state_dir is None else _bytecode_cache(state_dir),
     )
     environment.filters["yaml_string"] = yaml_string
     return environment
+
+
+def _bytecode_cache(state_dir: Path) -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs: a build that renders a few pages spent 60 ms
+    of its 1.3 s compiling the page templates. A template's entry is used only for
+    the same source (Jinja2 compares a checksum) and the same Python; a folder that
+    cannot be made means no cache, never a failed run."""
+    folder = state_dir / COMPILED_TEMPLATES
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return _quiet_cache_class()(str(folder), "%s.cache")
+
+
+@cache
+def _quiet_cache_class() -> type[jinja2.FileSystemBytecodeCache]:
+    import pickle
+
+    import jinja2
+
+    class QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+        """Only ever a help: an entry that cannot be read (damaged, cut short) is compiled
+        again, and one that cannot be written is not kept."""
+
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except (OSError, ValueError, EOFError, TypeError, pickle.UnpicklingError):
+                bucket.reset()  # what pickle (the checksum) and marshal (the code) raise
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    return QuietBytecodeCache
 
 
 def load_template(environment: jinja2.Environment, name: str) -> jinja2.Template:

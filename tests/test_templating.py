@@ -9,6 +9,7 @@ import yaml
 
 from publisher.errors import TemplateError
 from publisher.templating import (
+    COMPILED_TEMPLATES,
     make_environment,
     packaged_templates_dir,
     render_template,
@@ -99,3 +100,59 @@ def test_a_missing_template_is_named(tmp_path):
 )
 def test_yaml_string_reads_back_as_the_same_text(value):
     assert yaml.safe_load(f"title: {yaml_string(value)}\n") == {"title": value}
+
+
+# -- compiled templates kept in the state folder ------------------------------------------
+
+
+def _compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The templates Jinja2 compiles from source from now on."""
+    import jinja2
+
+    compiled: list[str] = []
+    real = jinja2.Environment.compile
+
+    def compile_(self, source, name=None, filename=None, raw=False, defer_init=False):
+        compiled.append(name)
+        return real(self, source, name, filename, raw, defer_init)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", compile_)
+    return compiled
+
+
+def test_a_template_compiled_once_is_read_back_by_the_next_run(tmp_path, monkeypatch):
+    site = _templates(tmp_path / "templates", {"note.txt.j2": "Hello {{ who }}.\n"})
+    state = tmp_path / ".publisher"
+    compiled = _compiles(monkeypatch)
+    first = make_environment(site, state_dir=state)
+    assert render_template(first, "note.txt.j2", who="Ada") == "Hello Ada.\n"
+    assert compiled == ["note.txt.j2"]
+    assert (state / COMPILED_TEMPLATES).stat().st_mode & 0o777 == 0o700
+    again = make_environment(site, state_dir=state)  # a later run
+    assert render_template(again, "note.txt.j2", who="Bo") == "Hello Bo.\n"
+    assert compiled == ["note.txt.j2"]  # not compiled again
+
+
+def test_an_edited_template_is_compiled_again(tmp_path, monkeypatch):
+    site = _templates(tmp_path / "templates", {"note.txt.j2": "Hello {{ who }}.\n"})
+    state = tmp_path / ".publisher"
+    render_template(make_environment(site, state_dir=state), "note.txt.j2", who="Ada")
+    _templates(site, {"note.txt.j2": "Goodbye {{ who }}.\n"})
+    compiled = _compiles(monkeypatch)
+    text = render_template(make_environment(site, state_dir=state), "note.txt.j2", who="Ada")
+    assert text == "Goodbye Ada.\n"
+    assert compiled == ["note.txt.j2"]
+
+
+def test_a_damaged_or_unwritable_cache_is_no_cache(tmp_path):
+    site = _templates(tmp_path / "templates", {"note.txt.j2": "Hello {{ who }}.\n"})
+    state = tmp_path / ".publisher"
+    render_template(make_environment(site, state_dir=state), "note.txt.j2", who="Ada")
+    (entry,) = (state / COMPILED_TEMPLATES).iterdir()
+    entry.write_bytes(entry.read_bytes()[:40])  # cut short, as by a full disk
+    text = render_template(make_environment(site, state_dir=state), "note.txt.j2", who="Bo")
+    assert text == "Hello Bo.\n"
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the state folder should be", encoding="utf-8")
+    text = render_template(make_environment(site, state_dir=blocked), "note.txt.j2", who="Cy")
+    assert text == "Hello Cy.\n"

@@ -92,7 +92,9 @@ def write_pages(
         from publisher import templating
         from publisher.pages.render import PageRenderer
 
-        environment = templating.make_environment(site.templates_dir, reload=False)
+        environment = templating.make_environment(
+            site.templates_dir, reload=False, state_dir=site.state_dir
+        )
         renderer = PageRenderer(site, environment)
         renderer.preload()
         pages.render(renderer, stale, digests, bodies)

@@ -404,7 +404,9 @@ class _Maker:
     def environment(self) -> jinja2.Environment:
         """One template environment for the run: each template is compiled once."""
         if self._environment is None:
-            self._environment = templating.make_environment(self.site.templates_dir)
+            self._environment = templating.make_environment(
+                self.site.templates_dir, state_dir=self.site.state_dir
+            )
         return self._environment
 
     def make(self, group: streams.Group, choice: streams.Choice) -> None:
