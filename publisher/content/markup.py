@@ -18,6 +18,7 @@ from typing import Any
 
 import cmarkgfm
 import nh3
+from cmarkgfm import _cmark, cmark
 from cmarkgfm.cmark import Options
 
 from publisher.text import one_line, strip_forbidden
@@ -75,17 +76,76 @@ _RASTER_MEDIA = re.compile(r"image/(?:png|jpeg|gif|webp|avif)(?:;[^,]*)?,", re.I
 _PROSE_ATTRIBUTES = {"alt", "title", "summary"}  # "Data: Eurostat" here is text, not a URL
 
 
+# GFM's tagfilter would turn <script> into visible text; it is left out, and nh3
+# drops such elements with their content instead. Table columns are aligned with
+# style="text-align: …", not the obsolete align attribute.
+_CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_TABLE_PREFER_STYLE_ATTRIBUTES
+
+
 def markdown_to_html(source: str) -> str:
     """Render CommonMark + GFM; raw HTML passes through to be cleaned by sanitize()."""
-    # GFM's tagfilter would turn <script> into visible text; leave it out and
-    # let nh3 drop such elements with their content instead. Table columns are
-    # aligned with style="text-align: …", not the obsolete align attribute.
-    rendered: str = cmarkgfm.markdown_to_html_with_extensions(
-        source,
-        options=Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_TABLE_PREFER_STYLE_ATTRIBUTES,
-        extensions=_GFM_EXTENSIONS,
-    )
-    return rendered
+    freeing = _cmark_freeing()
+    if freeing is None:  # cmark-gfm's functions not at hand: cmarkgfm's own way
+        rendered: str = cmarkgfm.markdown_to_html_with_extensions(
+            source, options=_CMARK_OPTIONS, extensions=_GFM_EXTENSIONS
+        )
+        return rendered
+    return _render_and_free(source, *freeing)
+
+
+def _render_and_free(source: str, node_free: Any, free: Any) -> str:
+    """What cmarkgfm.markdown_to_html_with_extensions does, freeing what it leaves behind.
+
+    That function never frees the document tree it parses nor the HTML string
+    cmark-gfm returns (about 28 KB a news article): a long-running `publisher
+    run`, and every worker process, grew with each body rendered. The same
+    calls, then cmark-gfm's own cmark_node_free for the tree and free() for
+    the string, which cmark-gfm's default allocator made.
+    """
+    parser = cmark.parser_new(options=_CMARK_OPTIONS)
+    try:
+        for extension in _gfm_extensions():
+            cmark.parser_attach_syntax_extension(parser, extension)
+        cmark.parser_feed(parser, source)
+        root = cmark.parser_finish(parser)
+        try:
+            extensions = cmark.parser_get_syntax_extensions(parser)
+            raw = _cmark.lib.cmark_render_html(root, _CMARK_OPTIONS, extensions)
+            try:
+                return str(_cmark.ffi.string(raw).decode("utf-8"))
+            finally:
+                free(_address(raw))
+        finally:
+            node_free(_address(root))
+    finally:
+        cmark.parser_free(parser)
+
+
+def _address(pointer: Any) -> int:
+    return int(_cmark.ffi.cast("uintptr_t", pointer))
+
+
+@functools.cache
+def _gfm_extensions() -> tuple[Any, ...]:
+    cmark.core_extensions_ensure_registered()
+    return tuple(cmark.find_syntax_extension(name) for name in _GFM_EXTENSIONS)
+
+
+@functools.cache
+def _cmark_freeing() -> tuple[Any, Any] | None:
+    """cmark-gfm's cmark_node_free (exported by cmarkgfm's extension module) and the C
+    library's free(), through ctypes; None where either cannot be found."""
+    import ctypes
+
+    try:
+        node_free = ctypes.CDLL(_cmark.__file__).cmark_node_free
+        free = ctypes.CDLL(None).free
+    except (OSError, AttributeError):
+        return None
+    for function in (node_free, free):
+        function.argtypes = [ctypes.c_void_p]
+        function.restype = None
+    return node_free, free
 
 
 def text_to_html(source: str) -> str:
