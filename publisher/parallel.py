@@ -9,6 +9,7 @@ Small batches, one core or a platform without fork run in this process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,11 +21,14 @@ from typing import Any, TypeVar
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
+_Shared = TypeVar("_Shared")
 
 MAX_WORKERS = 4
 
 # The batch the forked workers read: set just before the pool starts, cleared after.
 _batch: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
+# What the workers of a forked_pool call, and with what: set just before they fork.
+_pooled: tuple[Callable[[Any, Any], Any], Any] | None = None
 
 
 def forked_map(
@@ -41,11 +45,12 @@ def forked_map(
     after the call starts.
     """
     global _batch
-    workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(items) < threshold or workers < 2 or sys.platform != "linux" or _batch is not None:
+    if len(items) < threshold or not _can_fork():
         yield from map(function, items)
         return
     import multiprocessing
+
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
 
     ranges = [(start, min(start + chunk, len(items))) for start in range(0, len(items), chunk)]
     _batch = (function, items)
@@ -55,6 +60,52 @@ def forked_map(
                 yield from results
     finally:
         _batch = None
+
+
+def _can_fork() -> bool:
+    """Whether workers can be forked here: several cores, Linux, and not in a worker (or
+    beside a forked_pool) already."""
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    return workers >= 2 and sys.platform == "linux" and _batch is None and _pooled is None
+
+
+@contextlib.contextmanager
+def forked_pool(
+    function: Callable[[_Shared, _Item], _Result],
+    shared: _Shared,
+    *,
+    use_workers: bool,
+    chunk: int,
+) -> Iterator[Callable[[Sequence[_Item]], Iterator[_Result]]]:
+    """Workers forked once for several maps: yields map(items), which yields
+    function(shared, item) for each item, in order.
+
+    *shared* is what this process holds at the fork: the workers read it
+    without its being pickled, and what they cache in it stays from one map
+    to the next (forked_map forks anew for each, and a new worker faults in
+    the memory it touches again). The items go to them pickled. Without
+    workers (not *use_workers*, one core, no fork, or in a worker already)
+    each map runs in this process.
+    """
+    global _pooled
+    if not use_workers or not _can_fork():
+        yield lambda items: (function(shared, item) for item in items)
+        return
+    import multiprocessing
+
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    _pooled = (function, shared)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield lambda items: pool.imap(_call_pooled, items, chunksize=chunk)
+    finally:
+        _pooled = None
+
+
+def _call_pooled(item: Any) -> Any:
+    assert _pooled is not None  # set by forked_pool before the fork
+    function, shared = _pooled
+    return function(shared, item)
 
 
 def _run_range(bounds: tuple[int, int]) -> list[Any]:

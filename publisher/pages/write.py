@@ -2,13 +2,13 @@
 
 As for the feeds, each page's signature and stat are kept in the store, so a
 page whose inputs did not change and that nobody touched is neither rendered
-nor read. The rest are rendered (on every core for a big batch) in batches,
-each batch's files made durable with one sync and then renamed into place:
-a killed build leaves old pages or new ones, never half of one. The HTML of
-the articles comes from the caller's cache, batch by batch, so that no more
-than one batch of bodies is ever in memory; a body not cached is rendered by
-the worker that renders its page (the file read there, the HTML handed back
-to be cached), not in a round of its own first.
+nor read. The rest are rendered in batches (for many pages, on workers forked
+once for all the batches), each batch's files made durable with one sync and
+then renamed into place: a killed build leaves old pages or new ones, never
+half of one. The HTML of the articles comes from the caller's cache, batch
+by batch, so that no more than one batch of bodies is ever in memory; a body
+not cached is rendered by the worker that renders its page (the file read
+there, the HTML handed back to be cached), not in a round of its own first.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import contextlib
 import glob
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -50,18 +50,25 @@ class Bodies(Protocol):
         """Store what `render` made of each job (in this process)."""
 
 
-class _Job(NamedTuple):
+class _Shared(NamedTuple):
+    """What every page job reads: the workers have it from the fork, not pickled."""
+
     renderer: PageRenderer
     writer: OutputWriter
+    articles: Mapping[str, Article]  # those the pages show, and the articles' neighbours
+    bodies: Bodies
+    issues: Mapping[str, DigestIssue]  # by number: what the digest archive lists
+    pid: int  # the build's: its temp files are named for it, not for a worker
+
+
+class _Job(NamedTuple):
+    """One page to render, as it goes to a worker."""
+
     page: PageSpec
-    articles: Mapping[str, Article]
     html: str | None
     body: Any  # rendered with the page when its HTML is not cached (Bodies.render)
-    bodies: Bodies
     digest: DigestIssue | None
-    issues: Mapping[str, DigestIssue]  # by number: what the digest archive lists
     signature: str
-    pid: int  # the build's: its temp files are named for it, not for a worker
 
 
 class _Done(NamedTuple):
@@ -150,42 +157,45 @@ class _SitePages:
         needed = {i for page, _ in stale for i in (*page.items, page.previous, page.following) if i}
         articles = self.store.articles(needed)
         by_number = {str(d.id): d for d in digests}
+        shared = _Shared(renderer, self.writer, articles, bodies, by_number, os.getpid())
+        use_workers = len(stale) >= PARALLEL_RENDER_THRESHOLD
         try:
-            for start in range(0, len(stale), BATCH):
-                batch = stale[start : start + BATCH]
-                shown = [articles[p.items[0]] for p, _ in batch if p.kind == "article"]
-                html, to_render = bodies.split(shown) if shown else ({}, {})
-                jobs = [
-                    _Job(
-                        renderer,
-                        self.writer,
-                        page,
-                        articles,
-                        html.get(page.items[0]) if page.kind == "article" else None,
-                        to_render.get(page.items[0]) if page.kind == "article" else None,
-                        bodies,
-                        by_number.get(page.key) if page.kind == "digest" else None,
-                        by_number,
-                        page_signature,
-                        os.getpid(),
-                    )
-                    for page, page_signature in batch
-                ]
-                self._commit(jobs)
+            # One pool for every batch: each worker keeps what it made (the lists'
+            # cards) and the memory it touched, instead of being forked anew.
+            with parallel.forked_pool(
+                _render_job, shared, use_workers=use_workers, chunk=16
+            ) as render_all:
+                for start in range(0, len(stale), BATCH):
+                    jobs = self._jobs(stale[start : start + BATCH], shared)
+                    self._commit(jobs, render_all, bodies)
         finally:
             sync_tree(self.site.site_dir)  # the renames too, before the store says so
             self._record(self.outputs)
 
-    def _commit(self, jobs: Sequence[_Job]) -> None:
-        try:
-            # Workers forked for each batch, not kept for the next: cmarkgfm's
-            # markdown_to_html_with_extensions never frees a document's tree (about
-            # 28 KB a body here), which a worker kept for 5,000 bodies would hold.
-            done = list(
-                parallel.forked_map(
-                    _render_job, jobs, threshold=PARALLEL_RENDER_THRESHOLD, chunk=16
-                )
+    @staticmethod
+    def _jobs(batch: Sequence[tuple[PageSpec, str]], shared: _Shared) -> list[_Job]:
+        """A batch's jobs, with the HTML of its articles: cached, or to be rendered."""
+        shown = [shared.articles[p.items[0]] for p, _ in batch if p.kind == "article"]
+        html, to_render = shared.bodies.split(shown) if shown else ({}, {})
+        return [
+            _Job(
+                page,
+                html.get(page.items[0]) if page.kind == "article" else None,
+                to_render.get(page.items[0]) if page.kind == "article" else None,
+                shared.issues.get(page.key) if page.kind == "digest" else None,
+                page_signature,
             )
+            for page, page_signature in batch
+        ]
+
+    def _commit(
+        self,
+        jobs: Sequence[_Job],
+        render_all: Callable[[Sequence[_Job]], Iterator[_Done]],
+        bodies: Bodies,
+    ) -> None:
+        try:
+            done = list(render_all(jobs))
             # Each temp file is beside its target, which the worker checked.
             staged = [
                 (d.temp, d.temp.with_name(d.relative.rpartition("/")[2]))
@@ -203,7 +213,7 @@ class _SitePages:
         pairs = zip(jobs, done, strict=True)
         rendered = [(job.body, item.body) for job, item in pairs if job.body is not None]
         if rendered:
-            jobs[0].bodies.keep(rendered)
+            bodies.keep(rendered)
         self.rendered += len(done)
         for item in done:
             self.outputs[item.relative] = item.row
@@ -244,16 +254,16 @@ class _SitePages:
         return left_as(f"{self.root}/{relative}", row.size, row.mtime_ns)
 
 
-def _render_job(job: _Job) -> _Done:
+def _render_job(shared: _Shared, job: _Job) -> _Done:
     """One page rendered and staged beside its target (not yet in place), with its body's
     HTML first when that was not cached."""
-    body = None if job.body is None else job.bodies.render(job.body)
+    body = None if job.body is None else shared.bodies.render(job.body)
     html = job.html if body is None else body.html
-    data = job.renderer.render(
-        job.page, job.articles, html=html, digest=job.digest, issues=job.issues
+    data = shared.renderer.render(
+        job.page, shared.articles, html=html, digest=job.digest, issues=shared.issues
     )
-    temp = job.writer.stage_if_changed(job.page.path, data, pid=job.pid)
-    stat = (temp or job.writer.target(job.page.path)).stat()
+    temp = shared.writer.stage_if_changed(job.page.path, data, pid=shared.pid)
+    stat = (temp or shared.writer.target(job.page.path)).stat()
     digest = hashlib.sha256(data).hexdigest()
     row = OutputRow(digest, stat.st_size, stat.st_mtime_ns, job.signature)
     return _Done(job.page.path, temp, row, body)
