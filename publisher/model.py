@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +288,21 @@ FEED_MEDIA_TYPES = {
     "atom": "application/atom+xml",
     "json": "application/feed+json",
 }
+
+
+class Bodies(Protocol):
+    """The articles' HTML, for the feeds and pages (content.bodies.BodyCache): cached, or
+    rendered from the article's file by the worker that renders what shows it."""
+
+    def split(self, articles: Iterable[Article]) -> tuple[dict[str, str], dict[str, Any]]:
+        """The fresh HTML by article id, and for the rest what `render` takes."""
+
+    def render(self, job: Any) -> Any:
+        """A body (`.html`: None for the summary), on whichever process calls it: it must
+        not touch the store."""
+
+    def keep(self, done: Sequence[tuple[Any, Any]]) -> None:
+        """Store what `render` made of each job (in the process that split them)."""
 
 
 class Dated(Protocol):

@@ -1,8 +1,10 @@
-"""Articles' bodies as HTML, for the feeds that show them: rendered once, kept in the store.
+"""Articles' bodies as HTML, for the feeds and pages that show them: rendered once, kept
+in the store.
 
-Markdown is rendered only for articles some feed shows in full, and each
-result is cached by what it was made from (the rendering rules, the text,
-the link relative URLs are resolved against).
+Markdown is rendered only for articles a feed shows in full or a page shows,
+by the worker that renders that entry or page (`render_body` reads the file
+there), and each result is cached by what it was made from (the rendering
+rules, the text, the link relative URLs are resolved against).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from publisher import parallel, version
+from publisher import version
 from publisher.config import SiteConfig
 from publisher.content import markup
 from publisher.content.articles import body_of
@@ -20,31 +22,6 @@ from publisher.model import Article
 from publisher.store import Store
 
 logger = logging.getLogger(__name__)
-
-
-# Rendering one article's Markdown and cleaning it costs ~0.3 ms: a cold build
-# renders the ~1,000 articles its feeds show, worth two cores from this many.
-PARALLEL_HTML_THRESHOLD = 200
-
-
-def html_for(site: SiteConfig, store: Store, articles: Iterable[Article]) -> dict[str, str]:
-    """Rendered bodies of *articles*: from the cache when still fresh, else from their files.
-
-    A file is rendered only while it still holds the version the store has
-    (same bytes as when it was indexed); otherwise the last HTML rendered
-    stays, and an article never rendered before goes out with its summary
-    only (logged).
-    """
-    cache = BodyCache(site, store)
-    html, stale = cache.split(articles)
-    jobs = list(stale.values())
-    rendered = list(
-        parallel.forked_map(render_body, jobs, threshold=PARALLEL_HTML_THRESHOLD, chunk=16)
-    )
-    done = list(zip(jobs, rendered, strict=True))
-    cache.keep(done)
-    html.update((job.article_id, body.html) for job, body in done if body.html is not None)
-    return html
 
 
 class BodyJob(NamedTuple):

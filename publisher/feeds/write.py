@@ -6,7 +6,8 @@ neither rendered nor read. A feed is assembled from its items' entries, and
 an entry depends on its article alone: each is rendered once per format for
 every feed that shows it, and kept in the store, so that after one edit only
 that article's entries are rendered. The HTML of the articles comes from the
-caller (the content stage renders and caches it), for the entries that need it.
+caller's cache (the content stage's); a body not cached is rendered by the
+worker that renders its entries, and handed back to be cached.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from publisher import parallel
 from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.feeds import render
 from publisher.feeds.plan import FeedPlan, signature
-from publisher.model import FEED_FILES, Article, FeedItem
+from publisher.model import FEED_FILES, Bodies, FeedItem
 from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
 from publisher.store import OutputRow, Store
 
@@ -32,7 +33,6 @@ PARALLEL_RENDER_THRESHOLD = 200
 ENTRY_CHUNK = 25  # articles whose entries are rendered in one feed (the channel's cost shared)
 SAVE_BATCH = 600  # entries stored in one transaction
 
-HtmlFor = Callable[[Iterable[Article]], dict[str, str]]
 Entries = dict[tuple[str, str], bytes]  # (article id, format) -> the entry's bytes
 
 
@@ -59,7 +59,7 @@ def write_feeds(
     versions: Mapping[str, str],
     *,
     fingerprint: str,
-    html_for: HtmlFor,
+    bodies: Bodies,
 ) -> FeedWrites:
     """Render and write the feeds whose items changed; remove the ones no longer made.
 
@@ -68,7 +68,7 @@ def write_feeds(
     feeds = _FeedFiles(site, store)
     jobs = feeds.stale(plans, versions, fingerprint)
     if jobs:
-        entries = _entries(site, store, jobs, versions, fingerprint, html_for)
+        entries = _entries(site, store, jobs, versions, fingerprint, bodies)
         feeds.write(jobs, entries)
     with store.transaction():
         store.keep_feed_entries(a.id for p in plans for a in p.articles)
@@ -87,7 +87,7 @@ def _entries(
     jobs: Sequence[_Job],
     versions: Mapping[str, str],
     fingerprint: str,
-    html_for: HtmlFor,
+    bodies: Bodies,
 ) -> Entries:
     """Every entry the stale feeds show: from the store, or rendered (and then stored)."""
     formats = tuple(sorted({job.fmt for job in jobs}))
@@ -101,23 +101,41 @@ def _entries(
     missing = [a for i, a in shown.items() if any((i, f) not in entries for f in formats)]
     if not missing:
         return entries
-    html = html_for(missing) if site.feeds.full_content else {}
+    html, to_render = bodies.split(missing) if site.feeds.full_content else ({}, {})
     items = [FeedItem(a, html.get(a.id)) for a in missing]
-    tasks = [(items[i : i + ENTRY_CHUNK], formats) for i in range(0, len(items), ENTRY_CHUNK)]
+    tasks = [
+        _Task(chunk, formats, [to_render.get(item.article.id) for item in chunk], bodies)
+        for chunk in (items[i : i + ENTRY_CHUNK] for i in range(0, len(items), ENTRY_CHUNK))
+    ]
     render.preload()
     rendered = parallel.forked_map(
         _render_entries, tasks, threshold=PARALLEL_RENDER_THRESHOLD // ENTRY_CHUNK, chunk=1
     )
     fresh: dict[tuple[str, str], tuple[str, bytes]] = {}
-    for (chunk, _formats), by_format in zip(tasks, rendered, strict=True):
+    kept: list[tuple[Any, Any]] = []
+    for task, (by_format, chunk_bodies) in zip(tasks, rendered, strict=True):
+        pairs = zip(task.jobs, chunk_bodies, strict=True)
+        kept += [(job, body) for job, body in pairs if job is not None]
         for fmt, datas in zip(formats, by_format, strict=True):
-            for item, data in zip(chunk, datas, strict=True):
+            for item, data in zip(task.items, datas, strict=True):
                 fresh[item.article.id, fmt] = (signatures[item.article.id], data)
                 entries[item.article.id, fmt] = data
         if len(fresh) >= SAVE_BATCH:
             _save(store, fresh)
     _save(store, fresh)
+    if kept:
+        bodies.keep(kept)
     return entries
+
+
+class _Task(NamedTuple):
+    """Some articles' entries to render, with the bodies to render first (None: the item
+    has its HTML, or shows its summary)."""
+
+    items: list[FeedItem]
+    formats: tuple[str, ...]
+    jobs: list[Any]
+    bodies: Bodies
 
 
 def _save(store: Store, fresh: dict[tuple[str, str], tuple[str, bytes]]) -> None:
@@ -129,9 +147,14 @@ def _save(store: Store, fresh: dict[tuple[str, str], tuple[str, bytes]]) -> None
         fresh.clear()
 
 
-def _render_entries(task: tuple[list[FeedItem], tuple[str, ...]]) -> list[list[bytes]]:
-    items, formats = task
-    return [render.render_entries(fmt, items) for fmt in formats]
+def _render_entries(task: _Task) -> tuple[list[list[bytes]], list[Any]]:
+    """Each format's entries of the task's items, and the bodies rendered for them."""
+    made = [None if job is None else task.bodies.render(job) for job in task.jobs]
+    items = [
+        item if body is None else FeedItem(item.article, body.html)
+        for item, body in zip(task.items, made, strict=True)
+    ]
+    return [render.render_entries(fmt, items) for fmt in task.formats], made
 
 
 class _FeedFiles:

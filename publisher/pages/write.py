@@ -17,14 +17,14 @@ import contextlib
 import glob
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from publisher import parallel
 from publisher.config import SiteConfig
 from publisher.errors import OutputError
-from publisher.model import Article, DigestIssue, PageWrites
+from publisher.model import Article, Bodies, DigestIssue, PageWrites
 from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
 from publisher.pages.plan import PageSpec, SitePlan, signature
 from publisher.store import OutputRow, Store
@@ -34,20 +34,6 @@ if TYPE_CHECKING:
 
 BATCH = 1000  # pages rendered, synced and renamed together
 PARALLEL_RENDER_THRESHOLD = 200  # a page renders in ~0.2 ms: worth two cores from this many
-
-
-class Bodies(Protocol):
-    """The articles' HTML (content.bodies.BodyCache): cached, or rendered from the article's
-    file by the worker that renders its page (`render` must not touch the store)."""
-
-    def split(self, articles: Iterable[Article]) -> tuple[dict[str, str], dict[str, Any]]:
-        """The fresh HTML by article id, and for the rest what `render` takes."""
-
-    def render(self, job: Any) -> Any:
-        """A body (`.html`: None for the summary), on whichever process calls it."""
-
-    def keep(self, done: Sequence[tuple[Any, Any]]) -> None:
-        """Store what `render` made of each job (in this process)."""
 
 
 class _Shared(NamedTuple):

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 from publisher import templating, version
@@ -182,7 +181,7 @@ def _write_feeds(
         plans,
         {key.id: key.version for key in keys},
         fingerprint=_render_fingerprint(site),
-        html_for=partial(bodies.html_for, site, store),
+        bodies=bodies.BodyCache(site, store),
     )
 
 

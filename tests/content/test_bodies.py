@@ -24,6 +24,15 @@ def _published(store: Store, now) -> list[Article]:
     return [article for article in store.articles().values() if article.is_published(now)]
 
 
+def _html_for(site, store: Store, articles: list[Article]) -> dict[str, str]:
+    """The articles' HTML as a build gets it: cached, or rendered from the file and kept."""
+    cache = bodies.BodyCache(site, store)
+    html, stale = cache.split(articles)
+    done = [(job, bodies.render_body(job)) for job in stale.values()]
+    cache.keep(done)
+    return html | {job.article_id: body.html for job, body in done if body.html is not None}
+
+
 def _renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sources markup.render_body is given from now on: one per body rendered."""
     rendered: list[str] = []
@@ -87,12 +96,28 @@ def test_a_page_whose_file_changed_since_indexing_shows_the_last_good_body(
     assert "the count transparent.</p>" in page.read_text(encoding="utf-8")
 
 
+def test_without_pages_the_feeds_keep_the_bodies_they_render(site_dir, now, monkeypatch):
+    config = site_dir / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + "\n[pages]\nenabled = false\n", encoding="utf-8"
+    )
+    site = load_config(config)
+    rendered = _renders(monkeypatch)
+    build(site, now=now)
+    assert len(rendered) == 3  # the three published articles, with their entries
+    item = json_items(site)[OBSERVERS]
+    assert "the count transparent.</p>" in item["content_html"]
+    with open_store(site.state_db) as store:
+        fresh, stale = bodies.BodyCache(site, store).split(_published(store, now))
+    assert (len(fresh), stale) == (3, {})
+
+
 def test_a_cached_body_is_reused(site, now, monkeypatch):
     build(site, now=now)  # renders the three published bodies and caches them
     rendered = _renders(monkeypatch)
     with open_store(site.state_db) as store:
         articles = _published(store, now)
-        html = bodies.html_for(site, store, articles)
+        html = _html_for(site, store, articles)
     assert rendered == []
     assert sorted(html) == sorted(article.id for article in articles)
     assert len(html) == 3
@@ -108,7 +133,7 @@ def test_a_changed_text_renders_again_and_only_it(site, now, monkeypatch):
     assert [source.splitlines()[0] for source in rendered] == [EDITED]
     with open_store(site.state_db) as store:
         articles = _published(store, now)
-        html = bodies.html_for(site, store, articles)
+        html = _html_for(site, store, articles)
     assert len(rendered) == 1  # the new HTML was cached in its turn
     (observers,) = [article.id for article in articles if article.link == OBSERVERS]
     assert "transparent and quick.</p>" in html[observers]
@@ -121,7 +146,7 @@ def test_a_file_changed_since_it_was_indexed_keeps_its_last_html(site, now, monk
     rendered = _renders(monkeypatch)
     with open_store(site.state_db) as store:
         articles = _published(store, now)
-        html = bodies.html_for(site, store, articles)
+        html = _html_for(site, store, articles)
     assert len(rendered) == 2  # the two files that still hold what was indexed
     assert not any("quick" in source for source in rendered)
     (observers,) = [article.id for article in articles if article.link == OBSERVERS]

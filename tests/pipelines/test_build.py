@@ -149,16 +149,16 @@ def _many_articles(site, count):
         )
 
 
-@pytest.mark.parametrize(("max_items", "pools_expected"), [(50, 4), (5, 2)])
+@pytest.mark.parametrize(("max_items", "pools_expected"), [(50, 3), (5, 2)])
 def test_parallel_and_sequential_builds_give_the_same_bytes(
     site_dir, now, monkeypatch, max_items, pools_expected
 ):
-    """With 50 items a feed, the feeds' round renders nearly every body (a pool of its own,
-    as do the feeds' entries); with 5, the page workers render all but a few, each with
-    its page (too few entries and bodies for the feeds to start workers)."""
+    """With 50 items a feed, the feeds' entry workers render nearly every body, each with
+    its entries; with 5, the page workers render all but a few, each with its page (too
+    few entries for the feeds to start workers)."""
     import multiprocessing
 
-    from publisher.content import bodies, indexing
+    from publisher.content import indexing
     from publisher.feeds import write
     from publisher.pages import write as pages_write
 
@@ -178,7 +178,7 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(
     site = load_config(config)
     _many_articles(site, indexing.PARALLEL_THRESHOLD + 20)
     report = build(site, now=now)  # big enough for worker processes on every step
-    # Parsing, [Markdown for the feeds, the feeds' entries,] the pages.
+    # Parsing, [the feeds' entries with their bodies,] the pages.
     assert pools == ["fork"] * pools_expected
     assert report.pages is not None
     assert report.pages.rendered >= pages_write.PARALLEL_RENDER_THRESHOLD
@@ -186,7 +186,6 @@ def test_parallel_and_sequential_builds_give_the_same_bytes(
     for folder in (site.output_dir, site.site_dir, site.state_dir):
         shutil.rmtree(folder)
     monkeypatch.setattr(indexing, "PARALLEL_THRESHOLD", 10**9)
-    monkeypatch.setattr(bodies, "PARALLEL_HTML_THRESHOLD", 10**9)
     monkeypatch.setattr(write, "PARALLEL_RENDER_THRESHOLD", 10**9)
     monkeypatch.setattr(pages_write, "PARALLEL_RENDER_THRESHOLD", 10**9)
     build(site, now=now)
