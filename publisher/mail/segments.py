@@ -93,13 +93,20 @@ def parse_choice_cadence(site: SiteConfig, text: str) -> str | None:
 
 def cadence_of(site: SiteConfig, stored: str | None) -> Cadence:
     """The cadence a stored choice means now: the site's default when none or not offered."""
+    chosen = offered_cadence(site, stored)
+    return site.digest.cadence if chosen is None else chosen
+
+
+def offered_cadence(site: SiteConfig, stored: str | None) -> Cadence | None:
+    """The offered cadence a stored choice names; None for no choice, or one no longer
+    offered (or unreadable)."""
     if stored is None:
-        return site.digest.cadence
+        return None
     try:
         cadence = parse_cadence(stored)
     except ValueError:
-        return site.digest.cadence
-    return cadence if cadence in site.digest.cadences else site.digest.cadence
+        return None
+    return cadence if cadence in site.digest.cadences else None
 
 
 def segment_of(site: SiteConfig, subscriber: Subscriber) -> Segment:

@@ -21,9 +21,9 @@ from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from publisher.config import Cadence, SiteConfig, parse_cadence
+from publisher.config import Cadence, SiteConfig
 from publisher.errors import SubscriberError
-from publisher.mail.segments import parse_choice_cadence, parse_topics
+from publisher.mail.segments import offered_cadence, parse_choice_cadence, parse_topics
 from publisher.model import Subscriber
 from publisher.store import Store, SubscriberEvent
 from publisher.tokens import (
@@ -139,13 +139,7 @@ def chosen_cadence(site: SiteConfig, stored: CadenceChoice) -> Cadence | None:
     They follow it when they chose none, and when what they chose is no
     longer offered (mail.segments.cadence_of gives them the default then).
     """
-    if stored is None:
-        return None
-    try:
-        cadence = parse_cadence(stored)
-    except ValueError:
-        return None
-    return cadence if cadence in site.digest.cadences else None
+    return offered_cadence(site, stored)
 
 
 def choice_text(topics: TopicsChoice, cadence: CadenceChoice) -> str:

@@ -25,7 +25,7 @@ from publisher.errors import PublisherError, SubscriberError
 from publisher.mail import signups, subscribers
 from publisher.mail.preferences import Choices, read_choices, save_choices
 from publisher.mail.secret import site_secret
-from publisher.model import newest_first
+from publisher.model import Subscriber, newest_first
 from publisher.pages.layout import CADENCE_FIELD, HONEYPOT_FIELD, TOPIC_FIELD, TOPICS_SHOWN_FIELD
 from publisher.store import Store, open_store
 from publisher.web.confirmation import Confirmations
@@ -209,12 +209,18 @@ class Handlers:
         saved = request.query_params.get("saved") == "1"
         return await run_in_threadpool(self._show_preferences, token, saved)
 
-    def _show_preferences(self, token: str, saved: bool) -> Response:
+    def _token_owner(self, token: str) -> Subscriber | None:
+        """The subscriber *token* is for; None for a forged, foreign or unknown token."""
         key = self.secret()  # outside the try: a bad secret is not a bad link
         try:
             with self.store() as db:
-                subscriber = subscribers.token_owner(db, key, token)
+                return subscribers.token_owner(db, key, token)
         except SubscriberError:
+            return None
+
+    def _show_preferences(self, token: str, saved: bool) -> Response:
+        subscriber = self._token_owner(token)
+        if subscriber is None:
             return self.pages.bad_preferences()
         if subscriber.status != "active":
             return self.pages.not_subscribed(subscriber)
@@ -247,11 +253,8 @@ class Handlers:
         return await run_in_threadpool(self._show_unsubscribe, token)
 
     def _show_unsubscribe(self, token: str) -> Response:
-        key = self.secret()  # outside the try: a bad secret is not a bad link
-        try:
-            with self.store() as db:
-                subscriber = subscribers.token_owner(db, key, token)
-        except SubscriberError:
+        subscriber = self._token_owner(token)
+        if subscriber is None:
             return self.pages.bad_unsubscribe()
         return self.pages.unsubscribe(subscriber.email, token)
 
