@@ -58,16 +58,15 @@ class BodyCache:
         The cache key is the article's text hash and link (see html_key).
         """
         needed = {article.id: article for article in articles}
-        text_hashes = self.store.text_hashes(needed)
         fresh: dict[str, str] = {}
         stale: list[tuple[Article, str, str | None, str]] = []  # article, format, HTML, key
-        for article_id, body_format, cached, cached_key in self.store.cached_html(sorted(needed)):
-            article = needed[article_id]
-            key = html_key(article.link, text_hashes.get(article_id))
-            if cached is not None and cached_key == key:
-                fresh[article_id] = cached
+        for row in self.store.cached_html(needed):
+            article = needed[row.id]
+            key = html_key(article.link, row.text_hash)
+            if row.html is not None and row.html_key == key:
+                fresh[row.id] = row.html
             else:
-                stale.append((article, body_format, cached, key))
+                stale.append((article, row.body_format, row.html, key))
         return fresh, self._jobs(stale)
 
     def _jobs(self, stale: Sequence[tuple[Article, str, str | None, str]]) -> dict[str, BodyJob]:

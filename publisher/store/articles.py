@@ -47,6 +47,16 @@ class ArticleRow(NamedTuple):
     modified: str  # when it last changed, as its page and the sitemap say
 
 
+class CachedHtml(NamedTuple):
+    """An article's HTML as the store holds it, with what says whether it is still fresh."""
+
+    id: str
+    body_format: str
+    html: str | None
+    html_key: str | None  # what it was made from (content.bodies.html_key)
+    text_hash: str
+
+
 class ArticleKey(NamedTuple):
     """The little about an article that deciding which feeds it goes in needs."""
 
@@ -263,16 +273,6 @@ class ArticleQueries(SettingQueries, StoreBase):
     def article_ids(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT id FROM articles")}
 
-    def text_hashes(self, ids: Iterable[str]) -> dict[str, str]:
-        result: dict[str, str] = {}
-        for article_id in ids:
-            row = self.conn.execute(
-                "SELECT text_hash FROM articles WHERE id = ?", (article_id,)
-            ).fetchone()
-            if row is not None:
-                result[article_id] = row[0]
-        return result
-
     def articles_at(self, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
         """path -> (article id, text hash) for articles that came from *paths*."""
         result: dict[str, tuple[str, str]] = {}
@@ -335,15 +335,18 @@ class ArticleQueries(SettingQueries, StoreBase):
 
     # -- the HTML cache -------------------------------------------------------
 
-    def cached_html(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str | None, str | None]]:
-        """(id, body_format, html, html_key) for *ids*, one row at a time."""
-        for article_id in ids:
-            row = self.conn.execute(
-                "SELECT id, body_format, html, html_key FROM articles WHERE id = ?",
-                (article_id,),
-            ).fetchone()
-            if row is not None:
-                yield row[0], row[1], row[2], row[3]
+    def cached_html(self, ids: Iterable[str]) -> Iterator[CachedHtml]:
+        """What the store holds of the HTML of *ids* (those it has), by id, 500 a query."""
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            query = (
+                "SELECT id, body_format, html, html_key, text_hash FROM articles "
+                f"WHERE id IN ({marks}) ORDER BY id"
+            )
+            for row in self.conn.execute(query, chunk):
+                yield CachedHtml(*row)
 
     def save_html(self, article_id: str, html: str, html_key: str) -> None:
         self.conn.execute(

@@ -74,13 +74,15 @@ def test_the_html_cache_keeps_what_each_body_was_made_from(store):
     row = encode(ARTICLE)
     with store.transaction():
         store.save_articles([row])
-    assert list(store.cached_html([ARTICLE.id])) == [(ARTICLE.id, "text", None, None)]
+    assert list(store.cached_html([ARTICLE.id])) == [
+        (ARTICLE.id, "text", None, None, ARTICLE.text_hash)
+    ]
     with store.transaction():
         store.save_html(ARTICLE.id, "<p>The harbour reopened.</p>", "key-1")
         store.save_articles([encode(replace(ARTICLE, text_hash="1" * 64))])  # an edit
     # An edit keeps the old HTML until the new one is rendered: the last good version.
     assert list(store.cached_html([ARTICLE.id, "urn:missing"])) == [
-        (ARTICLE.id, "text", "<p>The harbour reopened.</p>", "key-1")
+        (ARTICLE.id, "text", "<p>The harbour reopened.</p>", "key-1", "1" * 64)
     ]
 
 
@@ -120,3 +122,11 @@ def test_planning_reads_the_keys_from_an_index_not_the_rows(tmp_path):
     with open_store(tmp_path / "state.db") as store:
         plan = store.conn.execute(f"EXPLAIN QUERY PLAN {ARTICLE_KEYS_QUERY}").fetchall()
     assert "USING COVERING INDEX articles_keys" in " ".join(str(step[-1]) for step in plan)
+
+
+def test_the_html_cache_is_read_for_many_articles_at_once(store):
+    many = [replace(ARTICLE, id=f"urn:many:{n:04d}") for n in range(1201)]  # 3 queries
+    with store.transaction():
+        store.save_articles(encode(article) for article in many)
+    wanted = [article.id for article in reversed(many)] + ["urn:missing"]
+    assert [row.id for row in store.cached_html(wanted)] == sorted(a.id for a in many)
