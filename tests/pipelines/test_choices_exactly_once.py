@@ -23,12 +23,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -39,8 +37,9 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from support.builds import site_in_own_folder
 
-from publisher.config import EACH_ARTICLE, Cadence, load_config
+from publisher.config import EACH_ARTICLE, Cadence
 from publisher.mail.segments import cadence_of, normalise_topics
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
@@ -107,10 +106,7 @@ class Reader:
 class ChoicesExactlyOnce(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.folder = Path(tempfile.mkdtemp(prefix="choices-"))
-        (self.folder / "content").mkdir()
-        (self.folder / "publisher.toml").write_text(CONFIG, encoding="utf-8")
-        self.site = load_config(self.folder / "publisher.toml")
+        self.folder, self.site = site_in_own_folder("choices-", CONFIG)
         self.now = START
         self.readers: dict[str, Reader] = {}
         self.tags: dict[str, set[str]] = {}  # article id -> tag slugs

@@ -26,18 +26,16 @@ import contextlib
 import json
 import shutil
 import sqlite3
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+from support.builds import site_in_own_folder
 
-from publisher.config import load_config
 from publisher.mail import subscribers
 from publisher.pipelines import digests
 from publisher.pipelines.build import build
@@ -113,10 +111,7 @@ class ExactlyOnce(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.folder = Path(tempfile.mkdtemp(prefix="exactly-once-"))
-        (self.folder / "content").mkdir()
-        (self.folder / "publisher.toml").write_text(CONFIG, encoding="utf-8")
-        self.site = load_config(self.folder / "publisher.toml")
+        self.folder, self.site = site_in_own_folder("exactly-once-", CONFIG)
         self.now = START
         self.files: dict[int, Draft] = {}
         self.count = 0

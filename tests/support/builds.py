@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
-from publisher.config import SiteConfig
+from publisher.config import SiteConfig, load_config
+
+
+def site_in_own_folder(prefix: str, config: str) -> tuple[Path, SiteConfig]:
+    """A site in a new temporary folder (a hypothesis state machine outlives any one
+    tmp_path): *config* as its publisher.toml, an empty content folder. The caller
+    removes the folder."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    (folder / "content").mkdir()
+    (folder / "publisher.toml").write_text(config, encoding="utf-8")
+    return folder, load_config(folder / "publisher.toml")
 
 
 def file_contents(folder: Path) -> dict[str, bytes]:

@@ -6,6 +6,7 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from publisher import tokens
-from publisher.config import SiteConfig
-from publisher.pipelines import digests
+from publisher.config import SiteConfig, load_config
+from publisher.pipelines import build, digests
 from publisher.store import open_store
 from support.clock import Clock
 from support.mailing import add_subscribers
@@ -97,6 +98,16 @@ def add_choices(folder: Path) -> None:
     """Make the site in *folder* one whose subscribers choose (CHOICES)."""
     config = folder / "publisher.toml"
     config.write_text(config.read_text(encoding="utf-8") + CHOICES, encoding="utf-8")
+
+
+def choosing_site(folder: Path, now: datetime) -> SiteConfig:
+    """The site in *folder* (a copy of tests/sites/basic) with CHOICES, built, and READERS
+    subscribed."""
+    add_choices(folder)
+    site = load_config(folder / "publisher.toml")
+    build.build(site, now=now)
+    add_subscribers(site, READERS, now)
+    return site
 
 
 def personal_token(site: SiteConfig, address: str) -> str:

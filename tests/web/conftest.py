@@ -9,12 +9,10 @@ from datetime import datetime
 import httpx
 import pytest
 from support.clock import NOW, Clock
-from support.mailing import add_subscribers
 from support.paths import SITES
 from support.web import (
-    READERS,
     Shared,
-    add_choices,
+    choosing_site,
     mail_digest,
     query_rows,
     subscriber_statuses,
@@ -68,12 +66,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
 @pytest.fixture
 def choosing(make_site, now: datetime) -> SiteConfig:
     """tests/sites/basic with topics and cadences to choose, built, READERS subscribed."""
-    folder = make_site("basic")
-    add_choices(folder)
-    site = load_config(folder / "publisher.toml")
-    build.build(site, now=now)
-    add_subscribers(site, READERS, now)
-    return site
+    return choosing_site(make_site("basic"), now)
 
 
 @pytest.fixture

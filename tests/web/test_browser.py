@@ -17,12 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 from support.browser import Visit, axe_results, chromium, require_chromium, serve, violations
 from support.clock import NOW
-from support.mailing import add_subscribers
 from support.paths import SITES
 from support.web import (
-    READERS,
-    add_choices,
     base_path,
+    choosing_site,
     confirmation_link,
     confirmations_sent,
     local_path,
@@ -32,8 +30,7 @@ from support.web import (
     stored_choices,
 )
 
-from publisher.config import SiteConfig, load_config
-from publisher.pipelines import build
+from publisher.config import SiteConfig
 from publisher.web import create_app
 
 if TYPE_CHECKING:
@@ -46,12 +43,7 @@ ADA = "ada@example.org"
 @pytest.fixture
 def site(tmp_path: Path) -> SiteConfig:
     require_chromium()  # before the build: skip (or fail in CI) with the reason
-    folder = shutil.copytree(SITES / "basic", tmp_path / "site")
-    add_choices(folder)
-    made = load_config(folder / "publisher.toml")
-    build.build(made, now=NOW)
-    add_subscribers(made, READERS, NOW)
-    return made
+    return choosing_site(shutil.copytree(SITES / "basic", tmp_path / "site"), NOW)
 
 
 @pytest.fixture
