@@ -243,14 +243,8 @@ class ArticleQueries(SettingQueries, StoreBase):
         columns = f"SELECT {_ARTICLE_COLUMNS} FROM articles"
         if ids is None:
             return {row[0]: decode(row) for row in self.conn.execute(columns)}
-        wanted = sorted(set(ids))
-        result: dict[str, Article] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for row in self.conn.execute(f"{columns} WHERE id IN ({marks})", chunk):
-                result[row[0]] = decode(row)
-        return result
+        rows = self.rows_in(columns + " WHERE id IN ({marks})", ids)
+        return {row[0]: decode(row) for row in rows}
 
     def article_keys(self) -> list[ArticleKey]:
         """Every article's id, date, draft flag, tags and version: enough to plan feeds."""
@@ -337,16 +331,12 @@ class ArticleQueries(SettingQueries, StoreBase):
 
     def cached_html(self, ids: Iterable[str]) -> Iterator[CachedHtml]:
         """What the store holds of the HTML of *ids* (those it has), by id, 500 a query."""
-        wanted = sorted(set(ids))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            query = (
-                "SELECT id, body_format, html, html_key, text_hash FROM articles "
-                f"WHERE id IN ({marks}) ORDER BY id"
-            )
-            for row in self.conn.execute(query, chunk):
-                yield CachedHtml(*row)
+        query = (
+            "SELECT id, body_format, html, html_key, text_hash FROM articles "
+            "WHERE id IN ({marks}) ORDER BY id"
+        )
+        for row in self.rows_in(query, ids):
+            yield CachedHtml(*row)
 
     def save_html(self, article_id: str, html: str, html_key: str) -> None:
         self.conn.execute(
@@ -379,18 +369,13 @@ class ArticleQueries(SettingQueries, StoreBase):
 
     def feed_entries(self, ids: Iterable[str]) -> dict[tuple[str, str], tuple[str, bytes]]:
         """(article id, format) -> (signature, entry bytes) for the articles in *ids*."""
-        wanted = sorted(set(ids))
-        result: dict[tuple[str, str], tuple[str, bytes]] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            query = (
-                "SELECT article_id, format, signature, data FROM feed_entries "
-                f"WHERE article_id IN ({marks})"
-            )
-            for row in self.conn.execute(query, chunk):
-                result[row[0], row[1]] = (row[2], row[3].encode("utf-8"))
-        return result
+        query = (
+            "SELECT article_id, format, signature, data FROM feed_entries "
+            "WHERE article_id IN ({marks})"
+        )
+        return {
+            (row[0], row[1]): (row[2], row[3].encode("utf-8")) for row in self.rows_in(query, ids)
+        }
 
     def save_feed_entries(self, entries: Mapping[tuple[str, str], tuple[str, bytes]]) -> None:
         self.conn.executemany(

@@ -86,6 +86,18 @@ class StoreBase:
     def close(self) -> None:
         self.conn.close()
 
+    def rows_in(self, query: str, values: Iterable[Any]) -> Iterator[Sequence[Any]]:
+        """The rows of *query* for *values* (distinct, in order), 500 values a query.
+
+        *query* holds "IN ({marks})" where the values go: one statement per 500
+        stays under what SQLite and PostgreSQL take in parameters, and each is
+        one round trip instead of one per value.
+        """
+        wanted = sorted(set(values))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            yield from self.conn.execute(query.format(marks=", ".join("?" for _ in chunk)), chunk)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN … COMMIT, rolled back on any exception (SQLite: BEGIN IMMEDIATE).

@@ -144,17 +144,11 @@ class DigestQueries(StoreBase):
 
     def stream_starts(self, digest_ids: Iterable[int]) -> dict[int, StreamStart]:
         """What the next digest after each of *digest_ids* starts from."""
-        wanted = sorted(set(digest_ids))
         found: dict[int, StreamStart] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows = self.conn.execute(
-                f"SELECT id, last_seq, held FROM digests WHERE id IN ({marks})", chunk
-            )
-            for row in rows:
-                held = tuple(json.loads(row[2])) if row[2] else ()
-                found[row[0]] = StreamStart(row[0], int(row[1] or 0), held)
+        query = "SELECT id, last_seq, held FROM digests WHERE id IN ({marks})"
+        for row in self.rows_in(query, digest_ids):
+            held = tuple(json.loads(row[2])) if row[2] else ()
+            found[row[0]] = StreamStart(row[0], int(row[1] or 0), held)
         return found
 
     def numbered_after(self, after: int | None, *, upto: int) -> list[str]:
