@@ -51,7 +51,6 @@ def forked_map(
     import multiprocessing
 
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-
     ranges = [(start, min(start + chunk, len(items))) for start in range(0, len(items), chunk)]
     _batch = (function, items)
     try:
