@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from publisher.errors import ContentError, FieldProblem
 from publisher.model import BodyFormat
@@ -18,8 +19,13 @@ ARTICLE_SUFFIXES: dict[str, BodyFormat] = {
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class FoundFile:
+class FoundFile(NamedTuple):
+    """An article file as the scan saw it.
+
+    A named tuple, not a dataclass: a quick build makes 10,000 of them, and a
+    frozen dataclass takes twice as long to make.
+    """
+
     root: str  # the content folder
     relative: str  # with forward slashes
     size: int
@@ -50,32 +56,48 @@ def discover(content_dir: Path, *, with_stat: bool = True) -> Iterator[FoundFile
             entries = list(os.scandir(os.path.join(root, prefix) if prefix else root))
         except OSError:
             continue  # a folder that vanished or cannot be listed holds no articles
+        lead = f"{prefix}/" if prefix else ""
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            relative = f"{prefix}/{entry.name}" if prefix else entry.name
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not entry.name.startswith("_"):
-                        pending.append(relative)
-                elif _is_article(entry):
-                    found.append(_found(root, relative, entry, with_stat=with_stat))
+                _take(entry, root, lead, found, pending, with_stat=with_stat)
             except OSError:
                 continue  # vanished between listing and stat: it is simply not there
-    found.sort(key=lambda f: f.relative)
+    found.sort(key=_by_relative)
     yield from found
 
 
-def _is_article(entry: os.DirEntry[str]) -> bool:
+_by_relative = attrgetter("relative")
+
+
+def _take(
+    entry: os.DirEntry[str],
+    root: str,
+    lead: str,
+    found: list[FoundFile],
+    pending: list[str],
+    *,
+    with_stat: bool,
+) -> None:
+    """File one folder entry: an article into *found*, a folder into *pending*, else nothing.
+
+    (The scan's inner loop: a quick build runs it 10,000 times, so no os.path here.)
+    """
+    name = entry.name
+    if name[0] == ".":
+        return
+    if entry.is_dir(follow_symlinks=False):
+        if name[0] != "_":
+            pending.append(lead + name)
+        return
+    dot = name.rfind(".")
     # Regular files only (a FIFO would block the read); a broken link is not there.
-    return os.path.splitext(entry.name)[1].lower() in ARTICLE_SUFFIXES and entry.is_file()
-
-
-def _found(root: str, relative: str, entry: os.DirEntry[str], *, with_stat: bool) -> FoundFile:
+    if dot <= 0 or name[dot:].lower() not in ARTICLE_SUFFIXES or not entry.is_file():
+        return
     if not with_stat:
-        return FoundFile(root, relative, -1, -1)
+        found.append(FoundFile(root, lead + name, -1, -1))
+        return
     stat = entry.stat()
-    return FoundFile(root, relative, stat.st_size, stat.st_mtime_ns)
+    found.append(FoundFile(root, lead + name, stat.st_size, stat.st_mtime_ns))
 
 
 def read_article(path: Path | str, where: str, *, attempts: int = 3) -> tuple[bytes, int, int]:
