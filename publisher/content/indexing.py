@@ -137,7 +137,7 @@ class _Pass:
                 row is None
                 or (row.size, row.mtime_ns) != (item.size, item.mtime_ns)
                 or self.is_config_changed
-                or is_racy(row, indexed_at)
+                or is_racy(row.mtime_ns, indexed_at)
             ):
                 changed.append(item)
             else:

@@ -57,9 +57,10 @@ def content_files(site: SiteConfig, *, with_stat: bool = True) -> Scan:
     return Scan(found, started_ns)
 
 
-def is_racy(row: FileRow, indexed_at: str | None) -> bool:
-    """Whether *row*'s file may have changed without its stat showing it (see RACY_WINDOW_NS)."""
-    return indexed_at is None or row.mtime_ns >= int(indexed_at) - RACY_WINDOW_NS
+def is_racy(mtime_ns: int, indexed_at: str | None) -> bool:
+    """Whether a file of this mtime may have changed without its stat showing it, given
+    when the last scan started (see RACY_WINDOW_NS)."""
+    return indexed_at is None or mtime_ns >= int(indexed_at) - RACY_WINDOW_NS
 
 
 def problem_from_row(site: SiteConfig, row: FileRow) -> ContentProblem:

@@ -33,7 +33,7 @@ from publisher.output import atomic_write, left_as
 from publisher.pages import assets
 from publisher.pages import plan as pages_plan
 from publisher.pages import write as pages_write
-from publisher.store import ArticleKey, FileRow, OutputRow, Store, open_store, settings
+from publisher.store import ArticleKey, OutputRow, Store, open_store, settings
 from publisher.store.settings import INDEXED_AT
 from publisher.text import one_line, slugify
 from publisher.version import __version__
@@ -90,10 +90,10 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
     # With no state yet every file is read: their stats would be thrown away.
     scan = content_files(site, with_stat=site.state_url is not None or site.state_db.exists())
     with open_store(site.state) as store:
-        rows = store.files()
-        unchanged = _unchanged_report(site, store, scan.files, rows, now=now)
+        unchanged = _unchanged_report(site, store, scan.files, now=now)
         if unchanged is not None:
             return unchanged
+        rows = store.files()
         # Only now the parsing (YAML, Markdown) and worker modules: not for the quick path.
         from publisher.content.indexing import index_content
 
@@ -301,7 +301,6 @@ def _unchanged_report(
     site: SiteConfig,
     store: Store,
     found: Sequence[FoundFile],
-    rows: Mapping[str, FileRow],
     *,
     now: datetime,
 ) -> BuildReport | None:
@@ -313,7 +312,7 @@ def _unchanged_report(
     counts_json = store.get_setting(settings.COUNTS)
     if counts_json is None or not _settings_unchanged(site, store, now=now):
         return None
-    if not _files_unchanged(found, rows, store.get_setting(INDEXED_AT)):
+    if not _files_unchanged(found, store.file_stats(), store.get_setting(INDEXED_AT)):
         return None
     outputs = store.outputs()
     if not outputs or not _outputs_intact(site.output_dir, outputs):
@@ -326,11 +325,7 @@ def _unchanged_report(
     pages = PageWrites(unchanged=len(page_outputs)) if site.pages.enabled else None
     root = site.display(site.output_dir)
     index = IndexResult()
-    index.problems = [
-        problem_from_row(site, row)
-        for row in sorted(rows.values(), key=lambda r: r.path)
-        if row.problem
-    ]
+    index.problems = [problem_from_row(site, row) for row in store.problem_files()]
     unchanged = [f"{root}/{p}" for p in outputs]
     return _report(json.loads(counts_json), index, (), unchanged, (), pages)
 
@@ -346,18 +341,14 @@ def _settings_unchanged(site: SiteConfig, store: Store, *, now: datetime) -> boo
 
 
 def _files_unchanged(
-    found: Sequence[FoundFile], rows: Mapping[str, FileRow], indexed_at: str | None
+    found: Sequence[FoundFile], stats: set[tuple[str, int, int]], indexed_at: str | None
 ) -> bool:
-    """The same files with the same stats, none modified near the last scan."""
-    if len(rows) != len(found):
+    """The same files with the same stats (*stats*: the manifest's), none modified near the
+    last scan."""
+    if len(stats) != len(found) or stats != {(f.relative, f.size, f.mtime_ns) for f in found}:
         return False
-    for item in found:
-        row = rows.get(item.relative)
-        if row is None or (row.size, row.mtime_ns) != (item.size, item.mtime_ns):
-            return False
-        if is_racy(row, indexed_at):
-            return False  # it may have changed since without its stat showing it
-    return True
+    # One modified near the last scan may have changed since without its stat showing it.
+    return not is_racy(max((f.mtime_ns for f in found), default=0), indexed_at)
 
 
 def _outputs_intact(folder: Path, outputs: Mapping[str, OutputRow]) -> bool:

@@ -195,6 +195,7 @@ def _body_format(text: str) -> BodyFormat:
 
 _ARTICLE_COLUMNS = "id, first_seen, edited_at, text_hash, meta, body_format"
 _FILE_COLUMNS = "path, size, mtime_ns, file_hash, article_id, problem, body_hash"
+_FILE_STATS_QUERY = "SELECT path, size, mtime_ns FROM files"
 
 
 def _file_row(row: Sequence[Any]) -> FileRow:
@@ -221,6 +222,19 @@ class ArticleQueries(SettingQueries, StoreBase):
                 for row in rows
             ),
         )
+
+    def file_stats(self) -> set[tuple[str, int, int]]:
+        """Each manifest row's path, size and mtime: all the quick path compares.
+
+        A set of plain tuples, not rows: a build with nothing to do reads
+        10,000 of them, and making FileRows cost it more than the query.
+        """
+        return {(row[0], row[1], row[2]) for row in self.conn.execute(_FILE_STATS_QUERY)}
+
+    def problem_files(self) -> list[FileRow]:
+        """The manifest rows of the files that did not load, by path."""
+        rows = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE problem IS NOT NULL")
+        return sorted((_file_row(row) for row in rows), key=lambda r: r.path)
 
     def files_for(self, paths: Iterable[str]) -> dict[str, FileRow]:
         """The manifest rows of *paths* (those that exist)."""

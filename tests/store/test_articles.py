@@ -112,6 +112,8 @@ def test_a_file_row_keeps_its_problem_lines(store):
         store.save_files([broken, good])
     assert store.files() == {"a.md": broken, "b.md": good}
     assert store.files_for(["b.md", "gone.md"]) == {"b.md": good}
+    assert store.file_stats() == {("a.md", 10, 5), ("b.md", 20, 6)}
+    assert store.problem_files() == [broken]
     with store.transaction():
         store.delete_file("a.md")
     assert list(store.files()) == ["b.md"]
