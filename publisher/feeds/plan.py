@@ -14,14 +14,17 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from publisher.config import SiteConfig
-from publisher.model import Article, FeedSpec, Listed, Tag, newest_first
+from publisher.model import Dated, FeedSpec, Listed, Tag, newest_first
 from publisher.version import __version__
 
 
 @dataclass(frozen=True, slots=True)
 class FeedPlan:
+    """One feed and what it shows, newest first: the articles' keys (store.ArticleKey) are
+    enough to tell whether it changed; its full articles are read only if it did."""
+
     spec: FeedSpec
-    articles: tuple[Article, ...]
+    items: tuple[Dated, ...]
 
 
 Item = TypeVar("Item", bound=Listed)  # an ArticleKey or an Article will do
@@ -86,6 +89,6 @@ def signature(fingerprint: str, feed: FeedPlan, versions: Mapping[str, str]) -> 
     """
     digest = hashlib.sha256(fingerprint.encode())
     digest.update(repr(feed.spec).encode())
-    for article in feed.articles:
+    for article in feed.items:
         digest.update(f"\0{article.id}\0{versions.get(article.id, '')}".encode())
     return digest.hexdigest()

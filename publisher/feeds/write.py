@@ -24,7 +24,7 @@ from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.feeds import render
 from publisher.feeds.plan import FeedPlan, signature
-from publisher.model import FEED_FILES, Bodies, FeedItem
+from publisher.model import FEED_FILES, Article, Bodies, FeedItem
 from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
 from publisher.store import OutputRow, Store
 
@@ -68,10 +68,12 @@ def write_feeds(
     feeds = _FeedFiles(site, store)
     jobs = feeds.stale(plans, versions, fingerprint)
     if jobs:
-        entries = _entries(site, store, jobs, versions, fingerprint, bodies)
-        feeds.write(jobs, entries)
+        # Full records only for the articles that the stale feeds show.
+        shown = store.articles({item.id for job in jobs for item in job.plan.items})
+        entries = _entries(site, store, jobs, shown, versions, fingerprint, bodies)
+        feeds.write(jobs, shown, entries)
     with store.transaction():
-        store.keep_feed_entries(a.id for p in plans for a in p.articles)
+        store.keep_feed_entries(item.id for p in plans for item in p.items)
     feeds.remove_the_rest()
     return feeds.done
 
@@ -85,13 +87,14 @@ def _entries(
     site: SiteConfig,
     store: Store,
     jobs: Sequence[_Job],
+    shown: Mapping[str, Article],
     versions: Mapping[str, str],
     fingerprint: str,
     bodies: Bodies,
 ) -> Entries:
-    """Every entry the stale feeds show: from the store, or rendered (and then stored)."""
+    """Every entry the stale feeds show (*shown*): from the store, or rendered (and then
+    stored)."""
     formats = tuple(sorted({job.fmt for job in jobs}))
-    shown = {a.id: a for job in jobs for a in job.plan.articles}
     signatures = {i: entry_signature(fingerprint, versions.get(i, "")) for i in shown}
     entries = {
         key: data
@@ -186,7 +189,7 @@ class _FeedFiles:
                     jobs.append(_Job(plan, fmt, relative, plan_signature))
         return jobs
 
-    def write(self, jobs: Sequence[_Job], entries: Entries) -> None:
+    def write(self, jobs: Sequence[_Job], shown: Mapping[str, Article], entries: Entries) -> None:
         """Assemble each stale feed from its entries, and put the files in place together.
 
         The files are staged, made durable with one sync and renamed: a
@@ -195,7 +198,7 @@ class _FeedFiles:
         staged: list[tuple[_Job, str, Path | None]] = []  # each file's sha256, not its bytes
         try:
             for job in jobs:
-                articles = job.plan.articles
+                articles = [shown[item.id] for item in job.plan.items]
                 data = render.assemble(
                     job.fmt,
                     job.plan.spec,

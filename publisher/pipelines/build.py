@@ -171,14 +171,10 @@ def _write_feeds(
 ) -> FeedWrites:
     from publisher.content import bodies
 
-    planned = plan.plan(site, keys, now=now)
-    # Full records only for the articles that appear in some feed.
-    full = store.articles(key.id for _spec, items in planned for key in items)
-    plans = [FeedPlan(spec, tuple(full[key.id] for key in items)) for spec, items in planned]
     return write_feeds(
         site,
         store,
-        plans,
+        [FeedPlan(spec, items) for spec, items in plan.plan(site, keys, now=now)],
         {key.id: key.version for key in keys},
         fingerprint=_render_fingerprint(site),
         bodies=bodies.BodyCache(site, store),
