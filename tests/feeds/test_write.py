@@ -7,6 +7,7 @@ by the next.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 from support.builds import RenderCounter, bump_mtime, file_contents, json_items
@@ -35,6 +36,41 @@ def test_one_edit_renders_only_the_feeds_that_hold_it(site, now, monkeypatch):
     fisheries = json_items(site)["https://gazette.example/news/2022/08/fisheries/"]["id"]
     assert sorted(counter.entries) == [f"{fisheries}/{fmt}" for fmt in ("atom", "json", "rss")]
     assert len(report.written) == 6
+
+
+def test_only_the_stale_feeds_articles_are_read_whole(site, now, monkeypatch):
+    from publisher.store.articles import ArticleQueries
+
+    one_item = replace(
+        site,
+        feeds=replace(site.feeds, max_items=1, tag_feeds=False),
+        pages=replace(site.pages, enabled=False),
+    )
+    build(one_item, now=now)
+    read: list[str] = []
+    articles = ArticleQueries.articles
+
+    def counting(store, ids=None):
+        ids = None if ids is None else list(ids)
+        read.extend(ids or ["<all>"])
+        return articles(store, ids)
+
+    monkeypatch.setattr(ArticleQueries, "articles", counting)
+    old = one_item.content_dir / "2020-06-22-vienna-talks.md"  # in no feed of one item
+    old.write_text(old.read_text(encoding="utf-8").replace("Arms talks", "Talks"), "utf-8")
+    bump_mtime(old)
+    report = build(one_item, now=now)
+    assert report.written == ()
+    edited = set(read)  # indexing reads the edited article's last version, and nothing else
+    assert len(edited) == 1
+    newest = one_item.content_dir / "2022-08-09-fisheries.txt"  # the one item
+    newest.write_text(newest.read_text(encoding="utf-8") + "\nMore.\n", "utf-8")
+    bump_mtime(newest)
+    read.clear()
+    report = build(one_item, now=now)
+    assert len(report.written) == 3
+    assert len(read) == 2  # indexing's read of its last version, and the feed's
+    assert len(set(read)) == 1
 
 
 def test_deleting_a_file_removes_it_from_the_feeds(site, now):
