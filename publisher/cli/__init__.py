@@ -8,6 +8,7 @@ web stack.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -98,6 +99,28 @@ for _command in (
     cli.add_command(_command)
 
 
+# The cyclic collector's first generation runs after this many new objects (Python's
+# default is 700).
+COLLECT_AFTER = 100_000
+
+
 def main() -> None:
     """Console-script entry point."""
+    tune_collector()
     cli(prog_name="publisher")
+
+
+def tune_collector() -> None:
+    """Spare a run the collector's passes over objects that are never garbage.
+
+    A build makes tens of thousands of small acyclic objects (file stats, article
+    keys, page plans) that live until it ends: with the default thresholds the
+    collector walks them again and again and frees nothing; that was a tenth
+    of a one-edit build and a sixth of a no-change one. What the imports made
+    so far is moved out of its sight for good (and is not touched again in
+    forked workers, whose memory stays shared), and the first generation is
+    collected after COLLECT_AFTER new objects rather than 700.
+    """
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(COLLECT_AFTER, middle, oldest)
