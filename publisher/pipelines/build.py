@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from publisher.output import atomic_write, left_as
 from publisher.pages import assets
 from publisher.pages import plan as pages_plan
 from publisher.pages import write as pages_write
-from publisher.store import ArticleKey, OutputRow, Store, open_store, settings
+from publisher.store import ArticleKey, Store, open_store, settings
 from publisher.store.settings import INDEXED_AT
 from publisher.text import one_line, slugify
 from publisher.version import __version__
@@ -310,10 +310,10 @@ def _unchanged_report(
         return None
     if not _files_unchanged(found, store.file_stats(), store.get_setting(INDEXED_AT)):
         return None
-    outputs = store.outputs()
+    outputs = store.output_stats()
     if not outputs or not _outputs_intact(site.output_dir, outputs):
         return None
-    page_outputs = store.page_outputs()
+    page_outputs = store.page_output_stats()
     if store.get_setting(settings.PAGES) != _pages_state(site, store) or not _outputs_intact(
         site.site_dir, page_outputs
     ):
@@ -322,7 +322,7 @@ def _unchanged_report(
     root = site.display(site.output_dir)
     index = IndexResult()
     index.problems = [problem_from_row(site, row) for row in store.problem_files()]
-    unchanged = [f"{root}/{p}" for p in outputs]
+    unchanged = [f"{root}/{path}" for path, _, _ in outputs]
     return _report(json.loads(counts_json), index, (), unchanged, (), pages)
 
 
@@ -347,10 +347,11 @@ def _files_unchanged(
     return not is_racy(max((f.mtime_ns for f in found), default=0), indexed_at)
 
 
-def _outputs_intact(folder: Path, outputs: Mapping[str, OutputRow]) -> bool:
-    """Every output file as the last build left it: nobody (and no killed build) touched it."""
-    root = str(folder)
-    return all(left_as(f"{root}/{path}", o.size, o.mtime_ns) for path, o in outputs.items())
+def _outputs_intact(folder: Path, stats: Iterable[tuple[str, int, int]]) -> bool:
+    """Every output file as the last build left it (*stats*: its path, size and mtime then):
+    nobody, and no killed build, touched it."""
+    root = f"{folder}/"
+    return all(left_as(root + path, size, mtime_ns) for path, size, mtime_ns in stats)
 
 
 # -- new ---------------------------------------------------------------------------

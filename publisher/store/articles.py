@@ -412,6 +412,19 @@ class ArticleQueries(SettingQueries, StoreBase):
             "DELETE FROM feed_entries WHERE article_id = ?", [(i,) for i in sorted(stored - keep)]
         )
 
+    def output_stats(self) -> list[tuple[str, int, int]]:
+        """Each feed file's path, size and mtime: what the quick path compares."""
+        return self._stats_in("outputs")
+
+    def page_output_stats(self) -> list[tuple[str, int, int]]:
+        """Each page's path, size and mtime, as output_stats."""
+        return self._stats_in("pages")
+
+    def _stats_in(self, table: _OutputTable) -> list[tuple[str, int, int]]:
+        # Plain tuples, not rows: a build with nothing to do reads 13,000 of them.
+        query = f"SELECT path, COALESCE(size, 0), COALESCE(mtime_ns, 0) FROM {table}"
+        return [(row[0], row[1], row[2]) for row in self.conn.execute(query)]
+
     def _outputs_in(self, table: _OutputTable) -> dict[str, OutputRow]:
         rows = self.conn.execute(f"SELECT path, sha256, size, mtime_ns, signature FROM {table}")
         return {row[0]: OutputRow(row[1], row[2] or 0, row[3] or 0, row[4] or "") for row in rows}

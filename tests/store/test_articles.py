@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from publisher.model import Article, ArticleMeta, Author, Tag
-from publisher.store import ArticleKey, FileRow, encode, from_row, open_store, restamp
+from publisher.store import ArticleKey, FileRow, OutputRow, encode, from_row, open_store, restamp
 from publisher.store.articles import ARTICLE_KEYS_QUERY
 
 SEEN = datetime(2024, 5, 3, 10, 0, tzinfo=UTC)
@@ -117,6 +117,20 @@ def test_a_file_row_keeps_its_problem_lines(store):
     with store.transaction():
         store.delete_file("a.md")
     assert list(store.files()) == ["b.md"]
+
+
+def test_the_output_stats_are_what_the_writes_recorded(store):
+    feed = OutputRow("a" * 64, 120, 7, "s" * 64)
+    page = OutputRow("b" * 64, 300, 9, "t" * 64)
+    with store.transaction():
+        store.update_outputs({"rss.xml": feed})
+        store.update_page_outputs({"2024/05/story/index.html": page})
+    assert store.output_stats() == [("rss.xml", 120, 7)]
+    assert store.page_output_stats() == [("2024/05/story/index.html", 300, 9)]
+    with store.transaction():
+        store.delete_page_outputs(["2024/05/story/index.html"])
+    assert store.page_output_stats() == []
+    assert store.outputs() == {"rss.xml": feed}
 
 
 def test_planning_reads_the_keys_from_an_index_not_the_rows(tmp_path):
