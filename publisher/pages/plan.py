@@ -106,8 +106,16 @@ def path_under(root_url: str, url: str) -> str | None:
     """
     if not url.startswith(root_url):
         return None
+    rest = url[len(root_url) :]
+    if _PLAIN_PATH.fullmatch(rest):  # nothing to decode or refuse: most links, checked at once
+        return rest + INDEX if not rest or rest[-1] == "/" else rest
+    return _decoded_path(rest)
+
+
+def _decoded_path(rest: str) -> str | None:
+    """path_under for what follows the root URL, whatever it holds."""
     # The path alone (what urlsplit would give, for a URL known to start with root_url).
-    rest = url[len(root_url) :].partition("#")[0].partition("?")[0]
+    rest = rest.partition("#")[0].partition("?")[0]
     decoded = [unquote(s) if "%" in s else s for s in rest.split("/")]
     for segment in decoded[:-1]:
         if not segment or segment[0] == "." or _UNSAFE.search(segment):
@@ -120,6 +128,9 @@ def path_under(root_url: str, url: str) -> str | None:
 
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+# Segments of letters, digits and "-_.~" (what needs no quoting), none empty before the last
+# and none starting with a dot: a path path_under takes as it is, and url_under too.
+_PLAIN_PATH = re.compile(r"(?:[\w~-][\w.~-]*/)*(?:[\w~-][\w.~-]*)?", re.ASCII)
 
 
 def _unsafe(segment: str) -> bool:
@@ -133,9 +144,14 @@ def url_of(site: SiteConfig, path: str) -> str:
 
 def url_under(root_url: str, path: str) -> str:
     """The public URL of the file at *path* in the folder published at *root_url*."""
+    shown = _shown(path)
+    return root_url + (shown if _PLAIN_PATH.fullmatch(shown) else quote(shown))
+
+
+def _shown(path: str) -> str:
+    """*path* as its URL shows it, unquoted: an index.html by its folder."""
     folder, _, name = path.rpartition("/")
-    shown = f"{folder}/" if name == INDEX and folder else ("" if name == INDEX else path)
-    return root_url + quote(shown)
+    return f"{folder}/" if name == INDEX and folder else ("" if name == INDEX else path)
 
 
 def list_path(prefix: str, number: int) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from publisher.config import load_config
 from publisher.model import Tag
-from publisher.pages.plan import page_path, plan, url_of
+from publisher.pages import plan as pages_plan
+from publisher.pages.plan import page_path, plan, url_of, url_under
 from publisher.store import ArticleKey
 
 
@@ -45,6 +49,23 @@ def test_url_of_is_the_inverse_of_page_path(gazette):
     for path in ("index.html", "2020/06/talks/index.html", "café/index.html", "sitemap.xml"):
         assert page_path(gazette, url_of(gazette, path)) == path
     assert url_of(gazette, "tags/index.html") == "https://gazette.example/news/tags/"
+
+
+# Plain characters, and every one the slow paths decode, quote or refuse.
+_SEGMENTS = st.one_of(st.text(alphabet="ab9_-~.%2Ee#?\\\x00 é", max_size=6), st.just("index.html"))
+_URL_PATHS = st.lists(_SEGMENTS, max_size=4).map("/".join)
+
+
+@given(_URL_PATHS)
+def test_the_quick_way_to_a_page_path_gives_what_decoding_gives(rest):
+    root = "https://gazette.example/news/"
+    assert pages_plan.path_under(root, root + rest) == pages_plan._decoded_path(rest)
+
+
+@given(_URL_PATHS)
+def test_the_quick_way_to_a_url_gives_what_quoting_gives(path):
+    root = "https://gazette.example/news/"
+    assert url_under(root, path) == root + quote(pages_plan._shown(path))
 
 
 def _key(n: int, *, link: str | None = None, tags=("a",), path: str | None = None):
