@@ -4,9 +4,10 @@ As for the feeds, each page's signature and stat are kept in the store, so a
 page whose inputs did not change and that nobody touched is neither rendered
 nor read. The rest are rendered in batches (for many pages, on workers forked
 once for all the batches), each batch's files made durable with one sync and
-then renamed into place: a killed build leaves old pages or new ones, never
-half of one. The HTML of the articles comes from the caller's cache, batch
-by batch, so that no more than one batch of bodies is ever in memory; a body
+then renamed into place, while the workers go on with the next: a killed
+build leaves old pages or new ones, never half of one. The HTML of the
+articles comes from the caller's cache, batch by batch, so that no more
+than two batches of bodies are ever in memory; a body
 not cached is rendered by the worker that renders its page (the file read
 there, the HTML handed back to be cached), not in a round of its own first.
 """
@@ -17,7 +18,7 @@ import contextlib
 import glob
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -145,15 +146,27 @@ class _SitePages:
         by_number = {str(d.id): d for d in digests}
         shared = _Shared(renderer, self.writer, articles, bodies, by_number, os.getpid())
         use_workers = len(stale) >= PARALLEL_RENDER_THRESHOLD
+        in_flight: Sequence[_Job] = ()
         try:
             # One pool for every batch: each worker keeps what it made (the lists'
             # cards) and the memory it touched, instead of being forked anew.
             with parallel.forked_pool(
                 _render_job, shared, use_workers=use_workers, chunk=16
             ) as render_all:
+                previous: tuple[Sequence[_Job], Iterator[_Done]] | None = None
                 for start in range(0, len(stale), BATCH):
-                    jobs = self._jobs(stale[start : start + BATCH], shared)
-                    self._commit(jobs, render_all, bodies)
+                    in_flight = self._jobs(stale[start : start + BATCH], shared)
+                    # The workers start on this batch now, while the last one is synced,
+                    # renamed and its bodies stored here: they never wait for that.
+                    results = render_all(in_flight)
+                    if previous is not None:
+                        self._commit(*previous, bodies)
+                    previous = (in_flight, results)
+                if previous is not None:
+                    self._commit(*previous, bodies)
+        except BaseException:
+            self._discard(in_flight)  # what the workers, now gone, staged of the next batch
+            raise
         finally:
             sync_tree(self.site.site_dir)  # the renames too, before the store says so
             self._record(self.outputs)
@@ -174,14 +187,10 @@ class _SitePages:
             for page, page_signature in batch
         ]
 
-    def _commit(
-        self,
-        jobs: Sequence[_Job],
-        render_all: Callable[[Sequence[_Job]], Iterator[_Done]],
-        bodies: Bodies,
-    ) -> None:
+    def _commit(self, jobs: Sequence[_Job], results: Iterator[_Done], bodies: Bodies) -> None:
+        """Wait for a batch's pages, put them in place and keep what they rendered."""
         try:
-            done = list(render_all(jobs))
+            done = list(results)
             # Each temp file is beside its target, which the worker checked.
             staged = [
                 (d.temp, d.temp.with_name(d.relative.rpartition("/")[2]))

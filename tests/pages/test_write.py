@@ -257,9 +257,14 @@ def test_a_build_with_nothing_new_imports_no_template_or_parsing_machinery(tmp_p
     assert "0 pages written" in again.stdout
 
 
-def test_a_killed_build_leaves_no_half_page(site, now, monkeypatch):
+@pytest.mark.parametrize("batch", [None, 2], ids=["one-batch", "batches-on-workers"])
+def test_a_killed_build_leaves_no_half_page(site, now, monkeypatch, batch):
     from publisher import output
+    from publisher.pages import write
 
+    if batch is not None:  # the workers render the next batch while one is renamed
+        monkeypatch.setattr(write, "BATCH", batch)
+        monkeypatch.setattr(write, "PARALLEL_RENDER_THRESHOLD", 1)
     build(site, now=now)
     before = file_contents(site.site_dir)
     _rewrite(site.content_dir / "2021-03-04-observers.md", "orderly vote", "calm vote")
