@@ -174,10 +174,10 @@ class PageRenderer:
         prefix = "" if page.kind == "home" else f"tags/{page.key}/"
         pager = {
             "number": page.number,
-            "count": page.count,
+            "count": page.last,
             "newer": self._link(list_path(prefix, page.number - 1)) if page.number > 1 else None,
             "older": (
-                self._link(list_path(prefix, page.number + 1)) if page.number < page.count else None
+                self._link(list_path(prefix, page.number + 1)) if page.number < page.last else None
             ),
         }
         context: dict[str, Any] = {

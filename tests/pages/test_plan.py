@@ -90,7 +90,7 @@ def test_the_home_and_tag_lists_are_paginated(gazette):
     pages = {p.path: p for p in plan(gazette, keys, [], now=NOW).pages}
     home = [pages["index.html"], pages["page/2/index.html"], pages["page/3/index.html"]]
     assert [len(p.items) for p in home] == [10, 10, 3]
-    assert [p.count for p in home] == [3, 3, 3]
+    assert [p.last for p in home] == [3, 3, 3]
     assert home[0].items[0] == "urn:22"  # newest first
     assert "page/4/index.html" not in pages
     assert [len(pages[p].items) for p in ("tags/b/index.html", "tags/b/page/2/index.html")] == [
