@@ -146,7 +146,7 @@ class _SitePages:
         by_number = {str(d.id): d for d in digests}
         shared = _Shared(renderer, self.writer, articles, bodies, by_number, os.getpid())
         use_workers = len(stale) >= PARALLEL_RENDER_THRESHOLD
-        in_flight: Sequence[_Job] = ()
+        waiting: list[Sequence[_Job]] = []  # batches handed to the workers, not yet in place
         try:
             # One pool for every batch: each worker keeps what it made (the lists'
             # cards) and the memory it touched, instead of being forked anew.
@@ -155,17 +155,21 @@ class _SitePages:
             ) as render_all:
                 previous: tuple[Sequence[_Job], Iterator[_Done]] | None = None
                 for start in range(0, len(stale), BATCH):
-                    in_flight = self._jobs(stale[start : start + BATCH], shared)
+                    jobs = self._jobs(stale[start : start + BATCH], shared)
+                    waiting.append(jobs)
                     # The workers start on this batch now, while the last one is synced,
                     # renamed and its bodies stored here: they never wait for that.
-                    results = render_all(in_flight)
+                    results = render_all(jobs)
                     if previous is not None:
                         self._commit(*previous, bodies)
-                    previous = (in_flight, results)
+                        waiting.pop(0)
+                    previous = (jobs, results)
                 if previous is not None:
                     self._commit(*previous, bodies)
+                    waiting.pop(0)
         except BaseException:
-            self._discard(in_flight)  # what the workers, now gone, staged of the next batch
+            for batch in waiting:  # what the workers, gone by now, staged and nobody renamed
+                self._discard(batch)
             raise
         finally:
             sync_tree(self.site.site_dir)  # the renames too, before the store says so
