@@ -97,7 +97,7 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
         # Only now the parsing (YAML, Markdown) and worker modules: not for the quick path.
         from publisher.content.indexing import index_content
 
-        with store.transaction():
+        with store.bulk_transaction():
             # Until this build completes, the next one may not take the quick path:
             # "counts" is written back only at the end.
             store.delete_setting(settings.COUNTS)

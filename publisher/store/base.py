@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Self
 
@@ -45,6 +45,7 @@ class Connection(Protocol):
     def hold_schema(self) -> None: ...
     def foreign_tables(self) -> list[str]: ...
     def ddl(self, statement: str) -> str: ...
+    def many_writes(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,13 @@ class StoreBase:
             raise
         else:
             self.conn.commit()
+
+    @contextmanager
+    def bulk_transaction(self) -> Iterator[None]:
+        """A transaction that writes thousands of rows (indexing a content folder): the
+        backend may hold more of the database in memory while it lasts."""
+        with self.conn.many_writes(), self.transaction():
+            yield
 
     @contextmanager
     def trial(self) -> Iterator[None]:

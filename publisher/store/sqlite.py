@@ -7,11 +7,12 @@ user_version, and its errors as StoreError naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from publisher.errors import StoreError
 from publisher.store.base import Backend, Cursor
 
 logger = logging.getLogger("publisher.store")
+
+DEFAULT_CACHE_KIB = 2000  # SQLite's own default page cache
+MANY_WRITES_CACHE_KIB = 16384
 
 
 class SqliteConnection:
@@ -57,6 +61,20 @@ class SqliteConnection:
     def rollback(self) -> None:
         if self.raw.in_transaction:
             self.raw.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def many_writes(self) -> Iterator[None]:
+        """A bigger page cache while it lasts (SQLite's default is 2 MB).
+
+        Indexing 10,000 articles inserts rows under random ids into the table
+        and its covering index: with 2 MB, the transaction spilled pages to the
+        WAL and read them back, about a third of the time its inserts took.
+        """
+        self.execute(f"PRAGMA cache_size = -{MANY_WRITES_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.execute(f"PRAGMA cache_size = -{DEFAULT_CACHE_KIB}")
 
     def close(self) -> None:
         self.raw.close()

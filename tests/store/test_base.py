@@ -15,6 +15,7 @@ from support.processes import ENV
 
 from publisher.errors import StoreError
 from publisher.store import open_store
+from publisher.store.sqlite import DEFAULT_CACHE_KIB, MANY_WRITES_CACHE_KIB
 
 
 def test_not_a_database(tmp_path):
@@ -36,6 +37,40 @@ def test_transaction_rolls_back_on_error(tmp_path):
         with pytest.raises(RuntimeError):
             write_then_fail(store)
         assert store.get_setting("y") is None
+
+
+def test_a_bulk_transaction_commits_or_rolls_back_like_any(store):
+    def write_then_fail() -> None:
+        with store.bulk_transaction():
+            store.set_setting("y", "2")
+            raise RuntimeError
+
+    with store.bulk_transaction():
+        store.set_setting("x", "1")
+    assert store.get_setting("x") == "1"
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    assert store.get_setting("y") is None
+
+
+def test_sqlite_holds_more_of_the_database_in_memory_for_a_bulk_transaction(tmp_path):
+    def cache_kib(store) -> int:
+        return -int(store.conn.execute("PRAGMA cache_size").fetchone()[0])
+
+    seen = []
+
+    def look_then_fail(store) -> None:
+        with store.bulk_transaction():
+            seen.append(cache_kib(store))
+            raise RuntimeError
+
+    with open_store(tmp_path / "state.db") as store:
+        assert cache_kib(store) == DEFAULT_CACHE_KIB
+        with pytest.raises(RuntimeError):
+            look_then_fail(store)
+        assert cache_kib(store) == DEFAULT_CACHE_KIB
+    assert seen == [MANY_WRITES_CACHE_KIB]
+    assert MANY_WRITES_CACHE_KIB > DEFAULT_CACHE_KIB
 
 
 def test_a_trial_is_always_rolled_back(tmp_path):
