@@ -115,8 +115,8 @@ def tune_collector() -> None:
 
     A build makes tens of thousands of small acyclic objects (file stats, article
     keys, page plans) that live until it ends: with the default thresholds the
-    collector walks them again and again and frees nothing; that was a tenth
-    of a one-edit build and a sixth of a no-change one. What the imports made
+    collector walks them again and again and frees nothing (0.18 s of its own
+    time in a one-edit build of 10,000 articles with pages). What the imports made
     so far is moved out of its sight for good (and is not touched again in
     forked workers, whose memory stays shared), and the first generation is
     collected after COLLECT_AFTER new objects rather than 700.

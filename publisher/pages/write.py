@@ -146,29 +146,27 @@ class _SitePages:
         by_number = {str(d.id): d for d in digests}
         shared = _Shared(renderer, self.writer, articles, bodies, by_number, os.getpid())
         use_workers = len(stale) >= PARALLEL_RENDER_THRESHOLD
-        waiting: list[Sequence[_Job]] = []  # batches handed to the workers, not yet in place
+        # The batches handed to the workers and not yet in place, with their results.
+        pending: list[tuple[Sequence[_Job], Iterator[_Done]]] = []
         try:
             # One pool for every batch: each worker keeps what it made (the lists'
             # cards) and the memory it touched, instead of being forked anew.
             with parallel.forked_pool(
                 _render_job, shared, use_workers=use_workers, chunk=16
             ) as render_all:
-                previous: tuple[Sequence[_Job], Iterator[_Done]] | None = None
                 for start in range(0, len(stale), BATCH):
                     jobs = self._jobs(stale[start : start + BATCH], shared)
-                    waiting.append(jobs)
                     # The workers start on this batch now, while the last one is synced,
                     # renamed and its bodies stored here: they never wait for that.
-                    results = render_all(jobs)
-                    if previous is not None:
-                        self._commit(*previous, bodies)
-                        waiting.pop(0)
-                    previous = (jobs, results)
-                if previous is not None:
-                    self._commit(*previous, bodies)
-                    waiting.pop(0)
+                    pending.append((jobs, render_all(jobs)))
+                    if len(pending) > 1:
+                        self._commit(*pending[0], bodies)
+                        pending.pop(0)
+                while pending:
+                    self._commit(*pending[0], bodies)
+                    pending.pop(0)
         except BaseException:
-            for batch in waiting:  # what the workers, gone by now, staged and nobody renamed
+            for batch, _ in pending:  # what the workers, gone by now, staged and nobody renamed
                 self._discard(batch)
             raise
         finally:

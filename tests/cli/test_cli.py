@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from support.cli import invoke
 from support.postgres import append_state_url
+from support.processes import ENV
 from support.smtp_server import free_port
 
 from publisher import __version__
+from publisher import cli as cli_module
 from publisher.cli import cli
 from publisher.errors import ConfigError
 from publisher.store import SCHEMA_VERSION
@@ -17,6 +22,22 @@ def test_version(runner):
     result = runner.invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert result.stdout == f"publisher, version {__version__}\n"
+
+
+# The console script's entry point, with the command group replaced by a look at the
+# collector (in a process of its own: the tuning is for the whole process).
+COLLECTOR = """
+import gc
+from publisher import cli
+cli.cli = lambda **_: print(gc.get_threshold()[0], gc.get_freeze_count() > 0)
+cli.main()
+"""
+
+
+def test_the_command_spares_its_objects_the_collectors_passes():
+    command = [sys.executable, "-c", COLLECTOR]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, check=True)
+    assert result.stdout.split() == [str(cli_module.COLLECT_AFTER), "True"]
 
 
 def test_config_typo_exits_2(runner, make_site):
