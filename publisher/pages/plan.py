@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Literal, NamedTuple, Protocol
@@ -85,8 +85,6 @@ class PageSpec(NamedTuple):
 class SitePlan:
     pages: tuple[PageSpec, ...]
     warnings: tuple[str, ...] = ()
-    # Every page's public URL by path, for the sitemap and the links between lists.
-    urls: Mapping[str, str] = field(default_factory=dict)
 
 
 def page_path(site: SiteConfig, url: str) -> str | None:
@@ -185,7 +183,7 @@ def plan(
     pages += _static_pages(site, statics, taken, warnings)
     urls = {page.path: url_of(site, page.path) for page in pages if page.kind != "static"}
     sitemap = PageSpec(SITEMAP, "sitemap", entries=_sitemap_entries(pages, urls, published))
-    return SitePlan((*pages, sitemap), tuple(warnings), urls)
+    return SitePlan((*pages, sitemap), tuple(warnings))
 
 
 def _sitemap_entries(
@@ -196,8 +194,28 @@ def _sitemap_entries(
     return tuple(
         (urls[page.path], "", modified[page.items[0]] if page.kind == "article" else "")
         for page in pages
-        if page.kind not in ("missing", "style", "static")
+        if page.kind not in _UNLISTED
     )
+
+
+_UNLISTED = ("missing", "style", "static")  # the pages the sitemap leaves out
+
+
+def restamped(site_plan: SitePlan, articles: Iterable[Plannable]) -> SitePlan:
+    """*site_plan* with the sitemap's dates of *articles* made anew: all that an edit changes
+    in a plan when no article moved, besides what the signatures read (pages.memo)."""
+    *pages, sitemap = site_plan.pages
+    modified = {a.id: (a.modified or a.date).isoformat() for a in articles}
+    listed = (page for page in pages if page.kind not in _UNLISTED)
+    entries = tuple(
+        _dated(entry, modified.get(page.items[0])) if page.kind == "article" else entry
+        for page, entry in zip(listed, sitemap.entries, strict=True)
+    )
+    return replace(site_plan, pages=(*pages, sitemap._replace(entries=entries)))
+
+
+def _dated(entry: tuple[str, str, int | str], when: str | None) -> tuple[str, str, int | str]:
+    return entry if when is None else (entry[0], entry[1], when)
 
 
 def _paginated(

@@ -27,7 +27,8 @@ from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.model import Article, Bodies, DigestIssue, PageWrites
 from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
-from publisher.pages.plan import PageSpec, SitePlan, signature
+from publisher.pages.memo import SignedPlan
+from publisher.pages.plan import PageSpec
 from publisher.store import OutputRow, Store
 
 if TYPE_CHECKING:
@@ -68,11 +69,9 @@ class _Done(NamedTuple):
 def write_pages(
     site: SiteConfig,
     store: Store,
-    site_plan: SitePlan,
-    versions: Mapping[str, str],
+    signed: SignedPlan,
     digests: Sequence[DigestIssue],
     *,
-    fingerprint: str,
     bodies: Bodies,
 ) -> PageWrites:
     """Render and write the pages whose inputs changed; remove the ones no longer made.
@@ -81,7 +80,7 @@ def write_pages(
     :raises TemplateError: for a page template that fails.
     """
     pages = _SitePages(site, store)
-    stale = pages.stale(site_plan.pages, versions, fingerprint)
+    stale = pages.stale(signed.plan.pages, signed.signatures)
     if stale:
         from publisher import templating
         from publisher.pages.render import PageRenderer
@@ -119,12 +118,11 @@ class _SitePages:
         self.removed: list[str] = []
 
     def stale(
-        self, pages: Sequence[PageSpec], versions: Mapping[str, str], fingerprint: str
+        self, pages: Sequence[PageSpec], signatures: Sequence[str]
     ) -> list[tuple[PageSpec, str]]:
         """The pages to render: those whose inputs changed, or that someone touched."""
         stale = []
-        for page in pages:
-            page_signature = signature(fingerprint, page, versions)
+        for page, page_signature in zip(pages, signatures, strict=True):
             old = self.previous.get(page.path)
             if old is not None and old.signature == page_signature and self._intact(page.path):
                 self.outputs[page.path] = old

@@ -30,8 +30,7 @@ from publisher.feeds.plan import FeedPlan
 from publisher.feeds.write import FeedWrites, write_feeds
 from publisher.model import BuildReport, ContentProblem, DigestIssue, PageWrites
 from publisher.output import atomic_write, left_as
-from publisher.pages import assets
-from publisher.pages import plan as pages_plan
+from publisher.pages import assets, memo
 from publisher.pages import write as pages_write
 from publisher.store import ArticleKey, Store, open_store, settings
 from publisher.store.settings import INDEXED_AT
@@ -139,19 +138,15 @@ def write_site_pages(
     digests = _with_audiences(site, store.digest_issues())
     statics = assets.static_files(site.pages.static_dir)
     fingerprint = _pages_fingerprint(site)  # reads every page template: once a build
-    site_plan = pages_plan.plan(site, keys, digests, now=now, statics=statics)
+    signed = memo.signed_plan(
+        site, keys, digests, now=now, statics=statics, fingerprint=fingerprint
+    )
     writes = pages_write.write_pages(
-        site,
-        store,
-        site_plan,
-        {key.id: key.version for key in keys},
-        digests,
-        fingerprint=fingerprint,
-        bodies=bodies.BodyCache(site, store),
+        site, store, signed, digests, bodies=bodies.BodyCache(site, store)
     )
     with store.transaction():
         store.set_setting(settings.PAGES, _pages_state(site, store, statics, fingerprint))
-    return SitePages(writes, site_plan.warnings)
+    return SitePages(writes, signed.plan.warnings)
 
 
 def _with_audiences(site: SiteConfig, issues: Sequence[DigestIssue]) -> list[DigestIssue]:
