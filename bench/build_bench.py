@@ -40,7 +40,10 @@ trees' builds are timed, the earlier one first ("before: publisher").
 
 Pelican runs in its own venv (--pelican-venv, default /tmp/pelican-venv); when
 that does not exist it is created with `python3 -m venv` and
-`pip install "pelican[markdown]==4.12.*"`, outside the timings.
+`pip install "pelican[markdown]==4.12.*"`, outside the timings. publisher runs
+in one too (--publisher-venv, default /tmp/publisher-bench-venv: this checkout
+installed without its test extras, as a user has it), the tree under test
+first on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -257,8 +260,28 @@ def tree_env(tree: Path | None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str((tree or HERE.parent).resolve())}
 
 
+def ensure_publisher(venv: Path) -> Path:
+    """The Python of a venv holding publisher's own dependencies alone, as a user installs it.
+
+    Not this script's: a development venv holds the test extras too, and lxml
+    imports rnc2rng whenever it is there (50 ms of every build that renders a
+    feed entry). The trees under test run from it with PYTHONPATH, which comes
+    before the copy installed there. Delete the venv when the dependencies change.
+    """
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating {venv} with publisher's dependencies ...", file=sys.stderr)
+        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(HERE.parent)], check=True)
+    return python
+
+
+PUBLISHER_PYTHON = [sys.executable]  # set by main (--publisher-venv)
+
+
 def build_cmd(site: Path) -> list[str]:
-    return [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), "build"]
+    config = str(site / "publisher.toml")
+    return [PUBLISHER_PYTHON[0], "-m", "publisher", "--config", config, "build"]
 
 
 def compare_outputs(site: Path, before: Path) -> str:
@@ -458,6 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet-load", type=float, default=1.0, metavar="LOAD")
     parser.add_argument("--pelican-venv", type=Path, default=Path("/tmp/pelican-venv"))
+    parser.add_argument(
+        "--publisher-venv",
+        type=Path,
+        default=Path("/tmp/publisher-bench-venv"),
+        help="where publisher runs: a venv with its dependencies and no test extras "
+        "(created when missing)",
+    )
     parser.add_argument("--no-pelican", action="store_true")
     parser.add_argument(
         "--pages",
@@ -481,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
 
     QUIET.update(load=args.quiet_load, wait=args.wait_quiet)
     pelican = None if args.no_pelican else ensure_pelican(args.pelican_venv)
+    PUBLISHER_PYTHON[0] = str(ensure_publisher(args.publisher_venv))
     work = args.out or Path(tempfile.mkdtemp(prefix="build-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     ATTIC.append(work / "attic")
