@@ -30,6 +30,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from publisher.errors import OutputError
 
@@ -41,20 +42,31 @@ STALE_AFTER = 3600.0  # seconds: no write takes this long; older files are no li
 OLD_STALE_AFTER = 60.0  # seconds, for the names earlier versions made
 
 
+class Staged(NamedTuple):
+    """A file written beside its target and not yet in place (see `commit_staged`)."""
+
+    temp: str
+    target: str
+
+
 class OutputWriter:
     """Owns every path written under *root* during one build.
 
     A file whose bytes did not change is not rewritten, so its mtime (and any
     HTTP validators derived from it) stay put. A second write to one path in
     the same build is a bug in the caller and is refused.
+
+    Paths are strings here, not pathlib objects: a cold build of a big site
+    writes 13,000 pages, and pathlib's parsing of each path it joins, names
+    and compares cost as much as the kernel's work of creating the files.
     """
 
     def __init__(self, root: Path, *, display_root: str) -> None:
         self.root = root
         self.display_root = display_root.rstrip("/")
         self.seen: set[str] = set()
-        self._real_root: Path | None = None
-        self._folders: dict[str, Path] = {}  # each folder's real path, found once per build
+        self._real_root: str | None = None
+        self._folders: dict[str, str] = {}  # each folder's real path, found once per build
 
     def ensure_root(self) -> None:
         """Create the output folder, or say plainly why it cannot be.
@@ -73,7 +85,7 @@ class OutputWriter:
     def where(self, relative: str) -> str:
         return f"{self.display_root}/{relative}"
 
-    def target(self, relative: str) -> Path:
+    def target(self, relative: str) -> str:
         """The absolute path for *relative*, refusing anything outside the root.
 
         Symbolic links are followed as the kernel would, a `..` too: what
@@ -86,20 +98,20 @@ class OutputWriter:
         root = self._root()
         folder, _, name = relative.rpartition("/")
         if relative.startswith("/"):  # an absolute path: where it points, nothing of ours
-            path = Path(relative).resolve()
+            path = os.path.realpath(relative)
         else:
             path = self._step(self._folder(folder) if folder else root, name)
-        if not path.is_relative_to(root) or path == root:
+        if path == root or not path.startswith(root.rstrip("/") + "/"):
             message = "refusing to write outside the output folder"
             raise OutputError(self.where(relative), message)
         return path
 
-    def _root(self) -> Path:
+    def _root(self) -> str:
         if self._real_root is None:
-            self._real_root = self.root.resolve()
+            self._real_root = os.path.realpath(self.root)
         return self._real_root
 
-    def _folder(self, folder: str) -> Path:
+    def _folder(self, folder: str) -> str:
         known = self._folders.get(folder)
         if known is None:
             head, _, name = folder.rpartition("/")
@@ -108,11 +120,11 @@ class OutputWriter:
         return known
 
     @staticmethod
-    def _step(parent: Path, name: str) -> Path:
+    def _step(parent: str, name: str) -> str:
         """*parent* / *name*, resolved where it is a link, a dot or empty."""
-        path = parent / name
+        path = os.path.join(parent, name)
         if name in ("", ".", "..") or os.path.islink(path):
-            return path.resolve()
+            return os.path.realpath(path)
         return path
 
     def write_if_changed(self, relative: str, data: bytes) -> bool:
@@ -129,13 +141,13 @@ class OutputWriter:
         if self._holds(relative, path, data):
             return False
         try:
-            atomic_write(path, data)
+            atomic_write(Path(path), data)
         except OSError as err:
             message = f"cannot write ({err.strerror or err})"
             raise OutputError(self.where(relative), message) from err
         return True
 
-    def stage_if_changed(self, relative: str, data: bytes, *, pid: int) -> Path | None:
+    def stage_if_changed(self, relative: str, data: bytes, *, pid: int) -> Staged | None:
         """Write *data* to a temp file beside *relative* unless the file holds exactly these bytes.
 
         For a batch of many files (the pages): nothing is synced or renamed
@@ -143,7 +155,7 @@ class OutputWriter:
         puts each file in place. The temp file is named for *pid*, the
         process that will commit it (this may be one of its forked workers).
 
-        :returns: the temp file, or None when the file is unchanged.
+        :returns: the temp file and its target, or None when the file is unchanged.
         :raises OutputError: on a path outside the root or an OS error.
         """
         path = self.target(relative)
@@ -152,7 +164,7 @@ class OutputWriter:
             return None
         try:
             if held is None:  # no such file: perhaps no folder either
-                path.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
             fd, temp_name = _create_temp(path, pid)
             with os.fdopen(fd, "wb") as temp:
                 temp.write(data)
@@ -160,12 +172,13 @@ class OutputWriter:
         except OSError as err:
             message = f"cannot write ({err.strerror or err})"
             raise OutputError(self.where(relative), message) from err
-        return temp_name
+        return Staged(temp_name, path)
 
-    def _holds(self, relative: str, path: Path, data: bytes) -> bool | None:
+    def _holds(self, relative: str, path: str, data: bytes) -> bool | None:
         """Whether the file at *path* holds exactly *data*; None when there is no such file."""
         try:
-            return path.read_bytes() == data
+            with open(path, "rb") as handle:
+                return handle.read() == data
         except FileNotFoundError:
             return None
         except OSError as err:
@@ -173,7 +186,7 @@ class OutputWriter:
 
     def remove(self, relative: str) -> bool:
         """Remove a file this site generated earlier, and its folder if now empty."""
-        path = self.target(relative)
+        path = Path(self.target(relative))
         try:
             path.unlink()
         except FileNotFoundError:
@@ -200,7 +213,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     :raises OSError: when the folder cannot be created or written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = _create_temp(path)
+    fd, temp_name = _create_temp(str(path))
     try:
         with os.fdopen(fd, "wb") as temp:
             _lock(temp.fileno())
@@ -223,7 +236,7 @@ def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
 
-def commit_staged(staged: Iterable[tuple[Path, Path]], root: Path) -> None:
+def commit_staged(staged: Iterable[Staged], root: Path) -> None:
     """Put staged temp files in place: their data made durable first, then each renamed.
 
     One sync of the file system for the whole batch instead of one fsync per
@@ -269,11 +282,12 @@ def _syncfs() -> Callable[[int], int] | None:
     return function
 
 
-def _create_temp(path: Path, pid: int | None = None) -> tuple[int, Path]:
+def _create_temp(path: str, pid: int | None = None) -> tuple[int, str]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     owner = os.getpid() if pid is None else pid
+    folder, name = os.path.split(path)
     while True:
-        temp_name = path.with_name(f".{path.name}.{owner}-{secrets.token_hex(4)}.tmp")
+        temp_name = os.path.join(folder, f".{name}.{owner}-{secrets.token_hex(4)}.tmp")
         try:
             return os.open(temp_name, flags, 0o600), temp_name
         except FileExistsError:

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from publisher import parallel
@@ -25,7 +24,7 @@ from publisher.errors import OutputError
 from publisher.feeds import render
 from publisher.feeds.plan import FeedPlan, signature
 from publisher.model import FEED_FILES, Article, Bodies, FeedItem
-from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
+from publisher.output import OutputWriter, Staged, commit_staged, left_as, sync_tree
 from publisher.store import OutputRow, Store
 
 # A cold build of a big site renders ~1,000 articles' entries: worth two cores.
@@ -195,7 +194,7 @@ class _FeedFiles:
         The files are staged, made durable with one sync and renamed: a
         killed build leaves each feed old or new, never half of one.
         """
-        staged: list[tuple[_Job, str, Path | None]] = []  # each file's sha256, not its bytes
+        staged: list[tuple[_Job, str, Staged | None]] = []  # each file's sha256, not its bytes
         try:
             for job in jobs:
                 articles = [shown[item.id] for item in job.plan.items]
@@ -207,14 +206,7 @@ class _FeedFiles:
                 )
                 temp = self.writer.stage_if_changed(job.relative, data, pid=os.getpid())
                 staged.append((job, hashlib.sha256(data).hexdigest(), temp))
-            commit_staged(
-                [
-                    (temp, temp.with_name(job.relative.rpartition("/")[2]))
-                    for job, _, temp in staged
-                    if temp
-                ],
-                self.site.output_dir,
-            )
+            commit_staged([temp for _, _, temp in staged if temp], self.site.output_dir)
             sync_tree(self.site.output_dir)  # the renames too, before the store says so
         except OSError as err:
             _discard(temp for _, _, temp in staged)
@@ -235,7 +227,7 @@ class _FeedFiles:
             self.done.changed_urls.append(job.plan.spec.url(FEED_FILES[job.fmt]))
         else:
             self.done.unchanged.append(where)
-        stat = self.writer.target(job.relative).stat()
+        stat = os.stat(self.writer.target(job.relative))
         self.outputs[job.relative] = OutputRow(
             digest, stat.st_size, stat.st_mtime_ns, job.signature
         )
@@ -254,9 +246,9 @@ class _FeedFiles:
         return left_as(self.site.output_dir / relative, row.size, row.mtime_ns)
 
 
-def _discard(temps: Iterable[Path | None]) -> None:
+def _discard(temps: Iterable[Staged | None]) -> None:
     """Remove the temp files of a batch that failed before they were put in place."""
     for temp in temps:
         if temp is not None:
             with contextlib.suppress(OSError):
-                temp.unlink()
+                os.unlink(temp.temp)

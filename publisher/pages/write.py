@@ -19,14 +19,13 @@ import glob
 import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from publisher import parallel
 from publisher.config import SiteConfig
 from publisher.errors import OutputError
 from publisher.model import Article, Bodies, DigestIssue, PageWrites
-from publisher.output import OutputWriter, commit_staged, left_as, sync_tree
+from publisher.output import OutputWriter, Staged, commit_staged, left_as, sync_tree
 from publisher.pages.memo import SignedPlan
 from publisher.pages.plan import PageSpec
 from publisher.store import OutputRow, Store
@@ -61,7 +60,7 @@ class _Job(NamedTuple):
 
 class _Done(NamedTuple):
     relative: str
-    temp: Path | None  # None: the file already held these bytes
+    staged: Staged | None  # None: the file already held these bytes
     row: OutputRow
     body: Any  # what Bodies.render made of the job's body, if it had one to render
 
@@ -192,12 +191,7 @@ class _SitePages:
         try:
             done = list(results)
             # Each temp file is beside its target, which the worker checked.
-            staged = [
-                (d.temp, d.temp.with_name(d.relative.rpartition("/")[2]))
-                for d in done
-                if d.temp is not None
-            ]
-            commit_staged(staged, self.site.site_dir)
+            commit_staged([d.staged for d in done if d.staged], self.site.site_dir)
         except OSError as err:
             self._discard(jobs)
             message = f"cannot write ({err.strerror or err})"
@@ -212,7 +206,7 @@ class _SitePages:
         self.rendered += len(done)
         for item in done:
             self.outputs[item.relative] = item.row
-            if item.temp is None:
+            if item.staged is None:
                 self.unchanged += 1
             else:
                 self.written.append(item.relative)
@@ -257,8 +251,8 @@ def _render_job(shared: _Shared, job: _Job) -> _Done:
     data = shared.renderer.render(
         job.page, shared.articles, html=html, digest=job.digest, issues=shared.issues
     )
-    temp = shared.writer.stage_if_changed(job.page.path, data, pid=shared.pid)
-    stat = (temp or shared.writer.target(job.page.path)).stat()
+    staged = shared.writer.stage_if_changed(job.page.path, data, pid=shared.pid)
+    stat = os.stat(staged.temp if staged else shared.writer.target(job.page.path))
     digest = hashlib.sha256(data).hexdigest()
     row = OutputRow(digest, stat.st_size, stat.st_mtime_ns, job.signature)
-    return _Done(job.page.path, temp, row, body)
+    return _Done(job.page.path, staged, row, body)
