@@ -2,7 +2,8 @@
 
 `build` first asks whether anything can have changed: the same files with the
 same sizes and mtimes, the same settings, no scheduled article come due and
-every output file as it was left. Then it answers from the store without
+every output file as it was left (a file modified just before the last scan
+is read again and its bytes compared). Then it answers from the store without
 parsing, rendering or importing the feed libraries. Otherwise it indexes
 what changed, and renders only the feeds whose items changed, with Markdown
 rendered only for articles that appear in some feed (and cached).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +25,14 @@ from publisher import templating, version
 from publisher.config import SiteConfig
 from publisher.content import files
 from publisher.content.files import FoundFile
-from publisher.content.scan import IndexResult, content_files, is_racy, problem_from_row
+from publisher.content.scan import (
+    IndexResult,
+    Scan,
+    content_files,
+    content_where,
+    is_racy,
+    problem_from_row,
+)
 from publisher.errors import ConfigError, ContentError, OutputError
 from publisher.feeds import plan
 from publisher.feeds.plan import FeedPlan
@@ -89,7 +98,7 @@ def build(site: SiteConfig, *, now: datetime) -> BuildReport:
     # With no state yet every file is read: their stats would be thrown away.
     scan = content_files(site, with_stat=site.state_url is not None or site.state_db.exists())
     with open_store(site.state) as store:
-        unchanged = _unchanged_report(site, store, scan.files, now=now)
+        unchanged = _unchanged_report(site, store, scan, now=now)
         if unchanged is not None:
             return unchanged
         rows = store.files()
@@ -291,19 +300,21 @@ def _pages_state(
 def _unchanged_report(
     site: SiteConfig,
     store: Store,
-    found: Sequence[FoundFile],
+    scan: Scan,
     *,
     now: datetime,
 ) -> BuildReport | None:
     """The last build's report if nothing can have changed since, else None.
 
-    Reads only the store and the file system's stat data: nothing is parsed,
-    rendered or written.
+    Reads only the store and the file system's stat data, and the few files
+    modified just before the last scan: nothing is parsed, rendered or
+    written but the time of this scan, when those files were read again.
     """
     counts_json = store.get_setting(settings.COUNTS)
     if counts_json is None or not _settings_unchanged(site, store, now=now):
         return None
-    if not _files_unchanged(found, store.file_stats(), store.get_setting(INDEXED_AT)):
+    racy = _racy_files(scan.files, store.file_stats(), store.get_setting(INDEXED_AT))
+    if racy is None or not _same_bytes(site, store, racy):
         return None
     outputs = store.output_stats()
     if not outputs or not _outputs_intact(site.output_dir, outputs):
@@ -313,6 +324,9 @@ def _unchanged_report(
         site.site_dir, page_outputs
     ):
         return None
+    if racy:  # read again after this scan started: the next build need not read them
+        with store.transaction():
+            store.set_setting(INDEXED_AT, str(scan.started_ns))
     pages = PageWrites(unchanged=len(page_outputs)) if site.pages.enabled else None
     root = site.display(site.output_dir)
     index = IndexResult()
@@ -331,15 +345,41 @@ def _settings_unchanged(site: SiteConfig, store: Store, *, now: datetime) -> boo
     return not next_due or datetime.fromisoformat(next_due) > now
 
 
-def _files_unchanged(
+def _racy_files(
     found: Sequence[FoundFile], stats: set[tuple[str, int, int]], indexed_at: str | None
-) -> bool:
-    """The same files with the same stats (*stats*: the manifest's), none modified near the
-    last scan."""
+) -> list[FoundFile] | None:
+    """The files modified near the last scan, when the files and their stats are the same
+    (*stats*: the manifest's); else None.
+
+    Such a file may have changed since without its stat showing it (see
+    content.scan.RACY_WINDOW_NS): an edit saved just before a build leaves
+    its file so for the next build, which must look at its bytes.
+    """
     if len(stats) != len(found) or stats != {(f.relative, f.size, f.mtime_ns) for f in found}:
-        return False
-    # One modified near the last scan may have changed since without its stat showing it.
-    return not is_racy(max((f.mtime_ns for f in found), default=0), indexed_at)
+        return None
+    if indexed_at is None:
+        return None
+    return [f for f in found if is_racy(f.mtime_ns, indexed_at)]
+
+
+def _same_bytes(site: SiteConfig, store: Store, racy: Sequence[FoundFile]) -> bool:
+    """Whether each of *racy* holds, at the stat the scan saw, the bytes the manifest
+    hashed."""
+    if not racy:
+        return True
+    rows = store.files_for(f.relative for f in racy)
+    for item in racy:
+        row = rows.get(item.relative)
+        try:
+            path = os.path.join(item.root, item.relative)
+            data, size, mtime_ns = files.read_article(path, content_where(site, item.relative))
+        except ContentError:
+            return False  # the full build says why
+        if row is None or (size, mtime_ns) != (item.size, item.mtime_ns):
+            return False
+        if hashlib.sha256(data).hexdigest() != row.file_hash:
+            return False
+    return True
 
 
 def _outputs_intact(folder: Path, stats: Iterable[tuple[str, int, int]]) -> bool:

@@ -85,6 +85,84 @@ def test_files_long_unchanged_take_the_quick_path(site, now):
     assert build(site, now=now).parsed == 0
 
 
+def _no_indexing(monkeypatch) -> list[int]:
+    """Record each call of the index stage, which the quick path never reaches."""
+    from publisher.content import indexing
+
+    calls: list[int] = []
+    real = indexing.index_content
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(indexing, "index_content", counted)
+    return calls
+
+
+def test_the_build_after_an_edit_build_takes_the_quick_path(site, now, monkeypatch):
+    """An edit saved just before a build leaves its file "racy" for the next build: that
+    one reads the file again and, finding the bytes it indexed, answers from the store."""
+    build(site, now=now)
+    path = site.content_dir / "2021-03-04-observers.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("orderly", "ordered"), "utf-8")
+    edited = build(site, now=now)
+    assert edited.parsed == 1
+    assert edited.written
+    calls = _no_indexing(monkeypatch)
+    before = _mtimes(site.output_dir)
+    again = build(site, now=now)
+    assert calls == []
+    assert (again.written, again.parsed) == ((), 0)
+    assert sorted(again.unchanged) == sorted(edited.written + edited.unchanged)
+    assert _mtimes(site.output_dir) == before
+    assert build(site, now=now).written == ()
+    assert calls == []
+
+
+def test_a_racy_file_changed_in_the_same_tick_is_read_after_a_quick_build(site, now):
+    """The quick path that read a racy file again must not make a later same-size,
+    same-mtime edit of it invisible."""
+    path = site.content_dir / "2021-03-04-observers.md"
+    path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")  # modified just now
+    build(site, now=now)
+    build(site, now=now)  # the quick path, reading the racy file again
+    before = path.stat()
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("orderly vote", "ordered vote"), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same tick, the same size
+    assert path.stat().st_size == before.st_size
+    report = build(site, now=now)
+    link = "https://gazette.example/news/2021/03/observers/"
+    assert json_items(site)[link]["title"] == "Observers find an ordered vote"
+    assert report.parsed == 1
+
+
+def test_a_racy_file_that_cannot_be_read_again_ends_the_quick_path(site, now, monkeypatch):
+    """The full build then reads it, and says what is wrong with it (here: nothing)."""
+    from publisher.content import files
+    from publisher.errors import ContentError, FieldProblem
+
+    path = site.content_dir / "2021-03-04-observers.md"
+    path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")  # modified just now
+    build(site, now=now)
+    real = files.read_article
+    failures: list[str] = []
+
+    def fails_once(file, where, **kwargs):
+        if not failures:
+            failures.append(where)
+            raise ContentError(where, [FieldProblem("file", "cannot be read (I/O error)")])
+        return real(file, where, **kwargs)
+
+    monkeypatch.setattr(files, "read_article", fails_once)
+    calls = _no_indexing(monkeypatch)
+    report = build(site, now=now)
+    assert failures == ["content/2021-03-04-observers.md"]
+    assert calls == [1]
+    assert (report.written, report.problems) == ((), ())
+
+
 def test_future_article_appears_on_the_first_build_after_its_date(site, now):
     build(site, now=now)
     link = "https://gazette.example/news/2031/01/year-ahead/"
