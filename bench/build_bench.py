@@ -27,7 +27,10 @@ Atom and RSS, site-wide and per tag, 50 items, no pages)
   one-edit, cache on   the same kind of edit, to the Pelican copy
 
 Each case is run --runs times and the median is shown (Pelican's cold build
-for N > 2,000 only --pelican-cold-runs times, default 1, because it is slow).
+for N > 2,000 only --pelican-cold-runs times, default 1, because it is slow),
+with the load average when the case started and the largest share of the
+machine's CPU time that its hypervisor took for other guests during a run
+("steal %": wall times are only comparable where it is low).
 The publisher's output is checked too: the edited title must be in the site
 feed after a one-edit build, and a no-change build must write no file. With
 Pelican, a second table gives how many times faster than Pelican publisher
@@ -92,6 +95,7 @@ class Run:
     cpu: float  # user + system seconds of the child
     stdout: str
     stderr: str
+    steal: float = 0.0  # % of the machine's CPU time its hypervisor gave others meanwhile
 
 
 @dataclass
@@ -114,6 +118,10 @@ class Row:
     @property
     def peak_mb(self) -> float:
         return max(r.peak_mb for r in self.runs)
+
+    @property
+    def steal(self) -> float:
+        return max(r.steal for r in self.runs)
 
 
 QUIET = {"load": 1.0, "wait": 0.0}  # set from --quiet-load and --wait-quiet
@@ -148,8 +156,36 @@ def settle() -> float:
     return os.getloadavg()[0]
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's stolen and total CPU ticks so far (/proc/stat; (0, 0) where none).
+
+    On a virtual machine the hypervisor may run other guests on its cores:
+    that time ("steal") counts in a run's wall time but in nobody's CPU time,
+    and load averages do not show it. Up to half of it was stolen in some
+    runs here, so each run reports its share.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return 0, 0
+    # user nice system idle iowait irq softirq steal (guest time is counted in user)
+    ticks = [int(value) for value in fields[1:9]]
+    return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+
+
 def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Run:
-    """Run *cmd* as a child process; its wall time and peak resident memory."""
+    """Run *cmd* as a child process; its wall time and peak resident memory, and the
+    share of the machine's CPU time stolen meanwhile."""
+    stolen, total = cpu_ticks()
+    run = _measure(cmd, cwd=cwd, env=env)
+    stolen_after, total_after = cpu_ticks()
+    if total_after > total:
+        run.steal = 100 * (stolen_after - stolen) / (total_after - total)
+    return run
+
+
+def _measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None) -> Run:
     if os.access(TIME_BIN, os.X_OK):
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
             started = time.perf_counter()
@@ -430,13 +466,14 @@ def bench_pelican(
 def table(rows: list[Row]) -> str:
     lines = [
         "| N | tool | case | runs | wall s (median) | CPU s (median) | peak MB (max) | load "
-        "| note |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---|",
+        "| steal % (max) | note |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row.n:,} | {row.tool} | {row.case} | {len(row.runs)} | {row.wall:.3f} "
-            f"| {row.cpu:.2f} | {row.peak_mb:.0f} | {row.load:.1f} | {row.note} |"
+            f"| {row.cpu:.2f} | {row.peak_mb:.0f} | {row.load:.1f} | {row.steal:.0f} "
+            f"| {row.note} |"
         )
     return "\n".join(lines)
 
@@ -569,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                         "walls": [x.wall for x in r.runs],
                         "peaks_mb": [x.peak_mb for x in r.runs],
                         "cpus": [x.cpu for x in r.runs],
+                        "steals": [x.steal for x in r.runs],
                         "load": r.load,
                         "note": r.note,
                     }
