@@ -236,12 +236,13 @@ def test_pages_turned_off_are_removed_and_nothing_else(site_dir, now):
 
 
 # A no-change build in a fresh interpreter: which template, feed, parsing and worker
-# libraries it imported.
+# libraries it imported, and which of the writers.
 IMPORTED = """
 import sys
 from publisher.cli import cli
 cli(["--config", sys.argv[1], "build"], standalone_mode=False)
-heavy = ("jinja2", "feedgen", "mjml", "lxml", "yaml", "cmarkgfm", "nh3", "multiprocessing")
+heavy = ("jinja2", "feedgen", "mjml", "lxml", "yaml", "cmarkgfm", "nh3", "multiprocessing",
+    "publisher.feeds.write", "publisher.pages.write", "publisher.pages.memo")
 print(sorted(name for name in heavy if name in sys.modules))
 """
 
@@ -252,6 +253,7 @@ def test_a_build_with_nothing_new_imports_no_template_or_parsing_machinery(tmp_p
     first = subprocess.run(command, capture_output=True, text=True, env=ENV, check=True)
     assert "jinja2" in first.stdout  # the first build rendered its pages
     assert "yaml" in first.stdout  # and parsed its articles
+    assert "publisher.pages.write" in first.stdout
     again = subprocess.run(command, capture_output=True, text=True, env=ENV, check=True)
     assert again.stdout.splitlines()[-1] == "[]", again.stdout
     assert "0 pages written" in again.stdout
