@@ -8,6 +8,7 @@ site's time zone: nothing here reads the clock.
 
 from __future__ import annotations
 
+import html as html_text
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,6 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
-from xml.sax.saxutils import escape
 
 import jinja2
 
@@ -306,9 +306,15 @@ def _focusable_scrollers(html: str) -> str:
     return "".join([*pieces, html[previous:]])
 
 
+def _escape(text: str) -> str:
+    """&, < and > as entities: what xml.sax.saxutils.escape does, whose module imports
+    urllib.request (17 ms of every build that renders a page)."""
+    return html_text.escape(text, quote=False)
+
+
 def _summary_html(article: Article) -> str:
     """An article whose HTML could not be made shows its summary (escaped) instead."""
-    return f"<p>{escape(article.summary)}</p>" if article.summary else ""
+    return f"<p>{_escape(article.summary)}</p>" if article.summary else ""
 
 
 def _open_graph(site: SiteConfig, article: Article) -> list[tuple[str, str]]:
@@ -356,7 +362,7 @@ def sitemap(entries: Sequence[tuple[str, str, int | str]]) -> bytes:
         '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
     ]
     for url, _name, modified in entries:
-        lastmod = f"<lastmod>{escape(str(modified))}</lastmod>" if modified else ""
-        lines.append(f"  <url><loc>{escape(url)}</loc>{lastmod}</url>")
+        lastmod = f"<lastmod>{_escape(str(modified))}</lastmod>" if modified else ""
+        lines.append(f"  <url><loc>{_escape(url)}</loc>{lastmod}</url>")
     lines.append("</urlset>")
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -259,6 +259,20 @@ def test_a_build_with_nothing_new_imports_no_template_or_parsing_machinery(tmp_p
     assert "0 pages written" in again.stdout
 
 
+def test_the_page_and_feed_writers_do_not_import_urllib_request():
+    """17 ms of every build that renders a page, for nothing a build sends (in a fresh
+    interpreter: the test run itself has imported it long since)."""
+    code = (
+        "import sys\n"
+        "import publisher.pages.render, publisher.pages.write, publisher.feeds.write\n"
+        "print('urllib.request' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True
+    )
+    assert done.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("batch", [None, 2], ids=["one-batch", "batches-on-workers"])
 def test_a_killed_build_leaves_no_half_page(site, now, monkeypatch, batch):
     from publisher import output
